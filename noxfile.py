@@ -1,0 +1,37 @@
+"""Sessions: tests, lint, and the SDK version matrix (latest openai 1.x, 2.x, 3.x)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+OPENAI = {"1": "openai>=1.40,<2", "2": "openai>=2,<3", "3": "openai>=3,<4"}
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite with the latest SDKs."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy --strict."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", "src", "tests", "bench", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "bench", "examples", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("major", list(OPENAI))
+def openai(session: nox.Session, major: str) -> None:
+    """The OpenAI tests against the latest release of one openai major version."""
+    session.install("-e", ".[test]", OPENAI[major])
+    session.run("python", "-c", "import openai; print('openai', openai.__version__)")
+    session.run(
+        "python", "-m", "pytest", "tests/instrument", "tests/providers", "tests/test_cli.py", *session.posargs
+    )

@@ -1,0 +1,56 @@
+"""The usagetap logger, once-only messages and the guard that keeps failures out of the host."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, TypeVar
+
+from . import _stats
+
+__all__ = ["guarded", "log", "log_once"]
+
+log = logging.getLogger("usagetap")
+
+_seen: set[str] = set()
+_seen_lock = threading.Lock()
+
+T = TypeVar("T")
+
+
+def log_once(level: int, key: str, msg: str, *args: Any, exc_info: BaseException | None = None) -> bool:
+    """Log ``msg`` the first time ``key`` is seen in this process; return whether it was logged."""
+    with _seen_lock:
+        if key in _seen:
+            return False
+        _seen.add(key)
+    log.log(level, msg, *args, exc_info=exc_info)
+    return True
+
+
+def reset_once() -> None:
+    """Forget which once-only messages were logged (tests)."""
+    with _seen_lock:
+        _seen.clear()
+
+
+def guarded(where: str, fn: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    """Call ``fn``; on any exception log it once per place and type, count it, and return ``default``."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        internal_error(where, exc)
+        return default
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """Record an exception raised inside usagetap, without re-raising it."""
+    _stats.incr("internal_errors")
+    log_once(
+        logging.ERROR,
+        f"internal:{where}:{type(exc).__name__}",
+        "usagetap: internal error in %s; the call itself was not affected "
+        "(further errors like it are counted in usagetap.stats(), not logged)",
+        where,
+        exc_info=exc,
+    )

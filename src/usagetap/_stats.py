@@ -1,0 +1,25 @@
+"""Process-wide counters: captured, sent, retried, dead, dropped (by reason), internal errors."""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["incr", "reset", "snapshot"]
+
+_lock = threading.Lock()
+_counters: dict[str, int] = {}
+
+
+def incr(name: str, n: int = 1) -> None:
+    with _lock:
+        _counters[name] = _counters.get(name, 0) + n
+
+
+def snapshot() -> dict[str, int]:
+    with _lock:
+        return dict(_counters)
+
+
+def reset() -> None:
+    with _lock:
+        _counters.clear()

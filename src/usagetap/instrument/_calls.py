@@ -1,0 +1,172 @@
+"""One metered call: what was asked, what came back, and the record it becomes.
+
+The interceptors here wrap a client's ``request()`` method. They never change
+what reaches the caller: the SDK's result (the same object) or the SDK's own
+exception. Anything usagetap fails at is logged and counted by the guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from .. import _runtime, _stats
+from .._log import internal_error, log_once
+from ..context import Scope, current_scope
+from ..errors import InvalidRecord
+from ..providers.base import TokenUsage
+from ..record import Scalar, UsageRecord, derive_event_id, new_event_id
+
+if TYPE_CHECKING:
+    from ._binding import Binding
+
+__all__ = ["Call", "Capture", "emit", "intercept_async", "intercept_sync", "make_record"]
+
+# providers whose response ids are unique, so the event id can be derived from them
+_TRUSTED_IDS = frozenset({"openai", "azure", "anthropic", "bedrock", "vertex"})
+
+
+class Call:
+    """A request usagetap meters, planned before it is sent."""
+
+    __slots__ = (
+        "binding",
+        "hide_usage",
+        "operation",
+        "options",
+        "provider",
+        "request_model",
+        "scope",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        binding: Binding,
+        operation: str,
+        request_model: Optional[str],
+        stream: bool,
+        options: Any,
+    ) -> None:
+        self.binding = binding
+        self.provider = binding.provider
+        self.operation = operation
+        self.request_model = request_model
+        self.stream = stream
+        self.options = options
+        self.hide_usage = False
+        self.scope: Scope = current_scope()
+
+
+def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] = None) -> UsageRecord:
+    binding, scope = call.binding, call.scope
+    customer = scope.customer if scope.customer is not None else binding.customer
+    dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
+    if usage.response_id and call.provider in _TRUSTED_IDS:
+        event_id = derive_event_id(call.provider, call.operation, usage.response_id)
+    else:
+        event_id = new_event_id()
+    return UsageRecord(
+        event_id=event_id,
+        timestamp=datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc),
+        customer=customer,
+        provider=call.provider,
+        model=usage.model or call.request_model or "unknown",
+        request_model=call.request_model,
+        operation=call.operation,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        dimensions=dimensions,
+        status=status if usage.reported else "partial",
+        response_id=usage.response_id,
+    )
+
+
+_materialize_lock = threading.Lock()
+
+
+class Capture:
+    """A finished call on its way to becoming a record.
+
+    The caller's thread only stamps the time and queues this; extraction,
+    the record itself and its validation are built on the delivery worker
+    (or by whoever reads run totals first), once.
+    """
+
+    __slots__ = ("_record", "call", "extract", "source", "status", "ts")
+
+    def __init__(self, call: Call, extract: Callable[[Any], TokenUsage], source: Any, status: str) -> None:
+        self.call = call
+        self.extract = extract
+        self.source: Any = source
+        self.status = status
+        self.ts = time.time()
+        self._record: Union[UsageRecord, bool, None] = False
+
+    def materialize(self) -> Optional[UsageRecord]:
+        """The validated record (built on first use), or None if it could not be built."""
+        with _materialize_lock:
+            if self._record is False:
+                self._record = self._build()
+                self.source = None
+            return self._record if isinstance(self._record, UsageRecord) else None
+
+    def _build(self) -> Optional[UsageRecord]:
+        try:
+            return make_record(self.call, self.extract(self.source), self.status, self.ts).validate()
+        except InvalidRecord as exc:
+            _stats.incr("dropped.invalid")
+            log_once(logging.ERROR, f"invalid:{exc}", "usagetap: dropped an invalid usage record: %s", exc)
+        except Exception as exc:
+            internal_error("extract", exc)
+        return None
+
+
+def emit(call: Call, extract: Callable[[Any], TokenUsage], source: Any, status: str = "ok") -> None:
+    """Queue the usage of a finished call (``extract(source)``, computed later); never raises."""
+    try:
+        _runtime.submit(Capture(call, extract, source, status))
+    except Exception as exc:
+        internal_error("capture", exc)
+
+
+def _plan(binding: Binding, options: Any) -> Optional[Call]:
+    try:
+        return binding.adapter.plan(binding, options)
+    except Exception as exc:
+        internal_error("plan", exc)
+        return None
+
+
+def _settle(call: Call, result: Any) -> Any:
+    try:
+        return call.binding.adapter.on_result(call, result)
+    except Exception as exc:
+        internal_error("result", exc)
+        return result
+
+
+def intercept_sync(
+    binding: Binding, send: Callable[..., Any], cast_to: Any, options: Any, args: Any, kwargs: Any
+) -> Any:
+    call = _plan(binding, options)
+    if call is None:
+        return send(cast_to, options, *args, **kwargs)
+    result = send(cast_to, call.options, *args, **kwargs)
+    return _settle(call, result)
+
+
+async def intercept_async(
+    binding: Binding, send: Callable[..., Any], cast_to: Any, options: Any, args: Any, kwargs: Any
+) -> Any:
+    call = _plan(binding, options)
+    if call is None:
+        return await send(cast_to, options, *args, **kwargs)
+    result = await send(cast_to, call.options, *args, **kwargs)
+    return _settle(call, result)

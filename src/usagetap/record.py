@@ -1,0 +1,180 @@
+"""The usage record: one per billable provider response, and its validation.
+
+Token convention (OpenTelemetry GenAI): ``input_tokens`` counts *all* input
+tokens, cache reads and cache writes included; ``output_tokens`` counts all
+output tokens, reasoning included. ``cache_read_tokens``, ``cache_write_tokens``
+and ``reasoning_tokens`` are the parts, so they never exceed their total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Optional, Union
+
+from .errors import InvalidRecord
+
+__all__ = ["TOKEN_FIELDS", "Scalar", "UsageRecord", "derive_event_id", "new_event_id", "validate_dimensions"]
+
+Scalar = Union[str, int, float, bool]
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+_STATUSES = frozenset({"ok", "partial"})
+_NAMESPACE = uuid.UUID("6f1c8f2e-3b5a-5d0c-9a44-2e7d1b9c0a11").bytes
+
+
+def _uuid_text(raw: bytes, version: int) -> str:
+    data = bytearray(raw[:16])
+    data[6] = (data[6] & 0x0F) | (version << 4)
+    data[8] = (data[8] & 0x3F) | 0x80
+    h = data.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_event_id() -> str:
+    """A fresh random UUID (version 4), for responses the provider gave no id."""
+    return _uuid_text(os.urandom(16), 4)
+
+
+def derive_event_id(provider: str, operation: str, response_id: str) -> str:
+    """A stable UUID (version 5) from the provider's response id: one response always maps to one id.
+
+    Same value as ``uuid.uuid5(namespace, ...)``, computed without building ``UUID`` objects (hot path).
+    """
+    name = f"{provider}\x1f{operation}\x1f{response_id}".encode()
+    return _uuid_text(hashlib.sha1(_NAMESPACE + name).digest(), 5)
+
+
+def validate_dimensions(dimensions: Mapping[str, Any], *, where: str = "dimensions") -> dict[str, Scalar]:
+    """Return a copy of ``dimensions`` or raise ``TypeError`` naming the first bad key."""
+    out: dict[str, Scalar] = {}
+    for key, value in dimensions.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{where}: dimension names must be non-empty strings, got {key!r}")
+        if not isinstance(value, (str, int, float, bool)):
+            raise TypeError(
+                f"{where}: dimension {key!r} must be str, int, float or bool, got {type(value).__name__}"
+            )
+        out[key] = value
+    return out
+
+
+@dataclass
+class UsageRecord:
+    """One billable provider response (or one stream, when it ends).
+
+    ``cost`` is Decimal USD from the pricing table, or ``None`` when the model
+    is unknown (never 0 for an unknown model). ``status`` is ``"ok"``, or
+    ``"partial"`` when a stream ended before the provider reported usage.
+    """
+
+    event_id: str
+    timestamp: datetime
+    customer: Optional[str]
+    provider: str
+    model: str
+    request_model: Optional[str]
+    operation: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Optional[Decimal] = None
+    dimensions: dict[str, Scalar] = field(default_factory=dict)
+    status: str = "ok"
+    response_id: Optional[str] = None
+    run_id: Optional[str] = None
+    parent_run_id: Optional[str] = None
+    price_version: Optional[str] = None
+    billed_cost: Optional[Decimal] = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens that were neither read from nor written to a cache."""
+        return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
+
+    def validate(self) -> UsageRecord:
+        """Raise :class:`usagetap.InvalidRecord` unless every field is well-formed; return self."""
+        for name in TOKEN_FIELDS:
+            value = getattr(self, name)
+            if type(value) is not int:
+                raise InvalidRecord(f"{name} must be an int, got {type(value).__name__} {value!r}")
+            if value < 0:
+                raise InvalidRecord(f"{name} must be >= 0, got {value}")
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
+            raise InvalidRecord(
+                "cache_read_tokens + cache_write_tokens exceed input_tokens "
+                f"({self.cache_read_tokens} + {self.cache_write_tokens} > {self.input_tokens}); "
+                "input_tokens must include cached tokens"
+            )
+        if self.reasoning_tokens > self.output_tokens:
+            raise InvalidRecord(
+                f"reasoning_tokens ({self.reasoning_tokens}) exceed output_tokens ({self.output_tokens}); "
+                "output_tokens must include reasoning tokens"
+            )
+        if not isinstance(self.event_id, str) or not self.event_id:
+            raise InvalidRecord("event_id must be a non-empty string")
+        if not isinstance(self.timestamp, datetime) or self.timestamp.tzinfo is None:
+            raise InvalidRecord("timestamp must be a timezone-aware datetime")
+        if self.status not in _STATUSES:
+            raise InvalidRecord(f"status must be one of {sorted(_STATUSES)}, got {self.status!r}")
+        if self.customer is not None and not isinstance(self.customer, str):
+            raise InvalidRecord(f"customer must be a string or None, got {type(self.customer).__name__}")
+        try:
+            validate_dimensions(self.dimensions)
+        except TypeError as exc:
+            raise InvalidRecord(str(exc)) from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: timestamp as ISO 8601 UTC, decimals as strings."""
+        return {
+            "event_id": self.event_id,
+            "timestamp": self.timestamp.astimezone(timezone.utc).isoformat(),
+            "customer": self.customer,
+            "provider": self.provider,
+            "model": self.model,
+            "request_model": self.request_model,
+            "operation": self.operation,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost": None if self.cost is None else str(self.cost),
+            "dimensions": dict(self.dimensions),
+            "status": self.status,
+            "response_id": self.response_id,
+            "run_id": self.run_id,
+            "parent_run_id": self.parent_run_id,
+            "price_version": self.price_version,
+            "billed_cost": None if self.billed_cost is None else str(self.billed_cost),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UsageRecord:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["timestamp"] = datetime.fromisoformat(values["timestamp"])
+        for key in ("cost", "billed_cost"):
+            if values.get(key) is not None:
+                values[key] = Decimal(values[key])
+        values["dimensions"] = dict(values.get("dimensions") or {})
+        return cls(**values)

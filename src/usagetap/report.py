@@ -1,0 +1,152 @@
+"""Aggregate the local ledger: calls, tokens and cost grouped by customer, model, feature, day, ..."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Optional
+
+__all__ = ["GROUP_KEYS", "Row", "aggregate", "render_csv", "render_json", "totals"]
+
+# group key -> SQL expression over the ledger's usage table
+GROUP_KEYS: dict[str, str] = {
+    "customer": "customer",
+    "model": "model",
+    "provider": "provider",
+    "operation": "operation",
+    "feature": "json_extract(dimensions, '$.feature')",
+    "day": "substr(timestamp, 1, 10)",
+    "run": "run_id",
+    "status": "status",
+}
+
+_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+@dataclass
+class Row:
+    """One group of the report. ``cost`` sums the priced calls; ``unpriced`` counts calls with no price."""
+
+    keys: dict[str, Optional[str]]
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal = field(default_factory=Decimal)
+    unpriced: int = 0
+
+    def as_dict(self, columns: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {key: self.keys.get(key) for key in columns}
+        out.update(
+            calls=self.calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            cost=None if self.unpriced == self.calls else float(self.cost),
+            unpriced_calls=self.unpriced,
+        )
+        return out
+
+
+def aggregate(
+    conn: sqlite3.Connection,
+    by: Sequence[str] = ("customer", "model"),
+    *,
+    since: Optional[date] = None,
+    until: Optional[date] = None,
+) -> list[Row]:
+    """Group the ledger by ``by`` (keys of :data:`GROUP_KEYS`), optionally within UTC days since..until."""
+    unknown = [key for key in by if key not in GROUP_KEYS]
+    if unknown:
+        raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}")
+    where, params = _window(since, until)
+    exprs = [GROUP_KEYS[key] for key in by]
+    sql = f"SELECT {', '.join([*exprs, *_SUMS, 'cost'])} FROM usage {where}"
+    groups: dict[tuple[Any, ...], Row] = {}
+    width = len(exprs)
+    for values in conn.execute(sql, params):
+        key = tuple(values[:width])
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = Row(keys={k: (None if v is None else str(v)) for k, v in zip(by, key)})
+        row.calls += 1
+        for name, value in zip(_SUMS, values[width : width + len(_SUMS)]):
+            setattr(row, name, getattr(row, name) + value)
+        cost = values[-1]
+        if cost is None:
+            row.unpriced += 1
+        else:
+            row.cost += Decimal(cost)
+    return sorted(groups.values(), key=lambda r: tuple("" if r.keys[k] is None else r.keys[k] for k in by))
+
+
+def totals(rows: Sequence[Row]) -> Row:
+    total = Row(keys={})
+    for row in rows:
+        total.calls += row.calls
+        for name in _SUMS:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+        total.cost += row.cost
+        total.unpriced += row.unpriced
+    return total
+
+
+def _window(since: Optional[date], until: Optional[date]) -> tuple[str, tuple[str, ...]]:
+    clauses: list[str] = []
+    params: list[str] = []
+    if since is not None:
+        clauses.append("substr(timestamp, 1, 10) >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append("substr(timestamp, 1, 10) <= ?")
+        params.append(until.isoformat())
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def render_json(rows: Sequence[Row], by: Sequence[str]) -> str:
+    columns = _columns(by)
+    return json.dumps([row.as_dict(columns) for row in rows], indent=2)
+
+
+def render_csv(rows: Sequence[Row], by: Sequence[str]) -> str:
+    columns = _columns(by)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = [*columns, "calls", *_SUMS, "cost_usd", "unpriced_calls"]
+    writer.writerow(header)
+    for row in rows:
+        data = row.as_dict(columns)
+        writer.writerow(
+            [
+                *("" if data[c] is None else data[c] for c in columns),
+                row.calls,
+                *(getattr(row, n) for n in _SUMS),
+                "" if data["cost"] is None else format(row.cost, "f"),
+                row.unpriced,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _columns(by: Sequence[str]) -> list[str]:
+    """Grouped keys first; ``customer`` and ``model`` are always present (null when not grouped)."""
+    columns = list(by)
+    for key in ("customer", "model"):
+        if key not in columns:
+            columns.append(key)
+    return columns
+
+
+def format_usd(cost: Decimal) -> str:
+    """Dollars with cents for large amounts and six decimals for fractions of a cent."""
+    return f"${cost:,.2f}" if abs(cost) >= 100 else f"${cost:,.6f}"

@@ -1,0 +1,77 @@
+"""The sink interface: translate records to one backend's wire format and report per-event outcomes.
+
+A sink does not queue, batch, time or retry; the delivery pipeline does. It
+receives priced records (at most ``max_batch`` at once) and says, for each
+event id, whether the backend took it (a duplicate counts as taken), whether
+it is worth trying again, or why it never will be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..record import UsageRecord
+
+try:
+    from typing import Protocol, runtime_checkable
+except ImportError:  # pragma: no cover
+    from typing_extensions import Protocol, runtime_checkable  # type: ignore[assignment]
+
+__all__ = ["Outcomes", "Sink"]
+
+
+@dataclass
+class Outcomes:
+    """What became of each event of one ``send()``.
+
+    ``delivered``: acknowledged by the backend (``duplicates`` of them were
+    already there). ``retry``: try again, not before ``retry_after`` seconds if
+    set. ``dead``: event id -> the backend's reason; never retried.
+    """
+
+    delivered: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    dead: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0
+    retry_after: Optional[float] = None
+
+    @classmethod
+    def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
+        return cls(delivered=[r.event_id for r in records], duplicates=duplicates)
+
+    @classmethod
+    def all_retry(cls, records: Iterable[UsageRecord], retry_after: Optional[float] = None) -> Outcomes:
+        return cls(retry=[r.event_id for r in records], retry_after=retry_after)
+
+    @classmethod
+    def all_dead(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
+        return cls(dead={r.event_id: reason for r in records})
+
+    def merge(self, other: Outcomes) -> Outcomes:
+        """Combine the outcomes of two sends (e.g. halves of a split batch)."""
+        after = [a for a in (self.retry_after, other.retry_after) if a is not None]
+        return Outcomes(
+            delivered=self.delivered + other.delivered,
+            retry=self.retry + other.retry,
+            dead={**self.dead, **other.dead},
+            duplicates=self.duplicates + other.duplicates,
+            retry_after=max(after) if after else None,
+        )
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where usage records go. Implementations: :mod:`usagetap.sinks`."""
+
+    name: str
+    max_batch: int
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Deliver ``records`` (already priced) and report every event id's outcome."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; called once, at shutdown."""
+        ...

@@ -1,0 +1,179 @@
+"""The embedded default sink: a local SQLite ledger that ``usagetap report`` reads.
+
+One row per event, keyed on ``event_id`` (a replayed event is a duplicate, not
+a second row). Costs are stored as decimal strings so sums stay exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import timezone
+from pathlib import Path
+from typing import Optional, Union
+
+from ..record import UsageRecord
+from .base import Outcomes
+
+__all__ = ["COLUMNS", "DEFAULT_PATH", "Ledger", "connect", "default_path", "iter_records"]
+
+DEFAULT_PATH = os.path.join(".usagetap", "ledger.db")
+
+COLUMNS = (
+    "event_id",
+    "timestamp",
+    "customer",
+    "provider",
+    "model",
+    "request_model",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost",
+    "dimensions",
+    "status",
+    "response_id",
+    "run_id",
+    "parent_run_id",
+    "price_version",
+    "billed_cost",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    event_id TEXT PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    customer TEXT,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request_model TEXT,
+    operation TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost TEXT,
+    dimensions TEXT NOT NULL,
+    status TEXT NOT NULL,
+    response_id TEXT,
+    run_id TEXT,
+    parent_run_id TEXT,
+    price_version TEXT,
+    billed_cost TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_customer_ts ON usage (customer, timestamp);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (timestamp);
+"""
+
+_INSERT = f"INSERT OR IGNORE INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def default_path() -> str:
+    """``$USAGETAP_DB``, or ``./.usagetap/ledger.db``."""
+    return os.environ.get("USAGETAP_DB") or DEFAULT_PATH
+
+
+def connect(path: Union[str, os.PathLike[str]], *, create: bool = True) -> sqlite3.Connection:
+    """Open the ledger at ``path`` (WAL mode), creating it and its schema when ``create``."""
+    target = Path(path)
+    if create:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    elif not target.exists():
+        raise FileNotFoundError(f"no ledger at {target}")
+    conn = sqlite3.connect(str(target), timeout=30.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    if create:
+        conn.executescript(_SCHEMA)
+    return conn
+
+
+def _row(r: UsageRecord) -> tuple[object, ...]:
+    return (
+        r.event_id,
+        r.timestamp.astimezone(timezone.utc).isoformat(),
+        r.customer,
+        r.provider,
+        r.model,
+        r.request_model,
+        r.operation,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        None if r.cost is None else str(r.cost),
+        json.dumps(r.dimensions, sort_keys=True, separators=(",", ":")),
+        r.status,
+        r.response_id,
+        r.run_id,
+        r.parent_run_id,
+        r.price_version,
+        None if r.billed_cost is None else str(r.billed_cost),
+    )
+
+
+def iter_records(
+    conn: sqlite3.Connection, where: str = "", params: Sequence[object] = ()
+) -> Iterator[UsageRecord]:
+    """Yield the ledger's records (optionally filtered by a SQL ``where`` clause) as :class:`UsageRecord`."""
+    sql = f"SELECT {', '.join(COLUMNS)} FROM usage {('WHERE ' + where) if where else ''} ORDER BY timestamp"
+    for row in conn.execute(sql, tuple(params)):
+        data = dict(zip(COLUMNS, row))
+        data["dimensions"] = json.loads(data["dimensions"])
+        yield UsageRecord.from_dict(data)
+
+
+class Ledger:
+    """Write records to a local SQLite ledger (the default when nothing is configured).
+
+    ``path`` defaults to ``$USAGETAP_DB`` or ``./.usagetap/ledger.db``.
+    """
+
+    name = "ledger"
+    max_batch = 1000
+
+    def __init__(self, path: Optional[Union[str, os.PathLike[str]]] = None) -> None:
+        self.path = str(path) if path is not None else default_path()
+        self._conn: Optional[sqlite3.Connection] = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path)
+        return self._conn
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        with self._lock:
+            conn = self._connection()
+            before = conn.total_changes
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(_INSERT, [_row(r) for r in records])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            inserted = conn.total_changes - before
+        return Outcomes.all_delivered(records, duplicates=len(records) - inserted)
+
+    def records(self) -> list[UsageRecord]:
+        """Every record in the ledger, oldest first."""
+        with self._lock:
+            return list(iter_records(self._connection()))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __repr__(self) -> str:
+        return f"Ledger(path={self.path!r})"

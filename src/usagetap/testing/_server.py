@@ -1,0 +1,287 @@
+"""A loopback HTTP server that speaks LLM provider wire formats, for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlsplit
+
+__all__ = ["Fault", "Issued", "ProviderServer", "Reply"]
+
+
+@dataclass
+class Issued:
+    """Usage the server reported for one response, in usagetap's convention (input includes cache)."""
+
+    response_id: str
+    path: str
+    model: str
+    stream: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    reported: bool = True
+
+
+@dataclass
+class Fault:
+    """An error to answer instead of a normal response."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """What a route answers: a JSON body, or SSE events ``(event name or None, data)``."""
+
+    status: int = 200
+    body: Any = None
+    events: Optional[list[tuple[Optional[str], Union[str, dict[str, Any]]]]] = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[["ProviderServer", dict[str, Any], dict[str, str]], Reply]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up mid-response (a stream broken off early) are normal here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class ProviderServer:
+    """A real HTTP server on 127.0.0.1 that answers like OpenAI (and other providers, per route).
+
+    Token counts are deterministic: input tokens from the words of the
+    prompt, output tokens from ``max_tokens`` (default 16). Every response's
+    usage is kept in :attr:`issued`, keyed by response id, so a test can
+    compare what was metered with what the server reported::
+
+        with ProviderServer() as server:
+            client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key="test"))
+            ...
+            assert sum(i.input_tokens for i in server.issued.values()) == ...
+
+    While running, the server is treated as ``impersonate`` (default
+    ``"openai"``) by ``usagetap.wrap()``, so records carry that provider and
+    are priced like it.
+    """
+
+    def __init__(self, *, port: int = 0, impersonate: Optional[str] = "openai", stream_delay: float = 0.0):
+        from . import _openai_wire
+
+        self.port = port
+        self.impersonate = impersonate
+        self.stream_delay = stream_delay
+        self.issued: dict[str, Issued] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.record_requests = True
+        self.report_usage = True
+        self.reject_stream_options = False
+        self.stream_error_after: Optional[int] = None
+        self._faults: list[Fault] = []
+        self._seen_prompts: set[str] = set()
+        self._lock = threading.Lock()
+        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self.routes: dict[str, Route] = dict(_openai_wire.ROUTES)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> ProviderServer:
+        handler = _make_handler(self)
+        self._httpd = _HTTPServer(("127.0.0.1", self.port), handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="usagetap-provider",
+            daemon=True,
+        )
+        self._thread.start()
+        if self.impersonate:
+            from ..instrument._hosts import impersonate
+
+            impersonate(f"127.0.0.1:{self.port}", self.impersonate)
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            if self.impersonate:
+                from ..instrument._hosts import stop_impersonating
+
+                stop_impersonating(f"127.0.0.1:{self.port}")
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> ProviderServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        """Base URL for ``OpenAI(base_url=...)``."""
+        return f"{self.url}/v1"
+
+    # -- behaviour -------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        count: int = 1,
+        body: Optional[dict[str, Any]] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> None:
+        """Answer the next ``count`` requests with ``status`` (an error body in the provider's shape)."""
+        fault = Fault(
+            status,
+            body or {"error": {"message": f"injected {status}", "type": "server_error"}},
+            headers or {},
+        )
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def issue(self, issued: Issued) -> None:
+        with self._lock:
+            self.issued[issued.response_id] = issued
+
+    def cached_prefix(self, prompt_key: str, input_tokens: int) -> int:
+        """Cache-read tokens for a prompt: none the first time, then its 64-token blocks."""
+        with self._lock:
+            seen = prompt_key in self._seen_prompts
+            self._seen_prompts.add(prompt_key)
+        return (input_tokens // 64) * 64 if seen else 0
+
+    def totals(self, response_ids: Optional[Iterable[str]] = None) -> dict[str, int]:
+        """Sum of issued usage (over ``response_ids`` when given)."""
+        with self._lock:
+            items = (
+                list(self.issued.values()) if response_ids is None else [self.issued[i] for i in response_ids]
+            )
+        keys = (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        )
+        return {k: sum(getattr(i, k) for i in items) for k in keys}
+
+    def _take_fault(self) -> Optional[Fault]:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+
+def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            path = urlsplit(self.path).path
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if not headers.get("authorization") and not headers.get("x-api-key"):
+                self._json(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
+                return
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+                return
+            if server.record_requests:
+                with server._lock:
+                    server.requests.append({"method": method, "path": path, "body": body, "headers": headers})
+            fault = server._take_fault()
+            if fault is not None:
+                self._json(fault.status, fault.body, fault.headers)
+                return
+            route = server.routes.get(f"{method} {path}")
+            if route is None:
+                self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+                return
+            reply = route(server, body, headers)
+            if reply.events is not None:
+                self._sse(reply)
+            else:
+                self._json(reply.status, reply.body, reply.headers)
+
+        def _json(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _sse(self, reply: Reply) -> None:
+            frames = [_frame(name, data) for name, data in reply.events or ()]
+            if server.stream_error_after is not None:
+                frames = frames[: server.stream_error_after]
+                frames.append(
+                    _frame(
+                        None, {"error": {"message": "injected mid-stream failure", "type": "server_error"}}
+                    )
+                )
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "text/event-stream")
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            if server.stream_delay <= 0:
+                payload = b"".join(frames)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for frame in frames:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                    self.wfile.flush()
+                    time.sleep(server.stream_delay)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+    return Handler
+
+
+def _frame(name: Optional[str], data: Union[str, dict[str, Any]]) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {text}\n\n".encode()

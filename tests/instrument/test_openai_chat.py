@@ -1,0 +1,378 @@
+"""Chat completions through the real ``openai`` SDK against the loopback provider."""
+
+from __future__ import annotations
+
+import copy
+import gc
+from typing import Any
+
+import openai
+import pytest
+
+import usagetap
+from usagetap import _stats
+from usagetap.sinks import Memory
+from usagetap.testing import ProviderServer
+
+MESSAGES = [{"role": "user", "content": "How many tokens does this prompt use?"}]
+
+
+@pytest.fixture
+def client(server: ProviderServer) -> openai.OpenAI:
+    return usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+
+
+@pytest.fixture
+def aclient(server: ProviderServer) -> openai.AsyncOpenAI:
+    return usagetap.wrap(openai.AsyncOpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+
+
+def delivered(sink: Memory) -> list[usagetap.UsageRecord]:
+    assert usagetap.flush(timeout=5.0).pending == 0
+    return list(sink.records)
+
+
+def assert_matches_issued(record: usagetap.UsageRecord, server: ProviderServer) -> None:
+    issued = server.issued[record.response_id]  # type: ignore[index]
+    assert record.input_tokens == issued.input_tokens
+    assert record.output_tokens == issued.output_tokens
+    assert record.cache_read_tokens == issued.cache_read_tokens
+    assert record.reasoning_tokens == issued.reasoning_tokens
+
+
+def test_wrap_returns_the_same_client_with_its_type_and_attributes(server: ProviderServer) -> None:
+    bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=3)
+    chat = bare.chat
+    wrapped = usagetap.wrap(bare)
+    assert wrapped is bare
+    assert type(wrapped) is openai.OpenAI
+    assert isinstance(wrapped, openai.OpenAI)
+    assert wrapped.max_retries == 3
+    assert wrapped.api_key == "sk-test"
+    assert str(wrapped.base_url).startswith(server.openai_url)
+    assert wrapped.chat is chat
+
+
+def test_non_streaming_call_yields_one_record_with_the_issued_tokens(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_1", feature="chat"):
+        response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, max_tokens=30)
+    assert type(response) is openai.types.chat.ChatCompletion
+    [record] = delivered(sink)
+    assert record.response_id == response.id
+    assert record.customer == "org_1"
+    assert record.dimensions["feature"] == "chat"
+    assert (record.provider, record.operation, record.model, record.request_model) == (
+        "openai",
+        "chat",
+        "gpt-4.1",
+        "gpt-4.1",
+    )
+    assert record.status == "ok"
+    assert record.output_tokens == 30
+    assert_matches_issued(record, server)
+    assert record.cost is not None and record.cost > 0
+
+
+def test_cached_and_reasoning_tokens_are_extracted(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    long_prompt = [{"role": "user", "content": "word " * 300}]
+    client.chat.completions.create(model="o4-mini", messages=long_prompt, max_tokens=40)
+    client.chat.completions.create(model="o4-mini", messages=long_prompt, max_tokens=40)
+    first, second = delivered(sink)
+    assert first.cache_read_tokens == 0
+    assert second.cache_read_tokens == 256
+    assert second.reasoning_tokens == 10
+    for record in (first, second):
+        assert_matches_issued(record, server)
+
+
+def test_nested_customers_attribute_each_call_to_the_innermost(client: openai.OpenAI, sink: Memory) -> None:
+    with usagetap.customer("outer", feature="a"):
+        client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+        with usagetap.customer("inner"):
+            client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+        client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    records = delivered(sink)
+    assert [r.customer for r in records] == ["outer", "inner", "outer", None]
+    assert [r.dimensions.get("feature") for r in records] == ["a", "a", "a", None]
+
+
+def test_stream_without_include_usage_hides_the_usage_chunk_and_meters_it(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    options = {"include_usage": False}
+    kept = copy.deepcopy(options)
+    stream = client.chat.completions.create(
+        model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=12, stream_options=options
+    )
+    assert type(stream) is openai.Stream
+    chunks = list(stream)
+    assert all(chunk.choices for chunk in chunks), "caller saw a chunk with empty choices"
+    assert all(chunk.usage is None for chunk in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks).split() != []
+    assert options == kept, "the caller's stream_options dict was mutated"
+    assert server.requests[-1]["body"]["stream_options"] == {"include_usage": True}
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert record.output_tokens == 12
+    assert_matches_issued(record, server)
+
+
+def test_stream_where_the_caller_asked_for_usage_shows_the_usage_chunk(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4.1", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    [record] = delivered(sink)
+    assert record.input_tokens == chunks[-1].usage.prompt_tokens
+    assert_matches_issued(record, server)
+
+
+def test_stream_used_as_context_manager_yields_one_record(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    with client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True) as stream:
+        assert type(stream) is openai.Stream
+        n = sum(1 for _ in stream)
+    assert n == 16 + 2
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, server)
+
+
+def test_stream_broken_early_and_closed_yields_one_partial_record(
+    client: openai.OpenAI, sink: Memory
+) -> None:
+    with client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=50) as s:
+        for i, _ in enumerate(s):
+            if i == 3:
+                break
+    s.close()
+    records = delivered(sink)
+    assert len(records) == 1
+    assert records[0].status == "partial"
+    assert records[0].request_model == "gpt-4.1"
+    assert records[0].output_tokens == 0
+
+
+def test_stream_broken_early_without_close_is_metered_when_collected(
+    client: openai.OpenAI, sink: Memory
+) -> None:
+    stream = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=50)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    del stream
+    gc.collect()
+    [record] = delivered(sink)
+    assert record.status == "partial"
+
+
+def test_unconsumed_stream_is_metered_once_when_collected(client: openai.OpenAI, sink: Memory) -> None:
+    stream = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)
+    stream.close()
+    stream.close()
+    del stream
+    gc.collect()
+    [record] = delivered(sink)
+    assert record.status == "partial"
+    with client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True):
+        pass
+    gc.collect()
+    assert len(delivered(sink)) == 2
+
+
+def test_error_mid_stream_reaches_the_caller_and_yields_one_partial_record(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_error_after = 4
+    stream = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)
+    seen = 0
+    with pytest.raises(openai.APIError, match="injected mid-stream failure"):
+        for _ in stream:
+            seen += 1
+    assert seen == 4
+    [record] = delivered(sink)
+    assert record.status == "partial"
+
+
+def test_provider_error_reaches_the_caller_unchanged_and_yields_no_record(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.fail_next(500)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert info.value.status_code == 500
+    server.fail_next(500)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)
+    assert delivered(sink) == []
+
+
+def test_exactly_one_record_per_call(client: openai.OpenAI, server: ProviderServer, sink: Memory) -> None:
+    for i in range(10):
+        if i % 2:
+            for _ in client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True):
+                pass
+        else:
+            client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    records = delivered(sink)
+    assert len(records) == 10
+    assert sorted(r.response_id for r in records) == sorted(server.issued)  # type: ignore[type-var]
+    totals = server.totals()
+    assert sum(r.input_tokens for r in records) == totals["input_tokens"]
+    assert sum(r.output_tokens for r in records) == totals["output_tokens"]
+
+
+def test_with_options_and_copy_stay_wrapped_with_the_same_defaults(
+    server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(
+        openai.OpenAI(base_url=server.openai_url, api_key="sk-test"),
+        customer="bound",
+        dimensions={"app": "x"},
+    )
+    derived = client.with_options(timeout=5.0, max_retries=0)
+    copied = client.copy(max_retries=1)
+    assert isinstance(derived, openai.OpenAI) and derived is not client
+    derived.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    copied.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    with usagetap.customer("scoped"):
+        derived.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    records = delivered(sink)
+    assert [r.customer for r in records] == ["bound", "bound", "scoped"]
+    assert all(r.dimensions["app"] == "x" for r in records)
+
+
+def test_unwrapped_client_is_not_metered(server: ProviderServer, sink: Memory) -> None:
+    bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
+    bare.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert delivered(sink) == []
+
+
+def test_failure_inside_usagetap_never_breaks_the_call(
+    client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
+) -> None:
+    from usagetap.providers import openai as extract
+
+    def broken(_: Any) -> Any:
+        raise RuntimeError("extraction bug")
+
+    monkeypatch.setattr(extract, "chat_usage", broken)
+    response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert type(response) is openai.types.chat.ChatCompletion
+    response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert response.choices[0].message.content
+    assert delivered(sink) == []
+    assert _stats.snapshot()["internal_errors"] == 2
+    assert sum("internal error in extract" in r.getMessage() for r in caplog_usagetap.records) == 1
+
+
+def test_failure_while_handling_the_result_returns_the_sdk_result(
+    client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
+) -> None:
+    from usagetap.instrument import _calls
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("queue bug")
+
+    monkeypatch.setattr(_calls._runtime, "submit", broken)
+    response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert type(response) is openai.types.chat.ChatCompletion
+    chunks = list(client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True))
+    assert len(chunks) == 18
+    assert _stats.snapshot()["internal_errors"] == 2
+    assert sum("internal error in capture" in r.getMessage() for r in caplog_usagetap.records) == 1
+
+
+def test_other_endpoints_pass_through_untouched(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.models.list()
+    assert delivered(sink) == []
+
+
+def test_wrap_rejects_objects_that_are_not_sdk_clients() -> None:
+    with pytest.raises(TypeError, match="OpenAI and Anthropic"):
+        usagetap.wrap(object())
+
+
+# -- async --------------------------------------------------------------------
+
+
+async def test_async_non_streaming_call(
+    aclient: openai.AsyncOpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    assert type(aclient) is openai.AsyncOpenAI
+    with usagetap.customer("async_org"):
+        response = await aclient.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    [record] = delivered(sink)
+    assert record.customer == "async_org"
+    assert record.response_id == response.id
+    assert_matches_issued(record, server)
+
+
+async def test_async_stream_hides_usage_chunk_and_meters_once(
+    aclient: openai.AsyncOpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("async_org"):
+        stream = await aclient.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)
+    assert type(stream) is openai.AsyncStream
+    chunks = [chunk async for chunk in stream]
+    assert all(chunk.choices for chunk in chunks)
+    [record] = delivered(sink)
+    assert record.customer == "async_org"
+    assert record.status == "ok"
+    assert_matches_issued(record, server)
+
+
+async def test_async_stream_as_context_manager_broken_early_is_partial(
+    aclient: openai.AsyncOpenAI, sink: Memory
+) -> None:
+    stream = await aclient.chat.completions.create(
+        model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=40
+    )
+    async with stream:
+        async for i, _ in _aenumerate(stream):
+            if i == 2:
+                break
+    [record] = delivered(sink)
+    assert record.status == "partial"
+
+
+async def test_async_provider_error_is_the_sdks_own(
+    aclient: openai.AsyncOpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.fail_next(500)
+    with pytest.raises(openai.InternalServerError):
+        await aclient.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert delivered(sink) == []
+
+
+async def _aenumerate(items: Any) -> Any:
+    i = 0
+    async for item in items:
+        yield i, item
+        i += 1
+
+
+def test_invalid_usage_from_a_provider_never_reaches_the_sink(
+    client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
+) -> None:
+    from usagetap.providers import openai as extract
+    from usagetap.providers.base import TokenUsage
+
+    monkeypatch.setattr(extract, "chat_usage", lambda _: TokenUsage(model="gpt-4.1", input_tokens=-5))
+    response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert response.choices
+    assert delivered(sink) == []
+    assert _stats.snapshot()["dropped.invalid"] == 1
+    assert any("input_tokens must be >= 0" in r.getMessage() for r in caplog_usagetap.records)

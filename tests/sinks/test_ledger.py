@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_record
+from usagetap.sinks import Ledger
+from usagetap.sinks.ledger import connect, default_path
+
+
+def test_ledger_round_trips_records_exactly(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    a = make_record(
+        cost=Decimal("0.0001234567"),
+        dimensions={"feature": "chat", "beta": True, "n": 3},
+        cache_read_tokens=64,
+        price_version="genai-prices 0.2.3",
+    )
+    b = make_record(customer=None, status="partial", input_tokens=0, output_tokens=0)
+    assert ledger.send([a, b]).delivered == [a.event_id, b.event_id]
+    assert ledger.records() == [a, b]
+    ledger.close()
+
+
+def test_ledger_dedupes_on_event_id(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    a = make_record()
+    ledger.send([a])
+    outcomes = ledger.send([a, make_record()])
+    assert outcomes.duplicates == 1
+    assert len(outcomes.delivered) == 2
+    assert len(ledger.records()) == 2
+
+
+def test_ledger_path_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USAGETAP_DB", str(tmp_path / "env.db"))
+    assert Ledger().path == str(tmp_path / "env.db")
+    monkeypatch.delenv("USAGETAP_DB")
+    assert default_path() == ".usagetap/ledger.db"
+
+
+def test_ledger_uses_wal_and_creates_parent_dirs(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "ledger.db"
+    Ledger(path).send([make_record()])
+    conn = connect(path, create=False)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_connect_without_create_refuses_a_missing_ledger(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        connect(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_bad_write_rolls_back_the_whole_batch(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    bad = make_record()
+    bad.timestamp = None  # type: ignore[assignment]
+    with pytest.raises(AttributeError):
+        ledger.send([make_record(), bad])
+    assert ledger.records() == []
+    assert isinstance(ledger._connection(), sqlite3.Connection)

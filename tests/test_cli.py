@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_record
+from usagetap.cli import main
+from usagetap.sinks import Ledger
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.db"
+    day1 = datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
+    day2 = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
+    Ledger(path).send(
+        [
+            make_record(
+                customer="acme",
+                model="gpt-4.1",
+                timestamp=day1,
+                input_tokens=100,
+                output_tokens=10,
+                cache_read_tokens=64,
+                cost=Decimal("0.0005"),
+                dimensions={"feature": "chat"},
+            ),
+            make_record(
+                customer="acme",
+                model="gpt-4.1",
+                timestamp=day2,
+                input_tokens=50,
+                output_tokens=5,
+                cost=Decimal("0.00025"),
+                dimensions={"feature": "search"},
+            ),
+            make_record(
+                customer="globex",
+                model="gpt-4.1-mini",
+                timestamp=day2,
+                input_tokens=7,
+                output_tokens=3,
+                cost=Decimal("0.000004"),
+            ),
+            make_record(
+                customer="globex",
+                model="secret-ft",
+                timestamp=day2,
+                input_tokens=9,
+                output_tokens=1,
+                cost=None,
+            ),
+        ]
+    )
+    return path
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> list:
+    assert main(["report", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_report_groups_by_customer_and_model(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--db", str(ledger))
+    assert [(r["customer"], r["model"], r["calls"]) for r in rows] == [
+        ("acme", "gpt-4.1", 2),
+        ("globex", "gpt-4.1-mini", 1),
+        ("globex", "secret-ft", 1),
+    ]
+    acme = rows[0]
+    assert (acme["input_tokens"], acme["output_tokens"], acme["cache_read_tokens"]) == (150, 15, 64)
+    assert acme["cost"] == pytest.approx(0.00075)
+    assert rows[2]["cost"] is None and rows[2]["unpriced_calls"] == 1
+
+
+def test_report_by_customer_only_and_by_feature(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--db", str(ledger), "--by", "customer")
+    assert [(r["customer"], r["model"], r["calls"], r["unpriced_calls"]) for r in rows] == [
+        ("acme", None, 2, 0),
+        ("globex", None, 2, 1),
+    ]
+    assert rows[1]["cost"] == pytest.approx(0.000004)
+    rows = run_json(capsys, "--db", str(ledger), "--by", "feature")
+    assert {r["feature"]: r["calls"] for r in rows} == {None: 2, "chat": 1, "search": 1}
+
+
+def test_report_date_window(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--db", str(ledger), "--by", "day", "--since", "2026-11-02")
+    assert [(r["day"], r["calls"]) for r in rows] == [("2026-11-02", 3)]
+    rows = run_json(capsys, "--db", str(ledger), "--by", "day", "--until", "2026-11-01")
+    assert [(r["day"], r["calls"]) for r in rows] == [("2026-11-01", 1)]
+
+
+def test_csv_report(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(ledger), "--format", "csv", "--by", "customer"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("customer,model,calls,input_tokens")
+    assert lines[1].split(",")[:3] == ["acme", "", "2"]
+    assert "0.00075" in lines[1]
+
+
+def test_table_report_has_rows_and_a_total(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(ledger)]) == 0
+    out = capsys.readouterr().out
+    assert "acme" in out and "globex" in out and "Total" in out
+    assert "$0.000754" in out
+    assert "unknown" in out
+    assert "1 call(s) have no price" in out
+
+
+def test_missing_ledger_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(tmp_path / "none.db")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("usagetap: error: no ledger at")
+
+
+def test_bad_group_key_is_one_clear_line(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(ledger), "--by", "planet"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "usagetap: error: cannot group by planet; choose from "
+        "customer, model, provider, operation, feature, day, run, status"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["report"], ["demo"]])
+def test_help_with_examples(command: list, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: usagetap" in out
+    if command:
+        assert "examples:" in out
+
+
+def test_demo_writes_a_ledger_with_several_priced_customers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("USAGETAP_DB")
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "calls metered through the real OpenAI SDK" in out
+    rows = run_json(capsys, "--by", "customer")
+    assert len(rows) >= 2
+    for row in rows:
+        assert row["input_tokens"] > 0
+        assert row["cost"] > 0
+    assert (tmp_path / ".usagetap" / "ledger.db").exists()

@@ -1,0 +1,34 @@
+"""The public surface is exactly the documented API."""
+
+import usagetap
+import usagetap.sinks
+
+DOCUMENTED = {
+    "ConfigurationError",
+    "FlushResult",
+    "InvalidRecord",
+    "UsageRecord",
+    "UsagetapError",
+    "__version__",
+    "configure",
+    "customer",
+    "flush",
+    "shutdown",
+    "sinks",
+    "wrap",
+}
+
+
+def test_all_is_exactly_the_documented_api() -> None:
+    assert set(usagetap.__all__) == DOCUMENTED
+    assert usagetap.__all__ == sorted(usagetap.__all__)
+
+
+def test_every_exported_name_exists() -> None:
+    for name in usagetap.__all__:
+        assert hasattr(usagetap, name), name
+
+
+def test_sinks_exports_resolve_lazily() -> None:
+    assert usagetap.sinks.Memory().records == []
+    assert {"Ledger", "Memory", "Sink", "Outcomes"} <= set(usagetap.sinks.__all__)

@@ -1,0 +1,76 @@
+"""Exit behaviour, in real child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from usagetap.sinks import Ledger
+
+
+def run(code: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
+def test_records_are_flushed_to_the_default_ledger_at_exit(tmp_path: Path) -> None:
+    result = run(
+        """
+        import openai, usagetap
+        from usagetap.testing import ProviderServer
+        with ProviderServer() as server:
+            client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"))
+            for customer in ("a", "b", "c"):
+                with usagetap.customer(customer):
+                    client.chat.completions.create(
+                        model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+                    )
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    records = Ledger(tmp_path / ".usagetap" / "ledger.db").records()
+    assert sorted(r.customer for r in records) == ["a", "b", "c"]  # type: ignore[type-var]
+
+
+def test_exit_never_hangs_on_a_sink_that_never_answers(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run(
+        """
+        import threading, usagetap
+        from usagetap.sinks import Outcomes
+        from usagetap.record import UsageRecord
+        from datetime import datetime, timezone
+
+        class BlackHole:
+            name, max_batch = "black-hole", 100
+            def send(self, records):
+                threading.Event().wait()
+            def close(self):
+                pass
+
+        usagetap.configure(sink=BlackHole(), flush_interval=0.01)
+        from usagetap._runtime import capture
+        capture(UsageRecord(event_id="e1", timestamp=datetime.now(timezone.utc), customer="a",
+                            provider="openai", model="gpt-4.1", request_model=None, operation="chat"))
+        print("done")
+        """,
+        tmp_path,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stdout
+    assert "1 usage records not delivered at shutdown" in result.stderr
+    assert elapsed < 15

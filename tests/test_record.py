@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from usagetap import InvalidRecord, UsageRecord
+from usagetap.record import derive_event_id, new_event_id
+
+
+def make(**overrides: object) -> UsageRecord:
+    values: dict = {
+        "event_id": "ev-1",
+        "timestamp": datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
+        "customer": "org_1",
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "request_model": "gpt-4.1",
+        "operation": "chat",
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_read_tokens": 40,
+        "cache_write_tokens": 10,
+        "reasoning_tokens": 5,
+    }
+    values.update(overrides)
+    return UsageRecord(**values)
+
+
+def test_well_formed_record_validates() -> None:
+    record = make()
+    assert record.validate() is record
+    assert record.total_tokens == 120
+    assert record.uncached_input_tokens == 50
+
+
+@pytest.mark.parametrize("field", ["input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"])
+def test_negative_token_count_is_rejected(field: str) -> None:
+    with pytest.raises(InvalidRecord, match=f"{field} must be >= 0"):
+        make(**{field: -1}).validate()
+
+
+@pytest.mark.parametrize("value", [1.5, "10", None, True])
+def test_non_integer_token_count_is_rejected(value: object) -> None:
+    with pytest.raises(InvalidRecord, match="output_tokens must be an int"):
+        make(output_tokens=value).validate()
+
+
+def test_cached_tokens_must_be_part_of_input() -> None:
+    with pytest.raises(InvalidRecord, match="input_tokens must include cached tokens"):
+        make(input_tokens=30, cache_read_tokens=40, cache_write_tokens=0).validate()
+
+
+def test_reasoning_tokens_must_be_part_of_output() -> None:
+    with pytest.raises(InvalidRecord, match="output_tokens must include reasoning"):
+        make(output_tokens=3, reasoning_tokens=5).validate()
+
+
+def test_naive_timestamp_and_bad_status_are_rejected() -> None:
+    with pytest.raises(InvalidRecord, match="timezone-aware"):
+        make(timestamp=datetime(2026, 1, 1)).validate()
+    with pytest.raises(InvalidRecord, match="status"):
+        make(status="done").validate()
+
+
+def test_dimension_values_must_be_scalars() -> None:
+    with pytest.raises(InvalidRecord, match="'tags'"):
+        make(dimensions={"tags": ["a"]}).validate()
+
+
+def test_dict_round_trip_keeps_every_field() -> None:
+    record = make(
+        cost=Decimal("0.0012345"), dimensions={"feature": "chat", "n": 2, "beta": True}, run_id="r1"
+    )
+    again = UsageRecord.from_dict(record.to_dict())
+    assert again == record
+    assert isinstance(again.cost, Decimal)
+
+
+def test_event_id_derivation_is_stable_and_distinct() -> None:
+    a = derive_event_id("openai", "chat", "chatcmpl-1")
+    assert a == derive_event_id("openai", "chat", "chatcmpl-1")
+    assert a != derive_event_id("openai", "chat", "chatcmpl-2")
+    assert a != derive_event_id("azure", "chat", "chatcmpl-1")
+    assert new_event_id() != new_event_id()
+
+
+def test_event_ids_are_valid_uuids_of_the_right_version() -> None:
+    import uuid
+
+    from usagetap.record import _NAMESPACE
+
+    derived = derive_event_id("openai", "chat", "chatcmpl-xyz")
+    assert derived == str(uuid.uuid5(uuid.UUID(bytes=_NAMESPACE), "openai\x1fchat\x1fchatcmpl-xyz"))
+    assert uuid.UUID(new_event_id()).version == 4
