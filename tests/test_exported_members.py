@@ -13,8 +13,11 @@ DOCUMENTED = {
     "configure",
     "customer",
     "flush",
+    "instrument",
+    "record",
     "shutdown",
     "sinks",
+    "uninstrument",
     "wrap",
 }
 

@@ -22,7 +22,7 @@ from ._version import __version__
 from .context import customer
 from .delivery import FlushResult
 from .errors import ConfigurationError, InvalidRecord, UsagetapError
-from .instrument import wrap
+from .instrument import instrument, record, uninstrument, wrap
 from .record import UsageRecord
 
 __all__ = [
@@ -35,7 +35,10 @@ __all__ = [
     "configure",
     "customer",
     "flush",
+    "instrument",
+    "record",
     "shutdown",
     "sinks",
+    "uninstrument",
     "wrap",
 ]

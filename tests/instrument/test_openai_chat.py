@@ -10,26 +10,12 @@ import openai
 import pytest
 
 import usagetap
+from tests.instrument.conftest import delivered
 from usagetap import _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
 MESSAGES = [{"role": "user", "content": "How many tokens does this prompt use?"}]
-
-
-@pytest.fixture
-def client(server: ProviderServer) -> openai.OpenAI:
-    return usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
-
-
-@pytest.fixture
-def aclient(server: ProviderServer) -> openai.AsyncOpenAI:
-    return usagetap.wrap(openai.AsyncOpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
-
-
-def delivered(sink: Memory) -> list[usagetap.UsageRecord]:
-    assert usagetap.flush(timeout=5.0).pending == 0
-    return list(sink.records)
 
 
 def assert_matches_issued(record: usagetap.UsageRecord, server: ProviderServer) -> None:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Optional
-
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    from typing_extensions import Protocol  # type: ignore[assignment]
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 if TYPE_CHECKING:
+    from ..providers.base import TokenUsage
     from ._binding import Binding
     from ._calls import Call
 
-__all__ = ["Adapter", "adapter_for", "family_of"]
+__all__ = ["Adapter", "adapter_for", "family_of", "is_async_client", "request_owner"]
 
 
 class Adapter(Protocol):
@@ -24,7 +21,9 @@ class Adapter(Protocol):
         """The record's ``provider`` for calls made through ``client``."""
         ...
 
-    def is_async(self, client: Any) -> bool: ...
+    def client_classes(self) -> tuple[type, ...]:
+        """The SDK's public client classes (instrument() patches the class that defines their request())."""
+        ...
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
         """A :class:`Call` for a request to meter (with the options to send), or None to pass it through."""
@@ -32,6 +31,10 @@ class Adapter(Protocol):
 
     def on_result(self, call: Call, result: Any) -> Any:
         """Meter ``result`` (emit now, or attach to a stream/raw response) and return it unchanged."""
+        ...
+
+    def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
+        """``(operation, extract)`` for a whole response object or its JSON (for ``usagetap.record()``)."""
         ...
 
 
@@ -50,13 +53,36 @@ def family_of(client: Any) -> Optional[str]:
     return None
 
 
+def request_owner(cls: type) -> type:
+    """The class in ``cls``'s MRO that defines ``request()`` (the SDK's base API client)."""
+    for klass in cls.__mro__:
+        if "request" in vars(klass):
+            return klass
+    raise TypeError(f"{cls.__qualname__} has no request() method")
+
+
+def is_async_client(client: Any) -> bool:
+    """Whether the client's ``request()`` is a coroutine function (looking through instrument()'s wrapper)."""
+    owner = request_owner(type(client))
+    return inspect.iscoroutinefunction(inspect.unwrap(vars(owner)["request"]))
+
+
+def load(family: str) -> Adapter:
+    """The adapter of an SDK family, imported on first use."""
+    adapter = _loaded.get(family)
+    if adapter is None:
+        adapter = _loaded[family] = importlib.import_module(_ADAPTERS[family]).ADAPTER
+    return adapter
+
+
+def families() -> tuple[str, ...]:
+    return tuple(_ADAPTERS)
+
+
 def adapter_for(client: Any) -> Adapter:
     family = family_of(client)
     if family is None:
         raise TypeError(
             f"usagetap.wrap() supports OpenAI and Anthropic SDK clients, not {type(client).__qualname__}"
         )
-    adapter = _loaded.get(family)
-    if adapter is None:
-        adapter = _loaded[family] = importlib.import_module(_ADAPTERS[family]).ADAPTER
-    return adapter
+    return load(family)

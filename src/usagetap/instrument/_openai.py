@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .._log import log_once
 from ..providers import openai as extract
+from ..providers.base import TokenUsage, field_of
 from ._binding import Binding
 from ._calls import Call, emit
 from ._hosts import provider_for_host
+from ._raw import attach_raw, is_raw_response
 from ._streams import StreamTap, attach_async, attach_sync
 
 __all__ = ["ADAPTER", "OpenAIAdapter"]
@@ -37,8 +38,10 @@ class OpenAIAdapter:
         url = client.base_url
         return provider_for_host(url.host, url.port, _KNOWN_HOSTS)
 
-    def is_async(self, client: Any) -> bool:
-        return inspect.iscoroutinefunction(type(client).request)
+    def client_classes(self) -> tuple[type, ...]:
+        import openai
+
+        return openai.OpenAI, openai.AsyncOpenAI
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
         operation = extract.operation_for(options.method, options.url)
@@ -67,6 +70,19 @@ class OpenAIAdapter:
         return call
 
     def on_result(self, call: Call, result: Any) -> Any:
+        if is_raw_response(result):
+            attach_raw(result, lambda parsed: self._meter(call, parsed))
+        else:
+            self._meter(call, result)
+        return result
+
+    def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
+        kind = field_of(response, "object")
+        if kind == "chat.completion":
+            return "chat", extract.chat_usage
+        return None
+
+    def _meter(self, call: Call, result: Any) -> None:
         if call.stream:
             if self._streams is None:
                 self._streams = _stream_types()
@@ -78,10 +94,9 @@ class OpenAIAdapter:
                     extract.is_usage_only_chunk if call.hide_usage else None,
                 )
                 (attach_async if isinstance(result, async_stream) else attach_sync)(result, tap)
-                return result
+                return
         if hasattr(result, "usage"):
             emit(call, extract.chat_usage, result)
-        return result
 
 
 def _with_body(options: Any, body: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
 from ..record import validate_dimensions
-from ._adapter import adapter_for
+from ._adapter import adapter_for, is_async_client
 from ._binding import Binding
 from ._calls import intercept_async, intercept_sync
 
@@ -71,18 +71,22 @@ def wrap(
 def _install(client: Any, binding: Binding) -> None:
     state = vars(client)
     state[_ATTR] = binding
-    hook = _async_request if binding.adapter.is_async(client) else _sync_request
+    hook = _async_request if is_async_client(client) else _sync_request
     state["request"] = types.MethodType(hook, client)
     state["copy"] = state["with_options"] = types.MethodType(_copy, client)
 
 
+# The SDK's own request(), bound to the client; if instrument() patched the class too,
+# its wrapper sees the instance is wrapped and passes the call straight through.
+
+
 def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-    send = types.MethodType(type(self).request, self)
+    send = type(self).request.__get__(self, type(self))
     return intercept_sync(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 
 async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-    send = types.MethodType(type(self).request, self)
+    send = type(self).request.__get__(self, type(self))
     return await intercept_async(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Protocol, runtime_checkable
 
 from ..record import UsageRecord
-
-try:
-    from typing import Protocol, runtime_checkable
-except ImportError:  # pragma: no cover
-    from typing_extensions import Protocol, runtime_checkable  # type: ignore[assignment]
 
 __all__ = ["Outcomes", "Sink"]
 
@@ -29,6 +24,9 @@ class Outcomes:
     ``delivered``: acknowledged by the backend (``duplicates`` of them were
     already there). ``retry``: try again, not before ``retry_after`` seconds if
     set. ``dead``: event id -> the backend's reason; never retried.
+    ``halt``: the sink cannot deliver anything until someone acts (a rejected
+    API key): every event of the batch stays pending, delivery to this sink
+    pauses, and the reason is logged loudly once.
     """
 
     delivered: list[str] = field(default_factory=list)
@@ -36,6 +34,7 @@ class Outcomes:
     dead: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     retry_after: Optional[float] = None
+    halt: Optional[str] = None
 
     @classmethod
     def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
@@ -49,6 +48,12 @@ class Outcomes:
     def all_dead(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
         return cls(dead={r.event_id: reason for r in records})
 
+    @classmethod
+    def halted(
+        cls, records: Iterable[UsageRecord], reason: str, retry_after: Optional[float] = None
+    ) -> Outcomes:
+        return cls(retry=[r.event_id for r in records], halt=reason, retry_after=retry_after)
+
     def merge(self, other: Outcomes) -> Outcomes:
         """Combine the outcomes of two sends (e.g. halves of a split batch)."""
         after = [a for a in (self.retry_after, other.retry_after) if a is not None]
@@ -58,6 +63,7 @@ class Outcomes:
             dead={**self.dead, **other.dead},
             duplicates=self.duplicates + other.duplicates,
             retry_after=max(after) if after else None,
+            halt=self.halt or other.halt,
         )
 
 

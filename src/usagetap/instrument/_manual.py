@@ -1,0 +1,65 @@
+"""``usagetap.record()``: meter a response obtained without a wrapped client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from .. import _runtime
+from ..context import Scope, current_scope
+from ..record import validate_dimensions
+from ._adapter import family_of, load
+from ._binding import Binding
+from ._calls import Call, make_record
+
+__all__ = ["record"]
+
+
+def record(
+    response: Any,
+    *,
+    customer: Optional[str] = None,
+    dimensions: Optional[Mapping[str, Any]] = None,
+    provider: Optional[str] = None,
+    request_model: Optional[str] = None,
+) -> str:
+    """Meter one provider response (an SDK object, or its JSON with ``provider=``); return its event id.
+
+    ::
+
+        completion = some_library_call(...)          # an openai ChatCompletion
+        usagetap.record(completion, customer="org_1")
+
+    ``customer`` and ``dimensions`` win over the scope in effect. The event id
+    is derived from the response id, so recording the same response twice is
+    deduplicated downstream. Raises ``TypeError`` for an object usagetap
+    cannot meter and :class:`usagetap.InvalidRecord` for malformed usage.
+    """
+    family = family_of(response) if provider is None else _family_for_provider(provider)
+    if family is None:
+        raise TypeError(
+            f"usagetap.record() needs an OpenAI or Anthropic response (or its JSON with provider=...), "
+            f"not {type(response).__qualname__}"
+        )
+    adapter = load(family)
+    described = adapter.describe(response)
+    if described is None:
+        raise TypeError(f"usagetap.record() cannot meter this {family} object: {type(response).__qualname__}")
+    operation, extract = described
+    binding = Binding(adapter=adapter, provider=provider or family)
+    call = Call(binding, operation, request_model, False, None)
+    extra = validate_dimensions(dimensions or {}, where="usagetap.record(dimensions=...)")
+    scope = current_scope()
+    call.scope = Scope(
+        customer=customer if customer is not None else scope.customer,
+        dimensions={**scope.dimensions, **extra},
+    )
+    usage_record = make_record(call, extract(response), "ok").validate()
+    _runtime.submit(usage_record)
+    return usage_record.event_id
+
+
+def _family_for_provider(provider: str) -> Optional[str]:
+    if provider in ("anthropic", "bedrock", "vertex"):
+        return "anthropic"
+    return "openai"

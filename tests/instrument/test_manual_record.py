@@ -1,0 +1,53 @@
+"""usagetap.record(): meter a response obtained without a wrapped client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openai
+import pytest
+
+import usagetap
+from tests.instrument.conftest import delivered
+from usagetap.sinks import Memory
+from usagetap.testing import ProviderServer
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "openai" / "chat_completion.json"
+
+
+def test_record_meters_an_sdk_response_and_returns_its_event_id(server: ProviderServer, sink: Memory) -> None:
+    bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
+    completion = bare.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "x"}])
+    with usagetap.customer("scoped", feature="import"):
+        event_id = usagetap.record(completion, customer="explicit", dimensions={"source": "batch-job"})
+    [record] = delivered(sink)
+    assert record.event_id == event_id
+    assert record.customer == "explicit"
+    assert record.dimensions == {"feature": "import", "source": "batch-job", "service_tier": "default"}
+    assert (record.operation, record.provider, record.model) == ("chat", "openai", "gpt-4.1")
+    assert record.input_tokens == server.issued[completion.id].input_tokens
+
+
+def test_recording_the_same_response_twice_is_deduplicated(sink: Memory) -> None:
+    data = json.loads(FIXTURE.read_text())
+    first = usagetap.record(data, provider="openai", customer="org_1")
+    second = usagetap.record(data, provider="openai", customer="org_1")
+    assert first == second
+    [record] = delivered(sink)
+    assert (record.input_tokens, record.cache_read_tokens, record.output_tokens) == (1117, 1024, 46)
+
+
+def test_record_refuses_what_it_cannot_meter(sink: Memory) -> None:
+    with pytest.raises(TypeError, match="OpenAI or Anthropic response"):
+        usagetap.record(object())
+    with pytest.raises(TypeError, match="cannot meter"):
+        usagetap.record({"object": "list"}, provider="openai")
+
+
+def test_record_raises_invalid_record_for_malformed_usage(sink: Memory) -> None:
+    data = json.loads(FIXTURE.read_text())
+    data["usage"]["prompt_tokens"] = 10  # fewer than the cached 1024
+    with pytest.raises(usagetap.InvalidRecord, match="input_tokens must include cached tokens"):
+        usagetap.record(data, provider="openai")
+    assert delivered(sink) == []
