@@ -362,3 +362,40 @@ def test_invalid_usage_from_a_provider_never_reaches_the_sink(
     assert delivered(sink) == []
     assert _stats.snapshot()["dropped.invalid"] == 1
     assert any("input_tokens must be >= 0" in r.getMessage() for r in caplog_usagetap.records)
+
+
+def test_server_rejecting_stream_options_still_streams_and_records_partial(
+    server: ProviderServer, sink: Memory, caplog_usagetap: Any
+) -> None:
+    server.reject_stream_options = True
+    client = usagetap.wrap(
+        openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0), provider="vllm.internal"
+    )
+    for _ in range(2):
+        chunks = list(client.chat.completions.create(model="llama-3", messages=MESSAGES, stream=True))
+        assert len(chunks) == 18
+    bodies = [r["body"] for r in server.requests]
+    assert ["stream_options" in b for b in bodies] == [True, False, False], "the rejection is remembered"
+    records = delivered(sink)
+    assert [r.status for r in records] == ["partial", "partial"]
+    assert all(r.provider == "vllm.internal" and r.request_model == "llama-3" for r in records)
+    assert sum("rejects stream_options" in r.getMessage() for r in caplog_usagetap.records) == 1
+
+
+def test_a_bad_request_for_another_reason_reaches_the_caller(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.fail_next(400, body={"error": {"message": "model not found", "type": "invalid_request_error"}})
+    with pytest.raises(openai.BadRequestError, match="model not found"):
+        client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)
+    assert len(server.requests) == 1
+    assert delivered(sink) == []
+
+
+def test_a_call_with_no_customer_is_recorded_and_warned_about_once(
+    client: openai.OpenAI, sink: Memory, caplog_usagetap: Any
+) -> None:
+    client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert [r.customer for r in delivered(sink)] == [None, None]
+    assert sum("no customer in scope" in r.getMessage() for r in caplog_usagetap.records) == 1

@@ -33,6 +33,10 @@ class Adapter(Protocol):
         """Meter ``result`` (emit now, or attach to a stream/raw response) and return it unchanged."""
         ...
 
+    def fallback(self, call: Call, exc: Exception) -> Any:
+        """Options to retry once with when ``exc`` is the provider refusing what usagetap added, else None."""
+        ...
+
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
         """``(operation, extract)`` for a whole response object or its JSON (for ``usagetap.record()``)."""
         ...

@@ -17,6 +17,7 @@ from .. import _runtime, _stats
 from .._log import internal_error, log_once
 from ..context import Scope, current_scope
 from ..errors import InvalidRecord
+from ..policy import admit
 from ..providers.base import TokenUsage
 from ..record import Scalar, UsageRecord, derive_event_id, new_event_id
 
@@ -37,6 +38,7 @@ class Call:
         "hide_usage",
         "operation",
         "options",
+        "original_options",
         "provider",
         "request_model",
         "scope",
@@ -57,13 +59,18 @@ class Call:
         self.request_model = request_model
         self.stream = stream
         self.options = options
+        self.original_options = options
         self.hide_usage = False
         self.scope: Scope = current_scope()
+
+    @property
+    def customer(self) -> Optional[str]:
+        """Who the call is billed to: the scope in effect at call time, else the client's bound customer."""
+        return self.scope.customer if self.scope.customer is not None else self.binding.customer
 
 
 def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] = None) -> UsageRecord:
     binding, scope = call.binding, call.scope
-    customer = scope.customer if scope.customer is not None else binding.customer
     dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
     if usage.response_id and call.provider in _TRUSTED_IDS:
         event_id = derive_event_id(call.provider, call.operation, usage.response_id)
@@ -72,7 +79,7 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
     return UsageRecord(
         event_id=event_id,
         timestamp=datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc),
-        customer=customer,
+        customer=call.customer,
         provider=call.provider,
         model=usage.model or call.request_model or "unknown",
         request_model=call.request_model,
@@ -152,13 +159,29 @@ def _settle(call: Call, result: Any) -> Any:
         return result
 
 
+def _fallback(call: Call, exc: Exception) -> Any:
+    """Options to retry with once, when the provider refused only what usagetap added; else None."""
+    try:
+        return call.binding.adapter.fallback(call, exc)
+    except Exception as error:
+        internal_error("fallback", error)
+        return None
+
+
 def intercept_sync(
     binding: Binding, send: Callable[..., Any], cast_to: Any, options: Any, args: Any, kwargs: Any
 ) -> Any:
     call = _plan(binding, options)
     if call is None:
         return send(cast_to, options, *args, **kwargs)
-    result = send(cast_to, call.options, *args, **kwargs)
+    admit(call)
+    try:
+        result = send(cast_to, call.options, *args, **kwargs)
+    except Exception as exc:
+        retry = _fallback(call, exc)
+        if retry is None:
+            raise
+        result = send(cast_to, retry, *args, **kwargs)
     return _settle(call, result)
 
 
@@ -168,5 +191,12 @@ async def intercept_async(
     call = _plan(binding, options)
     if call is None:
         return await send(cast_to, options, *args, **kwargs)
-    result = await send(cast_to, call.options, *args, **kwargs)
+    admit(call)
+    try:
+        result = await send(cast_to, call.options, *args, **kwargs)
+    except Exception as exc:
+        retry = _fallback(call, exc)
+        if retry is None:
+            raise
+        result = await send(cast_to, retry, *args, **kwargs)
     return _settle(call, result)

@@ -76,6 +76,22 @@ class OpenAIAdapter:
             self._meter(call, result)
         return result
 
+    def fallback(self, call: Call, exc: Exception) -> Any:
+        """An OpenAI-compatible server that rejects ``stream_options``: retry without, and remember."""
+        if not call.hide_usage or getattr(exc, "status_code", None) not in (400, 422):
+            return None
+        if "stream_options" not in str(getattr(exc, "message", exc)):
+            return None
+        call.binding.stream_options_rejected = True
+        call.hide_usage = False
+        log_once(
+            logging.WARNING,
+            f"stream-options-rejected:{call.provider}",
+            "usagetap: %s rejects stream_options; streams from it are sent without and recorded as partial",
+            call.provider,
+        )
+        return call.original_options
+
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
         kind = field_of(response, "object")
         if kind == "chat.completion":

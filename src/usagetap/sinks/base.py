@@ -27,6 +27,10 @@ class Outcomes:
     ``halt``: the sink cannot deliver anything until someone acts (a rejected
     API key): every event of the batch stays pending, delivery to this sink
     pauses, and the reason is logged loudly once.
+    ``split``: the backend refused the batch as a whole (413 too large, or a
+    422 that one bad event causes for all): the pipeline resends it in halves,
+    down to single events; a single event refused this way is dead-lettered
+    with this reason.
     """
 
     delivered: list[str] = field(default_factory=list)
@@ -35,6 +39,7 @@ class Outcomes:
     duplicates: int = 0
     retry_after: Optional[float] = None
     halt: Optional[str] = None
+    split: Optional[str] = None
 
     @classmethod
     def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
@@ -47,6 +52,10 @@ class Outcomes:
     @classmethod
     def all_dead(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
         return cls(dead={r.event_id: reason for r in records})
+
+    @classmethod
+    def split_batch(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
+        return cls(retry=[r.event_id for r in records], split=reason)
 
     @classmethod
     def halted(
@@ -64,6 +73,7 @@ class Outcomes:
             duplicates=self.duplicates + other.duplicates,
             retry_after=max(after) if after else None,
             halt=self.halt or other.halt,
+            split=self.split or other.split,
         )
 
 
