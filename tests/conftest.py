@@ -14,7 +14,9 @@ from usagetap.testing import ProviderServer, recording
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     """Each test starts with fresh counters, no once-only memory and a ledger path of its own."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("USAGETAP_DB", str(tmp_path / "ledger.db"))
+    monkeypatch.setenv("USAGETAP_SPOOL", str(tmp_path / "spool.db"))
     _stats.reset()
     _log.reset_once()
     yield

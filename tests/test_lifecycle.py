@@ -72,5 +72,9 @@ def test_exit_never_hangs_on_a_sink_that_never_answers(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "done" in result.stdout
-    assert "1 usage records not delivered at shutdown" in result.stderr
+    assert "1 usage records not yet delivered are kept in .usagetap/spool.db" in result.stderr
     assert elapsed < 15
+    from usagetap.delivery.spool import open_spool
+
+    kept = open_spool(str(tmp_path / ".usagetap" / "spool.db"), max_bytes=0, lease_seconds=60)
+    assert kept.pending() == 1

@@ -17,7 +17,7 @@ default a local SQLite ledger that ``usagetap report`` reads.
 from __future__ import annotations
 
 from . import sinks
-from ._runtime import configure, flush, shutdown
+from ._runtime import aflush, configure, flush, flushing, shutdown, stats
 from ._version import __version__
 from .context import customer
 from .delivery import FlushResult
@@ -32,13 +32,16 @@ __all__ = [
     "UsageRecord",
     "UsagetapError",
     "__version__",
+    "aflush",
     "configure",
     "customer",
     "flush",
+    "flushing",
     "instrument",
     "record",
     "shutdown",
     "sinks",
+    "stats",
     "uninstrument",
     "wrap",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable, TypeVar
 
@@ -26,6 +27,15 @@ def log_once(level: int, key: str, msg: str, *args: Any, exc_info: BaseException
         _seen.add(key)
     log.log(level, msg, *args, exc_info=exc_info)
     return True
+
+
+def _new_lock_in_child() -> None:
+    global _seen_lock
+    _seen_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def reset_once() -> None:

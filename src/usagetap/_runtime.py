@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import functools
+import inspect
+import os
 import threading
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _stats
-from .delivery import FlushResult, Item, Pipeline
+from .delivery import DURABILITY, FlushResult, Item, Pipeline, Settings, default_spool_path
+from .errors import ConfigurationError
 from .record import UsageRecord
 from .sinks.base import Sink
 
-__all__ = ["capture", "configure", "flush", "get_pipeline", "shutdown", "submit"]
+__all__ = [
+    "aflush",
+    "capture",
+    "configure",
+    "flush",
+    "flushing",
+    "get_pipeline",
+    "shutdown",
+    "stats",
+    "submit",
+]
 
-EXIT_TIMEOUT = 5.0
+F = TypeVar("F", bound=Callable[..., Any])
 
 _lock = threading.Lock()
 _pipeline: Optional[Pipeline] = None
+_exit_timeout = 5.0
 
 
 def _default_sink() -> Sink:
     from .sinks.ledger import Ledger
 
     return Ledger()
+
+
+def _is_local(sink: Sink) -> bool:
+    return bool(getattr(sink, "local", False))
 
 
 def get_pipeline() -> Pipeline:
@@ -32,7 +53,9 @@ def get_pipeline() -> Pipeline:
         return pipeline
     with _lock:
         if _pipeline is None:
-            _install(Pipeline(_default_sink()))
+            sink = _default_sink()
+            durability = "memory" if _is_local(sink) else "spool"
+            _install(Pipeline(sink, Settings(durability=durability, spool_path=default_spool_path())))
         assert _pipeline is not None
         return _pipeline
 
@@ -44,41 +67,115 @@ def _install(pipeline: Pipeline) -> None:
 
 def configure(
     *,
-    sink: Optional[Sink] = None,
+    sink: Union[Sink, Sequence[Sink], None] = None,
+    spool_path: Optional[str] = None,
+    durability: Optional[str] = None,
     flush_interval: float = 1.0,
     batch_size: int = 500,
+    commit_interval: float = 0.1,
+    max_queue: int = 100_000,
+    max_queue_bytes: int = 64 << 20,
+    max_spool_bytes: int = 1 << 30,
+    overflow: str = "drop_newest",
+    block_timeout: float = 1.0,
+    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None,
+    lease_seconds: float = 120.0,
+    exit_timeout: float = 5.0,
 ) -> None:
-    """Choose where records go and how they are batched.
+    """Choose where records go and how they are kept until a sink acknowledges them.
 
-    With no call to ``configure()``, records go to a local SQLite ledger
-    (``./.usagetap/ledger.db`` or ``$USAGETAP_DB``)::
+    ::
 
-        usagetap.configure(sink=usagetap.sinks.Memory(), flush_interval=0.5)
+        usagetap.configure(
+            sink=usagetap.sinks.Spaire(api_key=...),   # or a list: each sink gets every record
+            spool_path=".usagetap/spool.db",            # durable queue ($USAGETAP_SPOOL)
+            durability="spool",                         # "memory" | "spool" | "sync"
+            flush_interval=1.0, batch_size=500,
+        )
 
-    Calling it again replaces the pipeline; what the old one still held is
-    flushed to the old sink first.
+    - ``durability``: ``"spool"`` (default for remote sinks) group-commits
+      records to SQLite every ``commit_interval`` seconds (<= 0.1 by
+      default: the most a SIGKILL can lose); ``"sync"`` commits before the
+      metered call returns; ``"memory"`` (default for the local ledger and
+      memory sinks) keeps them in memory, spilling to the spool what does not
+      fit and what is left at exit.
+    - ``max_queue`` / ``max_queue_bytes`` bound the in-memory buffer,
+      ``max_spool_bytes`` the spool. When full, ``overflow="drop_newest"``
+      drops (counted, and ``on_drop(record, reason)`` is called) or
+      ``overflow="block"`` makes the caller wait up to ``block_timeout``.
+    - ``flush_interval`` / ``batch_size``: a sink gets a batch when this many
+      records are waiting, or this long after the first one.
+    - ``exit_timeout``: the one deadline for delivering what is left at exit.
+
+    With no call, records go to a SQLite ledger (``./.usagetap/ledger.db`` or
+    ``$USAGETAP_DB``). Calling it again replaces the pipeline; the old one is
+    flushed (and keeps what it could not deliver on disk).
     """
-    if flush_interval <= 0:
-        raise ValueError("flush_interval must be > 0")
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    new = Pipeline(
-        sink if sink is not None else _default_sink(), batch_size=batch_size, flush_interval=flush_interval
+    if durability is not None and durability not in DURABILITY:
+        raise ConfigurationError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+    if overflow not in ("drop_newest", "block"):
+        raise ConfigurationError(f"overflow must be 'drop_newest' or 'block', not {overflow!r}")
+    for name, value in (
+        ("flush_interval", flush_interval),
+        ("commit_interval", commit_interval),
+        ("lease_seconds", lease_seconds),
+    ):
+        if value <= 0:
+            raise ConfigurationError(f"{name} must be > 0")
+    for name, ivalue in (
+        ("batch_size", batch_size),
+        ("max_queue", max_queue),
+        ("max_queue_bytes", max_queue_bytes),
+    ):
+        if ivalue < 1:
+            raise ConfigurationError(f"{name} must be >= 1")
+    if on_drop is not None and not callable(on_drop):
+        raise ConfigurationError("on_drop must be callable")
+    sinks: list[Sink] = (
+        [_default_sink()]
+        if sink is None
+        else list(sink)
+        if isinstance(sink, (list, tuple))
+        else [cast(Sink, sink)]
     )
+    for candidate in sinks:
+        if not callable(getattr(candidate, "send", None)) or not isinstance(
+            getattr(candidate, "name", None), str
+        ):
+            raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
+    if durability is None:
+        durability = "memory" if all(_is_local(s) for s in sinks) else "spool"
+    settings = Settings(
+        durability=durability,
+        spool_path=spool_path or default_spool_path(),
+        flush_interval=flush_interval,
+        batch_size=batch_size,
+        commit_interval=commit_interval,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+        max_spool_bytes=max_spool_bytes,
+        overflow=overflow,
+        block_timeout=block_timeout,
+        on_drop=on_drop,
+        lease_seconds=lease_seconds,
+    )
+    new = Pipeline(sinks, settings)
+    global _exit_timeout
     with _lock:
         old = _pipeline
         _install(new)
+        _exit_timeout = exit_timeout
     if old is not None:
-        old.shutdown(timeout=EXIT_TIMEOUT)
+        old.shutdown(timeout=exit_timeout)
 
 
 def capture(record: UsageRecord) -> None:
-    """Validate ``record`` (raising :class:`InvalidRecord`) and queue it for delivery; no I/O."""
+    """Validate ``record`` (raising :class:`InvalidRecord`) and queue it for delivery."""
     submit(record.validate())
 
 
 def submit(item: Item) -> None:
-    """Queue a record, or a capture that becomes one on the delivery worker; no I/O."""
+    """Queue a record, or a capture that becomes one on the delivery thread."""
     _stats.incr("captured")
     get_pipeline().submit(item)
 
@@ -94,15 +191,101 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
     return pipeline.flush(timeout)
 
 
-def shutdown(timeout: Optional[float] = EXIT_TIMEOUT) -> FlushResult:
-    """Flush within ``timeout`` and stop delivery; later records are refused until ``configure()``.
+async def aflush(timeout: Optional[float] = 5.0) -> FlushResult:
+    """:func:`flush` for asyncio code: waits in a worker thread, never blocking the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, flush, timeout)
 
-    Runs at interpreter exit with a 5 s deadline. Idempotent.
+
+def shutdown(timeout: Optional[float] = None) -> FlushResult:
+    """Flush within ``timeout`` (default: ``exit_timeout``, 5 s) and stop delivery. Idempotent.
+
+    Runs at interpreter exit and never hangs; what cannot be delivered in time
+    stays in the spool for the next start. Later records are refused until
+    ``configure()`` is called again.
     """
     pipeline = _pipeline
     if pipeline is None:
         return FlushResult(sent=0, pending=0, dead=0)
-    return pipeline.shutdown(timeout)
+    return pipeline.shutdown(_exit_timeout if timeout is None else timeout)
 
 
-atexit.register(shutdown, EXIT_TIMEOUT)
+def stats() -> dict[str, int]:
+    """Counters since start: captured, spooled, sent, retried, duplicate, dead, dropped.<reason>, ...
+
+    Plus ``pending``: records captured by this process and not yet delivered.
+    """
+    counts = _stats.snapshot()
+    pipeline = _pipeline
+    counts["pending"] = pipeline.pending() if pipeline is not None else 0
+    return counts
+
+
+class flushing:
+    """Flush before returning: for serverless handlers whose process may be frozen right after.
+
+    ::
+
+        @usagetap.flushing(timeout=2.0)
+        def handler(event, context): ...
+
+        with usagetap.flushing():
+            ...
+
+    Works on sync and async functions (and as ``async with``).
+    """
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+
+    def __enter__(self) -> flushing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        flush(self.timeout)
+
+    async def __aenter__(self) -> flushing:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await aflush(self.timeout)
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self:
+                    return await fn(*args, **kwargs)
+
+            return cast(F, run_async)
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return cast(F, run)
+
+
+def _at_exit() -> None:
+    shutdown()
+
+
+atexit.register(_at_exit)
+
+
+def _child_exit_hook() -> None:
+    """A multiprocessing child ends with os._exit, skipping atexit: flush through its finalizers."""
+    import sys
+
+    if "multiprocessing" in sys.modules:
+        try:
+            from multiprocessing import util
+
+            util.Finalize(None, _at_exit, exitpriority=100)
+        except Exception:  # pragma: no cover
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_child_exit_hook)

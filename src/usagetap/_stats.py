@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 __all__ = ["incr", "reset", "snapshot"]
@@ -23,3 +24,12 @@ def snapshot() -> dict[str, int]:
 def reset() -> None:
     with _lock:
         _counters.clear()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)

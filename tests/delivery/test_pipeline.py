@@ -1,3 +1,5 @@
+"""The pipeline with in-process sinks: batching, retries, splits, pauses, dead letters, fan-out."""
+
 from __future__ import annotations
 
 import logging
@@ -9,9 +11,13 @@ import pytest
 
 from tests.helpers import make_record
 from usagetap import _stats
-from usagetap.delivery import Pipeline
+from usagetap.delivery import Pipeline, Settings
 from usagetap.record import UsageRecord
 from usagetap.sinks import Memory, Outcomes
+
+
+def ids(records: Sequence[UsageRecord]) -> list[str]:
+    return sorted(r.event_id for r in records)
 
 
 class Gate:
@@ -33,25 +39,46 @@ class Gate:
         self.release.set()
 
 
+class Scripted:
+    """A sink whose answer to each call comes from a function of the batch."""
+
+    name = "scripted"
+    max_batch = 1000
+
+    def __init__(self, answer) -> None:  # type: ignore[no-untyped-def]
+        self.answer = answer
+        self.calls: list[list[str]] = []
+        self.inner = Memory()
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.calls.append([r.event_id for r in records])
+        outcome: Outcomes = self.answer(records, len(self.calls))
+        self.inner.send([r for r in records if r.event_id in outcome.delivered])
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
 def test_records_are_delivered_in_batches_and_priced() -> None:
     sink = Memory()
-    pipeline = Pipeline(sink, batch_size=10, flush_interval=0.05)
+    pipeline = Pipeline(sink, Settings(batch_size=10, flush_interval=0.05))
     records = [make_record() for _ in range(25)]
     for r in records:
         pipeline.submit(r)
     result = pipeline.flush(5.0)
     assert (result.sent, result.pending, result.dead) == (25, 0, 0)
     assert bool(result)
-    assert sink.records == records
+    assert ids(sink.records) == ids(records)
     assert all(r.cost is not None and r.cost > 0 for r in sink.records)
     pipeline.shutdown()
 
 
 def test_submit_never_waits_for_the_sink() -> None:
     gate = Gate()
-    pipeline = Pipeline(gate, batch_size=5, flush_interval=0.01)
+    pipeline = Pipeline(gate, Settings(batch_size=5, flush_interval=0.01))
     pipeline.submit(make_record())
-    time.sleep(0.05)  # the worker is now blocked inside send()
+    time.sleep(0.2)  # the worker is now blocked inside send()
     started = time.perf_counter()
     for _ in range(1000):
         pipeline.submit(make_record())
@@ -60,12 +87,13 @@ def test_submit_never_waits_for_the_sink() -> None:
     gate.release.set()
     assert pipeline.flush(5.0).pending == 0
     assert sum(gate.batches) == 1001
+    assert max(gate.batches) <= 5
     pipeline.shutdown()
 
 
 def test_flush_returns_at_its_deadline_when_the_sink_hangs() -> None:
     gate = Gate()
-    pipeline = Pipeline(gate, flush_interval=0.01)
+    pipeline = Pipeline(gate, Settings(flush_interval=0.01))
     pipeline.submit(make_record())
     started = time.monotonic()
     result = pipeline.flush(0.3)
@@ -76,68 +104,154 @@ def test_flush_returns_at_its_deadline_when_the_sink_hangs() -> None:
     pipeline.shutdown()
 
 
-class Flaky:
-    name = "flaky"
-    max_batch = 100
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.inner = Memory()
-
-    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        if self.failures:
-            self.failures -= 1
+def test_an_exception_from_the_sink_means_retry_every_event() -> None:
+    def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
+        if call <= 2:
             raise ConnectionError("backend down")
-        return self.inner.send(records)
+        return Outcomes.all_delivered(records)
 
-    def close(self) -> None:
-        pass
-
-
-def test_a_failing_sink_is_retried_until_it_takes_the_batch() -> None:
-    sink = Flaky(failures=2)
-    pipeline = Pipeline(sink, flush_interval=0.01)
+    sink = Scripted(answer)
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01))
     records = [make_record() for _ in range(3)]
     for r in records:
         pipeline.submit(r)
-    assert pipeline.flush(10.0).sent == 3
-    assert sink.inner.records == records
-    assert _stats.snapshot()["retried"] == 6
+    assert pipeline.flush(15.0).sent == 3
+    assert ids(sink.inner.records) == ids(records)
+    failed = sum(len(c) for c in sink.calls[:2])
+    assert _stats.snapshot()["retried"] == failed
     pipeline.shutdown()
 
 
-class Judge:
-    """Delivers even token counts, dead-letters odd ones."""
+def test_dead_letters_are_counted_and_logged_once_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
 
-    name = "judge"
-    max_batch = 100
-
-    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+    def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
         return Outcomes(
             delivered=[r.event_id for r in records if r.input_tokens % 2 == 0],
             dead={r.event_id: "odd" for r in records if r.input_tokens % 2},
         )
 
-    def close(self) -> None:
-        pass
-
-
-def test_dead_letters_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="usagetap")
-    pipeline = Pipeline(Judge(), flush_interval=0.01)
+    pipeline = Pipeline(Scripted(answer), Settings(flush_interval=0.01))
     for n in range(6):
         pipeline.submit(make_record(input_tokens=n))
     result = pipeline.flush(5.0)
     assert (result.sent, result.dead, result.pending) == (3, 3, 0)
     assert _stats.snapshot()["dead"] == 3
-    assert sum("dead-lettered by judge: odd" in r.getMessage() for r in caplog.records) == 3
+    assert sum("refused an event for good: odd" in r.getMessage() for r in caplog.records) == 1
+    pipeline.shutdown()
+
+
+def test_per_event_outcomes_retry_only_the_failed_events() -> None:
+    flaky: set[str] = set()
+
+    def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
+        if call == 1:
+            flaky.update(r.event_id for r in records[::2])
+        retry = [r.event_id for r in records if r.event_id in flaky and call == 1]
+        return Outcomes(delivered=[r.event_id for r in records if r.event_id not in retry], retry=retry)
+
+    sink = Scripted(answer)
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100))
+    records = [make_record() for _ in range(10)]
+    for r in records:
+        pipeline.submit(r)
+    assert pipeline.flush(10.0).pending == 0
+    assert ids(sink.inner.records) == ids(records)
+    resent = [i for call in sink.calls[1:] for i in call]
+    assert sorted(resent) == sorted(flaky), "only the events the backend asked for were sent again"
+    pipeline.shutdown()
+
+
+def test_a_batch_refused_as_a_whole_is_bisected_down_to_the_culprit() -> None:
+    records = [make_record() for _ in range(9)]
+    culprit = records[5].event_id
+
+    def answer(batch: Sequence[UsageRecord], call: int) -> Outcomes:
+        if any(r.event_id == culprit for r in batch):
+            return Outcomes.split_batch(batch, "422: metadata.key too long")
+        return Outcomes.all_delivered(batch)
+
+    sink = Scripted(answer)
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100))
+    for r in records:
+        pipeline.submit(r)
+    result = pipeline.flush(5.0)
+    assert (result.sent, result.dead, result.pending) == (8, 1, 0)
+    assert culprit not in {r.event_id for r in sink.inner.records}
+    assert [c for c in sink.calls if c == [culprit]], "the culprit was finally sent alone"
+    assert len(sink.calls) <= 2 * 4 + 1
+    pipeline.shutdown()
+
+
+def test_retry_after_pauses_the_whole_sink() -> None:
+    def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
+        if call == 1:
+            return Outcomes.all_retry(records, retry_after=0.6)
+        return Outcomes.all_delivered(records)
+
+    sink = Scripted(answer)
+    times: list[float] = []
+    original = sink.send
+
+    def timed(records: Sequence[UsageRecord]) -> Outcomes:
+        times.append(time.monotonic())
+        return original(records)
+
+    sink.send = timed  # type: ignore[method-assign]
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=2))
+    for _ in range(2):
+        pipeline.submit(make_record())
+    time.sleep(0.15)
+    for _ in range(4):
+        pipeline.submit(make_record())
+    assert pipeline.flush(10.0).pending == 0
+    assert len(times) >= 3
+    assert times[1] - times[0] >= 0.55, "no batch was sent during the pause"
+    pipeline.shutdown()
+
+
+def test_halt_keeps_every_event_pauses_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
+    sink = Scripted(lambda records, call: Outcomes.halted(records, "401 Unauthorized: invalid API key"))
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01))
+    for _ in range(3):
+        pipeline.submit(make_record())
+    result = pipeline.flush(0.5)
+    assert (result.sent, result.dead, result.pending) == (0, 0, 3)
+    assert len(sink.calls) == 1, "delivery paused after the refusal"
+    assert sum("cannot deliver (401 Unauthorized" in r.getMessage() for r in caplog.records) == 1
+    assert "sk-" not in caplog.text
+    pipeline.shutdown(0.2)
+
+
+def test_fan_out_acknowledges_each_sink_on_its_own() -> None:
+    good = Memory()
+    down = Scripted(lambda records, call: (_ for _ in ()).throw(ConnectionError("down")))
+    pipeline = Pipeline([good, down], Settings(flush_interval=0.01))
+    records = [make_record() for _ in range(4)]
+    for r in records:
+        pipeline.submit(r)
+    result = pipeline.flush(0.5)
+    assert ids(good.records) == ids(records), "one failing sink never blocks the other"
+    assert result.pending == 4
+    assert len(down.calls) >= 1
+    pipeline.shutdown(0.1)
+
+
+def test_two_sinks_of_the_same_kind_get_distinct_keys() -> None:
+    a, b = Memory(), Memory()
+    pipeline = Pipeline([a, b], Settings(flush_interval=0.01))
+    pipeline.submit(make_record())
+    assert pipeline.flush(5.0).sent == 2
+    assert len(a.records) == len(b.records) == 1
+    assert pipeline.keys == ["memory", "memory-2"]
     pipeline.shutdown()
 
 
 def test_shutdown_is_idempotent_and_refuses_later_records(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="usagetap")
     sink = Memory()
-    pipeline = Pipeline(sink, flush_interval=0.01)
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01))
     pipeline.submit(make_record())
     assert pipeline.shutdown().sent == 1
     assert pipeline.shutdown().sent == 0
@@ -146,3 +260,56 @@ def test_shutdown_is_idempotent_and_refuses_later_records(caplog: pytest.LogCapt
     assert len(sink.records) == 1
     assert _stats.snapshot()["dropped.after_shutdown"] == 2
     assert sum("after shutdown" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_full_buffer_drops_newest_counts_and_calls_on_drop() -> None:
+    gate = Gate()
+    dropped: list[tuple[str, str]] = []
+    settings = Settings(
+        max_queue=5, commit_interval=60, on_drop=lambda r, why: dropped.append((r.event_id, why))
+    )
+    pipeline = Pipeline(gate, settings)
+    records = [make_record() for _ in range(8)]
+    for r in records:
+        pipeline.submit(r)
+    assert [d[0] for d in dropped] == [r.event_id for r in records[5:]]
+    assert {d[1] for d in dropped} == {"queue_full"}
+    assert _stats.snapshot()["dropped.queue_full"] == 3
+    gate.release.set()
+    assert pipeline.flush(5.0).sent == 5
+    pipeline.shutdown()
+
+
+def test_block_policy_waits_for_room_then_gives_up() -> None:
+    gate = Gate()
+    pipeline = Pipeline(gate, Settings(max_queue=2, commit_interval=60, overflow="block", block_timeout=0.2))
+    pipeline.submit(make_record())
+    pipeline.submit(make_record())
+    started = time.monotonic()
+    pipeline.submit(make_record())
+    assert time.monotonic() - started >= 0.18
+    assert _stats.snapshot()["dropped.queue_full"] == 1
+    gate.release.set()
+    pipeline.shutdown()
+
+
+def test_memory_store_spills_to_the_spool_when_full(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    gate = Gate()
+    spool = str(tmp_path / "spill.db")
+    pipeline = Pipeline(
+        gate, Settings(durability="memory", max_queue=10, spool_path=spool, commit_interval=0.01)
+    )
+    for i in range(25):
+        pipeline.submit(make_record())
+        if i % 5 == 4:
+            time.sleep(0.1)  # let the intake move them from the buffer to the store
+    deadline = time.monotonic() + 5
+    while pipeline.pending() < 25 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    from usagetap.delivery.spool import open_spool
+
+    assert open_spool(spool, max_bytes=0, lease_seconds=60).pending() >= 15
+    gate.release.set()
+    result = pipeline.flush(10.0)
+    assert result.pending == 0 and sum(gate.batches) == 25
+    pipeline.shutdown()

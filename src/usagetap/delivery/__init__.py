@@ -1,5 +1,5 @@
 """Delivery: from capture to a sink's acknowledgement."""
 
-from .pipeline import FlushResult, Item, Pending, Pipeline
+from .pipeline import DURABILITY, FlushResult, Item, Pending, Pipeline, Settings, default_spool_path
 
-__all__ = ["FlushResult", "Item", "Pending", "Pipeline"]
+__all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]

@@ -1,27 +1,42 @@
-"""The background path from capture to a sink: an in-memory queue drained by one worker thread.
+"""From capture to acknowledgement.
 
-``submit()`` runs on the caller's thread and only appends to a deque; the
-worker prices records, sends them to the sink in batches and acts on each
-event's outcome.
+capture (caller's thread: append to a bounded buffer, nothing else)
+  -> intake thread (every ``commit_interval``: build and price records,
+     group-commit them to the store: the spool on disk, or memory)
+  -> one worker thread per sink (lease due entries, send a batch, ack /
+     retry with backoff / dead-letter each event by its outcome).
+
+Durability ``"spool"`` loses at most one commit interval on SIGKILL;
+``"sync"`` commits on the caller's thread before the call returns;
+``"memory"`` keeps records in memory and spills what does not fit (and
+what is left at exit) to the spool.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Optional, Protocol, Union
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol, Union, cast
 
 from .. import _stats
 from .._log import internal_error, log, log_once
 from ..pricing import price_record
 from ..record import UsageRecord
-from ..sinks.base import Outcomes, Sink
+from ..sinks.base import Sink
+from .backoff import Backoff
+from .buffer import CaptureBuffer
+from .spool import SpoolUnavailable, open_spool
+from .store import MemoryStore, Store, StoreFull, Tiered
+from .worker import SinkWorker
 
-__all__ = ["FlushResult", "Item", "Pending", "Pipeline"]
+__all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
+
+DURABILITY = ("memory", "spool", "sync")
 
 
 class Pending(Protocol):
@@ -31,6 +46,11 @@ class Pending(Protocol):
 
 
 Item = Union[UsageRecord, Pending]
+
+
+def default_spool_path() -> str:
+    """``$USAGETAP_SPOOL``, or ``./.usagetap/spool.db``."""
+    return os.environ.get("USAGETAP_SPOOL") or os.path.join(".usagetap", "spool.db")
 
 
 @dataclass(frozen=True)
@@ -45,169 +65,393 @@ class FlushResult:
         return self.pending == 0
 
 
+@dataclass
+class Settings:
+    """How the pipeline buffers, stores and batches. See ``usagetap.configure()``."""
+
+    durability: str = "memory"
+    spool_path: str = field(default_factory=default_spool_path)
+    flush_interval: float = 1.0
+    batch_size: int = 500
+    commit_interval: float = 0.1
+    max_queue: int = 100_000
+    max_queue_bytes: int = 64 << 20
+    max_spool_bytes: int = 1 << 30
+    overflow: str = "drop_newest"
+    block_timeout: float = 1.0
+    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None
+    lease_seconds: float = 120.0
+
+
+_COMMIT_CHUNK = 5000
+
+
+_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
 def _materialize(item: Item) -> Optional[UsageRecord]:
-    return item if isinstance(item, UsageRecord) else item.materialize()
+    record = item if isinstance(item, UsageRecord) else item.materialize()
+    if record is not None:
+        try:
+            price_record(record)
+        except Exception as exc:
+            internal_error("pricing", exc)
+    return record
+
+
+def _sink_keys(sinks: Sequence[Sink]) -> list[str]:
+    keys: list[str] = []
+    for sink in sinks:
+        key = sink.name
+        n = 2
+        while key in keys:
+            key = f"{sink.name}-{n}"
+            n += 1
+        keys.append(key)
+    return keys
 
 
 class Pipeline:
-    """Queue records and deliver them to ``sink`` from a background thread."""
+    """Deliver records to ``sinks`` (each with its own acknowledgements) in the background."""
 
-    def __init__(self, sink: Sink, *, batch_size: int = 500, flush_interval: float = 1.0) -> None:
-        self.sink = sink
-        self.batch_size = max(1, min(batch_size, getattr(sink, "max_batch", batch_size) or batch_size))
-        self.flush_interval = flush_interval
-        self._queue: collections.deque[Item] = collections.deque()
+    def __init__(self, sinks: Union[Sink, Sequence[Sink]], settings: Optional[Settings] = None) -> None:
+        self.sinks: list[Sink] = list(sinks) if isinstance(sinks, (list, tuple)) else [cast(Sink, sinks)]
+        if not self.sinks:
+            raise ValueError("at least one sink is needed")
+        self.settings = settings or Settings()
+        if self.settings.durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
+        self.keys = _sink_keys(self.sinks)
+        self.closed = False
+        self._backoff: Optional[Backoff] = None
+        self._init_state()
+        _pipelines.add(self)
+
+    def _init_state(self) -> None:
+        s = self.settings
+        self.buffer = CaptureBuffer(
+            max_items=s.max_queue,
+            max_bytes=s.max_queue_bytes,
+            overflow=s.overflow,
+            block_timeout=s.block_timeout,
+        )
+        self.store: Optional[Store] = None
+        self.workers: list[SinkWorker] = []
+        self.fallback = False
+        self._held: list[UsageRecord] = []
         self._wake = threading.Event()
         self._cond = threading.Condition()
-        self._inflight = 0
-        self._sent = 0
-        self._dead = 0
-        self._flushes = 0
-        self._closed = False
-        self._stopped = False
+        self._start_lock = threading.Lock()
+        self._store_lock = threading.Lock()
+        self._transit = 0
+        self._stopping = False
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
-        self._start_lock = threading.Lock()
 
     # -- caller's thread -------------------------------------------------
 
-    def submit(self, record: Item) -> None:
-        """Queue a record (or a pending capture) for delivery. Never blocks on I/O."""
-        if self._closed:
+    def submit(self, item: Item) -> None:
+        """Queue a record (or a capture that becomes one). Never raises; no I/O unless durability is sync."""
+        if self.closed:
             _stats.incr("dropped.after_shutdown")
             log_once(logging.WARNING, "submit-after-shutdown", "usagetap: record after shutdown() dropped")
             return
-        self._queue.append(record)
-        if self._thread is None or self._pid != os.getpid():
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self.settings.durability == "sync":
+            self._commit_sync(item)
+            return
+        if not self.buffer.put(item):
+            self._drop([item], "queue_full")
+            return
+        if self._thread is None:
             self._start()
-        if len(self._queue) >= self.batch_size:
+        if len(self.buffer) >= _COMMIT_CHUNK:
             self._wake.set()
+
+    def _commit_sync(self, item: Item) -> None:
+        record = _materialize(item)
+        if record is None:
+            return
+        with self._store_lock:
+            self._ensure_store()
+            self._store([record])
+        if self._thread is None:
+            self._start()
+
+    def _drop(self, items: Sequence[Item], reason: str) -> None:
+        _stats.incr(f"dropped.{reason}", len(items))
+        log_once(
+            logging.WARNING,
+            f"drop:{reason}",
+            "usagetap: dropping usage records (%s); see usagetap.stats() for counts",
+            reason,
+        )
+        on_drop = self.settings.on_drop
+        if on_drop is None:
+            return
+        for item in items:
+            try:
+                on_drop(item if isinstance(item, UsageRecord) else item.materialize(), reason)
+            except Exception as exc:
+                internal_error("on_drop", exc)
+
+    # -- threads -------------------------------------------------------------
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = None
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="usagetap-delivery", daemon=True)
-            self._thread.start()
+            if self._thread is None and not self.closed:
+                self._thread = threading.Thread(target=self._intake, name="usagetap-intake", daemon=True)
+                self._thread.start()
 
-    # -- worker thread -----------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            self._drain()
-            if self._stopped or (self._closed and not self._queue):
-                return
-
-    def _drain(self) -> None:
-        while self._queue and not self._stopped:
-            items: list[Item] = []
-            with self._cond:
-                while self._queue and len(items) < self.batch_size:
-                    items.append(self._queue.popleft())
-                self._inflight = len(items)
-            try:
-                batch = [r for r in map(_materialize, items) if r is not None]
-                if batch:
-                    self._settle(batch, self._send(batch))
-            finally:
-                with self._cond:
-                    self._inflight = 0
-                    self._cond.notify_all()
-
-    def _send(self, batch: list[UsageRecord]) -> Outcomes:
-        for record in batch:
-            try:
-                price_record(record)
-            except Exception as exc:
-                internal_error("pricing", exc)
-        try:
-            return self.sink.send(batch)
-        except Exception as exc:
-            log_once(
-                logging.WARNING,
-                f"sink-error:{self.sink.name}:{type(exc).__name__}",
-                "usagetap: sink %s failed (%s); will retry",
-                self.sink.name,
-                type(exc).__name__,
+    def _ensure_store(self) -> Store:
+        if self.store is not None:
+            return self.store
+        s = self.settings
+        if self._backoff is None:
+            self._backoff = Backoff()
+        if s.durability == "memory":
+            self.store = Tiered(
+                MemoryStore(s.max_queue), self._open_spill, adopt=os.path.exists(s.spool_path)
             )
-            return Outcomes.all_retry(batch, retry_after=1.0)
+        else:
+            try:
+                self.store = open_spool(
+                    s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds
+                )
+            except SpoolUnavailable as exc:
+                self._fall_back(exc)
+        assert self.store is not None
+        for sink, key in zip(self.sinks, self.keys):
+            worker = SinkWorker(
+                sink,
+                key,
+                self.store,
+                batch_size=s.batch_size,
+                flush_interval=s.flush_interval,
+                backoff=self._backoff,
+                on_settled=self._notify,
+            )
+            self.workers.append(worker)
+            worker.start()
+        return self.store
 
-    def _settle(self, batch: list[UsageRecord], outcomes: Outcomes) -> None:
-        by_id = {r.event_id: r for r in batch}
-        with self._cond:
-            self._sent += len(outcomes.delivered)
-            self._dead += len(outcomes.dead)
-        _stats.incr("sent", len(outcomes.delivered))
-        if outcomes.duplicates:
-            _stats.incr("duplicate", outcomes.duplicates)
-        if outcomes.dead:
-            _stats.incr("dead", len(outcomes.dead))
-            for event_id, reason in outcomes.dead.items():
-                log.warning("usagetap: event %s dead-lettered by %s: %s", event_id, self.sink.name, reason)
-        retry = [by_id[i] for i in outcomes.retry if i in by_id]
-        if retry:
-            _stats.incr("retried", len(retry))
-            with self._cond:
-                self._queue.extendleft(reversed(retry))
-            if not self._closed:
-                self._sleep(outcomes.retry_after or 1.0)
-
-    def _sleep(self, seconds: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._flushes > 0, timeout=seconds)
-
-    # -- lifecycle -------------------------------------------------------
-
-    def pending(self) -> int:
-        return len(self._queue) + self._inflight
-
-    def flush(self, timeout: Optional[float] = 5.0) -> FlushResult:
-        """Deliver what is queued; wait at most ``timeout`` seconds (None: no limit)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            sent0, dead0 = self._sent, self._dead
-            self._flushes += 1
+    def _open_spill(self) -> Optional[Store]:
+        s = self.settings
         try:
-            if self.pending():
-                if self._thread is None or self._pid != os.getpid():
-                    self._start()
-                self._wake.set()
-                with self._cond:
-                    self._cond.notify_all()
-                    while self.pending():
-                        remaining = None if deadline is None else deadline - time.monotonic()
-                        if remaining is not None and remaining <= 0:
-                            break
-                        self._cond.wait(remaining if remaining is None else min(remaining, 0.05))
-                        self._wake.set()
-        finally:
-            with self._cond:
-                self._flushes -= 1
-        with self._cond:
-            return FlushResult(sent=self._sent - sent0, pending=self.pending(), dead=self._dead - dead0)
+            return open_spool(s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds)
+        except SpoolUnavailable as exc:
+            log_once(logging.WARNING, "spill-unavailable", "usagetap: cannot spill to disk: %s", exc)
+            return None
 
-    def shutdown(self, timeout: Optional[float] = 5.0) -> FlushResult:
-        """Flush within ``timeout``, stop the worker and close the sink. Idempotent."""
-        if self._closed:
-            return FlushResult(sent=0, pending=self.pending(), dead=0)
-        result = self.flush(timeout)
-        self._closed = True
-        self._stopped = True
-        self._wake.set()
+    def _fall_back(self, exc: Exception) -> None:
+        """The spool cannot be used: keep going in memory, loudly."""
+        log.error(
+            "usagetap: %s. Usage records are kept in memory only (bounded, lost if the process dies) "
+            "until the spool is writable and the process restarts.",
+            exc,
+        )
+        _stats.incr("spool_failures")
+        self.fallback = True
+        memory = MemoryStore(self.settings.max_queue)
+        if self.store is not None:
+            for worker in self.workers:
+                worker.store = memory
+        self.store = memory
+
+    def _notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None and self._thread.is_alive() and not result.pending:
-            self._thread.join(timeout=1.0)
-        if result.pending:
-            _stats.incr("dropped.shutdown", result.pending)
-            log.warning("usagetap: %d usage records not delivered at shutdown", result.pending)
+
+    def _intake(self) -> None:
         try:
-            self.sink.close()
+            with self._store_lock:
+                self._ensure_store()
         except Exception as exc:
-            internal_error("sink.close", exc)
+            internal_error("intake.open", exc)
+            self._fall_back(exc)
+        while True:
+            self._wake.wait(self.settings.commit_interval)
+            self._wake.clear()
+            try:
+                self._commit()
+            except Exception as exc:
+                internal_error("intake", exc)
+            if self._stopping:
+                return
+
+    def _commit(self) -> None:
+        """Move everything buffered into the store, in chunks, one transaction each."""
+        try:
+            while True:
+                if self._held:
+                    records, self._held = self._held, []
+                else:
+                    with self._cond:
+                        items = self.buffer.take(_COMMIT_CHUNK)
+                        self._transit = len(items)
+                    if not items:
+                        return
+                    records = [r for r in map(_materialize, items) if r is not None]
+                with self._store_lock:
+                    stored = self._store(records)
+                with self._cond:
+                    self._transit = 0
+                if not stored:
+                    return
+        finally:
+            with self._cond:
+                self._transit = 0
+                self._cond.notify_all()
+
+    def _store(self, records: list[UsageRecord]) -> bool:
+        """Add records to the store; False when they must wait (store full under the block policy)."""
+        store = self._ensure_store()
+        try:
+            store.add(self.keys, records)
+        except StoreFull:
+            if self.settings.overflow == "block":
+                self._held = records
+                return False
+            self._drop(records, "spool_full")
+            return True
+        except SpoolUnavailable as exc:
+            self._fall_back(exc)
+            return self._store(records)
+        if not isinstance(store, (Tiered, MemoryStore)):
+            _stats.incr("spooled", len(records))
+        for worker in self.workers:
+            worker.added(len(records))
+        return True
+
+    # -- flush and shutdown ------------------------------------------------
+
+    def pending(self) -> int:
+        """Records captured by this process and not yet acknowledged by every sink."""
+        store = self.store
+        with self._cond:
+            held = len(self.buffer) + self._transit + len(self._held)
+        if store is None:
+            return held
+        try:
+            stored = store.pending(mine=True)
+        except Exception:
+            stored = 0
+        return held + stored
+
+    def _totals(self) -> tuple[int, int]:
+        return sum(w.sent for w in self.workers), sum(w.dead for w in self.workers)
+
+    def flush(self, timeout: Optional[float] = 5.0) -> FlushResult:
+        """Deliver what this process captured, waiting at most ``timeout`` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sent0, dead0 = self._totals()
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self.pending() and self._thread is None:
+            self._start()
+
+        def remaining() -> Optional[float]:
+            return None if deadline is None else deadline - time.monotonic()
+
+        while True:
+            self._wake.set()
+            for worker in self.workers:
+                worker.wake.set()
+            if not self.pending():
+                break
+            left = remaining()
+            if left is not None and left <= 0:
+                break
+            with self._cond:
+                self._cond.wait(0.05 if left is None else max(0.0, min(left, 0.05)))
+        sent, dead = self._totals()
+        return FlushResult(sent=sent - sent0, pending=self.pending(), dead=dead - dead0)
+
+    def shutdown(self, timeout: Optional[float] = 5.0) -> FlushResult:
+        """Flush within ``timeout`` (one deadline), stop the threads, keep what is left on disk."""
+        if self.closed:
+            return FlushResult(sent=0, pending=0, dead=0)
+        started = time.monotonic()
+        result = self.flush(timeout)
+        self.closed = True
+        self._stopping = True
+        self._wake.set()
+        for worker in self.workers:
+            worker.stop()
+        left = 0.5 if timeout is None else max(0.0, min(0.5, timeout - (time.monotonic() - started)))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(left)
+        kept = self._keep_leftovers()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                internal_error("sink.close", exc)
+        self._report(result, kept)
         return result
+
+    def _keep_leftovers(self) -> int:
+        """Spill what memory still holds to the spool; return how many records stay on disk."""
+        store = self.store
+        lost = len(self.buffer) + len(self._held)
+        if isinstance(store, Tiered):
+            items = store.memory.drain()
+            if items:
+                spill = store._spill_store()
+                if spill is not None and hasattr(spill, "add_entries"):
+                    try:
+                        spill.add_entries(items)
+                    except Exception as exc:
+                        internal_error("spill", exc)
+                        lost += len(items)
+                else:
+                    lost += len(items)
+        elif isinstance(store, MemoryStore):
+            lost += len(store.drain())
+        if lost:
+            _stats.incr("dropped.shutdown", lost)
+            log.warning("usagetap: %d usage records not delivered at shutdown and not kept on disk", lost)
+        try:
+            on_disk = self.pending()
+        except Exception:
+            on_disk = 0
+        return on_disk
+
+    def _report(self, result: FlushResult, kept: int) -> None:
+        if kept:
+            log.warning(
+                "usagetap: %d usage records not yet delivered are kept in %s for the next start",
+                kept,
+                self.settings.spool_path,
+            )
+        counts = _stats.snapshot()
+        dropped = {k: v for k, v in counts.items() if k.startswith("dropped.") and v}
+        if dropped or counts.get("dead"):
+            log.warning("usagetap: at shutdown: dead=%d dropped=%s", counts.get("dead", 0), dropped or {})
+
+    # -- fork --------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, queue, threads, connections; the parent keeps its records."""
+        self._init_state()  # the parent's SQLite connection is dropped unused; a new one opens on demand
+        for sink in self.sinks:
+            reset = getattr(sink, "after_fork", None)
+            if callable(reset):
+                try:
+                    reset()
+                except Exception as exc:
+                    internal_error("sink.after_fork", exc)
+
+
+def _reinit_after_fork() -> None:
+    for pipeline in list(_pipelines):
+        try:
+            if pipeline._pid != os.getpid():
+                pipeline._after_fork()
+        except Exception:  # pragma: no cover - never break the child
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -8,6 +8,7 @@ exception. Anything usagetap fails at is logged and counted by the guard.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -96,6 +97,15 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
 
 
 _materialize_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _materialize_lock
+    _materialize_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class Capture:

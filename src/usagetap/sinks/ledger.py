@@ -139,6 +139,7 @@ class Ledger:
 
     name = "ledger"
     max_batch = 1000
+    local = True
 
     def __init__(self, path: Optional[Union[str, os.PathLike[str]]] = None) -> None:
         self.path = str(path) if path is not None else default_path()

@@ -19,6 +19,7 @@ class Memory:
 
     name = "memory"
     max_batch = 1000
+    local = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,0 +1,91 @@
+"""The bounded hand-off between the caller's thread and the delivery threads.
+
+``put()`` is the only delivery code on the caller's thread: an append to a
+deque, no I/O, no lock held across anything slow. The buffer is bounded by
+item count and (estimated) bytes; when full, the overflow policy decides:
+``drop_newest`` drops the incoming item, ``block`` waits up to
+``block_timeout`` for room and then drops it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+__all__ = ["CaptureBuffer", "estimate_bytes"]
+
+_BASE_BYTES = 600
+
+
+def estimate_bytes(item: Any) -> int:
+    """A cheap size estimate: a fixed base plus the dimensions of a record (captures use the base)."""
+    dims = getattr(item, "dimensions", None)
+    return _BASE_BYTES + 48 * len(dims) if isinstance(dims, dict) else _BASE_BYTES
+
+
+class CaptureBuffer:
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        max_bytes: int,
+        overflow: str = "drop_newest",
+        block_timeout: float = 1.0,
+        on_drop: Optional[Callable[[Any, str], None]] = None,
+    ) -> None:
+        if overflow not in ("drop_newest", "block"):
+            raise ValueError("overflow must be 'drop_newest' or 'block'")
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.overflow = overflow
+        self.block_timeout = block_timeout
+        self.on_drop = on_drop
+        self._items: deque[tuple[Any, int]] = deque()
+        self._bytes = 0
+        self._room = threading.Condition(threading.Lock())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item``; False when it was dropped because the buffer is full."""
+        size = estimate_bytes(item)
+        with self._room:
+            if len(self._items) < self.max_items and self._bytes + size <= self.max_bytes:
+                self._items.append((item, size))
+                self._bytes += size
+                return True
+            if self.overflow != "block":
+                return False
+            deadline = time.monotonic() + self.block_timeout
+            while len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._room.wait(remaining)
+            self._items.append((item, size))
+            self._bytes += size
+            return True
+
+    def take(self, limit: int) -> list[Any]:
+        """Remove and return up to ``limit`` items, oldest first (delivery thread)."""
+        out: list[Any] = []
+        with self._room:
+            items = self._items
+            while items and len(out) < limit:
+                item, size = items.popleft()
+                out.append(item)
+                self._bytes -= size
+            if out:
+                self._room.notify_all()
+        return out
+
+    def reset(self) -> int:
+        """Forget everything and rebuild the lock (the child of a fork: the parent delivers what it had)."""
+        n = len(self._items)
+        self._items = deque()
+        self._bytes = 0
+        self._room = threading.Condition(threading.Lock())
+        return n

@@ -1,0 +1,297 @@
+"""The durable spool: SQLite in WAL mode, shared safely by every process that opens it.
+
+A row is one record waiting for one sink. Leasing a batch marks its rows
+with this process (owner, pid, expiry) inside one ``BEGIN IMMEDIATE``
+transaction, so two processes never send the same row at once; a row is
+deleted only when its sink acknowledged it. Leases of a process that died
+(SIGKILL, OOM) are void at the next start; other expired leases are
+reclaimed as they expire.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from .codec import decode, encode
+from .store import DeadLetter, Entry, StoreFull
+
+__all__ = ["Spool", "SpoolUnavailable", "open_spool"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_pid INTEGER,
+    lease_until REAL,
+    origin TEXT NOT NULL DEFAULT '',
+    UNIQUE (sink, event_id)
+);
+CREATE INDEX IF NOT EXISTS spool_due ON spool (sink, not_before, seq);
+CREATE TABLE IF NOT EXISTS dead (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL,
+    died REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+# when the earliest row not in flight here is due: unleased rows at not_before, rows leased by
+# another process when that lease expires
+_NEXT_DUE = """
+SELECT MIN(CASE WHEN lease_until IS NULL THEN not_before ELSE MAX(not_before, lease_until) END)
+FROM spool WHERE sink=? AND (lease_owner IS NULL OR lease_owner<>?)
+"""
+_SPILL = """
+INSERT OR IGNORE INTO spool (sink, event_id, payload, created, attempts, not_before, origin)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot be opened or written (unwritable path, disk full)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (its -wal/-shm files inherit the mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path), os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(str(path), 0o600)
+
+
+def open_spool(path: str, *, max_bytes: int, lease_seconds: float) -> Spool:
+    """Open (or create) the spool at ``path``. A corrupt file is moved aside and replaced.
+
+    Raises :class:`SpoolUnavailable` when the path cannot be written.
+    """
+    from .._log import log
+
+    target = Path(path)
+    try:
+        _create_private(target)
+        return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
+            raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
+        aside = target.with_name(f"{target.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(target) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(aside) + suffix))
+        log.warning(
+            "usagetap: spool %s was corrupt (%s); moved it to %s and started a fresh one", target, exc, aside
+        )
+        try:
+            _create_private(target)
+            return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds)
+        except (OSError, sqlite3.Error) as again:
+            raise SpoolUnavailable(f"cannot create spool {target}: {again}") from again
+    except OSError as exc:
+        raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
+
+
+def _looks_corrupt(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+class Spool:
+    """A :class:`~usagetap.delivery.store.Store` on SQLite. Use :func:`open_spool`."""
+
+    def __init__(self, path: Path, *, max_bytes: int, lease_seconds: float) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.lease_seconds = lease_seconds
+        self.owner = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("PRAGMA quick_check").fetchone()
+            self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            self._void_dead_leases()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- helpers ---------------------------------------------------------
+
+    def _void_dead_leases(self) -> None:
+        """Release leases whose process is gone (or was a previous life of this pid)."""
+        me = os.getpid()
+        rows = self._conn.execute(
+            "SELECT DISTINCT lease_pid, lease_owner FROM spool WHERE lease_until IS NOT NULL"
+        ).fetchall()
+        for pid, owner in rows:
+            if owner != self.owner and (pid == me or not _pid_alive(int(pid))):
+                self._conn.execute(
+                    "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL WHERE lease_owner=?",
+                    (owner,),
+                )
+
+    def _size(self) -> int:
+        pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self._page_size
+
+    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(sql, rows)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- Store -------------------------------------------------------------
+
+    def add(self, sinks: Sequence[str], records: Sequence[Any]) -> None:
+        now = time.time()
+        payloads = [(r.event_id, encode(r)) for r in records]
+        rows = [
+            (sink, event_id, payload, now, self.owner) for sink in sinks for event_id, payload in payloads
+        ]
+        with self._lock:
+            if self.max_bytes and self._size() > self.max_bytes:
+                raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
+            try:
+                self._write(
+                    "INSERT OR IGNORE INTO spool (sink, event_id, payload, created, origin) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.OperationalError as exc:
+                raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
+
+    def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT seq, payload, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
+                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY seq LIMIT ?",
+                    (sink, now, now, limit),
+                ).fetchall()
+                if rows:
+                    conn.executemany(
+                        "UPDATE spool SET lease_owner=?, lease_pid=?, lease_until=? WHERE seq=?",
+                        [(self.owner, os.getpid(), now + self.lease_seconds, row[0]) for row in rows],
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return [
+            Entry(seq, decode(payload), attempts, not_before) for seq, payload, attempts, not_before in rows
+        ]
+
+    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
+        with self._lock:
+            self._write(
+                "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
+            )
+
+    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
+        with self._lock:
+            self._write(
+                "UPDATE spool SET attempts=?, not_before=?, lease_owner=NULL, lease_pid=NULL, "
+                "lease_until=NULL WHERE seq=? AND lease_owner=?",
+                [(e.attempts, e.not_before, e.key, self.owner) for e in entries],
+            )
+
+    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO dead (sink, event_id, payload, reason, created, died) "
+                    "SELECT sink, event_id, payload, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
+                    [(reason, now, e.key, self.owner) for e, reason in zip(entries, reasons)],
+                )
+                conn.executemany(
+                    "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
+        """Rows not yet acknowledged; with ``mine``, only those this process added."""
+        clauses, params = [], []
+        if sink is not None:
+            clauses.append("sink=?")
+            params.append(sink)
+        if mine:
+            clauses.append("origin=?")
+            params.append(self.owner)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM spool{where}", params).fetchone()[0])
+
+    def next_due(self, sink: str) -> Optional[float]:
+        with self._lock:
+            row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def add_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Keep entries spilled from memory, with their attempts and due times."""
+        now = time.time()
+        rows = [
+            (s, e.record.event_id, encode(e.record), now, e.attempts, e.not_before, self.owner)
+            for s, e in items
+        ]
+        with self._lock:
+            self._write(_SPILL, rows)
+
+    # -- dead letters and status -------------------------------------------
+
+    def dead_letters(self, sink: Optional[str] = None, limit: int = 1000) -> list[DeadLetter]:
+        sql = "SELECT sink, payload, reason, died FROM dead"
+        params: tuple[Any, ...] = ()
+        if sink is not None:
+            sql += " WHERE sink=?"
+            params = (sink,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
+        return [DeadLetter(s, decode(p), reason, died) for s, p, reason, died in rows]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,263 @@
+"""Where records wait for each sink: leased while in flight, removed only once acknowledged.
+
+Two implementations share :class:`Store`: :class:`MemoryStore` (durability
+``"memory"``) and :class:`usagetap.delivery.spool.Spool` (SQLite on disk).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
+
+from ..record import UsageRecord
+
+__all__ = ["DeadLetter", "Entry", "MemoryStore", "Store", "StoreFull", "Tiered"]
+
+
+class StoreFull(Exception):
+    """The store is at its size cap; the overflow policy decides what happens to the records."""
+
+
+@dataclass
+class Entry:
+    """One record waiting for one sink. ``key`` identifies it within its store."""
+
+    key: int
+    record: UsageRecord
+    attempts: int = 0
+    not_before: float = 0.0
+    tier: Optional[Store] = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class DeadLetter:
+    sink: str
+    record: UsageRecord
+    reason: str
+    died: float = field(default=0.0)
+
+
+class Store(Protocol):
+    def add(self, sinks: Sequence[str], records: Sequence[UsageRecord]) -> None:
+        """Keep ``records`` for each of ``sinks``; raise :class:`StoreFull` at the size cap."""
+        ...
+
+    def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
+        """Up to ``limit`` due entries for ``sink``, oldest first, leased to this process."""
+        ...
+
+    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
+        """The backend took these: forget them."""
+        ...
+
+    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
+        """Release these leases; each entry is due again at its ``not_before``."""
+        ...
+
+    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
+        """Move these to the dead letters with the backend's reasons."""
+        ...
+
+    def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
+        """Entries not yet acknowledged (leased ones included), for one sink or all.
+
+        With ``mine``, only entries this process added (a spool may be shared by several).
+        """
+        ...
+
+    def next_due(self, sink: str) -> Optional[float]:
+        """When the earliest unleased entry of ``sink`` is due, or None when there is none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Entries in process memory, bounded by ``max_entries`` (per sink queue entries, all sinks together)."""
+
+    def __init__(self, max_entries: int = 100_000, max_dead: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._ready: dict[str, deque[Entry]] = {}
+        self._delayed: dict[str, list[tuple[float, int, Entry]]] = {}
+        self._leased: dict[str, dict[int, Entry]] = {}
+        self._count = 0
+        self._keys = itertools.count(1)
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=max_dead)
+
+    def _queues(self, sink: str) -> tuple[deque[Entry], list[tuple[float, int, Entry]], dict[int, Entry]]:
+        ready = self._ready.get(sink)
+        if ready is None:
+            ready = self._ready[sink] = deque()
+            self._delayed[sink] = []
+            self._leased[sink] = {}
+        return ready, self._delayed[sink], self._leased[sink]
+
+    def room(self) -> int:
+        return max(0, self.max_entries - self._count)
+
+    def add(self, sinks: Sequence[str], records: Sequence[UsageRecord]) -> None:
+        with self._lock:
+            if self._count + len(sinks) * len(records) > self.max_entries:
+                raise StoreFull(f"memory store holds {self._count} of {self.max_entries} entries")
+            for sink in sinks:
+                ready = self._queues(sink)[0]
+                ready.extend(Entry(next(self._keys), r) for r in records)
+            self._count += len(sinks) * len(records)
+
+    def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
+        with self._lock:
+            ready, delayed, leased = self._queues(sink)
+            while delayed and delayed[0][0] <= now:
+                ready.append(heapq.heappop(delayed)[2])
+            out: list[Entry] = []
+            while ready and len(out) < limit:
+                entry = ready.popleft()
+                leased[entry.key] = entry
+                out.append(entry)
+            return out
+
+    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
+        with self._lock:
+            leased = self._queues(sink)[2]
+            for entry in entries:
+                if leased.pop(entry.key, None) is not None:
+                    self._count -= 1
+
+    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
+        with self._lock:
+            _, delayed, leased = self._queues(sink)
+            for entry in entries:
+                if leased.pop(entry.key, None) is not None:
+                    heapq.heappush(delayed, (entry.not_before, entry.key, entry))
+
+    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
+        with self._lock:
+            leased = self._queues(sink)[2]
+            for entry, reason in zip(entries, reasons):
+                if leased.pop(entry.key, None) is not None:
+                    self._count -= 1
+                    self.dead_letters.append(DeadLetter(sink, entry.record, reason, now))
+
+    def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
+        with self._lock:
+            sinks = [sink] if sink is not None else list(self._ready)
+            return sum(
+                len(self._ready.get(s, ())) + len(self._delayed.get(s, ())) + len(self._leased.get(s, {}))
+                for s in sinks
+            )
+
+    def next_due(self, sink: str) -> Optional[float]:
+        with self._lock:
+            ready, delayed, _ = self._queues(sink)
+            if ready:
+                return 0.0
+            return delayed[0][0] if delayed else None
+
+    def drain(self) -> list[tuple[str, Entry]]:
+        """Take every unacknowledged entry out (to spill it to disk at shutdown)."""
+        with self._lock:
+            out = [(s, e) for s, q in self._ready.items() for e in q]
+            out += [(s, item[2]) for s, heap in self._delayed.items() for item in heap]
+            out += [(s, e) for s, leased in self._leased.items() for e in leased.values()]
+            for q in self._ready.values():
+                q.clear()
+            for heap in self._delayed.values():
+                heap.clear()
+            for leased in self._leased.values():
+                leased.clear()
+            self._count = 0
+            return out
+
+    def close(self) -> None:
+        pass
+
+
+class Tiered:
+    """Memory first; what does not fit spills to a spool on disk (durability ``"memory"``).
+
+    The spool is opened on first spill, or at start when one is already on
+    disk (records a previous process left there are then delivered too).
+    """
+
+    def __init__(
+        self, memory: MemoryStore, open_spill: Callable[[], Optional[Store]], *, adopt: bool
+    ) -> None:
+        self.memory = memory
+        self._open_spill = open_spill
+        self._spill: Optional[Store] = open_spill() if adopt else None
+        self._tried = adopt
+        self._lock = threading.Lock()
+
+    @property
+    def spill(self) -> Optional[Store]:
+        return self._spill
+
+    def _spill_store(self) -> Optional[Store]:
+        with self._lock:
+            if self._spill is None and not self._tried:
+                self._tried = True
+                self._spill = self._open_spill()
+            return self._spill
+
+    def add(self, sinks: Sequence[str], records: Sequence[UsageRecord]) -> None:
+        try:
+            self.memory.add(sinks, records)
+        except StoreFull:
+            spill = self._spill_store()
+            if spill is None:
+                raise
+            spill.add(sinks, records)
+
+    def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
+        entries = self.memory.lease(sink, limit, now)
+        for entry in entries:
+            entry.tier = self.memory
+        spill = self._spill
+        if spill is not None and len(entries) < limit:
+            more = spill.lease(sink, limit - len(entries), now)
+            for entry in more:
+                entry.tier = spill
+            entries.extend(more)
+        return entries
+
+    def _by_tier(self, entries: Sequence[Entry]) -> list[tuple[Store, list[Entry]]]:
+        groups: dict[int, tuple[Store, list[Entry]]] = {}
+        for entry in entries:
+            tier = entry.tier if entry.tier is not None else self.memory
+            groups.setdefault(id(tier), (tier, []))[1].append(entry)
+        return list(groups.values())
+
+    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
+        for tier, group in self._by_tier(entries):
+            tier.ack(sink, group)
+
+    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
+        for tier, group in self._by_tier(entries):
+            tier.retry(sink, group)
+
+    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
+        why = {id(e): r for e, r in zip(entries, reasons)}
+        for tier, group in self._by_tier(entries):
+            tier.dead(sink, group, [why[id(e)] for e in group], now)
+
+    def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
+        spill = self._spill
+        return self.memory.pending(sink) + (spill.pending(sink, mine=mine) if spill is not None else 0)
+
+    def next_due(self, sink: str) -> Optional[float]:
+        dues = [
+            d
+            for d in (self.memory.next_due(sink), self._spill.next_due(sink) if self._spill else None)
+            if d is not None
+        ]
+        return min(dues) if dues else None
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()

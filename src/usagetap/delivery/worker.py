@@ -1,0 +1,243 @@
+"""One delivery thread per sink: lease due entries, send them, act on each event's outcome.
+
+A failing sink never kills its worker: an exception from ``send()`` means
+"retry every event of the batch", logged once per kind. Batches the backend
+refuses as a whole are bisected down to single events. A 429 (any answer
+with Retry-After) pauses the whole sink, so batches don't storm; an auth
+failure (``halt``) pauses it longer and keeps every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Callable, Optional
+
+from .. import _stats
+from .._log import internal_error, log, log_once
+from ..record import UsageRecord
+from ..sinks.base import Outcomes, Sink
+from .backoff import Backoff
+from .store import Entry, Store
+
+__all__ = ["SinkWorker"]
+
+HALT_PAUSE = 60.0
+
+
+class SinkWorker:
+    def __init__(
+        self,
+        sink: Sink,
+        key: str,
+        store: Store,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        backoff: Backoff,
+        on_settled: Callable[[], None],
+    ) -> None:
+        self.sink = sink
+        self.key = key
+        self.store = store
+        self.batch_size = max(1, min(batch_size, int(getattr(sink, "max_batch", batch_size) or batch_size)))
+        self.flush_interval = flush_interval
+        self.backoff = backoff
+        self.on_settled = on_settled
+        self.wake = threading.Event()
+        self.paused_until = 0.0
+        self.halted: Optional[str] = None
+        self.last_error: Optional[str] = None
+        self.stopped = False
+        self.sent = 0
+        self.dead = 0
+        self._backlog = 0
+        self._thread: Optional[threading.Thread] = None
+
+    # -- control (any thread) --------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"usagetap-sink-{self.key}", daemon=True)
+        self._thread.start()
+
+    def added(self, n: int) -> None:
+        self._backlog += n
+        if self._backlog >= self.batch_size:
+            self.wake.set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the loop ------------------------------------------------------------
+
+    def _timeout(self) -> float:
+        now = time.time()
+        if self.paused_until > now:
+            return self.paused_until - now
+        try:
+            due = self.store.next_due(self.key)
+        except Exception:
+            return self.flush_interval
+        if due is None:
+            return self.flush_interval
+        return min(self.flush_interval, max(0.0, due - now))
+
+    def _stopped(self) -> bool:
+        return self.stopped
+
+    def _run(self) -> None:
+        while not self._stopped():
+            self.wake.wait(self._timeout())
+            self.wake.clear()
+            if self._stopped():
+                return
+            try:
+                self.deliver_due()
+            except Exception as exc:
+                internal_error(f"worker:{self.key}", exc)
+                self.wake.wait(1.0)
+
+    def deliver_due(self) -> None:
+        """Send every due entry, batch by batch, until none is due, the sink pauses, or we stop."""
+        self._backlog = 0
+        while not self.stopped and time.time() >= self.paused_until:
+            entries = self.store.lease(self.key, self.batch_size, time.time())
+            if not entries:
+                return
+            try:
+                self._settle(entries, self._send([e.record for e in entries]))
+            except Exception:
+                self._release(entries)
+                raise
+
+    def _release(self, entries: Sequence[Entry]) -> None:
+        """Something went wrong between lease and settle: make the entries due again after a backoff."""
+        now = time.time()
+        for entry in entries:
+            entry.attempts += 1
+            entry.not_before = now + self.backoff.delay(entry.attempts)
+        try:
+            self.store.retry(self.key, entries)
+        except Exception as exc:
+            internal_error(f"store:{self.key}", exc)
+
+    # -- one batch -------------------------------------------------------------
+
+    def _send(self, records: list[UsageRecord]) -> Outcomes:
+        try:
+            outcomes = self.sink.send(records)
+        except Exception as exc:
+            self._error(type(exc).__name__, f"{type(exc).__name__}: {exc}")
+            return Outcomes.all_retry(records)
+        if outcomes.retry and not outcomes.halt and not outcomes.split:
+            self._error("retry", f"the backend asked to retry {len(outcomes.retry)} event(s)")
+        if outcomes.split and not outcomes.halt:
+            if len(records) > 1:
+                middle = len(records) // 2
+                return self._send(records[:middle]).merge(self._send(records[middle:]))
+            only = records[0].event_id
+            outcomes.retry = [i for i in outcomes.retry if i != only]
+            outcomes.dead[only] = outcomes.split
+            outcomes.split = None
+        return outcomes
+
+    def _error(self, kind: str, reason: str) -> None:
+        """Remember the last delivery error (for ``usagetap status``); log each kind once."""
+        self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {reason}"
+        log_once(
+            logging.WARNING,
+            f"sink-error:{self.key}:{kind}",
+            "usagetap: sink %s: %s; the events are kept and retried",
+            self.key,
+            reason,
+        )
+
+    def _settle(self, entries: Sequence[Entry], outcomes: Outcomes) -> None:
+        now = time.time()
+        by_id: dict[str, list[Entry]] = {}
+        for entry in entries:
+            by_id.setdefault(entry.record.event_id, []).append(entry)
+        delivered = [e for i in dict.fromkeys(outcomes.delivered) for e in by_id.pop(i, ())]
+        dead: list[Entry] = []
+        reasons: list[str] = []
+        for event_id, reason in outcomes.dead.items():
+            for entry in by_id.pop(event_id, ()):
+                dead.append(entry)
+                reasons.append(reason)
+        retry = [e for i in dict.fromkeys(outcomes.retry) for e in by_id.pop(i, ())]
+        if by_id:
+            log_once(
+                logging.WARNING,
+                f"unreported:{self.key}",
+                "usagetap: sink %s reported no outcome for some events; they will be retried",
+                self.key,
+            )
+            retry.extend(e for group in by_id.values() for e in group)
+
+        if outcomes.halt:
+            self._halt(outcomes.halt, now)
+            for entry in retry:
+                entry.not_before = self.paused_until
+        else:
+            if self.halted:
+                log.warning("usagetap: sink %s accepts events again; delivery resumed", self.key)
+                self.halted = None
+            if outcomes.retry_after is not None:
+                self.paused_until = max(self.paused_until, now + outcomes.retry_after)
+            if retry:
+                # one draw for the batch: events that failed together are retried together
+                attempts = max(e.attempts for e in retry) + 1
+                due = now + self.backoff.delay(attempts, outcomes.retry_after)
+                for entry in retry:
+                    entry.attempts += 1
+                    entry.not_before = due
+
+        try:
+            if delivered:
+                self.store.ack(self.key, delivered)
+            if dead:
+                self.store.dead(self.key, dead, reasons, now)
+            if retry:
+                self.store.retry(self.key, retry)
+        except Exception as exc:
+            internal_error(f"store:{self.key}", exc)
+        self.sent += len(delivered)
+        self.dead += len(dead)
+        _stats.incr("sent", len(delivered))
+        if outcomes.duplicates:
+            _stats.incr("duplicate", outcomes.duplicates)
+        if retry:
+            _stats.incr("retried", len(retry))
+        if dead:
+            _stats.incr("dead", len(dead))
+            for reason in dict.fromkeys(reasons):
+                log_once(
+                    logging.WARNING,
+                    f"dead:{self.key}:{reason}",
+                    "usagetap: %s refused an event for good: %s (kept as a dead letter; "
+                    "more for this reason are counted, not logged)",
+                    self.key,
+                    reason,
+                )
+        self.on_settled()
+
+    def _halt(self, reason: str, now: float) -> None:
+        pause = HALT_PAUSE if self.halted is None else min(self.backoff.cap, HALT_PAUSE * 5)
+        self.paused_until = now + pause
+        self._error("halt", f"halted: {reason}")
+        if self.halted is None:
+            log.error(
+                "usagetap: sink %s cannot deliver (%s). Delivery to it is paused and every event is kept; "
+                "it is retried every %.0f s",
+                self.key,
+                reason,
+                pause,
+            )
+        self.halted = reason
