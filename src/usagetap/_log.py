@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from typing import Any, Callable, TypeVar
 
 from . import _stats
+from ._forksafe import module_lock
 
 __all__ = ["guarded", "log", "log_once"]
 
 log = logging.getLogger("usagetap")
 
 _seen: set[str] = set()
-_seen_lock = threading.Lock()
+_seen_lock = module_lock(globals(), "_seen_lock")
 
 T = TypeVar("T")
 
@@ -27,15 +26,6 @@ def log_once(level: int, key: str, msg: str, *args: Any, exc_info: BaseException
         _seen.add(key)
     log.log(level, msg, *args, exc_info=exc_info)
     return True
-
-
-def _new_lock_in_child() -> None:
-    global _seen_lock
-    _seen_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def reset_once() -> None:

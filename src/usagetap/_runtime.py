@@ -7,11 +7,11 @@ import atexit
 import functools
 import inspect
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _stats
+from ._forksafe import module_lock
 from .delivery import DURABILITY, FlushResult, Item, Pipeline, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
@@ -31,7 +31,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_lock = threading.Lock()
+_lock = module_lock(globals(), "_lock")
 _pipeline: Optional[Pipeline] = None
 _exit_timeout = 5.0
 
@@ -167,6 +167,7 @@ def configure(
         _exit_timeout = exit_timeout
     if old is not None:
         old.shutdown(timeout=exit_timeout)
+    new.resume()
 
 
 def capture(record: UsageRecord) -> None:
@@ -274,15 +275,32 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
+class _Anchor:
+    """Keeps the after-fork registration below alive (multiprocessing holds it weakly)."""
+
+
+_anchor = _Anchor()
+
+
+def _finalize_in_child(_: object) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=100)
+
+
 def _child_exit_hook() -> None:
-    """A multiprocessing child ends with os._exit, skipping atexit: flush through its finalizers."""
+    """A multiprocessing child ends with os._exit, skipping atexit: flush through its finalizers.
+
+    multiprocessing clears inherited finalizers when the child starts, then runs its
+    after-fork hooks; registering one here puts our finalizer back at the right moment.
+    """
     import sys
 
     if "multiprocessing" in sys.modules:
         try:
             from multiprocessing import util
 
-            util.Finalize(None, _at_exit, exitpriority=100)
+            util.register_after_fork(_anchor, _finalize_in_child)
         except Exception:  # pragma: no cover
             pass
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import threading
+from ._forksafe import module_lock
 
 __all__ = ["incr", "reset", "snapshot"]
 
-_lock = threading.Lock()
+_lock = module_lock(globals(), "_lock")
 _counters: dict[str, int] = {}
 
 
@@ -24,12 +23,3 @@ def snapshot() -> dict[str, int]:
 def reset() -> None:
     with _lock:
         _counters.clear()
-
-
-def _new_lock_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
+from ._forksafe import module_lock
 from ._log import log_once
 from .record import UsageRecord
 
@@ -28,7 +28,7 @@ _PROVIDER_IDS: dict[str, str] = {
     "vertex": "google",
 }
 
-_lock = threading.Lock()
+_lock = module_lock(globals(), "_lock")
 
 
 def pricing_provider(provider: str) -> tuple[Optional[str], Optional[str]]:

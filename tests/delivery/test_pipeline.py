@@ -28,9 +28,11 @@ class Gate:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.entered = threading.Event()
         self.batches: list[int] = []
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.entered.set()
         self.release.wait()
         self.batches.append(len(records))
         return Outcomes.all_delivered(records)
@@ -78,11 +80,14 @@ def test_submit_never_waits_for_the_sink() -> None:
     gate = Gate()
     pipeline = Pipeline(gate, Settings(batch_size=5, flush_interval=0.01))
     pipeline.submit(make_record())
-    time.sleep(0.2)  # the worker is now blocked inside send()
-    started = time.perf_counter()
-    for _ in range(1000):
-        pipeline.submit(make_record())
-    assert time.perf_counter() - started < 1.0
+    deadline = time.monotonic() + 10
+    while not gate.entered.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.entered.is_set(), "the worker is blocked inside send()"
+    producer = threading.Thread(target=lambda: [pipeline.submit(make_record()) for _ in range(1000)])
+    producer.start()
+    producer.join(10)
+    assert not producer.is_alive(), "submit() waited for the blocked sink"
     assert pipeline.pending() == 1001
     gate.release.set()
     assert pipeline.flush(5.0).pending == 0

@@ -87,6 +87,7 @@ _COMMIT_CHUNK = 5000
 
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+_inherited: list[object] = []
 
 
 def _materialize(item: Item) -> Optional[UsageRecord]:
@@ -196,6 +197,11 @@ class Pipeline:
             except Exception as exc:
                 internal_error("on_drop", exc)
 
+    def resume(self) -> None:
+        """Start delivering at once when a spool from an earlier run is on disk (not on first capture)."""
+        if self.settings.durability != "sync" and os.path.exists(self.settings.spool_path):
+            self._start()
+
     # -- threads -------------------------------------------------------------
 
     def _start(self) -> None:
@@ -264,6 +270,7 @@ class Pipeline:
             self._cond.notify_all()
 
     def _intake(self) -> None:
+        _import_dependencies()
         try:
             with self._store_lock:
                 self._ensure_store()
@@ -348,6 +355,12 @@ class Pipeline:
         sent0, dead0 = self._totals()
         if self._pid != os.getpid():
             self._after_fork()
+        if self.store is None and (self._thread is not None or os.path.exists(self.settings.spool_path)):
+            try:
+                with self._store_lock:
+                    self._ensure_store()  # count what an earlier run left on disk as pending too
+            except Exception as exc:
+                internal_error("flush.open", exc)
         if self.pending() and self._thread is None:
             self._start()
 
@@ -434,7 +447,9 @@ class Pipeline:
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, queue, threads, connections; the parent keeps its records."""
-        self._init_state()  # the parent's SQLite connection is dropped unused; a new one opens on demand
+        if self.store is not None:
+            _inherited.append(self.store)  # never close the parent's SQLite connection from the child
+        self._init_state()
         for sink in self.sinks:
             reset = getattr(sink, "after_fork", None)
             if callable(reset):
@@ -442,6 +457,31 @@ class Pipeline:
                     reset()
                 except Exception as exc:
                     internal_error("sink.after_fork", exc)
+
+
+# The delivery threads import tenacity and genai-prices on first use. A fork in the middle
+# of such an import would leave the module's import lock held forever in the child, so a
+# fork waits (briefly) for those imports to finish.
+_importing = threading.Event()
+_imported = threading.Event()
+
+
+def _import_dependencies() -> None:
+    if _imported.is_set():
+        return
+    _importing.set()
+    try:
+        import genai_prices  # noqa: F401
+        import tenacity  # noqa: F401
+    except Exception as exc:  # pragma: no cover - a broken install is reported where they are used
+        internal_error("import", exc)
+    finally:
+        _imported.set()
+
+
+def _before_fork() -> None:
+    if _importing.is_set() and not _imported.is_set():
+        _imported.wait(10.0)
 
 
 def _reinit_after_fork() -> None:
@@ -454,4 +494,4 @@ def _reinit_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_child=_reinit_after_fork)

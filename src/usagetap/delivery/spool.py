@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from .._forksafe import SQLITE
 from .codec import decode, encode
 from .store import DeadLetter, Entry, StoreFull
 
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS spool (
     lease_pid INTEGER,
     lease_until REAL,
     origin TEXT NOT NULL DEFAULT '',
+    origin_pid INTEGER NOT NULL DEFAULT 0,
     UNIQUE (sink, event_id)
 );
 CREATE INDEX IF NOT EXISTS spool_due ON spool (sink, not_before, seq);
@@ -59,10 +60,14 @@ _NEXT_DUE = """
 SELECT MIN(CASE WHEN lease_until IS NULL THEN not_before ELSE MAX(not_before, lease_until) END)
 FROM spool WHERE sink=? AND (lease_owner IS NULL OR lease_owner<>?)
 """
-_SPILL = """
-INSERT OR IGNORE INTO spool (sink, event_id, payload, created, attempts, not_before, origin)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+_INSERT = """
+INSERT OR IGNORE INTO spool (sink, event_id, payload, created, attempts, not_before, origin, origin_pid)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+
+# owners of the spools open in this process: their leases are live whatever the pid says
+_open_owners: set[str] = set()
 
 
 class SpoolUnavailable(Exception):
@@ -131,8 +136,14 @@ class Spool:
         self.max_bytes = max_bytes
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        _open_owners.add(self.owner)
+        with SQLITE:
+            self._conn = sqlite3.connect(
+                str(path), timeout=30.0, check_same_thread=False, isolation_level=None
+            )
+            self._setup()
+
+    def _setup(self) -> None:
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -140,23 +151,41 @@ class Spool:
             self._conn.execute("PRAGMA quick_check").fetchone()
             self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
             self._void_dead_leases()
+            self._adopt_orphans()
         except BaseException:
             self._conn.close()
+            _open_owners.discard(self.owner)
             raise
 
     # -- helpers ---------------------------------------------------------
 
     def _void_dead_leases(self) -> None:
-        """Release leases whose process is gone (or was a previous life of this pid)."""
+        """Release leases of a process that is gone, or of an earlier life of this pid (a restart)."""
         me = os.getpid()
         rows = self._conn.execute(
             "SELECT DISTINCT lease_pid, lease_owner FROM spool WHERE lease_until IS NOT NULL"
         ).fetchall()
         for pid, owner in rows:
-            if owner != self.owner and (pid == me or not _pid_alive(int(pid))):
+            if owner in _open_owners:
+                continue
+            if pid == me or not _pid_alive(int(pid)):
                 self._conn.execute(
                     "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL WHERE lease_owner=?",
                     (owner,),
+                )
+
+    def _adopt_orphans(self) -> None:
+        """Rows added by a process that is gone become this process's to deliver (and to flush)."""
+        me = os.getpid()
+        rows = self._conn.execute(
+            "SELECT DISTINCT origin, origin_pid FROM spool WHERE origin<>?", (self.owner,)
+        )
+        for origin, pid in rows.fetchall():
+            if origin in _open_owners:
+                continue
+            if pid == me or not pid or not _pid_alive(int(pid)):
+                self._conn.execute(
+                    "UPDATE spool SET origin=?, origin_pid=? WHERE origin=?", (self.owner, me, origin)
                 )
 
     def _size(self) -> int:
@@ -178,23 +207,22 @@ class Spool:
     def add(self, sinks: Sequence[str], records: Sequence[Any]) -> None:
         now = time.time()
         payloads = [(r.event_id, encode(r)) for r in records]
+        me = os.getpid()
         rows = [
-            (sink, event_id, payload, now, self.owner) for sink in sinks for event_id, payload in payloads
+            (sink, event_id, payload, now, 0, 0.0, self.owner, me)
+            for sink in sinks
+            for event_id, payload in payloads
         ]
-        with self._lock:
+        with SQLITE:
             if self.max_bytes and self._size() > self.max_bytes:
                 raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
             try:
-                self._write(
-                    "INSERT OR IGNORE INTO spool (sink, event_id, payload, created, origin) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                self._write(_INSERT, rows)
             except sqlite3.OperationalError as exc:
                 raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
-        with self._lock:
+        with SQLITE:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -217,13 +245,13 @@ class Spool:
         ]
 
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
-        with self._lock:
+        with SQLITE:
             self._write(
                 "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
             )
 
     def retry(self, sink: str, entries: Sequence[Entry]) -> None:
-        with self._lock:
+        with SQLITE:
             self._write(
                 "UPDATE spool SET attempts=?, not_before=?, lease_owner=NULL, lease_pid=NULL, "
                 "lease_until=NULL WHERE seq=? AND lease_owner=?",
@@ -231,7 +259,7 @@ class Spool:
             )
 
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
-        with self._lock:
+        with SQLITE:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -258,11 +286,11 @@ class Spool:
             clauses.append("origin=?")
             params.append(self.owner)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
+        with SQLITE:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM spool{where}", params).fetchone()[0])
 
     def next_due(self, sink: str) -> Optional[float]:
-        with self._lock:
+        with SQLITE:
             row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -270,11 +298,11 @@ class Spool:
         """Keep entries spilled from memory, with their attempts and due times."""
         now = time.time()
         rows = [
-            (s, e.record.event_id, encode(e.record), now, e.attempts, e.not_before, self.owner)
+            (s, e.record.event_id, encode(e.record), now, e.attempts, e.not_before, self.owner, os.getpid())
             for s, e in items
         ]
-        with self._lock:
-            self._write(_SPILL, rows)
+        with SQLITE:
+            self._write(_INSERT, rows)
 
     # -- dead letters and status -------------------------------------------
 
@@ -284,14 +312,15 @@ class Spool:
         if sink is not None:
             sql += " WHERE sink=?"
             params = (sink,)
-        with self._lock:
+        with SQLITE:
             rows = self._conn.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
         return [DeadLetter(s, decode(p), reason, died) for s, p, reason, died in rows]
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
+        with SQLITE:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
-        with self._lock:
+        with SQLITE:
             self._conn.close()
+        _open_owners.discard(self.owner)

@@ -8,13 +8,12 @@ exception. Anything usagetap fails at is logged and counted by the guard.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .. import _runtime, _stats
+from .._forksafe import module_lock
 from .._log import internal_error, log_once
 from ..context import Scope, current_scope
 from ..errors import InvalidRecord
@@ -96,16 +95,7 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
     )
 
 
-_materialize_lock = threading.Lock()
-
-
-def _new_lock_in_child() -> None:
-    global _materialize_lock
-    _materialize_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+_materialize_lock = module_lock(globals(), "_materialize_lock")
 
 
 class Capture:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Optional
+
+from .._forksafe import module_lock
 
 __all__ = ["impersonate", "provider_for_host", "stop_impersonating"]
 
-_lock = threading.Lock()
+_lock = module_lock(globals(), "_lock")
 _impersonated: dict[str, str] = {}
 
 

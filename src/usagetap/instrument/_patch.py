@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from typing import Any, Callable
 
+from .._forksafe import module_lock
 from .._log import log_once
 from ._adapter import families, load, request_owner
 from ._binding import Binding
@@ -21,7 +21,7 @@ from ._wrap import _ATTR
 __all__ = ["instrument", "instrumented", "uninstrument"]
 
 _AUTO = "_usagetap_auto_binding"
-_lock = threading.Lock()
+_lock = module_lock(globals(), "_lock")
 _patched: dict[type, Any] = {}  # owner class -> the original request()
 
 

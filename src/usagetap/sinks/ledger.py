@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import timezone
 from pathlib import Path
 from typing import Optional, Union
 
+from .._forksafe import SQLITE
 from ..record import UsageRecord
 from .base import Outcomes
 
@@ -144,7 +144,6 @@ class Ledger:
     def __init__(self, path: Optional[Union[str, os.PathLike[str]]] = None) -> None:
         self.path = str(path) if path is not None else default_path()
         self._conn: Optional[sqlite3.Connection] = None
-        self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -152,7 +151,7 @@ class Ledger:
         return self._conn
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        with self._lock:
+        with SQLITE:
             conn = self._connection()
             before = conn.total_changes
             conn.execute("BEGIN")
@@ -167,11 +166,11 @@ class Ledger:
 
     def records(self) -> list[UsageRecord]:
         """Every record in the ledger, oldest first."""
-        with self._lock:
+        with SQLITE:
             return list(iter_records(self._connection()))
 
     def close(self) -> None:
-        with self._lock:
+        with SQLITE:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

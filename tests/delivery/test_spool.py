@@ -1,0 +1,151 @@
+"""The SQLite spool: leases, acknowledgements, dead letters, caps and damaged files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_record
+from usagetap.delivery.spool import Spool, SpoolUnavailable, open_spool
+from usagetap.delivery.store import StoreFull
+
+
+def spool_at(path: Path, **kw: float) -> Spool:
+    return open_spool(str(path), max_bytes=int(kw.get("max_bytes", 0)), lease_seconds=kw.get("lease", 60.0))
+
+
+def test_records_round_trip_and_are_deleted_only_when_acknowledged(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    records = [make_record(dimensions={"feature": "x"}) for _ in range(5)]
+    spool.add(["a"], records)
+    leased = spool.lease("a", 3, time.time())
+    assert [e.record for e in leased] == records[:3]
+    assert spool.pending("a") == 5
+    spool.ack("a", leased)
+    assert spool.pending("a") == 2
+    rest = spool.lease("a", 10, time.time())
+    assert [e.record for e in rest] == records[3:]
+
+
+def test_fan_out_keeps_one_row_per_sink(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool.add(["a", "b"], [make_record()])
+    spool.ack("a", spool.lease("a", 10, time.time()))
+    assert (spool.pending("a"), spool.pending("b")) == (0, 1)
+
+
+def test_the_same_event_is_kept_once_per_sink(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    record = make_record()
+    spool.add(["a"], [record])
+    spool.add(["a"], [record])
+    assert spool.pending("a") == 1
+
+
+def test_a_leased_row_is_not_leased_again_by_another_process(tmp_path: Path) -> None:
+    first = spool_at(tmp_path / "s.db")
+    first.add(["a"], [make_record() for _ in range(4)])
+    taken = first.lease("a", 3, time.time())
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=60)  # another owner, as a second process
+    other.owner = "someone-else"
+    assert [e.key for e in other.lease("a", 10, time.time())] == [taken[-1].key + 1]
+
+
+def test_an_expired_lease_is_reclaimed(tmp_path: Path) -> None:
+    first = spool_at(tmp_path / "s.db", lease=0.05)
+    first.add(["a"], [make_record()])
+    assert len(first.lease("a", 10, time.time())) == 1
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=60)
+    assert other.lease("a", 10, time.time()) == []
+    assert len(other.lease("a", 10, time.time() + 0.1)) == 1
+
+
+def test_leases_of_a_dead_process_are_void_at_open(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool.add(["a"], [make_record()])
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead_pid = int(dead.stdout)
+    conn = sqlite3.connect(str(tmp_path / "s.db"))
+    conn.execute(
+        "UPDATE spool SET lease_owner='gone', lease_pid=?, lease_until=?", (dead_pid, time.time() + 3600)
+    )
+    conn.commit()
+    assert spool.lease("a", 10, time.time()) == []
+    assert len(spool_at(tmp_path / "s.db").lease("a", 10, time.time())) == 1
+
+
+def test_retry_makes_a_row_due_later(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool.add(["a"], [make_record()])
+    [entry] = spool.lease("a", 1, time.time())
+    entry.attempts, entry.not_before = 1, time.time() + 100
+    spool.retry("a", [entry])
+    assert spool.lease("a", 1, time.time()) == []
+    assert spool.next_due("a") == pytest.approx(entry.not_before)
+    [again] = spool.lease("a", 1, time.time() + 101)
+    assert again.attempts == 1
+
+
+def test_dead_letters_keep_the_record_and_the_reason(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    record = make_record()
+    spool.add(["a"], [record])
+    spool.dead("a", spool.lease("a", 1, time.time()), ["422: customer unknown"], time.time())
+    assert spool.pending() == 0
+    [letter] = spool.dead_letters()
+    assert (letter.sink, letter.record, letter.reason) == ("a", record, "422: customer unknown")
+
+
+def test_the_spool_file_is_private(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool.add(["a"], [make_record()])
+    for name in ("s.db", "s.db-wal"):
+        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        assert mode & 0o077 == 0, f"{name} is readable by others: {oct(mode)}"
+
+
+def test_size_cap_refuses_more_records(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", max_bytes=64 * 1024)
+    with pytest.raises(StoreFull):
+        for _ in range(200):
+            spool.add(["a"], [make_record(dimensions={"pad": "x" * 400}) for _ in range(20)])
+    assert spool.pending() > 0
+
+
+def test_a_full_disk_is_reported_as_unavailable(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool._conn.execute("PRAGMA max_page_count=8")
+    with pytest.raises(SpoolUnavailable, match="full"):
+        for _ in range(100):
+            spool.add(["a"], [make_record(dimensions={"pad": "x" * 400}) for _ in range(20)])
+
+
+def test_an_unwritable_path_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(SpoolUnavailable):
+        spool_at(blocker / "spool.db")
+
+
+def test_a_corrupt_spool_is_moved_aside_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a sqlite database" * 100)
+    spool = spool_at(path)
+    spool.add(["a"], [make_record()])
+    assert spool.pending() == 1
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert "was corrupt" in caplog.text
