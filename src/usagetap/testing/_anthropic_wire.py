@@ -127,6 +127,33 @@ def _server_tools(body: dict[str, Any]) -> dict[str, int]:
     return used
 
 
+def _output_schema(body: dict[str, Any]) -> Optional[dict[str, Any]]:
+    config = body.get("output_config")
+    form = config.get("format") if isinstance(config, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema" and isinstance(form.get("schema"), dict):
+        return form["schema"]
+    return None
+
+
+def _fill(schema: dict[str, Any], defs: Optional[dict[str, Any]] = None) -> Any:
+    """A value that satisfies a (simple) JSON schema, for structured outputs."""
+    defs = schema.get("$defs", defs) or {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _fill(defs.get(ref.rsplit("/", 1)[-1], {}), defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _fill(schema[key][0], defs)
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _fill(sub, defs) for name, sub in (schema.get("properties") or {}).items()}
+    return {"array": [], "string": "usage", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
+        str(kind), "usage"
+    )
+
+
 # -- messages ----------------------------------------------------------------
 
 
@@ -160,7 +187,9 @@ def _message(
             tool_id = f"srvtoolu_{uuid.uuid4().hex[:24]}"
             content.append({"type": "server_tool_use", "id": tool_id, "name": name, "input": {"query": "usage"}})
             content.append({"type": result, "tool_use_id": tool_id, "content": []})
-    content.append({"type": "text", "text": " ".join(reply_words(output - thinking_tokens))})
+    schema = _output_schema(body)
+    text = " ".join(reply_words(output - thinking_tokens)) if schema is None else json.dumps(_fill(schema))
+    content.append({"type": "text", "text": text})
 
     usage: dict[str, Any] = {
         "input_tokens": prompt["input_tokens"],
