@@ -46,7 +46,9 @@ def claude_server() -> Iterator[ProviderServer]:
 
 @pytest.fixture
 def claude(claude_server: ProviderServer) -> anthropic.Anthropic:
-    return usagetap.wrap(anthropic.Anthropic(base_url=claude_server.anthropic_url, api_key="sk-ant-test", max_retries=0))
+    return usagetap.wrap(
+        anthropic.Anthropic(base_url=claude_server.anthropic_url, api_key="sk-ant-test", max_retries=0)
+    )
 
 
 @pytest.fixture

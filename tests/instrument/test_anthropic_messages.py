@@ -118,7 +118,7 @@ def test_thinking_and_server_tools_are_extracted(
         tools=tools,  # type: ignore[arg-type]
         thinking={"type": "enabled", "budget_tokens": 1024},
     )
-    assert [b.type for b in message.content][0] == "thinking"
+    assert next(b.type for b in message.content) == "thinking"
     [record] = delivered(sink)
     assert record.reasoning_tokens == 10
     assert record.dimensions["web_search_requests"] == record.dimensions["web_fetch_requests"] == 1
@@ -289,7 +289,9 @@ def test_error_mid_stream_in_the_helper(
 def test_provider_errors_reach_the_caller_unchanged_and_yield_no_record(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
-    claude_server.fail_next(529, body={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+    claude_server.fail_next(
+        529, body={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    )
     with pytest.raises(anthropic.APIStatusError) as info:
         create(claude)
     assert info.value.status_code == 529
@@ -397,7 +399,7 @@ def test_failure_inside_usagetap_never_breaks_the_call(
     monkeypatch.setattr(extract, "message_usage", broken)
     monkeypatch.setattr(extract.MessageStreamObserver, "observe", broken)
     assert type(create(claude)) is anthropic.types.Message
-    assert len([e for e in create(claude, stream=True)]) == 29
+    assert len(list(create(claude, stream=True))) == 29
     with stream_manager(claude) as stream:
         assert len(stream.get_final_text().split()) == 24
     records = delivered(sink)

@@ -163,7 +163,11 @@ def test_batch_results_meter_succeeded_lines_keyed_by_batch_and_custom_id() -> N
         ("post", "/v1/messages/batches", ("batches", None)),
         ("post", "/v1/messages/batches?beta=true", ("batches", None)),
         ("get", "/v1/messages/batches/msgbatch_1", None),
-        ("get", "https://api.anthropic.com/v1/messages/batches/msgbatch_1/results", ("batch_results", "msgbatch_1")),
+        (
+            "get",
+            "https://api.anthropic.com/v1/messages/batches/msgbatch_1/results",
+            ("batch_results", "msgbatch_1"),
+        ),
         ("get", "/v1/messages/batches/msgbatch_1/results?beta=true", ("batch_results", "msgbatch_1")),
         ("post", "/v1/complete", None),
         ("get", "/v1/models", None),

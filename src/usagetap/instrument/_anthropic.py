@@ -43,6 +43,8 @@ class _BatchResults(Call):
 
     __slots__ = ("batch_id",)
 
+    batch_id: str
+
 
 def _stream_types() -> tuple[type, type]:
     import anthropic
@@ -80,17 +82,21 @@ class AnthropicAdapter:
             return _BatchCreate(binding, extract.MESSAGES, None, False, options)
         if what == extract.BATCH_RESULTS:
             call = _BatchResults(binding, extract.MESSAGES, None, False, options)
-            call.batch_id = batch_id
+            call.batch_id = str(batch_id)
             if call.scope.customer is None:
                 with self._lock:
-                    remembered = self._batch_scopes.get(str(batch_id))
+                    remembered = self._batch_scopes.get(call.batch_id)
                 if remembered is not None:
                     call.scope = remembered
             return call
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = body.get("model")
         return Call(
-            binding, extract.MESSAGES, model if isinstance(model, str) else None, body.get("stream") is True, options
+            binding,
+            extract.MESSAGES,
+            model if isinstance(model, str) else None,
+            body.get("stream") is True,
+            options,
         )
 
     def on_result(self, call: Call, result: Any) -> Any:

@@ -91,7 +91,7 @@ def message_usage(message: Any) -> TokenUsage:
 
 def is_succeeded(item: Any) -> bool:
     """A Message Batches result line whose request succeeded (the only kind that is billed)."""
-    return field_of(field_of(item, "result"), "type") == "succeeded"
+    return bool(field_of(field_of(item, "result"), "type") == "succeeded")
 
 
 def batch_item_usage(item: Any, batch_id: str) -> TokenUsage:

@@ -131,7 +131,8 @@ def _output_schema(body: dict[str, Any]) -> Optional[dict[str, Any]]:
     config = body.get("output_config")
     form = config.get("format") if isinstance(config, dict) else None
     if isinstance(form, dict) and form.get("type") == "json_schema" and isinstance(form.get("schema"), dict):
-        return form["schema"]
+        schema: dict[str, Any] = form["schema"]
+        return schema
     return None
 
 
@@ -185,7 +186,9 @@ def _message(
     ):
         if tools[kind]:
             tool_id = f"srvtoolu_{uuid.uuid4().hex[:24]}"
-            content.append({"type": "server_tool_use", "id": tool_id, "name": name, "input": {"query": "usage"}})
+            content.append(
+                {"type": "server_tool_use", "id": tool_id, "name": name, "input": {"query": "usage"}}
+            )
             content.append({"type": result, "tool_use_id": tool_id, "content": []})
     schema = _output_schema(body)
     text = " ".join(reply_words(output - thinking_tokens)) if schema is None else json.dumps(_fill(schema))
@@ -276,11 +279,15 @@ def _stream_events(message: dict[str, Any]) -> list[Event]:
             deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
         else:
             start, deltas = block, []
-        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        events.append(
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+        )
         if index == 0:
             events.append(("ping", {"type": "ping"}))
         for delta in deltas:
-            events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            events.append(
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
     final_usage = {
         k: usage[k]
@@ -366,7 +373,13 @@ def create_batch(server: ProviderServer, body: dict[str, Any], headers: dict[str
         "id": batch_id,
         "type": "message_batch",
         "processing_status": "in_progress",
-        "request_counts": {"processing": len(lines), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+        "request_counts": {
+            "processing": len(lines),
+            "succeeded": 0,
+            "errored": 0,
+            "canceled": 0,
+            "expired": 0,
+        },
         "created_at": _iso(now),
         "expires_at": _iso(now + timedelta(days=1).total_seconds()),
         "ended_at": None,
@@ -411,7 +424,9 @@ def batch_results(
 # -- Bedrock and Vertex ---------------------------------------------------------
 
 
-def _platform_message(server: ProviderServer, body: dict[str, Any], model: str, path: str, stream: bool) -> Any:
+def _platform_message(
+    server: ProviderServer, body: dict[str, Any], model: str, path: str, stream: bool
+) -> Any:
     problem = _invalid(body, model_required=False)
     if problem:
         return _error(400, problem)
@@ -433,12 +448,13 @@ def bedrock_invoke(
     events = [data for name, data in _stream_events(message) if name != "ping"]
     if server.stream_error_after is not None:
         events = events[: server.stream_error_after]
-    for data in events:
-        assert isinstance(data, dict)
-        if data["type"] == "message_stop":
+    for event in events:
+        assert isinstance(event, dict)
+        data = event
+        if event["type"] == "message_stop":
             usage = message["usage"]
             data = {
-                **data,
+                **event,
                 "amazon-bedrock-invocationMetrics": {
                     "inputTokenCount": usage["input_tokens"],
                     "outputTokenCount": usage["output_tokens"],
@@ -511,7 +527,11 @@ ROUTES: dict[str, Route] = {
 PATTERNS: list[tuple[str, re.Pattern[str], PatternRoute]] = [
     ("GET", re.compile(r"/v1/messages/batches/(?P<batch>[^/]+)"), retrieve_batch),
     ("GET", re.compile(r"/v1/messages/batches/(?P<batch>[^/]+)/results"), batch_results),
-    ("POST", re.compile(r"/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)"), bedrock_invoke),
+    (
+        "POST",
+        re.compile(r"/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)"),
+        bedrock_invoke,
+    ),
     (
         "POST",
         re.compile(

@@ -218,7 +218,9 @@ class ProviderServer:
         )
         return {k: sum(getattr(i, k) for i in items) for k in keys}
 
-    def _route(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Optional[Reply]:
+    def _route(
+        self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Optional[Reply]:
         route = self.routes.get(f"{method} {path}")
         if route is not None:
             return route(self, body, headers)
