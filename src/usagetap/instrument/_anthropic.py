@@ -147,7 +147,9 @@ class AnthropicAdapter:
 
 def _meter_results(call: _BatchResults, decoder: Any) -> None:
     """Meter a batch's JSONL results in place: one record per succeeded line, as the caller reads it."""
-    items = decoder._iterator
+    items = getattr(decoder, "_iterator", None)
+    if items is None:
+        return
     if hasattr(items, "__anext__"):
         decoder._iterator = _aresults(items, call)
     else:
