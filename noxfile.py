@@ -1,6 +1,8 @@
-"""Sessions: tests, lint, and the SDK version matrix (latest openai 1.x, 2.x, 3.x)."""
+"""Sessions: tests, lint, and the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -8,6 +10,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 OPENAI = {"1": "openai>=1.40,<2", "2": "openai>=2,<3", "3": "openai>=3,<4"}
+ANTHROPIC = {"0": "anthropic>=0.40,<1", "1": "anthropic>=1,<2", "2": "anthropic>=2,<3"}
 
 
 @nox.session
@@ -34,4 +37,22 @@ def openai(session: nox.Session, major: str) -> None:
     session.run("python", "-c", "import openai; print('openai', openai.__version__)")
     session.run(
         "python", "-m", "pytest", "tests/instrument", "tests/providers", "tests/test_cli.py", *session.posargs
+    )
+
+
+@nox.session
+@nox.parametrize("major", list(ANTHROPIC))
+def anthropic(session: nox.Session, major: str) -> None:
+    """The Anthropic tests against the latest release of one anthropic major version."""
+    session.install("-e", ".[test]", ANTHROPIC[major])
+    session.run("python", "-c", "import anthropic; print('anthropic', anthropic.__version__)")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/providers/test_anthropic.py",
+        *sorted(str(p) for p in Path("tests/instrument").glob("test_anthropic_*.py")),
+        "tests/instrument/test_instrument.py",
+        "tests/instrument/test_manual_record.py",
+        *session.posargs,
     )

@@ -1,9 +1,10 @@
-"""``usagetap demo``: a small multi-customer workload through the real OpenAI SDK, offline."""
+"""``usagetap demo``: a small multi-customer workload through the real OpenAI and Anthropic SDKs, offline."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Optional
+import importlib.util
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import _stats
 from ._runtime import configure, shutdown
@@ -15,7 +16,7 @@ from .testing import ProviderServer
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
-__all__ = ["run_demo"]
+__all__ = ["run_anthropic_workload", "run_demo"]
 
 _SUPPORT_PROMPT: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are a support assistant for a project management tool. " * 12},
@@ -25,6 +26,75 @@ _SUPPORT_PROMPT: list[ChatCompletionMessageParam] = [
 
 def _ask(text: str) -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": text}]
+
+
+_CONTRACT_SYSTEM: list[Any] = [
+    {
+        "type": "text",
+        "text": "You review supplier contracts for a logistics company. " * 20,
+        "cache_control": {"type": "ephemeral"},
+    }
+]
+
+
+def _claude_ask(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def run_anthropic_workload(base_url: str) -> None:
+    """Two customers' calls through the real Anthropic SDK against a loopback server at ``base_url``.
+
+    ``umbrella`` reviews contracts with a cached system prompt (one cache write,
+    then reads) and a streamed answer; ``hooli`` triages tickets from async code
+    and tags a Message Batch (9 billable calls in all).
+    """
+    from anthropic import Anthropic, AsyncAnthropic
+
+    claude = wrap(Anthropic(base_url=base_url, api_key="demo-key", max_retries=0))
+    with customer("umbrella", feature="contract-review"):
+        for clause in ("termination", "liability", "renewal"):
+            claude.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=200,
+                system=_CONTRACT_SYSTEM,
+                messages=_claude_ask(f"Summarize the {clause} clause"),
+            )
+        with claude.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=120, messages=_claude_ask("Draft a reply to the supplier")
+        ) as stream:
+            stream.until_done()
+
+    with customer("hooli", feature="bulk-tagging"):
+        batch = claude.messages.batches.create(
+            requests=[
+                {
+                    "custom_id": f"ticket-{n}",
+                    "params": {
+                        "model": "claude-haiku-4-5",
+                        "max_tokens": 16,
+                        "messages": _claude_ask(f"Tag support ticket {n}"),
+                    },
+                }
+                for n in range(3)
+            ]
+        )
+    for _ in claude.messages.batches.results(batch.id):  # read later, billed to the batch's customer
+        pass
+
+    async def triage() -> None:
+        aclaude = wrap(AsyncAnthropic(base_url=base_url, api_key="demo-key", max_retries=0))
+        with customer("hooli", feature="triage"):
+            await aclaude.messages.create(
+                model="claude-haiku-4-5", max_tokens=64, messages=_claude_ask("Is this ticket urgent?")
+            )
+            async with aclaude.messages.stream(
+                model="claude-haiku-4-5", max_tokens=32, messages=_claude_ask("Route it")
+            ) as astream:
+                await astream.until_done()
+        await aclaude.close()
+
+    asyncio.run(triage())
+    claude.close()
 
 
 def run_demo(db: Optional[str] = None) -> str:
@@ -67,10 +137,17 @@ def run_demo(db: Optional[str] = None) -> str:
 
         asyncio.run(research())
         client.close()
+    openai_calls = _stats.snapshot().get("captured", 0) - captured
+    also = ""
+    if importlib.util.find_spec("anthropic") is not None:
+        with ProviderServer(impersonate="anthropic") as claude_server:
+            run_anthropic_workload(claude_server.anthropic_url)
+        also = (
+            f" and {_stats.snapshot().get('captured', 0) - captured - openai_calls} through the Anthropic SDK"
+        )
     result = shutdown(timeout=10.0)
-    metered = _stats.snapshot().get("captured", 0) - captured
     print(
-        f"usagetap demo: {metered} calls metered through the real OpenAI SDK, "
+        f"usagetap demo: {openai_calls} calls metered through the real OpenAI SDK{also}, "
         f"{result.pending} left undelivered -> {path}"
     )
     return path

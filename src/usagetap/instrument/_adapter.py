@@ -44,6 +44,7 @@ class Adapter(Protocol):
 
 _ADAPTERS: dict[str, str] = {
     "openai": "usagetap.instrument._openai",
+    "anthropic": "usagetap.instrument._anthropic",
 }
 _loaded: dict[str, Adapter] = {}
 

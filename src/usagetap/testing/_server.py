@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ class Issued:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     reported: bool = True
+    dimensions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,15 +43,23 @@ class Fault:
 
 @dataclass
 class Reply:
-    """What a route answers: a JSON body, or SSE events ``(event name or None, data)``."""
+    """What a route answers: a JSON body, SSE events ``(event name or None, data)``, or raw bytes.
+
+    ``error_event`` is the SSE event that ends the stream when ``stream_error_after`` is set
+    (default: an OpenAI-style ``data: {"error": ...}``).
+    """
 
     status: int = 200
     body: Any = None
     events: Optional[list[tuple[Optional[str], Union[str, dict[str, Any]]]]] = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: Optional[bytes] = None
+    error_event: Optional[tuple[Optional[str], dict[str, Any]]] = None
 
 
 Route = Callable[["ProviderServer", dict[str, Any], dict[str, str]], Reply]
+# a route whose path is a pattern: it also gets the match (path parameters)
+PatternRoute = Callable[["ProviderServer", dict[str, Any], dict[str, str], "re.Match[str]"], Reply]
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -82,7 +92,7 @@ class ProviderServer:
     """
 
     def __init__(self, *, port: int = 0, impersonate: Optional[str] = "openai", stream_delay: float = 0.0):
-        from . import _openai_wire
+        from . import _anthropic_wire, _openai_wire
 
         self.port = port
         self.impersonate = impersonate
@@ -98,7 +108,9 @@ class ProviderServer:
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
-        self.routes: dict[str, Route] = dict(_openai_wire.ROUTES)
+        self.routes: dict[str, Route] = {**_openai_wire.ROUTES, **_anthropic_wire.ROUTES}
+        self.patterns: list[tuple[str, re.Pattern[str], PatternRoute]] = list(_anthropic_wire.PATTERNS)
+        self.state: dict[str, Any] = {}  # what a wire format keeps between requests (batches, ...)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -144,6 +156,16 @@ class ProviderServer:
         """Base URL for ``OpenAI(base_url=...)``."""
         return f"{self.url}/v1"
 
+    @property
+    def anthropic_url(self) -> str:
+        """Base URL for ``Anthropic(base_url=...)`` and ``AnthropicBedrock(base_url=...)``."""
+        return self.url
+
+    @property
+    def vertex_url(self) -> str:
+        """Base URL for ``AnthropicVertex(base_url=...)``."""
+        return f"{self.url}/v1"
+
     # -- behaviour -------------------------------------------------------
 
     def fail_next(
@@ -167,6 +189,13 @@ class ProviderServer:
         with self._lock:
             self.issued[issued.response_id] = issued
 
+    def remember(self, prompt_key: str) -> bool:
+        """Whether ``prompt_key`` was seen before (and remember it from now on)."""
+        with self._lock:
+            seen = prompt_key in self._seen_prompts
+            self._seen_prompts.add(prompt_key)
+        return seen
+
     def cached_prefix(self, prompt_key: str, input_tokens: int) -> int:
         """Cache-read tokens for a prompt: none the first time, then its 64-token blocks."""
         with self._lock:
@@ -188,6 +217,18 @@ class ProviderServer:
             "reasoning_tokens",
         )
         return {k: sum(getattr(i, k) for i in items) for k in keys}
+
+    def _route(
+        self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Optional[Reply]:
+        route = self.routes.get(f"{method} {path}")
+        if route is not None:
+            return route(self, body, headers)
+        for verb, pattern, pattern_route in self.patterns:
+            match = pattern.fullmatch(path) if verb == method else None
+            if match is not None:
+                return pattern_route(self, body, headers, match)
+        return None
 
     def _take_fault(self) -> Optional[Fault]:
         with self._lock:
@@ -228,15 +269,24 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None:
                 self._json(fault.status, fault.body, fault.headers)
                 return
-            route = server.routes.get(f"{method} {path}")
-            if route is None:
+            reply = server._route(method, path, body, headers)
+            if reply is None:
                 self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
-                return
-            reply = route(server, body, headers)
-            if reply.events is not None:
+            elif reply.raw is not None:
+                self._raw(reply)
+            elif reply.events is not None:
                 self._sse(reply)
             else:
                 self._json(reply.status, reply.body, reply.headers)
+
+        def _raw(self, reply: Reply) -> None:
+            data = reply.raw or b""
+            self.send_response(reply.status)
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _json(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
             data = json.dumps(body).encode()
@@ -252,11 +302,11 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             frames = [_frame(name, data) for name, data in reply.events or ()]
             if server.stream_error_after is not None:
                 frames = frames[: server.stream_error_after]
-                frames.append(
-                    _frame(
-                        None, {"error": {"message": "injected mid-stream failure", "type": "server_error"}}
-                    )
+                error = reply.error_event or (
+                    None,
+                    {"error": {"message": "injected mid-stream failure", "type": "server_error"}},
                 )
+                frames.append(_frame(*error))
             self.send_response(reply.status)
             self.send_header("Content-Type", "text/event-stream")
             for key, value in reply.headers.items():

@@ -1,0 +1,110 @@
+"""Message Batches: creating one is free; each succeeded result read through the SDK is one record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+
+import usagetap
+from tests.instrument.conftest import delivered
+from usagetap.record import derive_event_id
+from usagetap.sinks import Memory
+from usagetap.testing import ProviderServer
+
+MODEL = "claude-haiku-4-5"
+
+
+def requests(n: int = 2) -> list[Any]:
+    good = [
+        {
+            "custom_id": f"req-{i}",
+            "params": {
+                "model": MODEL,
+                "max_tokens": 10 + i,
+                "messages": [{"role": "user", "content": "x " * (i + 1)}],
+            },
+        }
+        for i in range(n)
+    ]
+    bad = {"custom_id": "req-bad", "params": {"model": MODEL, "max_tokens": 10, "messages": []}}
+    return [*good, bad]
+
+
+def test_results_meter_each_succeeded_item_with_batch_dimension(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_batch", feature="nightly"):
+        batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
+    assert batch.processing_status == "in_progress"
+    assert delivered(sink) == [], "creating a batch is not billed"
+    lines = list(claude.messages.batches.results(batch.id))
+    assert [line.result.type for line in lines] == ["succeeded", "succeeded", "errored"]
+    records = delivered(sink)
+    assert len(records) == 2
+    for record, line in zip(records, lines):
+        key = f"{batch.id}:{line.custom_id}"
+        assert record.response_id == key
+        assert record.event_id == derive_event_id("anthropic", "messages", key)
+        assert record.customer == "org_batch", "the scope the batch was created in"
+        assert record.dimensions["feature"] == "nightly"
+        assert record.dimensions["batch"] is True and record.dimensions["service_tier"] == "batch"
+        assert (record.input_tokens, record.output_tokens) == (
+            claude_server.issued[key].input_tokens,
+            claude_server.issued[key].output_tokens,
+        )
+        assert record.cost is not None
+    assert sum(r.output_tokens for r in records) == claude_server.totals()["output_tokens"]
+
+
+def test_reading_results_again_is_deduplicated(claude: anthropic.Anthropic, sink: Memory) -> None:
+    batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
+    first = list(claude.messages.batches.results(batch.id))
+    second = list(claude.messages.batches.results(batch.id))
+    assert len(first) == len(second) == 3
+    assert len(delivered(sink)) == 2
+
+
+def test_results_read_partly_meter_what_was_read(claude: anthropic.Anthropic, sink: Memory) -> None:
+    batch = claude.messages.batches.create(requests=requests(3))  # type: ignore[arg-type]
+    for _ in claude.messages.batches.results(batch.id):
+        break
+    [record] = delivered(sink)
+    assert record.response_id == f"{batch.id}:req-0"
+
+
+def test_the_scope_in_effect_when_reading_wins(claude: anthropic.Anthropic, sink: Memory) -> None:
+    with usagetap.customer("creator"):
+        batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
+    with usagetap.customer("reader"):
+        list(claude.messages.batches.results(batch.id))
+    [record] = delivered(sink)
+    assert record.customer == "reader"
+
+
+def test_retrieve_list_and_count_tokens_are_not_billed(claude: anthropic.Anthropic, sink: Memory) -> None:
+    batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
+    assert claude.messages.batches.retrieve(batch.id).processing_status == "ended"
+    assert delivered(sink) == []
+
+
+def test_beta_batches(claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory) -> None:
+    with usagetap.customer("org_beta_batch"):
+        batch = claude.beta.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
+        lines = list(claude.beta.messages.batches.results(batch.id))
+    assert [line.result.type for line in lines] == ["succeeded", "errored"]
+    [record] = delivered(sink)
+    assert record.customer == "org_beta_batch" and record.dimensions["batch"] is True
+
+
+async def test_async_batch_results(
+    aclaude: anthropic.AsyncAnthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_async_batch"):
+        batch = await aclaude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
+    results = await aclaude.messages.batches.results(batch.id)
+    types = [line.result.type async for line in results]
+    assert types == ["succeeded", "succeeded", "errored"]
+    records = delivered(sink)
+    assert [r.customer for r in records] == ["org_async_batch"] * 2
+    assert {r.response_id for r in records} == {f"{batch.id}:req-0", f"{batch.id}:req-1"}

@@ -1,0 +1,182 @@
+"""Pure extraction from recorded Anthropic messages, streams and batch results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pytest
+
+from tests.providers.conftest import FIXTURES
+from usagetap.providers import anthropic as extract
+
+
+def _jsonl(name: str) -> list[Any]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
+
+
+def test_input_includes_cache_reads_and_writes_with_the_ttl_split(load_json: Callable[[str], Any]) -> None:
+    usage = extract.message_usage(load_json("anthropic/message_cache_ttl.json"))
+    assert usage.reported
+    assert (usage.model, usage.response_id) == ("claude-sonnet-4-5-20250929", "msg_01Hb6CAgJ4DkDuGeuZmcFYUo")
+    assert usage.input_tokens == 50 + 1800 + 556
+    assert (usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens) == (1800, 556, 503)
+    assert usage.dimensions == {
+        "cache_write_5m_tokens": 456,
+        "cache_write_1h_tokens": 100,
+        "service_tier": "standard",
+    }
+
+
+def test_a_message_without_cache_fields(load_json: Callable[[str], Any]) -> None:
+    usage = extract.message_usage(load_json("anthropic/message_minimal.json"))
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (
+        12,
+        6,
+        0,
+        0,
+    )
+    assert usage.reasoning_tokens == 0
+    assert usage.dimensions == {}
+
+
+def test_server_tools_thinking_and_labels(load_json: Callable[[str], Any]) -> None:
+    usage = extract.message_usage(load_json("anthropic/message_web_search_thinking.json"))
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (6039, 931, 402)
+    assert usage.dimensions == {
+        "web_search_requests": 1,
+        "web_fetch_requests": 1,
+        "service_tier": "priority",
+        "inference_geo": "us",
+    }
+
+
+def test_compaction_iterations_are_billed_on_top_of_the_top_level_counts(
+    load_json: Callable[[str], Any],
+) -> None:
+    usage = extract.message_usage(load_json("anthropic/beta_message_compaction.json"))
+    assert (usage.input_tokens, usage.output_tokens) == (23000 + 180000, 1000 + 3500)
+
+
+def test_sdk_objects_and_json_give_the_same_usage(load_json: Callable[[str], Any]) -> None:
+    from anthropic.types import Message
+
+    for name in ("message_cache_ttl.json", "message_web_search_thinking.json", "message_minimal.json"):
+        data = load_json(f"anthropic/{name}")
+        assert extract.message_usage(Message.model_validate(data)) == extract.message_usage(data)
+
+
+def test_a_split_that_does_not_add_up_is_left_out(load_json: Callable[[str], Any]) -> None:
+    data = load_json("anthropic/message_cache_ttl.json")
+    data["usage"]["cache_creation"]["ephemeral_1h_input_tokens"] = 7
+    usage = extract.message_usage(data)
+    assert usage.cache_write_tokens == 556
+    assert "cache_write_1h_tokens" not in usage.dimensions and "cache_write_5m_tokens" not in usage.dimensions
+
+
+def test_stream_takes_input_from_message_start_and_output_from_message_delta(
+    load_sse: Callable[[str], list[Any]],
+) -> None:
+    observer = extract.MessageStreamObserver()
+    for event in load_sse("anthropic/stream_basic.sse"):
+        observer.observe(event)
+    usage = observer.result()
+    assert usage.reported
+    assert usage.response_id == "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"
+    assert (usage.input_tokens, usage.output_tokens) == (25, 15)
+
+
+def test_stream_revised_counts_in_message_delta_win(load_sse: Callable[[str], list[Any]]) -> None:
+    observer = extract.MessageStreamObserver()
+    for event in load_sse("anthropic/stream_web_search_cached.sse"):
+        observer.observe(event)
+    usage = observer.result()
+    assert usage.input_tokens == 10682 + 4096 + 1200
+    assert (usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens) == (4096, 1200, 510)
+    assert usage.dimensions == {
+        "cache_write_5m_tokens": 0,
+        "cache_write_1h_tokens": 1200,
+        "web_search_requests": 1,
+        "service_tier": "standard",
+    }
+
+
+def test_cumulative_message_deltas_are_never_summed(load_sse: Callable[[str], list[Any]]) -> None:
+    events = load_sse("anthropic/stream_basic.sse")
+    delta = next(e for e in events if e["type"] == "message_delta")
+    early = {**delta, "usage": {"output_tokens": 9}}
+    observer = extract.MessageStreamObserver()
+    for event in [*events[:-2], early, delta, events[-1]]:
+        observer.observe(event)
+    assert observer.result().output_tokens == 15
+
+
+def test_stream_ended_before_message_delta_is_unreported_with_what_message_start_said(
+    load_sse: Callable[[str], list[Any]],
+) -> None:
+    observer = extract.MessageStreamObserver()
+    for event in load_sse("anthropic/stream_web_search_cached.sse")[:4]:
+        observer.observe(event)
+    usage = observer.result()
+    assert not usage.reported
+    assert usage.input_tokens == 2679 + 4096 + 1200
+    assert usage.output_tokens == 3
+    assert usage.model == "claude-sonnet-4-5-20250929"
+
+
+def test_stream_with_no_events_is_unreported() -> None:
+    usage = extract.MessageStreamObserver().result()
+    assert not usage.reported
+    assert (usage.input_tokens, usage.output_tokens, usage.response_id) == (0, 0, None)
+
+
+def test_stream_observer_reads_sdk_event_objects(load_sse: Callable[[str], list[Any]]) -> None:
+    from anthropic.types import RawMessageStreamEvent
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
+    objects, dicts = extract.MessageStreamObserver(), extract.MessageStreamObserver()
+    for event in load_sse("anthropic/stream_web_search_cached.sse"):
+        if event["type"] == "ping":
+            continue
+        objects.observe(adapter.validate_python(event))
+        dicts.observe(event)
+    assert objects.result() == dicts.result()
+
+
+def test_batch_results_meter_succeeded_lines_keyed_by_batch_and_custom_id() -> None:
+    lines = _jsonl("anthropic/batch_results.jsonl")
+    assert [extract.is_succeeded(line) for line in lines] == [True, True, False, False]
+    usage = extract.batch_item_usage(lines[0], "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF")
+    assert usage.response_id == "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF:my-second-request"
+    assert (usage.input_tokens, usage.output_tokens) == (11, 36)
+    assert usage.dimensions == {"batch": True, "service_tier": "batch"}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kind"),
+    [
+        ("post", "/v1/messages", ("messages", None)),
+        ("post", "/v1/messages?beta=true", ("messages", None)),
+        ("post", "/v1/messages/count_tokens", None),
+        ("post", "/v1/messages/count_tokens?beta=true", None),
+        ("post", "/v1/messages/batches", ("batches", None)),
+        ("post", "/v1/messages/batches?beta=true", ("batches", None)),
+        ("get", "/v1/messages/batches/msgbatch_1", None),
+        (
+            "get",
+            "https://api.anthropic.com/v1/messages/batches/msgbatch_1/results",
+            ("batch_results", "msgbatch_1"),
+        ),
+        ("get", "/v1/messages/batches/msgbatch_1/results?beta=true", ("batch_results", "msgbatch_1")),
+        ("post", "/v1/complete", None),
+        ("get", "/v1/models", None),
+    ],
+)
+def test_classify(method: str, url: str, kind: Any) -> None:
+    assert extract.classify(method, url) == kind
+
+
+def test_non_integer_counts_are_refused() -> None:
+    with pytest.raises(TypeError, match="input_tokens"):
+        extract.message_usage({"type": "message", "usage": {"input_tokens": "12", "output_tokens": 1}})
