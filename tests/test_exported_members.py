@@ -4,19 +4,27 @@ import usagetap
 import usagetap.sinks
 
 DOCUMENTED = {
+    "BudgetExceeded",
     "ConfigurationError",
     "FlushResult",
     "InvalidRecord",
+    "MissingCustomer",
+    "Run",
     "UsageRecord",
     "UsagetapError",
     "__version__",
     "configure",
+    "current_run",
     "customer",
     "flush",
     "instrument",
+    "limits",
+    "prices",
+    "propagate",
     "record",
     "shutdown",
     "sinks",
+    "track",
     "uninstrument",
     "wrap",
 }

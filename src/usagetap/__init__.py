@@ -16,29 +16,38 @@ default a local SQLite ledger that ``usagetap report`` reads.
 
 from __future__ import annotations
 
-from . import sinks
+from . import limits, prices, sinks
 from ._runtime import configure, flush, shutdown
 from ._version import __version__
-from .context import customer
+from .context import current_run, customer, propagate, track
 from .delivery import FlushResult
-from .errors import ConfigurationError, InvalidRecord, UsagetapError
+from .errors import BudgetExceeded, ConfigurationError, InvalidRecord, MissingCustomer, UsagetapError
 from .instrument import instrument, record, uninstrument, wrap
 from .record import UsageRecord
+from .runs import Run
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigurationError",
     "FlushResult",
     "InvalidRecord",
+    "MissingCustomer",
+    "Run",
     "UsageRecord",
     "UsagetapError",
     "__version__",
     "configure",
+    "current_run",
     "customer",
     "flush",
     "instrument",
+    "limits",
+    "prices",
+    "propagate",
     "record",
     "shutdown",
     "sinks",
+    "track",
     "uninstrument",
     "wrap",
 ]

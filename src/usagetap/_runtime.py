@@ -47,6 +47,7 @@ def configure(
     sink: Optional[Sink] = None,
     flush_interval: float = 1.0,
     batch_size: int = 500,
+    customer_policy: Optional[str] = None,
 ) -> None:
     """Choose where records go and how they are batched.
 
@@ -57,11 +58,21 @@ def configure(
 
     Calling it again replaces the pipeline; what the old one still held is
     flushed to the old sink first.
+
+    ``customer_policy`` says what happens to a call with no customer in scope:
+    ``"allow"`` (the default: recorded with ``customer=None``, warned about
+    once), ``"warn"`` (warned about every time) or ``"require"`` (raises
+    :class:`usagetap.MissingCustomer` before the provider is called). Left
+    out, the policy in effect stays.
     """
     if flush_interval <= 0:
         raise ValueError("flush_interval must be > 0")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if customer_policy is not None:
+        from .policy import set_customer_policy
+
+        set_customer_policy(customer_policy)
     new = Pipeline(
         sink if sink is not None else _default_sink(), batch_size=batch_size, flush_interval=flush_interval
     )
