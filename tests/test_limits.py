@@ -59,6 +59,19 @@ def test_token_limit_refuses_the_call_that_would_go_over_without_calling_the_pro
     assert len(server.requests) == sent + 1
 
 
+def test_token_limits_keep_no_records_once_the_worker_has_priced_them(
+    client: openai.OpenAI, sink: Memory
+) -> None:
+    usagetap.limits.set("org_t", max_tokens=1_000_000)
+    for _ in range(3):
+        ask(client, "org_t")
+    assert usagetap.flush().pending == 0
+    ask(client, "org_t")
+    assert len(limits._accounts["org_t"].uncosted) <= 1  # only the call the worker may not have priced yet
+    assert usagetap.flush().pending == 0
+    assert usagetap.limits.spent("org_t").cost == sum(r.cost for r in sink.records if r.cost is not None)
+
+
 def test_cost_limit_uses_the_priced_cost_of_calls_not_yet_delivered(
     client: openai.OpenAI, server: ProviderServer
 ) -> None:

@@ -206,11 +206,15 @@ class _Account:
     since: datetime
     tallies: dict[str, _Tally]
     pending: collections.deque[Any] = field(default_factory=collections.deque)
-    unpriced: list[UsageRecord] = field(default_factory=list)
+    uncosted: collections.deque[UsageRecord] = field(default_factory=collections.deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(self, now: datetime, with_cost: bool) -> None:
-        """Roll finished periods over, add pending calls, and price them when ``with_cost``."""
+        """Roll finished periods over and add pending calls; add their costs once priced.
+
+        Costs the delivery worker has computed are taken as they come (oldest
+        first); ``with_cost`` prices the rest here, on the caller's thread.
+        """
         for period, tally in self.tallies.items():
             if tally.end is not None and now >= tally.end:
                 start, end = _window(period, now)
@@ -226,14 +230,16 @@ class _Account:
                 if tally.holds(record.timestamp):
                     tally.calls += 1
                     tally.tokens += tokens
-            self.unpriced.append(record)
-        if with_cost and self.unpriced:
-            self._price()
+            self.uncosted.append(record)
+        if self.uncosted:
+            self._add_costs(with_cost)
 
-    def _price(self) -> None:
+    def _add_costs(self, price_now: bool) -> None:
         from .pricing import price_record
 
-        for record in self.unpriced:
+        uncosted = self.uncosted
+        while uncosted and (price_now or uncosted[0].price_version is not None):
+            record = uncosted.popleft()
             try:
                 cost = price_record(record)
             except Exception as exc:
@@ -245,7 +251,6 @@ class _Account:
                         tally.unpriced += 1
                     else:
                         tally.cost += cost
-        self.unpriced.clear()
 
 
 _accounts: dict[str, _Account] = {}

@@ -58,7 +58,9 @@ class Run:
     calls made in tasks and propagated threads started inside the run and in
     nested runs. ``cost`` is the sum of the calls' costs in USD, or None when
     any call has no price (``unpriced_calls`` says how many). ``duration`` is
-    in seconds, still growing while the run is open.
+    in seconds, still growing while the run is open. A call started in the
+    run that finishes after it ended (a stream read later, a task that
+    outlives it) still counts in it and carries its ``run_id``.
     """
 
     __slots__ = (
