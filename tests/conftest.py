@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import pytest
 
 import usagetap
-from usagetap import _log, _stats
+from usagetap import _log, _stats, limits, prices
+from usagetap.policy import set_customer_policy
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
 
@@ -21,6 +22,9 @@ def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     _log.reset_once()
     yield
     usagetap.shutdown(timeout=5.0)
+    limits.clear()
+    prices.clear()
+    set_customer_policy("allow")
 
 
 @pytest.fixture

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import openai
 import pytest
 
 import usagetap
 from usagetap.context import current_scope
+from usagetap.sinks import Memory
+from usagetap.testing import ProviderServer
 
 
 def test_scopes_nest_and_inner_wins() -> None:
@@ -70,8 +76,6 @@ async def test_tasks_keep_the_scope_they_were_created_in() -> None:
 
 
 def test_one_scope_object_can_be_entered_from_several_threads() -> None:
-    import threading
-
     scope = usagetap.customer("shared")
     barrier = threading.Barrier(4)
     seen: list[str | None] = []
@@ -89,3 +93,100 @@ def test_one_scope_object_can_be_entered_from_several_threads() -> None:
         t.join()
     assert seen.count("shared") == 4
     assert seen.count(None) == 4
+
+
+def test_customer_decorates_generators_and_keeps_its_scope_inside_them() -> None:
+    @usagetap.customer("gen")
+    def gen() -> Iterator[str | None]:
+        yield current_scope().customer
+        yield current_scope().customer
+
+    @usagetap.customer("agen")
+    async def agen() -> AsyncIterator[str | None]:
+        yield current_scope().customer
+        await asyncio.sleep(0)
+        yield current_scope().customer
+
+    async def consume() -> list[str | None]:
+        return [c async for c in agen()]
+
+    with usagetap.customer("consumer"):
+        it = gen()
+        assert next(it) == "gen"
+        assert current_scope().customer == "consumer"
+        assert list(it) == ["gen"]
+        assert asyncio.run(consume()) == ["agen", "agen"]
+        assert current_scope().customer == "consumer"
+    assert current_scope().customer is None
+
+
+async def test_fifty_concurrent_tasks_each_under_its_own_customer(
+    server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(openai.AsyncOpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+    server.stream_delay = 0.001
+    # the loopback server's listen backlog is small: the tasks run together, their requests 8 at a time
+    connections = asyncio.Semaphore(8)
+
+    async def work(i: int) -> None:
+        with usagetap.customer(f"c{i}", task=i):
+            await asyncio.sleep(0)
+            async with connections:
+                await client.chat.completions.create(
+                    model="gpt-4.1", messages=[{"role": "user", "content": "a"}]
+                )
+            await asyncio.sleep(0)
+            async with connections:
+                stream = await client.chat.completions.create(
+                    model="gpt-4.1", messages=[{"role": "user", "content": "b"}], max_tokens=3, stream=True
+                )
+                async for _ in stream:
+                    await asyncio.sleep(0)
+            assert current_scope().customer == f"c{i}"
+
+    await asyncio.gather(*(work(i) for i in range(50)))
+    assert usagetap.flush(timeout=10.0).pending == 0
+    records = list(sink.records)
+    assert len(records) == 100
+    assert all(r.customer == f"c{r.dimensions['task']}" for r in records)
+    assert sorted(r.customer or "" for r in records) == sorted(f"c{i}" for i in range(50) for _ in range(2))
+
+
+def test_propagate_carries_the_customer_into_a_thread_pool(server: ProviderServer, sink: Memory) -> None:
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+
+    def ask(n: int) -> str | None:
+        client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": f"q{n}"}])
+        return current_scope().customer
+
+    with usagetap.customer("org_pool", feature="batch"), ThreadPoolExecutor(max_workers=4) as pool:
+        propagated = list(pool.map(usagetap.propagate(ask), range(8)))
+        bare = list(pool.map(ask, range(2)))
+    assert propagated == ["org_pool"] * 8
+    assert bare == [None, None]  # threads do not inherit the context on their own
+    assert usagetap.flush(timeout=5.0).pending == 0
+    customers = sorted((r.customer or "-", r.dimensions.get("feature")) for r in sink.records)
+    assert customers == [("-", None)] * 2 + [("org_pool", "batch")] * 8
+
+
+def test_propagate_captures_the_context_when_called() -> None:
+    with usagetap.customer("then"):
+        fn = usagetap.propagate(lambda: current_scope().customer)
+    with usagetap.customer("now"):
+        assert fn() == "then"
+    thread_result: list[str | None] = []
+    t = threading.Thread(target=lambda: thread_result.append(fn()))
+    t.start()
+    t.join()
+    assert thread_result == ["then"]
+
+
+async def test_propagate_a_coroutine_function_runs_it_with_the_captured_scope() -> None:
+    async def who() -> str | None:
+        await asyncio.sleep(0)
+        return current_scope().customer
+
+    with usagetap.customer("captured"):
+        fn = usagetap.propagate(who)
+    assert await fn() == "captured"
+    assert current_scope().customer is None

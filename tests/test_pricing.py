@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from decimal import Decimal
 
+import openai
 import pytest
 from genai_prices import Usage, calc_price
 
-from usagetap.pricing import price_record, price_version
+import usagetap
+from usagetap.pricing import price_record, price_version, supports_price_context, supports_usage_key, usage_of
 from usagetap.record import UsageRecord
+from usagetap.sinks import Memory
+from usagetap.testing import ProviderServer
 
 
 def record(model: str, provider: str = "openai", **tokens: int) -> UsageRecord:
@@ -80,3 +85,214 @@ def test_priced_record_is_not_priced_again() -> None:
     cost = price_record(r)
     r.input_tokens = 10_000
     assert price_record(r) == cost
+
+
+# -- every pricing feature, against genai-prices' own calc_price -------------------------------
+
+
+def case(
+    name: str,
+    provider: str,
+    model: str,
+    tokens: dict,
+    dimensions: dict | None = None,
+    usage: dict | None = None,
+    context: dict | None = None,
+    provider_id: str | None = None,
+) -> object:
+    """A record (tokens, dimensions) and the genai-prices usage keys / price_context it is priced with."""
+    values = (provider, provider_id or provider, model, tokens, dimensions or {}, usage or {}, context or {})
+    return pytest.param(*values, id=name)
+
+
+CASES = [
+    case("service-tier", "openai", "gpt-4.1", {"input_tokens": 2000, "output_tokens": 100},
+         {"service_tier": "priority"}, context={"service_tier": "priority"}),
+    case("batch-with-cache-read", "openai", "gpt-4.1-mini",
+         {"input_tokens": 2000, "output_tokens": 100, "cache_read_tokens": 1024},
+         {"batch": True}, context={"processing": "batch"}),
+    case("reasoning", "openai", "o4-mini",
+         {"input_tokens": 500, "output_tokens": 900, "reasoning_tokens": 700},
+         usage={"output_reasoning_tokens": 700}),
+    case("audio", "openai", "gpt-4o-audio-preview", {"input_tokens": 600, "output_tokens": 400},
+         {"input_audio_tokens": 100, "output_audio_tokens": 300},
+         usage={"input_audio_tokens": 100, "output_audio_tokens": 300}),
+    case("cache-write-5m-1h", "anthropic", "claude-sonnet-4-5",
+         {"input_tokens": 3000, "output_tokens": 200, "cache_read_tokens": 1000, "cache_write_tokens": 1500},
+         {"cache_write_5m_tokens": 1000, "cache_write_1h_tokens": 500},
+         usage={"cache_write_5m_tokens": 1000, "cache_write_1h_tokens": 500}),
+    case("long-context-tier", "anthropic", "claude-sonnet-4-5",
+         {"input_tokens": 250_000, "output_tokens": 1000}),
+    case("anthropic-batch", "anthropic", "claude-haiku-4-5", {"input_tokens": 5000, "output_tokens": 700},
+         {"batch": True, "service_tier": "batch"}, context={"processing": "batch"}),
+    case("web-search", "anthropic", "claude-opus-4-1", {"input_tokens": 5000, "output_tokens": 700},
+         {"web_search_requests": 3}, usage={"web_searches": 3}),
+    case("azure", "azure", "gpt-4.1", {"input_tokens": 1000, "output_tokens": 10}),
+    case("bedrock", "bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0",
+         {"input_tokens": 1000, "output_tokens": 10}, provider_id="aws"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("provider", "provider_id", "model", "tokens", "dimensions", "extra_usage", "context"),
+    CASES,
+)
+def test_cost_equals_calc_price_with_every_pricing_feature(
+    provider: str,
+    provider_id: str,
+    model: str,
+    tokens: dict,
+    dimensions: dict,
+    extra_usage: dict,
+    context: dict,
+) -> None:
+    if not all(supports_usage_key(key) for key in extra_usage):
+        pytest.skip(f"the installed genai-prices has no {sorted(extra_usage)} usage keys")
+    if context and not supports_price_context():
+        pytest.skip("the installed genai-prices has no price_context (batch / service tier prices)")
+    r = record(model, provider, **tokens)
+    r.dimensions.update(dimensions)
+    usage = Usage(
+        input_tokens=tokens["input_tokens"],
+        output_tokens=tokens["output_tokens"],
+        cache_read_tokens=tokens.get("cache_read_tokens"),
+        cache_write_tokens=tokens.get("cache_write_tokens"),
+        **extra_usage,
+    )
+    kwargs = {"price_context": context} if context else {}
+    expected = calc_price(usage, model, provider_id=provider_id, **kwargs).total_price
+    assert price_record(r) == expected and expected > 0
+    assert r.price_version == price_version()
+    if context:  # the variant really changes the price
+        assert calc_price(usage, model, provider_id=provider_id).total_price != expected
+
+
+def test_long_context_input_is_priced_at_the_higher_tier() -> None:
+    below = record("claude-sonnet-4-5", "anthropic", input_tokens=200_000, output_tokens=0)
+    above = record("claude-sonnet-4-5", "anthropic", input_tokens=200_001, output_tokens=0)
+    assert price_record(above) > price_record(below) * Decimal("1.5")  # type: ignore[operator]
+
+
+def test_without_price_context_support_batch_is_priced_at_standard_rates_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What an older genai-prices (no ``price_context``, e.g. 0.0.61 on Python 3.9) gets."""
+    caplog.set_level(logging.WARNING, logger="usagetap")
+    monkeypatch.setattr("usagetap.pricing.supports_price_context", lambda: False)
+    batch = record("gpt-4.1", input_tokens=1000, output_tokens=10)
+    batch.dimensions["batch"] = True
+    again = record("gpt-4.1", input_tokens=1001, output_tokens=10)
+    again.dimensions["batch"] = True
+    standard = calc_price(Usage(input_tokens=1000, output_tokens=10), "gpt-4.1", provider_id="openai")
+    assert price_record(batch) == standard.total_price
+    price_record(again)
+    assert sum("no batch or service-tier prices" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_usage_keys_the_installed_genai_prices_lacks_are_left_out_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
+    monkeypatch.setattr("usagetap.pricing.supports_usage_key", lambda key: key != "cache_write_1h_tokens")
+    r = record("claude-sonnet-4-5", "anthropic", input_tokens=3000, output_tokens=10, cache_write_tokens=1000)
+    r.dimensions["cache_write_1h_tokens"] = 1000
+    expected = calc_price(
+        Usage(input_tokens=3000, output_tokens=10, cache_write_tokens=1000), "claude-sonnet-4-5",
+        provider_id="anthropic",
+    ).total_price  # fmt: skip
+    assert usage_of(r) == (("input_tokens", 3000), ("output_tokens", 10), ("cache_write_tokens", 1000))
+    assert price_record(r) == expected
+    assert sum("cache_write_1h_tokens" in rec.getMessage() for rec in caplog.records) == 1
+
+
+def test_same_tokens_with_another_service_tier_are_priced_apart() -> None:
+    if not supports_price_context():
+        pytest.skip("the installed genai-prices has no service-tier prices")
+    default = record("gpt-4.1", input_tokens=1000, output_tokens=10)
+    priority = record("gpt-4.1", input_tokens=1000, output_tokens=10)
+    priority.dimensions["service_tier"] = "priority"
+    assert price_record(priority) > price_record(default)  # type: ignore[operator]
+
+
+# -- user overrides and markup ------------------------------------------------------
+
+
+def test_override_prices_a_private_model_from_its_rates() -> None:
+    usagetap.prices.set("my-private-finetune", input_per_mtok=2, output_per_mtok="8", cache_read_per_mtok=0.5)
+    r = record("my-private-finetune", input_tokens=1000, output_tokens=100, cache_read_tokens=200)
+    expected = (800 * Decimal(2) + 200 * Decimal("0.5") + 100 * Decimal(8)) / 1_000_000
+    assert price_record(r) == expected
+    assert r.price_version is not None and "override" in r.price_version and "input=2" in r.price_version
+
+
+def test_override_wins_over_the_table_and_can_be_limited_to_a_provider() -> None:
+    usagetap.prices.set("gpt-4.1", "azure", input_per_mtok=1, output_per_mtok=1)
+    on_azure = record("gpt-4.1", "azure", input_tokens=1_000_000, output_tokens=0)
+    on_openai = record("gpt-4.1", "openai", input_tokens=1_000_000, output_tokens=0)
+    assert price_record(on_azure) == Decimal(1)
+    table = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), "gpt-4.1", provider_id="openai")
+    assert price_record(on_openai) == table.total_price != Decimal(1)
+    usagetap.prices.unset("gpt-4.1", "azure")
+    assert usagetap.prices.get("gpt-4.1", "azure") is None
+
+
+def test_override_matches_the_requested_model_as_well() -> None:
+    usagetap.prices.set("my-deployment", "azure", input_per_mtok=3, output_per_mtok=3)
+    r = record("some-model-the-server-reports", "azure", input_tokens=1_000_000, output_tokens=0)
+    r.request_model = "my-deployment"
+    assert price_record(r) == Decimal(3)
+
+
+def test_prices_are_validated() -> None:
+    with pytest.raises(ValueError):
+        usagetap.prices.set("m", input_per_mtok=-1, output_per_mtok=1)
+    with pytest.raises(TypeError):
+        usagetap.prices.set("m", input_per_mtok="cheap", output_per_mtok=1)
+    with pytest.raises(ValueError):
+        usagetap.prices.markup(float("inf"))
+
+
+def test_markup_is_recorded_as_billed_cost_and_never_replaces_cost() -> None:
+    usagetap.prices.markup(1.3)
+    usagetap.prices.markup(Decimal(2), customer="org_vip")
+    plain = record("gpt-4.1", input_tokens=1000, output_tokens=100)
+    vip = record("gpt-4.1", input_tokens=1000, output_tokens=100)
+    vip.customer = "org_vip"
+    table = calc_price(
+        Usage(input_tokens=1000, output_tokens=100), "gpt-4.1", provider_id="openai"
+    ).total_price
+    assert price_record(plain) == table and plain.billed_cost == table * Decimal("1.3")
+    assert price_record(vip) == table and vip.billed_cost == table * 2
+
+
+def test_markup_can_be_a_function_of_the_record_and_unknown_models_are_never_billed() -> None:
+    usagetap.prices.markup(lambda r: 3 if r.model == "gpt-4.1" else None)
+    marked = record("gpt-4.1", input_tokens=10, output_tokens=1)
+    other = record("gpt-4.1-mini", input_tokens=10, output_tokens=1)
+    unknown = record("my-private-finetune", input_tokens=10, output_tokens=1)
+    for r in (marked, other, unknown):
+        price_record(r)
+    assert marked.billed_cost == marked.cost * 3  # type: ignore[operator]
+    assert other.billed_cost is None and other.cost is not None
+    assert unknown.cost is None and unknown.billed_cost is None
+    usagetap.prices.markup(None)
+    cleared = record("gpt-4.1", input_tokens=11, output_tokens=1)
+    price_record(cleared)
+    assert cleared.billed_cost is None
+
+
+def test_delivered_records_carry_cost_billed_cost_and_price_version(
+    server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+    usagetap.prices.markup("1.25")
+    with usagetap.track(customer="org_1") as run:
+        client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert usagetap.flush().pending == 0
+    [r] = sink.records
+    context = {"price_context": {"service_tier": "default"}} if supports_price_context() else {}
+    usage = Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens)
+    assert r.dimensions["service_tier"] == "default"
+    assert r.cost == calc_price(usage, "gpt-4.1", provider_id="openai", **context).total_price
+    assert r.billed_cost == r.cost * Decimal("1.25") and r.price_version == price_version()
+    assert run.cost == r.cost and run.billed_cost == r.billed_cost

@@ -16,32 +16,41 @@ default a local SQLite ledger that ``usagetap report`` reads.
 
 from __future__ import annotations
 
-from . import sinks
+from . import limits, prices, sinks
 from ._runtime import aflush, configure, flush, flushing, shutdown, stats
 from ._version import __version__
-from .context import customer
+from .context import current_run, customer, propagate, track
 from .delivery import FlushResult
-from .errors import ConfigurationError, InvalidRecord, UsagetapError
+from .errors import BudgetExceeded, ConfigurationError, InvalidRecord, MissingCustomer, UsagetapError
 from .instrument import instrument, record, uninstrument, wrap
 from .record import UsageRecord
+from .runs import Run
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigurationError",
     "FlushResult",
     "InvalidRecord",
+    "MissingCustomer",
+    "Run",
     "UsageRecord",
     "UsagetapError",
     "__version__",
     "aflush",
     "configure",
+    "current_run",
     "customer",
     "flush",
     "flushing",
     "instrument",
+    "limits",
+    "prices",
+    "propagate",
     "record",
     "shutdown",
     "sinks",
     "stats",
+    "track",
     "uninstrument",
     "wrap",
 ]

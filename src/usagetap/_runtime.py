@@ -81,6 +81,7 @@ def configure(
     on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None,
     lease_seconds: float = 120.0,
     exit_timeout: float = 5.0,
+    customer_policy: Optional[str] = None,
 ) -> None:
     """Choose where records go and how they are kept until a sink acknowledges them.
 
@@ -106,6 +107,11 @@ def configure(
     - ``flush_interval`` / ``batch_size``: a sink gets a batch when this many
       records are waiting, or this long after the first one.
     - ``exit_timeout``: the one deadline for delivering what is left at exit.
+    - ``customer_policy``: what happens to a call with no customer in scope:
+      ``"allow"`` (the default: recorded with ``customer=None``, warned about
+      once), ``"warn"`` (warned about every time) or ``"require"`` (raises
+      :class:`usagetap.MissingCustomer` before the provider is called). Left
+      out, the policy in effect stays.
 
     With no call, records go to a SQLite ledger (``./.usagetap/ledger.db`` or
     ``$USAGETAP_DB``). Calling it again replaces the pipeline; the old one is
@@ -131,6 +137,10 @@ def configure(
             raise ConfigurationError(f"{name} must be >= 1")
     if on_drop is not None and not callable(on_drop):
         raise ConfigurationError("on_drop must be callable")
+    if customer_policy is not None:
+        from .policy import set_customer_policy
+
+        set_customer_policy(customer_policy)
     sinks: list[Sink] = (
         [_default_sink()]
         if sink is None

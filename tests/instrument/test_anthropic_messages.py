@@ -12,6 +12,7 @@ from genai_prices import Usage, calc_price
 import usagetap
 from tests.instrument.conftest import delivered
 from usagetap import _stats
+from usagetap.pricing import supports_usage_key
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -90,12 +91,18 @@ def test_cache_writes_then_reads_and_cost_equals_genai_prices(
     assert read.cache_read_tokens == second.usage.cache_read_input_tokens and read.cache_write_tokens == 0
     for record in (write, read):
         assert_matches_issued(record, claude_server)
+        split = {  # the 1-hour cache write is priced as such where genai-prices knows the split
+            key: record.dimensions[key]
+            for key in ("cache_write_5m_tokens", "cache_write_1h_tokens")
+            if record.dimensions.get(key) and supports_usage_key(key)
+        }
         expected = calc_price(
             Usage(
                 input_tokens=record.input_tokens,
                 output_tokens=record.output_tokens,
                 cache_read_tokens=record.cache_read_tokens or None,
                 cache_write_tokens=record.cache_write_tokens or None,
+                **split,
             ),
             MODEL,
             provider_id="anthropic",

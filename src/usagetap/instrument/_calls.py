@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from .. import _runtime, _stats
+from .. import _runtime, _stats, limits
 from .._forksafe import module_lock
 from .._log import internal_error, log_once
 from ..context import Scope, current_scope
@@ -71,6 +71,7 @@ class Call:
 
 def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] = None) -> UsageRecord:
     binding, scope = call.binding, call.scope
+    run = scope.run
     dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
     if usage.response_id and call.provider in _TRUSTED_IDS:
         event_id = derive_event_id(call.provider, call.operation, usage.response_id)
@@ -92,6 +93,8 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
         dimensions=dimensions,
         status=status if usage.reported else "partial",
         response_id=usage.response_id,
+        run_id=None if run is None else run.id,
+        parent_run_id=None if run is None else run.parent_id,
     )
 
 
@@ -138,7 +141,11 @@ class Capture:
 def emit(call: Call, extract: Callable[[Any], TokenUsage], source: Any, status: str = "ok") -> None:
     """Queue the usage of a finished call (``extract(source)``, computed later); never raises."""
     try:
-        _runtime.submit(Capture(call, extract, source, status))
+        capture = Capture(call, extract, source, status)
+        if call.scope.run is not None:
+            call.scope.run.add(capture)
+        limits.observe(call.customer, capture)
+        _runtime.submit(capture)
     except Exception as exc:
         internal_error("capture", exc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from .. import _runtime
+from .. import _runtime, limits
 from ..context import Scope, current_scope
 from ..record import validate_dimensions
 from ._adapter import family_of, load
@@ -53,8 +53,12 @@ def record(
     call.scope = Scope(
         customer=customer if customer is not None else scope.customer,
         dimensions={**scope.dimensions, **extra},
+        run=scope.run,
     )
     usage_record = make_record(call, extract(response), "ok").validate()
+    if scope.run is not None:
+        scope.run.add(usage_record)
+    limits.observe(usage_record.customer, usage_record)
     _runtime.submit(usage_record)
     return usage_record.event_id
 
