@@ -255,3 +255,19 @@ def test_unwritable_html_path_is_one_clear_line(
     assert main(["report", "--db", str(ledger), "--html", str(target)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"usagetap: error: cannot write {target}: No such file or directory"]
+
+
+@pytest.mark.parametrize(
+    ("window", "labels"),
+    [
+        ((), ["Nov 1", "Nov 2", "Nov 3"]),
+        (
+            ("--since", "2026-10-30", "--until", "2026-11-04"),
+            ["Oct 30", "Oct 31", "Nov 1", "Nov 2", "Nov 3", "Nov 4"],
+        ),
+        (("--until", "2040-01-01"), ["Nov 1", "Nov 2", "Nov 3"]),  # years of empty days: the data's own span
+    ],
+)
+def test_day_axis_spans_the_asked_window(ledger: Path, tmp_path: Path, window: tuple, labels: list) -> None:
+    dom = _Dom(_write_report(ledger, tmp_path, *window).read_text(encoding="utf-8"))
+    assert [t for _, t in dom.find("text", class_="day")] == labels

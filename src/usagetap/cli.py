@@ -166,8 +166,7 @@ def _write_html(target: str, page: str, rows: Sequence[Row]) -> None:
     except OSError as exc:
         raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
     total = totals(rows)
-    cost = cost_cell(total) if total.calls else "$0"
-    print(f"wrote {target}: {total.calls:,} calls, {cost}", file=sys.stderr)
+    print(f"wrote {target}: {total.calls:,} calls, {cost_cell(total)}", file=sys.stderr)
 
 
 def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:

@@ -28,7 +28,8 @@ __all__ = ["build_page", "render_page"]
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 OTHER_COLOR = "#bab0ac"
 NO_CUSTOMER = "(no customer)"
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+MAX_AXIS_DAYS = 731
+_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
@@ -97,7 +98,7 @@ def render_page(
     total = totals(table)
     generated = generated or datetime.now(timezone.utc)
     period = _period(since, until, _days(daily))
-    customers = {row.keys.get("customer") for row in daily}
+    customers = {row.keys.get("customer") for row in daily} - {None}
     grouping = ", ".join(by)
     parts = [
         "<!DOCTYPE html>",
@@ -111,14 +112,14 @@ def render_page(
         f'<p class="meta">{escape(period)} · ledger {escape(source)} · '
         f"generated {generated.strftime('%Y-%m-%d %H:%M UTC')}</p>",
         '<ul class="summary" id="summary">',
-        _card("Cost (USD)", cost_cell(total) if total.calls else format_usd(Decimal(0))),
+        _card("Cost (USD)", cost_cell(total)),
         _card("Calls", f"{total.calls:,}"),
         _card("Input tokens", f"{total.input_tokens:,}"),
         _card("Output tokens", f"{total.output_tokens:,}"),
         _card("Customers", f"{len(customers):,}"),
         "</ul></header>",
-        '<section><h2 id="cost-by-day-title">Cost per customer by day</h2>',
-        _cost_by_day(daily),
+        '<section><h2 id="cost-by-day-title">Cost per customer by day (UTC)</h2>',
+        _cost_by_day(daily, since, until),
         '</section><section><h2 id="cost-by-model-title">Cost by model</h2>',
         _cost_by_model(models, total.cost),
         f'</section><section><h2 id="usage-table-title">Usage by {escape(grouping)}</h2>',
@@ -172,8 +173,12 @@ def _series(daily: Sequence[Row]) -> list[_Series]:
     return series
 
 
-def _day_range(days: Sequence[str]) -> list[str]:
+def _day_range(days: Sequence[str], since: Optional[date], until: Optional[date]) -> list[str]:
+    """Every day of the asked window (the data's own ends where none was asked), unless that is too long."""
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    asked_first, asked_last = since or first, until or last
+    if (asked_last - asked_first).days < MAX_AXIS_DAYS:
+        first, last = min(first, asked_first), max(last, asked_last)
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
@@ -199,12 +204,12 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _cost_by_day(daily: Sequence[Row]) -> str:
+def _cost_by_day(daily: Sequence[Row], since: Optional[date], until: Optional[date]) -> str:
     series = _series(daily)
     if not series:
         return '<p class="empty" id="cost-by-day">No priced usage in this period.</p>'
     owner = {customer: s for s in series for customer in s.customers}
-    days = _day_range(_days(daily))
+    days = _day_range(_days(daily), since, until)
     cells: dict[tuple[str, str], Decimal] = {}
     calls: dict[tuple[str, str], int] = {}
     for row in daily:
@@ -333,7 +338,7 @@ def _table(rows: Sequence[Row], by: Sequence[str], total: Row) -> str:
     out.append("</tbody>")
     foot = ["<td>Total</td>"] + ["<td></td>"] * (len(by) - 1)
     foot += [f'<td class="num">{getattr(total, attr):,}</td>' for _, attr in columns]
-    foot.append(f'<td class="num">{escape(cost_cell(total) if total.calls else format_usd(total.cost))}</td>')
+    foot.append(f'<td class="num">{escape(cost_cell(total))}</td>')
     out.append(f"<tfoot><tr>{''.join(foot)}</tr></tfoot></table>")
     return "\n".join(out)
 
