@@ -151,3 +151,90 @@ def test_demo_writes_a_ledger_with_several_priced_customers(
         assert row["input_tokens"] > 0
         assert row["cost"] > 0
     assert (tmp_path / ".usagetap" / "ledger.db").exists()
+
+
+def test_json_totals_are_opt_in_and_never_a_row(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--db", str(ledger))
+    assert isinstance(rows, list) and all(r["customer"] for r in rows)
+    data = run_json(capsys, "--db", str(ledger), "--totals")
+    assert data["rows"] == rows
+    total = data["totals"]
+    assert (total["calls"], total["input_tokens"], total["output_tokens"]) == (4, 166, 19)
+    assert total["cost"] == pytest.approx(0.000754) and total["unpriced_calls"] == 1
+
+
+def test_csv_totals_row(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(ledger), "--format", "csv", "--by", "customer", "--totals"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + 2 + 1
+    assert lines[-1].split(",") == ["(total)", "", "4", "166", "19", "64", "0", "0", "0.000754", "1"]
+
+
+def test_csv_cost_is_empty_when_nothing_is_priced(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--db", str(ledger), "--format", "csv", "--by", "model"]) == 0
+    secret = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("secret-ft"))
+    assert secret.split(",")[-2:] == ["", "1"]
+
+
+def test_report_by_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "runs.db"
+    Ledger(path).send(
+        [
+            make_record(run_id="run_a", cost=Decimal("0.001")),
+            make_record(run_id="run_a", cost=Decimal("0.002")),
+            make_record(run_id=None, cost=Decimal("0.004")),
+        ]
+    )
+    rows = run_json(capsys, "--db", str(path), "--by", "run")
+    assert [(r["run"], r["calls"], r["cost"]) for r in rows] == [(None, 1, 0.004), ("run_a", 2, 0.003)]
+
+
+@pytest.mark.parametrize(
+    ("args", "prog", "message"),
+    [
+        (["--format", "xml"], "usagetap report", "argument --format: invalid choice: 'xml'"),
+        (
+            ["--since", "yesterday"],
+            "usagetap report",
+            "argument --since: not a date (YYYY-MM-DD): 'yesterday'",
+        ),
+        (["--bogus"], "usagetap", "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(
+    ledger: Path, args: list, prog: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--db", str(ledger), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{prog}: error: {message}")
+    assert err[0].endswith(f"(see '{prog} --help')")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--by", ","], "--by needs at least one key: customer, model, provider"),
+        (
+            ["--since", "2026-11-02", "--until", "2026-11-01"],
+            "--since 2026-11-02 is after --until 2026-11-01",
+        ),
+        (["--html", "-", "--format", "csv"], "--html - and --format both print to stdout; choose one"),
+    ],
+)
+def test_bad_option_combinations_are_one_line(
+    ledger: Path, args: list, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--db", str(ledger), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"usagetap: error: {message}")
+
+
+def test_unreadable_ledger_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "not-a-db.db"
+    path.write_text("this is not sqlite " * 100)
+    assert main(["report", "--db", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"usagetap: error: cannot open the ledger at {path}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 if TYPE_CHECKING:
     from .report import Row
@@ -18,7 +19,10 @@ examples:
   usagetap report                          per customer and model, as a table
   usagetap report --by customer --format json
   usagetap report --by day,customer --since 2026-11-01 --until 2026-11-30
-  usagetap report --db /var/lib/app/ledger.db --format csv > usage.csv
+  usagetap report --by run --format csv    one row per tracked run
+  usagetap report --db /var/lib/app/ledger.db --format csv --totals > usage.csv
+  usagetap report --html usage.html        a self-contained page: cost per customer by day,
+                                           cost by model and the table (opens offline)
 """
 
 _DEMO_EXAMPLES = """\
@@ -32,8 +36,15 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (exit status 2) that point at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="usagetap",
         description="Meter LLM usage per customer. Reads and demonstrates the local usage ledger.",
         epilog="run 'usagetap <command> --help' for a command's options and examples",
@@ -44,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="calls, tokens and cost from the local ledger",
-        description="Aggregate the local usage ledger by customer, model, feature or day.",
+        description="Aggregate the local usage ledger by customer, model, feature, day or run. Costs are "
+        "in US dollars from the genai-prices table; calls to models it does not know have no cost "
+        "(shown as 'unknown', never as 0).",
         epilog=_REPORT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -55,9 +68,24 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated group keys: customer, model, feature, day, provider, operation, run, status "
         "(default: customer,model)",
     )
-    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        help="what to print (default: table; nothing but a summary line when --html is given)",
+    )
     report.add_argument("--since", type=_day, help="first UTC day to include (YYYY-MM-DD)")
     report.add_argument("--until", type=_day, help="last UTC day to include (YYYY-MM-DD)")
+    report.add_argument(
+        "--totals",
+        action="store_true",
+        help='csv: append a \'(total)\' row; json: print {"rows": [...], "totals": {...}} '
+        "instead of the list of rows (the table always has a total)",
+    )
+    report.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write a self-contained HTML page (charts and the table) to PATH ('-' for stdout)",
+    )
     report.set_defaults(run=_report)
 
     demo = sub.add_parser(
@@ -87,56 +115,79 @@ def _report(args: argparse.Namespace) -> int:
 
     path = args.db or default_path()
     by = [key.strip() for key in args.by.split(",") if key.strip()]
+    if not by:
+        raise CLIError(f"--by needs at least one key: {', '.join(report.GROUP_KEYS)}")
+    if args.html == "-" and args.format:
+        raise CLIError("--html - and --format both print to stdout; choose one")
+    if args.since and args.until and args.since > args.until:
+        raise CLIError(f"--since {args.since} is after --until {args.until}")
     try:
         conn = connect(path, create=False)
     except FileNotFoundError:
         raise CLIError(f"no ledger at {path} (run 'usagetap demo', or pass --db)") from None
+    except sqlite3.Error as exc:
+        raise CLIError(f"cannot open the ledger at {path}: {exc}") from None
     try:
         rows = report.aggregate(conn, by, since=args.since, until=args.until)
+        page = _html_page(conn, by, args, path) if args.html else None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise CLIError(f"cannot read the ledger at {path}: {exc}") from None
     finally:
         conn.close()
-    if args.format == "json":
-        print(report.render_json(rows, by))
-    elif args.format == "csv":
-        sys.stdout.write(report.render_csv(rows, by))
-    else:
+    if page is not None:
+        _write_html(args.html, page, rows)
+    fmt = args.format or (None if args.html else "table")
+    if fmt == "json":
+        print(report.render_json(rows, by, with_totals=args.totals))
+    elif fmt == "csv":
+        sys.stdout.write(report.render_csv(rows, by, with_totals=args.totals))
+    elif fmt == "table":
         _print_table(rows, by, path)
     return 0
+
+
+def _html_page(conn: sqlite3.Connection, by: Sequence[str], args: argparse.Namespace, path: str) -> str:
+    from .report_html import build_page
+
+    return build_page(conn, by, since=args.since, until=args.until, source=path)
+
+
+def _write_html(target: str, page: str, rows: Sequence[Row]) -> None:
+    from .report import cost_cell, totals
+
+    if target == "-":
+        sys.stdout.write(page)
+        return
+    try:
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(page)
+    except OSError as exc:
+        raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
+    total = totals(rows)
+    print(f"wrote {target}: {total.calls:,} calls, {cost_cell(total)}", file=sys.stderr)
 
 
 def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report import totals
+    from .report import cost_cell, numeric_columns, totals
 
     total = totals(rows)
-    numeric = [
-        ("Calls", "calls"),
-        ("Input", "input_tokens"),
-        ("Output", "output_tokens"),
-        ("Cache read", "cache_read_tokens"),
-        ("Cache write", "cache_write_tokens"),
-        ("Reasoning", "reasoning_tokens"),
-    ]
-    numeric = [
-        (title, attr)
-        for title, attr in numeric
-        if attr in ("calls", "input_tokens", "output_tokens") or getattr(total, attr)
-    ]
+    numeric = numeric_columns(total)
     table = Table(title=f"LLM usage ({path})", show_footer=True)
     for i, key in enumerate(by):
         table.add_column(key.capitalize(), footer="Total" if i == 0 else "", no_wrap=True)
     for title, attr in numeric:
         table.add_column(title, justify="right", footer=f"{getattr(total, attr):,}", no_wrap=True)
-    table.add_column("Cost (USD)", justify="right", footer=_cost_cell(total), no_wrap=True)
+    table.add_column("Cost (USD)", justify="right", footer=cost_cell(total), no_wrap=True)
     for row in rows:
         table.add_row(
             *(row.keys.get(key) or "-" for key in by),
             *(f"{getattr(row, attr):,}" for _, attr in numeric),
-            _cost_cell(row),
+            cost_cell(row),
         )
     console = Console()
     if not console.is_terminal:
@@ -148,15 +199,6 @@ def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
         )
 
 
-def _cost_cell(row: Row) -> str:
-    from .report import format_usd
-
-    if row.calls and row.unpriced == row.calls:
-        return "unknown"
-    text = format_usd(row.cost)
-    return f"{text} *" if row.unpriced else text
-
-
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -165,7 +207,11 @@ def _demo(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(f"{exc} (install with: pip install 'usagetap[openai]')") from None
     print()
-    return _report(argparse.Namespace(db=path, by="customer,model", format="table", since=None, until=None))
+    return _report(
+        argparse.Namespace(
+            db=path, by="customer,model", format="table", since=None, until=None, totals=False, html=None
+        )
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -12,7 +12,19 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Optional
 
-__all__ = ["GROUP_KEYS", "Row", "aggregate", "render_csv", "render_json", "totals"]
+__all__ = [
+    "GROUP_KEYS",
+    "NUMERIC_COLUMNS",
+    "TOTAL_LABEL",
+    "Row",
+    "aggregate",
+    "cost_cell",
+    "format_usd",
+    "numeric_columns",
+    "render_csv",
+    "render_json",
+    "totals",
+]
 
 # group key -> SQL expression over the ledger's usage table
 GROUP_KEYS: dict[str, str] = {
@@ -27,6 +39,18 @@ GROUP_KEYS: dict[str, str] = {
 }
 
 _SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+# (title, Row attribute) of the numeric columns a human-readable report can show
+NUMERIC_COLUMNS = (
+    ("Calls", "calls"),
+    ("Input", "input_tokens"),
+    ("Output", "output_tokens"),
+    ("Cache read", "cache_read_tokens"),
+    ("Cache write", "cache_write_tokens"),
+    ("Reasoning", "reasoning_tokens"),
+)
+
+TOTAL_LABEL = "(total)"
 
 
 @dataclass
@@ -52,7 +76,7 @@ class Row:
             cache_read_tokens=self.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens,
             reasoning_tokens=self.reasoning_tokens,
-            cost=None if self.unpriced == self.calls else float(self.cost),
+            cost=None if self.calls and self.unpriced == self.calls else float(self.cost),
             unpriced_calls=self.unpriced,
         )
         return out
@@ -91,6 +115,7 @@ def aggregate(
 
 
 def totals(rows: Sequence[Row]) -> Row:
+    """The sum of ``rows``, as a row with no keys."""
     total = Row(keys={})
     for row in rows:
         total.calls += row.calls
@@ -113,25 +138,40 @@ def _window(since: Optional[date], until: Optional[date]) -> tuple[str, tuple[st
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def render_json(rows: Sequence[Row], by: Sequence[str]) -> str:
+def render_json(rows: Sequence[Row], by: Sequence[str], *, with_totals: bool = False) -> str:
+    """A JSON list of rows; with ``with_totals``, an object ``{"rows": [...], "totals": {...}}``.
+
+    The plain list is the documented shape (each row carries customer, model, calls,
+    token sums and cost), so the totals never appear as one more row in it.
+    """
     columns = _columns(by)
-    return json.dumps([row.as_dict(columns) for row in rows], indent=2)
+    data: Any = [row.as_dict(columns) for row in rows]
+    if with_totals:
+        total = totals(rows).as_dict(())
+        data = {"rows": data, "totals": total}
+    return json.dumps(data, indent=2)
 
 
-def render_csv(rows: Sequence[Row], by: Sequence[str]) -> str:
+def render_csv(rows: Sequence[Row], by: Sequence[str], *, with_totals: bool = False) -> str:
+    """CSV with a header; costs are exact decimal strings (empty when no call of the row is priced).
+
+    With ``with_totals`` a last row sums the others; its first column reads ``(total)``.
+    """
     columns = _columns(by)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = [*columns, "calls", *_SUMS, "cost_usd", "unpriced_calls"]
     writer.writerow(header)
-    for row in rows:
-        data = row.as_dict(columns)
+    lines = [(row, [row.keys.get(c) for c in columns]) for row in rows]
+    if with_totals:
+        lines.append((totals(rows), [TOTAL_LABEL] + [None] * (len(columns) - 1)))
+    for row, keys in lines:
         writer.writerow(
             [
-                *("" if data[c] is None else data[c] for c in columns),
+                *("" if key is None else key for key in keys),
                 row.calls,
                 *(getattr(row, n) for n in _SUMS),
-                "" if data["cost"] is None else format(row.cost, "f"),
+                "" if row.calls and row.unpriced == row.calls else format(row.cost, "f"),
                 row.unpriced,
             ]
         )
@@ -150,3 +190,20 @@ def _columns(by: Sequence[str]) -> list[str]:
 def format_usd(cost: Decimal) -> str:
     """Dollars with cents for large amounts and six decimals for fractions of a cent."""
     return f"${cost:,.2f}" if abs(cost) >= 100 else f"${cost:,.6f}"
+
+
+def cost_cell(row: Row) -> str:
+    """The cost of ``row`` for people: ``unknown`` when no call is priced, a ``*`` when some are not."""
+    if row.calls and row.unpriced == row.calls:
+        return "unknown"
+    text = format_usd(row.cost)
+    return f"{text} *" if row.unpriced else text
+
+
+def numeric_columns(total: Row) -> list[tuple[str, str]]:
+    """The numeric columns worth showing: calls, input and output always, the token parts when non-zero."""
+    return [
+        (title, attr)
+        for title, attr in NUMERIC_COLUMNS
+        if attr in ("calls", "input_tokens", "output_tokens") or getattr(total, attr)
+    ]
