@@ -11,14 +11,42 @@ from typing import TYPE_CHECKING, Any
 from .base import Outcomes, Sink
 
 if TYPE_CHECKING:
+    from .http import HTTP
     from .ledger import Ledger
     from .memory import Memory
+    from .open_spanner import OpenSpanner
+    from .openmeter import OpenMeter
+    from .otel import OpenTelemetry
+    from .solvapay import SolvaPay
+    from .spaire import Polar, Spaire
+    from .stripe import Stripe
 
-__all__ = ["Ledger", "Memory", "Outcomes", "Sink"]
+__all__ = [
+    "HTTP",
+    "Ledger",
+    "Memory",
+    "OpenMeter",
+    "OpenSpanner",
+    "OpenTelemetry",
+    "Outcomes",
+    "Polar",
+    "Sink",
+    "SolvaPay",
+    "Spaire",
+    "Stripe",
+]
 
 _LAZY = {
+    "HTTP": ".http",
     "Ledger": ".ledger",
     "Memory": ".memory",
+    "OpenMeter": ".openmeter",
+    "OpenSpanner": ".open_spanner",
+    "OpenTelemetry": ".otel",
+    "Polar": ".spaire",
+    "SolvaPay": ".solvapay",
+    "Spaire": ".spaire",
+    "Stripe": ".stripe",
 }
 
 
