@@ -79,7 +79,10 @@ def test_reasons_never_carry_the_key_or_key_like_tokens_and_stay_short() -> None
         (413, False, "split"),
         (422, True, "split"),
         (422, False, "dead"),
-        (404, False, "dead"),
+        (409, False, "dead"),
+        (404, False, "halt"),
+        (405, True, "halt"),
+        (301, False, "halt"),
     ],
 )
 def test_the_status_table(status: int, atomic: bool, kind: str) -> None:
@@ -96,6 +99,19 @@ def test_the_status_table(status: int, atomic: bool, kind: str) -> None:
         assert outcomes.split == f"x: HTTP {status}: m" and outcomes.retry == ids
     else:
         assert outcomes.dead == dict.fromkeys(ids, f"x: HTTP {status}: m")
+
+
+def test_a_404_about_an_event_is_not_a_wrong_url_when_the_backend_says_so() -> None:
+    records = [make_record(), make_record()]
+    answer = response(404, {"message": "Customer not found"})
+    outcomes = answer_outcomes(Endpoint("x", "http://h"), answer, records, atomic=True, missing_route=False)
+    assert outcomes.split and not outcomes.halt
+
+
+def test_a_redirect_names_where_it_points() -> None:
+    answer = httpx.Response(308, headers={"Location": "https://api.example/v1/x"})
+    outcomes = answer_outcomes(Endpoint("x", "http://h"), answer, [make_record()], atomic=False)
+    assert outcomes.halt and "redirected to https://api.example/v1/x" in outcomes.halt
 
 
 def test_a_single_event_refused_as_a_batch_is_dead_not_split() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from usagetap import ConfigurationError
-from usagetap.sinks import HTTP, Ledger, OpenMeter, OpenSpanner, Polar, SolvaPay, Spaire, Stripe
+from usagetap.sinks import HTTP, Ledger, OpenMeter, OpenSpanner, Polar, Sink, SolvaPay, Spaire, Stripe
 from usagetap.sinks._env import SINKS, sink_from_env
 
 KEY = "live-key-0123456789abcdef"
@@ -115,3 +117,18 @@ def test_unknown_sinks_and_malformed_values_are_errors() -> None:
         sink_from_env({"USAGETAP_SINK": "spaire", "USAGETAP_API_KEY": KEY, "USAGETAP_TIMEOUT": "soon"})
     with pytest.raises(ConfigurationError, match="USAGETAP_URL"):
         sink_from_env({"USAGETAP_SINK": "http"})
+
+
+@pytest.mark.parametrize("kind", sorted(SINKS))
+def test_every_sink_fits_the_sink_protocol_and_hides_its_key(kind: str, tmp_path: Path) -> None:
+    env = {
+        "USAGETAP_SINK": kind,
+        "USAGETAP_API_KEY": "sk_test_" + KEY,
+        "USAGETAP_BASE_URL": "https://x.example",
+        "USAGETAP_DB": str(tmp_path / "l.db"),
+    }
+    sink = sink_from_env(env)
+    assert isinstance(sink, Sink)
+    assert sink.name == kind and isinstance(sink.max_batch, int) and sink.max_batch >= 1
+    assert KEY not in repr(sink)
+    sink.close()

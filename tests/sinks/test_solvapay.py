@@ -114,6 +114,13 @@ def test_one_invalid_event_refuses_the_bulk_and_the_pipeline_splits_it_out(backe
     assert list(result.dead) == [stranger.event_id] and "Customer not found" in result.dead[stranger.event_id]
 
 
+def test_a_wrong_url_pauses_delivery_instead_of_dead_lettering(backend: SolvaPayBackend) -> None:
+    sink = SolvaPay(api_key=backend.api_key, base_url=f"{backend.url}/api")
+    records = [make_record(), make_record()]
+    outcomes = sink.send(records)
+    assert outcomes.halt and "Cannot POST" in outcomes.halt and not outcomes.dead
+
+
 def test_errors_map_to_halt_retry_and_dead(backend: SolvaPayBackend) -> None:
     sink = make_sink(backend)
     record = make_record()

@@ -1,5 +1,17 @@
 """Where records go: one module per backend, each the same small shape (:class:`Sink`).
 
+================= ===============================================================
+``Ledger``        local SQLite, the default; ``usagetap report`` reads it
+``Memory``        an in-process list, for tests
+``Spaire``        Spaire events ingest (``Polar``: the same API on Polar's hosts)
+``OpenSpanner``   Open Spanner bulk usage, optionally one item per token type
+``SolvaPay``      SolvaPay usage events (``usage.token``)
+``OpenMeter``     OpenMeter CloudEvents
+``Stripe``        Stripe Billing meter events
+``HTTP``          signed JSON batches to any URL
+``OpenTelemetry`` the GenAI ``gen_ai.client.token.usage`` histogram
+================= ===============================================================
+
 Sinks are imported on first use, so ``import usagetap`` stays cheap.
 """
 

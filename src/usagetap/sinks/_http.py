@@ -9,6 +9,7 @@ status -> outcome table every sink follows:
 answer                      outcome
 ==========================  ===================================================
 401, 403                    halt (never dead-letter on an auth error)
+3xx, 404, 405               halt: the URL is wrong, not the events
 408, 429, 5xx, no answer    retry (``retry_after`` from ``Retry-After``)
 413                         split the batch (a single event: dead)
 other 4xx, atomic batch     split the batch: one bad event refuses them all
@@ -248,12 +249,18 @@ class Endpoint:
 
 
 def answer_outcomes(
-    endpoint: Endpoint, response: httpx.Response, records: Sequence[UsageRecord], *, atomic: bool
+    endpoint: Endpoint,
+    response: httpx.Response,
+    records: Sequence[UsageRecord],
+    *,
+    atomic: bool,
+    missing_route: bool = True,
 ) -> Outcomes:
     """Outcomes for every record of a request the backend refused as a whole (a non-2xx answer).
 
     ``atomic``: the backend refuses the whole batch when one event is invalid, so
     a 4xx on several events asks the pipeline to split the batch and find it.
+    ``missing_route``: a 404 means the URL is wrong (False where a 404 is about an event).
     """
     status = response.status_code
     reason = endpoint.reason(response)
@@ -262,6 +269,13 @@ def answer_outcomes(
             records,
             f"{reason} (the API key was refused; delivery is paused and nothing is dropped)",
             retry_after=retry_after_of(response),
+        )
+    if 300 <= status < 400 or status == 405 or (status == 404 and missing_route):
+        where = response.headers.get("location")
+        return Outcomes.halted(
+            records,
+            f"{reason} (check the sink's URL{': redirected to ' + where if where else ''}; "
+            "delivery is paused and nothing is dropped)",
         )
     if is_retryable(status):
         return Outcomes.all_retry(records, retry_after=retry_after_of(response))

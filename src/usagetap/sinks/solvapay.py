@@ -163,7 +163,12 @@ class SolvaPay:
             return
         if not response.is_success:
             records = list({i.record.event_id: i.record for i in chunk}.values())
-            tally.apply(answer_outcomes(self._endpoint, response, records, atomic=True), chunk)
+            # A 404 is a missing customer, unless no route matched ("Cannot POST ...").
+            missing_route = response.status_code == 404 and "Cannot " in response.text
+            outcomes = answer_outcomes(
+                self._endpoint, response, records, atomic=True, missing_route=missing_route
+            )
+            tally.apply(outcomes, chunk)
             return
         for item in chunk:
             tally.delivered(item)
