@@ -155,7 +155,8 @@ class Endpoint:
             max_keepalive_connections=max_connections,
             keepalive_expiry=30.0,
         )
-        self._secrets = tuple(s for s in secrets if s)
+        # Redacting a very short "secret" would mangle every reason; real keys are long.
+        self._secrets = tuple(s for s in secrets if len(s) >= 6)
         self._client: Optional[httpx.Client] = None
         self._pid = os.getpid()
         self._lock = threading.Lock()

@@ -164,7 +164,7 @@ class Spaire:
         for key, value in _clean(record.dimensions).items():
             if room <= 0:
                 break
-            if key in metadata or key in _RESERVED:
+            if key in facts or key in metadata or key in _RESERVED:
                 continue
             metadata[key] = value
             room -= 1
@@ -196,9 +196,7 @@ class Spaire:
             for item in items:
                 tally.delivered(item)
             tally.duplicates = _count(response, "duplicates")
-        elif response.status_code == 422 and self._pinpoint(response, items, tally):
-            pass
-        else:
+        elif not (response.status_code == 422 and self._pinpoint(response, items, tally)):
             tally.apply(
                 answer_outcomes(self._endpoint, response, [i.record for i in items], atomic=True), items
             )
