@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, Optional
 
 import openai
 
 import usagetap
-from usagetap.record import UsageRecord
 from usagetap.testing import ProviderServer
 
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -55,22 +53,3 @@ def run_workload(
             for key in TOKEN_KEYS:
                 row[key] += getattr(usage, key)
     return issued
-
-
-def expected_from(records: Sequence[UsageRecord]) -> dict[Optional[str], Counter[str]]:
-    """Per-customer sums of ``records`` (as the issued totals are laid out)."""
-    out: dict[Optional[str], Counter[str]] = {}
-    for record in records:
-        row = out.setdefault(record.customer, Counter())
-        row["calls"] += 1
-        for key in TOKEN_KEYS:
-            row[key] += getattr(record, key)
-    return out
-
-
-def cost_cents(records: Sequence[UsageRecord]) -> dict[Optional[str], Decimal]:
-    out: dict[Optional[str], Decimal] = {}
-    for record in records:
-        if record.cost is not None:
-            out[record.customer] = out.get(record.customer, Decimal(0)) + record.cost * 100
-    return out
