@@ -1,5 +1,7 @@
 """Test doubles that ship with usagetap: a loopback provider server and an in-memory sink.
 
+Fakes of the billing backends the sinks deliver to live in :mod:`usagetap.testing.backends`.
+
 ::
 
     from openai import OpenAI

@@ -1,0 +1,285 @@
+"""What HTTP sinks share: one fork-safe ``httpx.Client``, the server's clock, and HTTP answers as outcomes.
+
+A sink owns its wire format; this module owns the generic part of talking to
+a backend: connection reuse, timeouts, reading ``Retry-After`` and ``Date``,
+turning a refusal into a reason that never contains the API key, and the
+status -> outcome table every sink follows:
+
+==========================  ===================================================
+answer                      outcome
+==========================  ===================================================
+401, 403                    halt (never dead-letter on an auth error)
+3xx, 404, 405               halt: the URL is wrong, not the events
+408, 429, 5xx, no answer    retry (``retry_after`` from ``Retry-After``)
+413                         split the batch (a single event: dead)
+other 4xx, atomic batch     split the batch: one bad event refuses them all
+other 4xx                   dead, with the backend's reason
+==========================  ===================================================
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+import httpx
+
+from .._version import __version__
+from ..errors import ConfigurationError
+from ..record import UsageRecord
+from .base import Outcomes
+
+__all__ = [
+    "Endpoint",
+    "answer_outcomes",
+    "check_api_key",
+    "is_retryable",
+    "retry_after_of",
+    "rfc3339",
+]
+
+USER_AGENT = f"usagetap/{__version__}"
+DEFAULT_TIMEOUT = 30.0
+MAX_REASON = 500
+MAX_RETRY_AFTER = 3600.0
+
+# Things that look like credentials in a backend's error text (Stripe echoes a masked key, for one).
+_KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
+
+
+def check_api_key(api_key: Optional[str], sink: str, *, env: str = "USAGETAP_API_KEY") -> str:
+    """Return ``api_key`` or raise :class:`ConfigurationError` (whose message never contains the key)."""
+    if api_key is None or not isinstance(api_key, str) or not api_key.strip():
+        raise ConfigurationError(f"{sink}: an API key is required (pass api_key=... or set {env})")
+    if api_key != api_key.strip() or any(c.isspace() for c in api_key):
+        raise ConfigurationError(
+            f"{sink}: the API key contains whitespace; check for a stray newline or space"
+        )
+    if not api_key.isascii() or not api_key.isprintable():
+        raise ConfigurationError(f"{sink}: the API key contains non-printable or non-ASCII characters")
+    return api_key
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2025-01-31T12:00:00.123456Z``: UTC, microseconds, a ``Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def retry_after_of(response: httpx.Response) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _message(body: Any) -> Optional[str]:
+    """The human part of the common error shapes (FastAPI, Stripe, NestJS, problem+json, Go)."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        parts = [m for m in (_message(item) for item in body[:5]) if m]
+        return "; ".join(parts) or None
+    if not isinstance(body, dict):
+        return None
+    if "msg" in body:
+        loc = body.get("loc")
+        where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+        return f"{where}: {body['msg']}" if where else str(body["msg"])
+    for key in ("error", "detail", "message", "title", "error_description"):
+        value = body.get(key)
+        if key == "error" and isinstance(value, str) and isinstance(body.get("error_description"), str):
+            return f"{value}: {body['error_description']}"
+        found = _message(value)
+        if found:
+            extra = body.get("errors")
+            if key == "message" and isinstance(extra, list) and extra:
+                more = _message(extra)
+                return f"{found}: {more}" if more else found
+            return found
+    return None
+
+
+def is_retryable(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+class Endpoint:
+    """One backend base URL: a lazily built ``httpx.Client`` (rebuilt after ``fork()``) and its clock.
+
+    ``secrets`` are redacted from every reason this endpoint produces.
+    """
+
+    def __init__(
+        self,
+        sink: str,
+        base_url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        secrets: Sequence[str] = (),
+        max_connections: int = 10,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{sink}: base URL must start with http:// or https://, got {base_url!r}"
+            )
+        if timeout <= 0:
+            raise ConfigurationError(f"{sink}: timeout must be > 0")
+        self.sink = sink
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30.0,
+        )
+        # Redacting a very short "secret" would mangle every reason; real keys are long.
+        self._secrets = tuple(s for s in secrets if len(s) >= 6)
+        self._client: Optional[httpx.Client] = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._skew = 0.0
+        self._margin = 0.0
+
+    # -- connection ------------------------------------------------------
+
+    def client(self) -> httpx.Client:
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                # After fork() the parent's pooled sockets are not ours to use or close.
+                self._pid = os.getpid()
+                self._client = httpx.Client(
+                    base_url=self.base_url,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    limits=self._limits,
+                    follow_redirects=False,
+                )
+            return self._client
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST ``path``; transport failures raise ``httpx.TransportError``."""
+        response = self.client().post(path, **kwargs)
+        self._observe(response)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.client().get(path, **kwargs)
+        self._observe(response)
+        return response
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+    # -- the backend's clock ---------------------------------------------
+
+    def _observe(self, response: httpx.Response) -> None:
+        date = response.headers.get("date")
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            return
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=timezone.utc)
+        self._skew = server.timestamp() - time.time()
+
+    def now(self) -> datetime:
+        """The backend's idea of now: ours, moved back when its ``Date`` header says it is behind.
+
+        ``Date`` has whole seconds, so a skew under a second is indistinguishable from none.
+        """
+        behind = self._skew if self._skew < -1.0 else 0.0
+        return datetime.now(timezone.utc) + timedelta(seconds=behind - self._margin)
+
+    def not_after_now(self, moment: datetime) -> datetime:
+        """``moment``, or the backend's now if ``moment`` is ahead of it (a client clock running fast)."""
+        limit = self.now()
+        return limit if moment > limit else moment
+
+    def widen_margin(self) -> None:
+        """The backend still found a timestamp in the future: keep further back from its now."""
+        self._margin = min(max(self._margin * 2, 1.0), 300.0)
+
+    # -- answers ---------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return _KEYLIKE.sub("[redacted]", text)
+
+    def reason(self, response: httpx.Response, what: str = "") -> str:
+        """``"spaire: HTTP 422: events.0.metadata.x: String should have at most 500 characters"``."""
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        detail = _message(body) or response.reason_phrase or ""
+        text = f"{self.sink}: HTTP {response.status_code}{' ' + what if what else ''}: {detail}".rstrip(": ")
+        text = self.redact(" ".join(text.split()))
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def answer_outcomes(
+    endpoint: Endpoint,
+    response: httpx.Response,
+    records: Sequence[UsageRecord],
+    *,
+    atomic: bool,
+    missing_route: bool = True,
+) -> Outcomes:
+    """Outcomes for every record of a request the backend refused as a whole (a non-2xx answer).
+
+    ``atomic``: the backend refuses the whole batch when one event is invalid, so
+    a 4xx on several events asks the pipeline to split the batch and find it.
+    ``missing_route``: a 404 means the URL is wrong (False where a 404 is about an event).
+    """
+    status = response.status_code
+    reason = endpoint.reason(response)
+    if status in (401, 403):
+        return Outcomes.halted(
+            records,
+            f"{reason} (the API key was refused; delivery is paused and nothing is dropped)",
+            retry_after=retry_after_of(response),
+        )
+    if 300 <= status < 400 or status == 405 or (status == 404 and missing_route):
+        where = response.headers.get("location")
+        return Outcomes.halted(
+            records,
+            f"{reason} (check the sink's URL{': redirected to ' + where if where else ''}; "
+            "delivery is paused and nothing is dropped)",
+        )
+    if is_retryable(status):
+        return Outcomes.all_retry(records, retry_after=retry_after_of(response))
+    if len(records) > 1 and (status == 413 or atomic):
+        return Outcomes.split_batch(records, reason)
+    return Outcomes.all_dead(records, reason)

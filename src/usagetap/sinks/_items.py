@@ -1,0 +1,180 @@
+"""From records to the items a backend receives, and from per-item answers back to per-event outcomes.
+
+A backend that takes one quantity per event gets, with ``split_by_token_type``,
+one item per token type (``input`` = uncached input, ``cache_read``,
+``cache_write``, ``output``) keyed ``{event_id}:{token_type}``, the quantities
+summing to the record's total; zero quantities are not sent. An event is
+delivered only when every one of its items is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..record import Scalar, UsageRecord
+from .base import Outcomes
+
+__all__ = ["TOKEN_TYPES", "Item", "Tally", "Unsendable", "clean_scalars", "items_for", "unique"]
+
+TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
+
+
+class Unsendable(Exception):
+    """This event can never be valid for this backend; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One quantity sent for a record: the whole record, or one of its token types (or a part of one)."""
+
+    record: UsageRecord
+    key: str
+    quantity: int
+    token_type: Optional[str] = None
+
+
+def token_quantities(record: UsageRecord) -> dict[str, int]:
+    """The record's tokens by type; they sum to ``record.total_tokens``."""
+    return {
+        "input": record.uncached_input_tokens,
+        "cache_read": record.cache_read_tokens,
+        "cache_write": record.cache_write_tokens,
+        "output": record.output_tokens,
+    }
+
+
+def items_for(record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None) -> list[Item]:
+    """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``)."""
+    if split:
+        items = [
+            Item(record, f"{record.event_id}:{kind}", quantity, kind)
+            for kind, quantity in token_quantities(record).items()
+            if quantity > 0
+        ]
+    else:
+        items = [Item(record, record.event_id, record.total_tokens)] if record.total_tokens > 0 else []
+    if max_quantity is None:
+        return items
+    out: list[Item] = []
+    for item in items:
+        if item.quantity <= max_quantity:
+            out.append(item)
+            continue
+        parts = math.ceil(item.quantity / max_quantity)
+        for n in range(parts):
+            quantity = min(max_quantity, item.quantity - n * max_quantity)
+            out.append(Item(record, f"{item.key}:part{n + 1}", quantity, item.token_type))
+    return out
+
+
+def unique(records: Iterable[UsageRecord]) -> list[UsageRecord]:
+    """``records`` without repeated event ids (the first one wins)."""
+    seen: set[str] = set()
+    out = []
+    for record in records:
+        if record.event_id not in seen:
+            seen.add(record.event_id)
+            out.append(record)
+    return out
+
+
+def clean_scalars(
+    values: Mapping[Any, Any],
+    *,
+    max_key: Optional[int] = None,
+    max_str: Optional[int] = None,
+    allow_empty_str: bool = True,
+) -> dict[str, Scalar]:
+    """Keep what a JSON backend can take: str/int/float/bool values, finite numbers, no NUL characters.
+
+    Over-long keys and strings are truncated (a key that then collides is dropped).
+    """
+    out: dict[str, Scalar] = {}
+    for raw_key, value in values.items():
+        if not isinstance(raw_key, str):
+            continue
+        key = raw_key.replace("\x00", "")
+        if max_key is not None:
+            key = key[:max_key]
+        if not key or key in out:
+            continue
+        if isinstance(value, int):  # bool included
+            out[key] = value
+        elif isinstance(value, float):
+            if math.isfinite(value):
+                out[key] = value
+        elif isinstance(value, str):
+            text = value.replace("\x00", "")
+            if max_str is not None:
+                text = text[:max_str]
+            if text or allow_empty_str:
+                out[key] = text
+    return out
+
+
+class Tally:
+    """Per-item answers folded into per-event :class:`Outcomes`."""
+
+    def __init__(self, records: Sequence[UsageRecord]) -> None:
+        self.records = unique(records)
+        self._items: dict[str, list[str]] = {r.event_id: [] for r in self.records}
+        self._duplicate: dict[str, list[bool]] = {r.event_id: [] for r in self.records}
+        self._reasons: dict[str, list[str]] = {r.event_id: [] for r in self.records}
+        self.duplicates = 0
+        self.retry_after: Optional[float] = None
+        self.halt: Optional[str] = None
+        self.split: Optional[str] = None
+
+    def delivered(self, item: Item, *, duplicate: bool = False) -> None:
+        self._items[item.record.event_id].append("delivered")
+        self._duplicate[item.record.event_id].append(duplicate)
+
+    def retry(self, item: Item, retry_after: Optional[float] = None) -> None:
+        self._items[item.record.event_id].append("retry")
+        self.wait(retry_after)
+
+    def dead(self, item: Item, reason: str) -> None:
+        self.dead_event(item.record, reason)
+
+    def dead_event(self, record: UsageRecord, reason: str) -> None:
+        self._items[record.event_id].append("dead")
+        if reason not in self._reasons[record.event_id]:
+            self._reasons[record.event_id].append(reason)
+
+    def wait(self, retry_after: Optional[float]) -> None:
+        if retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, retry_after)
+
+    def apply(self, outcomes: Outcomes, items: Sequence[Item]) -> None:
+        """Record a whole-request answer (from :func:`answer_outcomes`) for ``items``."""
+        for item in items:
+            event_id = item.record.event_id
+            if event_id in outcomes.dead:
+                self.dead(item, outcomes.dead[event_id])
+            elif event_id in outcomes.delivered:
+                self.delivered(item)
+            else:
+                self.retry(item)
+        self.wait(outcomes.retry_after)
+        self.halt = self.halt or outcomes.halt
+        self.split = self.split or outcomes.split
+
+    def outcomes(self) -> Outcomes:
+        result = Outcomes(
+            duplicates=self.duplicates, retry_after=self.retry_after, halt=self.halt, split=self.split
+        )
+        for record in self.records:
+            states = self._items[record.event_id]
+            if "retry" in states:
+                result.retry.append(record.event_id)
+            elif "dead" in states:
+                result.dead[record.event_id] = "; ".join(self._reasons[record.event_id])
+            else:
+                result.delivered.append(record.event_id)
+                flags = self._duplicate[record.event_id]
+                if flags and all(flags):
+                    result.duplicates += 1
+        return result

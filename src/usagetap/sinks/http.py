@@ -1,0 +1,146 @@
+"""Any HTTP endpoint: JSON batches, signed with HMAC-SHA256 so the receiver can trust them.
+
+Each batch is one ``POST`` to ``url`` with body ``{"events": [<record>, ...]}``,
+every record as :meth:`usagetap.UsageRecord.to_dict` gives it (``event_id`` is
+the deduplication key; ``cost`` is a decimal string in USD)::
+
+    POST /usage
+    Content-Type: application/json
+    X-Usagetap-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the shared secret>
+
+To verify, recompute the HMAC over the raw bytes received (before parsing)
+and compare in constant time::
+
+    from usagetap.sinks.http import verify
+    if not verify(raw_body, request.headers["X-Usagetap-Signature"], SECRET):
+        return 401
+
+Answer 2xx when the batch is stored. The answer may say what became of
+single events: ``{"duplicates": [event_id, ...], "rejected": {event_id: reason}}``
+(rejected events are dead-lettered with that reason; every other event is
+delivered). 401/403 pause delivery, 408/429/5xx are retried (``Retry-After``
+honoured), 413 and other 4xx make the pipeline split the batch down to the
+event that is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import httpx
+
+from ..errors import ConfigurationError
+from ..record import UsageRecord
+from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes
+from ._items import Item, Tally, clean_scalars
+from .base import Outcomes
+
+__all__ = ["HTTP", "SIGNATURE_HEADER", "sign", "verify"]
+
+SIGNATURE_HEADER = "X-Usagetap-Signature"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-Usagetap-Signature`` value for ``body``: ``sha256=<hex digest>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, signature: Optional[str], secret: str) -> bool:
+    """Whether ``signature`` (the header's value) is ``body``'s signature under ``secret``."""
+    return bool(signature) and hmac.compare_digest(sign(body, secret), str(signature).strip())
+
+
+def payload(records: Sequence[UsageRecord]) -> bytes:
+    """The request body for ``records``: compact JSON, non-finite numbers dropped from dimensions."""
+    events = []
+    for record in records:
+        event = record.to_dict()
+        event["dimensions"] = clean_scalars(record.dimensions)
+        events.append(event)
+    return json.dumps({"events": events}, separators=(",", ":"), allow_nan=False).encode()
+
+
+class HTTP:
+    """POST batches of records as JSON to ``url``.
+
+    ::
+
+        usagetap.configure(sink=usagetap.sinks.HTTP("https://billing.example.com/usage", secret="..."))
+
+    ``secret`` signs every body (``X-Usagetap-Signature``); ``headers`` are
+    added to every request (an ``Authorization`` header, for instance).
+    """
+
+    name = "http"
+    max_batch = 500
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise ConfigurationError("http: secret must be a non-empty string")
+        self.url = url
+        self._secret = secret
+        secrets = [secret or ""]
+        for key, value in (headers or {}).items():
+            if key.lower() in ("authorization", "x-api-key"):
+                secrets += [value, value.partition(" ")[2]]
+        self._endpoint = Endpoint(self.name, url, headers=headers, timeout=timeout, secrets=secrets)
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        tally = Tally(records)
+        items = [Item(r, r.event_id, r.total_tokens) for r in tally.records]
+        if not items:
+            return tally.outcomes()
+        body = payload(tally.records)
+        headers = {"Content-Type": "application/json"}
+        if self._secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, self._secret)
+        try:
+            response = self._endpoint.post(self.url, content=body, headers=headers)
+        except httpx.TransportError:
+            for item in items:
+                tally.retry(item)
+            return tally.outcomes()
+        if not response.is_success:
+            tally.apply(answer_outcomes(self._endpoint, response, tally.records, atomic=True), items)
+            return tally.outcomes()
+        answer = _json_object(response)
+        duplicates = set(_strings(answer.get("duplicates")))
+        rejected = answer.get("rejected")
+        if not isinstance(rejected, dict):
+            rejected = {}
+        for item in items:
+            event_id = item.record.event_id
+            if event_id in rejected:
+                tally.dead(item, self._endpoint.redact(f"http: rejected: {rejected[event_id]}")[:500])
+            else:
+                tally.delivered(item, duplicate=event_id in duplicates)
+        return tally.outcomes()
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def __repr__(self) -> str:
+        return f"HTTP(url={self.url!r}, signed={self._secret is not None})"
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

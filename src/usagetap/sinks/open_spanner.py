@@ -1,0 +1,282 @@
+"""Open Spanner: ``POST /v1/usages/bulk`` (at most 1000 items), deduplicated on ``idempotency_key``.
+
+One item per record (quantity: all tokens), or with ``split_by_token_type=True``
+one per token type, keyed ``{event_id}:{token_type}``::
+
+    {"subject": "org_1", "meter": "ai_tokens", "quantity": 120, "idempotency_key": "<event_id>",
+     "timestamp": "...Z", "metadata": {"model": ..., "provider": ..., "operation": ..., "cached": false}}
+
+The meter's typed dimensions (``model``, ``provider``, ``operation``,
+``cached``, ``token_type`` and the extra ``dimensions`` you name) are what
+the metadata must match: :meth:`OpenSpanner.ensure_meter` creates the meter
+with them. The bulk answer is read per item: ``accepted_items`` and
+``duplicate_items`` (by key) are delivered, ``failed_items[index]`` are
+dead-lettered with their message, except ``not_found`` (the meter does not
+exist), which pauses delivery until it does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+import httpx
+
+from ..errors import ConfigurationError, UsagetapError
+from ..record import UsageRecord
+from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
+from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
+from .base import Outcomes
+
+__all__ = ["OpenSpanner"]
+
+MAX_ITEMS = 1000
+MAX_SUBJECT = 128
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_DIMENSION = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_BUILTIN_DIMENSIONS: tuple[tuple[str, str, bool, str], ...] = (
+    ("model", "string", True, "Model the provider reports"),
+    ("provider", "string", True, "AI provider"),
+    ("operation", "string", True, "chat, responses, embeddings, messages, ..."),
+    ("cached", "boolean", False, "Whether cached context was read"),
+    ("token_type", "string", False, "input (uncached), cache_read, cache_write or output"),
+)
+
+
+class OpenSpanner:
+    """Send usage to an Open Spanner deployment.
+
+    ::
+
+        sink = usagetap.sinks.OpenSpanner(api_key="osp_...", base_url="https://metering.example.com",
+                                          split_by_token_type=True, dimensions=["feature"])
+        sink.ensure_meter()
+        usagetap.configure(sink=sink)
+
+    ``dimensions``: names of record dimensions to send as extra (string)
+    meter dimensions; others are not sent, since the meter rejects unknown keys.
+    """
+
+    name = "open_spanner"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        meter: str = "ai_tokens",
+        split_by_token_type: bool = False,
+        dimensions: Iterable[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = check_api_key(api_key, self.name)
+        if not isinstance(meter, str) or not meter.strip():
+            raise ConfigurationError(f"{self.name}: meter must be a non-empty string")
+        builtin = {name for name, *_ in _BUILTIN_DIMENSIONS}
+        extra = list(dict.fromkeys(dimensions))
+        for dimension in extra:
+            if not isinstance(dimension, str) or not _DIMENSION.match(dimension) or dimension == "subject":
+                raise ConfigurationError(
+                    f"{self.name}: dimension {dimension!r} must use letters, numbers, underscores, "
+                    "hyphens or dots, and not be 'subject'"
+                )
+            if dimension in builtin:
+                raise ConfigurationError(
+                    f"{self.name}: dimension {dimension!r} is always sent; don't list it"
+                )
+        self.meter = meter
+        self.split_by_token_type = split_by_token_type
+        self.dimensions = tuple(extra)
+        self.max_batch = MAX_ITEMS // len(TOKEN_TYPES) if split_by_token_type else MAX_ITEMS
+        self._endpoint = Endpoint(
+            self.name, base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout, secrets=(key,)
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._endpoint.base_url
+
+    # -- the meter -------------------------------------------------------
+
+    def meter_definition(self) -> dict[str, Any]:
+        """The ``POST /v1/meters`` body for this sink's meter: a token sum with its typed dimensions."""
+        dimensions = [
+            {
+                "name": name,
+                "display_name": name.replace("_", " ").title(),
+                "description": text,
+                "type": kind,
+                "required": required,
+            }
+            for name, kind, required, text in _BUILTIN_DIMENSIONS
+        ]
+        dimensions += [{"name": name, "type": "string", "required": False} for name in self.dimensions]
+        return {
+            "name": self.meter,
+            "description": "LLM tokens metered by usagetap",
+            "unit": "token",
+            "aggregation": "sum",
+            "dimensions": dimensions,
+        }
+
+    def ensure_meter(self) -> dict[str, Any]:
+        """Create the meter (``POST /v1/meters``) unless it exists; return it as the backend describes it.
+
+        Raises :class:`usagetap.ConfigurationError` when the key is refused and
+        :class:`usagetap.UsagetapError` for any other refusal.
+        """
+        found = self._find_meter()
+        if found is not None:
+            return found
+        response = self._endpoint.post("/v1/meters", json=self.meter_definition())
+        if response.is_success:
+            created: dict[str, Any] = response.json()
+            return created
+        if response.status_code == 409:
+            found = self._find_meter()
+            if found is not None:
+                return found
+        raise self._setup_error(response)
+
+    def _find_meter(self) -> Optional[dict[str, Any]]:
+        response = self._endpoint.get("/v1/meters", params={"name": self.meter})
+        if not response.is_success:
+            raise self._setup_error(response)
+        body = response.json()
+        for meter in body.get("items") or [] if isinstance(body, dict) else []:
+            if isinstance(meter, dict) and meter.get("name") == self.meter:
+                return meter
+        return None
+
+    def _setup_error(self, response: httpx.Response) -> UsagetapError:
+        reason = self._endpoint.reason(response, f"creating meter {self.meter!r}")
+        if response.status_code in (401, 403):
+            return ConfigurationError(f"{reason} (check the API key and its meters:write scope)")
+        return UsagetapError(reason)
+
+    # -- mapping ---------------------------------------------------------
+
+    def items(self, record: UsageRecord) -> list[Item]:
+        """The items for ``record``; raises :class:`Unsendable` when its customer is no valid subject."""
+        customer = record.customer
+        if customer is None:
+            raise Unsendable("no customer")
+        if len(customer) > MAX_SUBJECT or not _SUBJECT.match(customer):
+            raise Unsendable(
+                f"customer {customer[:80]!r} is not a valid Open Spanner subject (at most {MAX_SUBJECT} "
+                "letters, digits, '_', '.', ':' or '-', starting with a letter or digit)"
+            )
+        return items_for(record, split=self.split_by_token_type)
+
+    def body(self, item: Item) -> dict[str, Any]:
+        record = item.record
+        cached = record.dimensions.get("cached")
+        metadata: dict[str, Any] = {
+            "model": record.model,
+            "provider": record.provider,
+            "operation": record.operation,
+            "cached": cached if isinstance(cached, bool) else record.cache_read_tokens > 0,
+        }
+        if item.token_type is not None:
+            metadata["token_type"] = item.token_type
+        for name in self.dimensions:
+            value = record.dimensions.get(name)
+            if value is not None:
+                metadata[name] = str(value)
+        return {
+            "subject": record.customer,
+            "meter": self.meter,
+            "quantity": item.quantity,
+            "idempotency_key": item.key,
+            "timestamp": rfc3339(record.timestamp),
+            "metadata": metadata,
+        }
+
+    # -- delivery --------------------------------------------------------
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        tally = Tally(records)
+        items: list[Item] = []
+        for record in tally.records:
+            try:
+                items.extend(self.items(record))
+            except Unsendable as exc:
+                tally.dead_event(record, str(exc))
+        for start in range(0, len(items), MAX_ITEMS):
+            chunk = items[start : start + MAX_ITEMS]
+            if tally.halt or tally.retry_after is not None:
+                for item in chunk:
+                    tally.retry(item)
+                continue
+            self._send_chunk(chunk, tally)
+        return tally.outcomes()
+
+    def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:
+        try:
+            response = self._endpoint.post("/v1/usages/bulk", json=[self.body(i) for i in chunk])
+        except httpx.TransportError:
+            for item in chunk:
+                tally.retry(item)
+            return
+        body = _json(response)
+        if response.is_success or (response.status_code == 400 and _is_bulk(body)):
+            self._per_item(chunk, body, tally)
+        else:
+            records = list({i.record.event_id: i.record for i in chunk}.values())
+            tally.apply(answer_outcomes(self._endpoint, response, records, atomic=True), chunk)
+
+    def _per_item(self, chunk: list[Item], body: Any, tally: Tally) -> None:
+        body = body if isinstance(body, dict) else {}
+        accepted = _keys(body.get("accepted_items"))
+        duplicates = _keys(body.get("duplicate_items"))
+        failed: dict[int, dict[str, Any]] = {}
+        for failure in body.get("failed_items") or []:
+            if isinstance(failure, dict) and isinstance(failure.get("index"), int):
+                failed[failure["index"]] = failure
+        for index, item in enumerate(chunk):
+            failure = failed.get(index)
+            if failure is not None:
+                code, message = str(failure.get("code", "")), str(failure.get("message", ""))
+                if code == "not_found":
+                    tally.retry(item)
+                    tally.halt = (
+                        f"{self.name}: meter {self.meter!r} not found ({message}); create it, e.g. with "
+                        "OpenSpanner.ensure_meter() (delivery is paused and nothing is dropped)"
+                    )
+                else:
+                    tally.dead(item, self._endpoint.redact(f"{self.name}: {code}: {message}")[:500])
+            elif item.key in accepted:
+                tally.delivered(item)
+            elif item.key in duplicates:
+                tally.delivered(item, duplicate=True)
+            else:
+                tally.retry(item)
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenSpanner(base_url={self.base_url!r}, meter={self.meter!r}, "
+            f"split_by_token_type={self.split_by_token_type})"
+        )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _is_bulk(body: Any) -> bool:
+    return isinstance(body, dict) and any(
+        k in body for k in ("failed_items", "accepted_items", "duplicate_items")
+    )
+
+
+def _keys(items: Any) -> set[str]:
+    if not isinstance(items, list):
+        return set()
+    return {str(i["idempotency_key"]) for i in items if isinstance(i, dict) and i.get("idempotency_key")}

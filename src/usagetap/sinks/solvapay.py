@@ -1,0 +1,194 @@
+"""SolvaPay: ``POST /v1/sdk/usages/bulk`` with a Bearer secret key, deduplicated on ``idempotencyKey``.
+
+Each record becomes one usage event (units: all tokens), or with
+``split_by_token_type=True`` one per token type keyed ``{event_id}:{token_type}``::
+
+    {"customerRef": "cus_...", "units": 120, "actionType": "custom", "outcome": "success",
+     "productRef": "prd_..." (if configured), "idempotencyKey": "<event_id>", "timestamp": "...Z",
+     "metadata": {"type": "usage.token", "model": ..., "provider": ..., "operation": ..., ...}}
+
+That is SolvaPay's ``createEvent({type: 'usage.token', customerRef, productRef, units})``
+on its usage API, the dot-notation type kept in the metadata. Limits enforced
+before sending: units are whole, non-negative and at most 100,000 per event
+(larger quantities go in parts keyed ``{key}:part{n}``); timestamps are never
+in the future and at most 30 days old (older events are dead-lettered). The
+bulk call is all-or-nothing: a 4xx on several events asks the pipeline to
+split the batch; the answer ``{success, inserted, results}`` counts events
+already known under their key as duplicates (delivered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Optional
+
+import httpx
+
+from ..errors import ConfigurationError
+from ..record import UsageRecord
+from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
+from ._items import Item, Tally, Unsendable, clean_scalars, items_for
+from .base import Outcomes
+
+__all__ = ["SolvaPay"]
+
+ACTION_TYPES = ("transaction", "api_call", "hour", "email", "storage", "custom")
+MAX_UNITS = 100_000
+MAX_ITEMS = 500
+MAX_AGE = timedelta(days=30)
+
+
+class SolvaPay:
+    """Send usage to SolvaPay (``https://api.solvapay.com``) as ``usage.token`` events.
+
+    ::
+
+        usagetap.configure(sink=usagetap.sinks.SolvaPay(api_key="sk_...", product_ref="prd_..."))
+
+    The customer ids you attribute calls to must be SolvaPay customer
+    references (``ensureCustomer`` gives you one per user).
+    """
+
+    name = "solvapay"
+    default_base_url = "https://api.solvapay.com"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        product_ref: Optional[str] = None,
+        action_type: str = "custom",
+        event_type: str = "usage.token",
+        split_by_token_type: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = check_api_key(api_key, self.name)
+        if action_type not in ACTION_TYPES:
+            raise ConfigurationError(f"{self.name}: action_type must be one of {ACTION_TYPES}")
+        self.product_ref = product_ref
+        self.action_type = action_type
+        self.event_type = event_type
+        self.split_by_token_type = split_by_token_type
+        self.max_batch = 100 if split_by_token_type else MAX_ITEMS
+        self._endpoint = Endpoint(
+            self.name,
+            base_url or self.default_base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            secrets=(key,),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._endpoint.base_url
+
+    # -- mapping ---------------------------------------------------------
+
+    def items(self, record: UsageRecord) -> list[Item]:
+        if record.customer is None:
+            raise Unsendable("no customer")
+        if not record.customer.strip():
+            raise Unsendable("empty customer reference")
+        if record.timestamp < self._endpoint.now() - MAX_AGE:
+            raise Unsendable(
+                f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); SolvaPay refuses it"
+            )
+        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS)
+
+    def event(self, item: Item) -> dict[str, Any]:
+        record = item.record
+        metadata: dict[str, Any] = {
+            "type": self.event_type,
+            "event_id": record.event_id,
+            "model": record.model,
+            "provider": record.provider,
+            "operation": record.operation,
+        }
+        if item.token_type is not None:
+            metadata["token_type"] = item.token_type
+        else:
+            metadata.update(
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                cache_read_tokens=record.cache_read_tokens,
+                cache_write_tokens=record.cache_write_tokens,
+                reasoning_tokens=record.reasoning_tokens,
+            )
+            if record.cost is not None:
+                metadata["cost_usd"] = str(record.cost)
+        for key, value in clean_scalars(record.dimensions, max_key=100, max_str=500).items():
+            metadata.setdefault(key, value)
+        event: dict[str, Any] = {
+            "customerRef": record.customer,
+            "units": item.quantity,
+            "actionType": self.action_type,
+            "outcome": "success",
+            "idempotencyKey": item.key,
+            "timestamp": rfc3339(self._endpoint.not_after_now(record.timestamp)),
+            "metadata": metadata,
+        }
+        if self.product_ref:
+            event["productRef"] = self.product_ref
+        return event
+
+    # -- delivery --------------------------------------------------------
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        tally = Tally(records)
+        items: list[Item] = []
+        for record in tally.records:
+            try:
+                items.extend(self.items(record))
+            except Unsendable as exc:
+                tally.dead_event(record, str(exc))
+        for start in range(0, len(items), MAX_ITEMS):
+            chunk = items[start : start + MAX_ITEMS]
+            if tally.halt or tally.retry_after is not None:
+                for item in chunk:
+                    tally.retry(item)
+                continue
+            self._send_chunk(chunk, tally)
+        return tally.outcomes()
+
+    def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:
+        try:
+            response = self._endpoint.post(
+                "/v1/sdk/usages/bulk", json={"events": [self.event(i) for i in chunk]}
+            )
+        except httpx.TransportError:
+            for item in chunk:
+                tally.retry(item)
+            return
+        if not response.is_success:
+            records = list({i.record.event_id: i.record for i in chunk}.values())
+            # A 404 is a missing customer, unless no route matched ("Cannot POST ...").
+            missing_route = response.status_code == 404 and "Cannot " in response.text
+            outcomes = answer_outcomes(
+                self._endpoint, response, records, atomic=True, missing_route=missing_route
+            )
+            tally.apply(outcomes, chunk)
+            return
+        for item in chunk:
+            tally.delivered(item)
+        try:
+            inserted = response.json().get("inserted")
+        except (ValueError, AttributeError):
+            inserted = None
+        if isinstance(inserted, (int, float)) and not isinstance(inserted, bool):
+            known = len(chunk) - int(inserted)
+            events = {i.record.event_id for i in chunk}
+            if known == len(chunk):
+                tally.duplicates += len(events)
+            elif len(events) == len(chunk):
+                tally.duplicates += max(known, 0)
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"SolvaPay(base_url={self.base_url!r}, product_ref={self.product_ref!r}, "
+            f"split_by_token_type={self.split_by_token_type})"
+        )

@@ -1,0 +1,284 @@
+"""Spaire and Polar (one events API, two hosts): ``POST /v1/events/ingest``, deduplicated on ``external_id``.
+
+One event per record::
+
+    {"name": "llm.usage", "external_customer_id": "org_1", "external_id": "<event_id>",
+     "timestamp": "...Z", "metadata": {"model": ..., "provider": ..., "operation": ...,
+     "input_tokens": ..., "output_tokens": ..., "cache_read_tokens": ..., "cache_write_tokens": ...,
+     "reasoning_tokens": ..., "total_tokens": ..., <dimensions>,
+     "_llm": {"vendor", "model", "input_tokens", "output_tokens", "total_tokens", "cached_input_tokens"},
+     "_cost": {"amount": "<cents>", "currency": "usd"}}}
+
+The API refuses a whole batch with 422 when one event is invalid, so the
+documented limits are enforced before sending: metadata holds at most 50
+keys, keys of at most 40 characters, strings of 1 to 500 characters and
+scalar values (dimensions are truncated or dropped to fit; the usage itself
+always survives), and a timestamp is never ahead of the backend's clock. If a
+422 still comes, the events it names are dead-lettered with its reason and
+the rest retried; when it names none, the pipeline splits the batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Optional
+
+import httpx
+
+from ..errors import ConfigurationError
+from ..record import Scalar, UsageRecord
+from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
+from ._items import Item, Tally, Unsendable, clean_scalars
+from .base import Outcomes
+
+__all__ = ["Polar", "Spaire"]
+
+MAX_KEYS = 50
+MAX_KEY_LENGTH = 40
+MAX_STRING_LENGTH = 500
+_RESERVED = ("_llm", "_cost")
+_CUSTOMER_FIELDS = ("external_customer_id", "customer_id")
+
+
+def cost_cents(cost: Optional[Decimal]) -> Optional[str]:
+    """USD -> cents as a decimal string within the API's bounds (17 digits, 12 decimal places), or None."""
+    if cost is None or not cost.is_finite():
+        return None
+    cents = cost * 100
+    whole_digits = max(cents.adjusted() + 1, 0)
+    places = min(12, 17 - whole_digits)
+    if places < 0:
+        return None
+    return format(cents.quantize(Decimal(1).scaleb(-places)).normalize(), "f")
+
+
+class Spaire:
+    """Send usage to Spaire's events ingest API (``https://api.spairehq.com``).
+
+    ::
+
+        usagetap.configure(sink=usagetap.sinks.Spaire(api_key="...", event_name="llm.usage"))
+
+    ``customer_field="customer_id"`` when the customer ids you attribute calls
+    to are the backend's own customer UUIDs; by default they are your ids
+    (``external_customer_id``). ``organization_id`` is needed only with a
+    personal (non-organization) token.
+    """
+
+    name = "spaire"
+    max_batch = 1000
+    default_base_url = "https://api.spairehq.com"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        event_name: str = "llm.usage",
+        customer_field: str = "external_customer_id",
+        organization_id: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = check_api_key(api_key, self.name)
+        if customer_field not in _CUSTOMER_FIELDS:
+            raise ConfigurationError(f"{self.name}: customer_field must be one of {_CUSTOMER_FIELDS}")
+        if not isinstance(event_name, str) or not event_name.strip():
+            raise ConfigurationError(f"{self.name}: event_name must be a non-empty string")
+        self.event_name = event_name
+        self.customer_field = customer_field
+        self.organization_id = organization_id
+        self._endpoint = Endpoint(
+            self.name,
+            base_url or self.default_base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            secrets=(key,),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._endpoint.base_url
+
+    # -- mapping ---------------------------------------------------------
+
+    def event(self, record: UsageRecord) -> dict[str, Any]:
+        """The wire event for ``record``; raises :class:`Unsendable` when it can never be valid."""
+        customer = record.customer
+        if customer is None:
+            raise Unsendable("no customer")
+        if not customer.strip():
+            raise Unsendable("empty customer id")
+        if self.customer_field == "customer_id":
+            try:
+                uuid.UUID(customer)
+            except ValueError:
+                raise Unsendable(
+                    f"customer {customer[:80]!r} is not a {self.name} customer UUID "
+                    "(customer_field='customer_id')"
+                ) from None
+        event: dict[str, Any] = {
+            "name": self.event_name,
+            self.customer_field: customer,
+            "external_id": record.event_id,
+            "timestamp": rfc3339(self._endpoint.not_after_now(record.timestamp)),
+            "metadata": self.metadata(record),
+        }
+        if self.organization_id:
+            event["organization_id"] = self.organization_id
+        return event
+
+    def metadata(self, record: UsageRecord) -> dict[str, Any]:
+        """Flat facts, the record's dimensions (sanitized, as many as fit), ``_llm`` and ``_cost``."""
+        facts: dict[str, Scalar] = {
+            "model": record.model,
+            "provider": record.provider,
+            "operation": record.operation,
+            "input_tokens": record.input_tokens,
+            "output_tokens": record.output_tokens,
+            "cache_read_tokens": record.cache_read_tokens,
+            "cache_write_tokens": record.cache_write_tokens,
+            "reasoning_tokens": record.reasoning_tokens,
+            "total_tokens": record.total_tokens,
+        }
+        if record.request_model and record.request_model != record.model:
+            facts["request_model"] = record.request_model
+        if record.status != "ok":
+            facts["status"] = record.status
+        metadata: dict[str, Any] = dict(_clean(facts))
+        reserved: dict[str, Any] = {
+            "_llm": {
+                "vendor": record.provider,
+                "model": record.model,
+                "input_tokens": record.input_tokens,
+                "cached_input_tokens": record.cache_read_tokens,
+                "output_tokens": record.output_tokens,
+                "total_tokens": record.total_tokens,
+            }
+        }
+        cents = cost_cents(record.cost)
+        if cents is not None:
+            reserved["_cost"] = {"amount": cents, "currency": "usd"}
+        room = MAX_KEYS - len(metadata) - len(reserved)
+        for key, value in _clean(record.dimensions).items():
+            if room <= 0:
+                break
+            if key in facts or key in metadata or key in _RESERVED:
+                continue
+            metadata[key] = value
+            room -= 1
+        metadata.update(reserved)
+        return metadata
+
+    # -- delivery --------------------------------------------------------
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        tally = Tally(records)
+        items: list[Item] = []
+        events: list[dict[str, Any]] = []
+        for record in tally.records:
+            try:
+                events.append(self.event(record))
+            except Unsendable as exc:
+                tally.dead_event(record, str(exc))
+                continue
+            items.append(Item(record, record.event_id, record.total_tokens))
+        if not events:
+            return tally.outcomes()
+        try:
+            response = self._endpoint.post("/v1/events/ingest", json={"events": events})
+        except httpx.TransportError:
+            for item in items:
+                tally.retry(item)
+            return tally.outcomes()
+        if response.is_success:
+            for item in items:
+                tally.delivered(item)
+            tally.duplicates = _count(response, "duplicates")
+        elif not (response.status_code == 422 and self._pinpoint(response, items, tally)):
+            tally.apply(
+                answer_outcomes(self._endpoint, response, [i.record for i in items], atomic=True), items
+            )
+        return tally.outcomes()
+
+    def _pinpoint(self, response: httpx.Response, items: list[Item], tally: Tally) -> bool:
+        """Dead-letter the events a 422 names and retry the rest; False when it names none."""
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            return False
+        if not isinstance(detail, list) or not detail:
+            return False
+        problems: dict[int, list[tuple[list[Any], str]]] = {}
+        for error in detail:
+            loc = error.get("loc") if isinstance(error, dict) else None
+            if not (isinstance(loc, list) and len(loc) >= 3 and loc[:2] == ["body", "events"]):
+                return False
+            index = loc[2]
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(items):
+                return False
+            problems.setdefault(index, []).append((loc[3:], str(error.get("msg", "invalid"))))
+        for index, item in enumerate(items):
+            found = problems.get(index)
+            if found is None:
+                tally.retry(item)
+            elif all("timestamp" in loc for loc, _ in found):
+                # Ahead of the backend's clock: the next attempt clamps further back.
+                self._endpoint.widen_margin()
+                tally.retry(item)
+            else:
+                text = "; ".join(f"{'.'.join(str(p) for p in loc) or 'event'}: {msg}" for loc, msg in found)
+                tally.dead(item, self._endpoint.redact(f"{self.name}: HTTP 422: {text}")[:500])
+        return True
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, event_name={self.event_name!r})"
+
+
+def _clean(values: Mapping[str, object]) -> dict[str, Scalar]:
+    return clean_scalars(values, max_key=MAX_KEY_LENGTH, max_str=MAX_STRING_LENGTH, allow_empty_str=False)
+
+
+def _count(response: httpx.Response, key: str) -> int:
+    try:
+        value = response.json().get(key, 0)
+    except (ValueError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class Polar(Spaire):
+    """Send usage to Polar's events ingest API (``https://api.polar.sh``; ``sandbox=True`` for the sandbox).
+
+    Same API and mapping as :class:`Spaire`.
+    """
+
+    name = "polar"
+    default_base_url = "https://api.polar.sh"
+    sandbox_base_url = "https://sandbox-api.polar.sh"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        sandbox: bool = False,
+        event_name: str = "llm.usage",
+        customer_field: str = "external_customer_id",
+        organization_id: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if sandbox and base_url is None:
+            base_url = self.sandbox_base_url
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            event_name=event_name,
+            customer_field=customer_field,
+            organization_id=organization_id,
+            timeout=timeout,
+        )

@@ -1,0 +1,209 @@
+"""Stripe Billing meter events: one form-encoded ``POST /v1/billing/meter_events`` per event.
+
+::
+
+    event_name=llm_tokens&payload[stripe_customer_id]=cus_...&payload[value]=120
+    &identifier=<event_id>&timestamp=1735689600
+
+Stripe deduplicates on ``identifier`` (for at least 24 hours) and answers a
+repeat with a 400 "already exists" error, which counts as delivered here.
+Values are whole numbers; with ``split_by_token_type=True`` each record gives
+one event per token type (``payload[token_type]``, identifier
+``{event_id}:{token_type}``), and ``event_name`` may contain ``{token_type}``
+to feed one meter (one price) per token type. Events are sent concurrently
+(``concurrency`` requests at a time over one connection pool). Timestamps are
+never in the future; events older than Stripe's 35-day window are
+dead-lettered, not sent. Customers must be Stripe customer ids (``cus_...``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Optional
+
+import httpx
+
+from ..errors import ConfigurationError
+from ..record import UsageRecord
+from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
+from ._items import Item, Tally, Unsendable, items_for
+from .base import Outcomes
+
+__all__ = ["Stripe"]
+
+MAX_AGE = timedelta(days=35)
+MAX_IDENTIFIER = 100
+_DUPLICATE_CODES = ("duplicate_meter_event", "resource_already_exists")
+
+
+def identifier(key: str) -> str:
+    """``key`` if Stripe takes it (at most 100 characters), else a stable hash of it."""
+    return key if len(key) <= MAX_IDENTIFIER else hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_duplicate(response: httpx.Response) -> bool:
+    """Stripe's answer to an identifier it already holds."""
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        return False
+    message = str(error.get("message", "")).lower()
+    return error.get("code") in _DUPLICATE_CODES or "already exists with identifier" in message
+
+
+class Stripe:
+    """Send usage to Stripe as billing meter events.
+
+    ::
+
+        usagetap.configure(sink=usagetap.sinks.Stripe(api_key="sk_live_...", event_name="llm_tokens"))
+
+    ``customer_key`` / ``value_key``: the meter's ``customer_mapping`` and
+    ``value_settings`` payload keys (Stripe's defaults).
+    """
+
+    name = "stripe"
+    max_batch = 100
+    default_base_url = "https://api.stripe.com"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: Optional[str] = None,
+        event_name: str = "llm_tokens",
+        split_by_token_type: bool = False,
+        customer_key: str = "stripe_customer_id",
+        value_key: str = "value",
+        concurrency: int = 8,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = check_api_key(api_key, self.name)
+        if not key.startswith(("sk_", "rk_")):
+            raise ConfigurationError(
+                "stripe: the API key must be a secret key (sk_...) or a restricted key (rk_...) "
+                "with write access to billing meter events"
+                + ("; a publishable key (pk_...) cannot record usage" if key.startswith("pk_") else "")
+            )
+        if not isinstance(event_name, str) or not event_name.strip():
+            raise ConfigurationError("stripe: event_name must be a non-empty string")
+        if "{token_type}" in event_name and not split_by_token_type:
+            raise ConfigurationError(
+                "stripe: event_name contains {token_type} but split_by_token_type is off"
+            )
+        if concurrency < 1:
+            raise ConfigurationError("stripe: concurrency must be >= 1")
+        self.event_name = event_name
+        self.split_by_token_type = split_by_token_type
+        self.customer_key = customer_key
+        self.value_key = value_key
+        self.concurrency = concurrency
+        self._endpoint = Endpoint(
+            self.name,
+            base_url or self.default_base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            secrets=(key,),
+            max_connections=concurrency,
+        )
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self._endpoint.base_url
+
+    # -- mapping ---------------------------------------------------------
+
+    def items(self, record: UsageRecord) -> list[Item]:
+        customer = record.customer
+        if customer is None:
+            raise Unsendable("no customer")
+        if not customer.startswith("cus_"):
+            raise Unsendable(f"customer {customer[:80]!r} is not a Stripe customer id (cus_...)")
+        if record.timestamp < self._endpoint.now() - MAX_AGE:
+            raise Unsendable(
+                f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); "
+                "Stripe refuses meter events that old"
+            )
+        return items_for(record, split=self.split_by_token_type)
+
+    def form(self, item: Item) -> dict[str, str]:
+        record = item.record
+        moment = self._endpoint.not_after_now(record.timestamp)
+        form = {
+            "event_name": self.event_name.replace("{token_type}", item.token_type or ""),
+            f"payload[{self.customer_key}]": str(record.customer),
+            f"payload[{self.value_key}]": str(item.quantity),
+            "identifier": identifier(item.key),
+            "timestamp": str(int(moment.timestamp())),
+        }
+        if item.token_type is not None:
+            form["payload[token_type]"] = item.token_type
+        return form
+
+    # -- delivery --------------------------------------------------------
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        tally = Tally(records)
+        items: list[Item] = []
+        for record in tally.records:
+            try:
+                items.extend(self.items(record))
+            except Unsendable as exc:
+                tally.dead_event(record, str(exc))
+        stop = threading.Event()
+
+        def one(item: Item) -> tuple[Item, str, Optional[Outcomes]]:
+            if stop.is_set():
+                return item, "retry", None
+            try:
+                response = self._endpoint.post("/v1/billing/meter_events", data=self.form(item))
+            except httpx.TransportError:
+                return item, "retry", None
+            if response.is_success:
+                return item, "delivered", None
+            if is_duplicate(response):
+                return item, "duplicate", None
+            if response.headers.get("stripe-should-retry") == "true":
+                return item, "retry", None
+            outcomes = answer_outcomes(self._endpoint, response, [item.record], atomic=False)
+            if outcomes.halt or response.status_code == 429:
+                stop.set()
+            return item, "answer", outcomes
+
+        for item, kind, outcomes in self._executor().map(one, items):
+            if kind == "delivered":
+                tally.delivered(item)
+            elif kind == "duplicate":
+                tally.delivered(item, duplicate=True)
+            elif outcomes is not None:
+                tally.apply(outcomes, [item])
+            else:
+                tally.retry(item)
+        return tally.outcomes()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="usagetap-stripe")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.shutdown(wait=True)
+        self._endpoint.close()
+
+    def __repr__(self) -> str:
+        return f"Stripe(base_url={self.base_url!r}, event_name={self.event_name!r})"

@@ -1,0 +1,134 @@
+"""Sinks from environment variables (``USAGETAP_SINK`` and friends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from usagetap import ConfigurationError
+from usagetap.sinks import HTTP, Ledger, OpenMeter, OpenSpanner, Polar, Sink, SolvaPay, Spaire, Stripe
+from usagetap.sinks._env import SINKS, sink_from_env
+
+KEY = "live-key-0123456789abcdef"
+
+
+def test_no_sink_variable_means_no_sink() -> None:
+    assert sink_from_env({}) is None
+    assert sink_from_env({"USAGETAP_SINK": "  "}) is None
+
+
+def test_the_ledger_reads_its_path() -> None:
+    sink = sink_from_env({"USAGETAP_SINK": "ledger", "USAGETAP_DB": "/tmp/x/ledger.db"})
+    assert isinstance(sink, Ledger) and sink.path == "/tmp/x/ledger.db"
+
+
+def test_spaire_and_polar() -> None:
+    spaire = sink_from_env(
+        {
+            "USAGETAP_SINK": "spaire",
+            "USAGETAP_API_KEY": KEY,
+            "USAGETAP_EVENT_NAME": "tokens",
+            "USAGETAP_TIMEOUT": "5",
+        }
+    )
+    assert isinstance(spaire, Spaire) and spaire.event_name == "tokens"
+    assert spaire.base_url == "https://api.spairehq.com"
+    polar = sink_from_env(
+        {
+            "USAGETAP_SINK": "Polar",
+            "USAGETAP_API_KEY": KEY,
+            "USAGETAP_SANDBOX": "true",
+            "USAGETAP_CUSTOMER_FIELD": "customer_id",
+        }
+    )
+    assert isinstance(polar, Polar) and polar.base_url == "https://sandbox-api.polar.sh"
+    assert polar.customer_field == "customer_id"
+    custom = sink_from_env(
+        {"USAGETAP_SINK": "polar", "USAGETAP_API_KEY": KEY, "USAGETAP_BASE_URL": "http://h:1"}
+    )
+    assert isinstance(custom, Polar) and custom.base_url == "http://h:1"
+
+
+def test_open_spanner_needs_its_url() -> None:
+    with pytest.raises(ConfigurationError, match="USAGETAP_BASE_URL"):
+        sink_from_env({"USAGETAP_SINK": "open_spanner", "USAGETAP_API_KEY": KEY})
+    sink = sink_from_env(
+        {
+            "USAGETAP_SINK": "open-spanner",
+            "USAGETAP_API_KEY": KEY,
+            "USAGETAP_BASE_URL": "https://meter.example.com",
+            "USAGETAP_METER": "tokens",
+            "USAGETAP_SPLIT_BY_TOKEN_TYPE": "yes",
+            "USAGETAP_DIMENSIONS": "feature, plan",
+        }
+    )
+    assert isinstance(sink, OpenSpanner)
+    assert (sink.meter, sink.split_by_token_type, sink.dimensions) == ("tokens", True, ("feature", "plan"))
+
+
+def test_solvapay_openmeter_stripe_and_http() -> None:
+    solvapay = sink_from_env(
+        {"USAGETAP_SINK": "solvapay", "USAGETAP_API_KEY": KEY, "USAGETAP_PRODUCT_REF": "prd_1"}
+    )
+    assert isinstance(solvapay, SolvaPay) and solvapay.product_ref == "prd_1"
+    openmeter = sink_from_env({"USAGETAP_SINK": "openmeter", "USAGETAP_BASE_URL": "http://om:8888"})
+    assert isinstance(openmeter, OpenMeter) and openmeter.base_url == "http://om:8888"
+    stripe = sink_from_env(
+        {"USAGETAP_SINK": "stripe", "USAGETAP_API_KEY": "sk_test_abc", "USAGETAP_CONCURRENCY": "3"}
+    )
+    assert isinstance(stripe, Stripe) and stripe.concurrency == 3
+    http = sink_from_env(
+        {"USAGETAP_SINK": "http", "USAGETAP_URL": "https://b.example/usage", "USAGETAP_SECRET": "s"}
+    )
+    assert isinstance(http, HTTP) and http.url == "https://b.example/usage"
+
+
+@pytest.mark.parametrize("kind", sorted(set(SINKS) - {"ledger", "http", "openmeter"}))
+def test_a_missing_key_is_a_clear_error(kind: str) -> None:
+    env = {"USAGETAP_SINK": kind, "USAGETAP_BASE_URL": "https://x.example"}
+    with pytest.raises(ConfigurationError, match="USAGETAP_API_KEY"):
+        sink_from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "message"),
+    [
+        ("stripe", "pk_live_0123456789", "publishable"),
+        ("spaire", f"{KEY}\n", "whitespace"),
+        ("solvapay", f"{KEY} extra", "whitespace"),
+        ("polar", "kéy-0123456789", "non-ASCII"),
+    ],
+)
+def test_a_wrong_key_is_a_clear_error_that_never_shows_the_key(kind: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        sink_from_env({"USAGETAP_SINK": kind, "USAGETAP_API_KEY": key})
+    assert key.strip() not in str(caught.value) and "0123456789" not in str(caught.value)
+
+
+def test_unknown_sinks_and_malformed_values_are_errors() -> None:
+    with pytest.raises(ConfigurationError, match="not one of"):
+        sink_from_env({"USAGETAP_SINK": "kafka"})
+    with pytest.raises(ConfigurationError, match="true or false"):
+        sink_from_env(
+            {"USAGETAP_SINK": "stripe", "USAGETAP_API_KEY": "sk_x", "USAGETAP_SPLIT_BY_TOKEN_TYPE": "maybe"}
+        )
+    with pytest.raises(ConfigurationError, match="a number"):
+        sink_from_env({"USAGETAP_SINK": "spaire", "USAGETAP_API_KEY": KEY, "USAGETAP_TIMEOUT": "soon"})
+    with pytest.raises(ConfigurationError, match="USAGETAP_URL"):
+        sink_from_env({"USAGETAP_SINK": "http"})
+
+
+@pytest.mark.parametrize("kind", sorted(SINKS))
+def test_every_sink_fits_the_sink_protocol_and_hides_its_key(kind: str, tmp_path: Path) -> None:
+    env = {
+        "USAGETAP_SINK": kind,
+        "USAGETAP_API_KEY": "sk_test_" + KEY,
+        "USAGETAP_BASE_URL": "https://x.example",
+        "USAGETAP_DB": str(tmp_path / "l.db"),
+    }
+    sink = sink_from_env(env)
+    assert isinstance(sink, Sink)
+    assert sink.name == kind and isinstance(sink.max_batch, int) and sink.max_batch >= 1
+    assert KEY not in repr(sink)
+    sink.close()

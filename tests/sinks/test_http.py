@@ -1,0 +1,118 @@
+"""The generic HTTP sink: signed JSON batches to a home-grown receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+import usagetap
+from tests.helpers import make_record
+from tests.sinks.contract import drive
+from tests.sinks.workload import TOKEN_KEYS, run_workload
+from usagetap import ConfigurationError
+from usagetap.record import UsageRecord
+from usagetap.sinks import HTTP
+from usagetap.sinks.http import SIGNATURE_HEADER, sign, verify
+from usagetap.testing import ProviderServer
+from usagetap.testing.backends import HTTPReceiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[HTTPReceiver]:
+    with HTTPReceiver(secret="s3cret") as server:
+        yield server
+
+
+@pytest.fixture
+def sink(receiver: HTTPReceiver) -> HTTP:
+    return HTTP(receiver.endpoint, secret="s3cret")
+
+
+def test_batches_are_json_records_signed_over_the_raw_body(receiver: HTTPReceiver, sink: HTTP) -> None:
+    record = make_record(cost=Decimal("0.5"), dimensions={"feature": "chat"})
+    assert sink.send([record]).delivered == [record.event_id]
+    [request] = receiver.requests
+    assert request.headers["content-type"] == "application/json"
+    expected = "sha256=" + hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
+    assert request.headers[SIGNATURE_HEADER.lower()] == expected
+    [event] = request.json()["events"]
+    assert UsageRecord.from_dict(event) == record
+
+
+def test_verify_accepts_only_the_exact_body_and_secret() -> None:
+    body = b'{"events":[]}'
+    signature = sign(body, "k")
+    assert verify(body, signature, "k")
+    assert not verify(body + b" ", signature, "k")
+    assert not verify(body, signature, "other")
+    assert not verify(body, None, "k")
+    assert not verify(body, "sha256=" + "0" * 64, "k")
+
+
+def test_a_bad_signature_is_refused_and_pauses_delivery(receiver: HTTPReceiver) -> None:
+    wrong = HTTP(receiver.endpoint, secret="not-the-secret")
+    outcomes = wrong.send([make_record()])
+    assert outcomes.halt and "401" in outcomes.halt and "not-the-secret" not in outcomes.halt
+    assert receiver.events == {}
+
+
+def test_per_event_answers_dead_letter_rejections_and_count_duplicates(
+    receiver: HTTPReceiver, sink: HTTP
+) -> None:
+    receiver.reject(lambda event: "unknown customer" if event["customer"] == "nobody" else None)
+    good, stranger = make_record(), make_record(customer="nobody")
+    sink.send([good])
+    outcomes = sink.send([good, stranger])
+    assert outcomes.delivered == [good.event_id] and outcomes.duplicates == 1
+    assert outcomes.dead == {stranger.event_id: "http: rejected: unknown customer"}
+
+
+def test_non_finite_dimensions_are_dropped_so_the_body_stays_json(receiver: HTTPReceiver, sink: HTTP) -> None:
+    record = make_record(dimensions={"nan": float("nan"), "ok": 1.5})
+    assert sink.send([record]).delivered == [record.event_id]
+    assert json.loads(receiver.requests[0].body)["events"][0]["dimensions"] == {"ok": 1.5}
+
+
+def test_a_refused_batch_is_split_and_failures_retry(receiver: HTTPReceiver, sink: HTTP) -> None:
+    records = [make_record() for _ in range(4)]
+    receiver.fail_next(400)
+    assert sink.send(records).split
+    receiver.fail_next(422)
+    assert sorted(drive(sink, records).delivered) == sorted(r.event_id for r in records)
+    receiver.rate_limit_next(retry_after=3)
+    assert sink.send(records).retry_after == 3.0
+
+
+def test_unsigned_mode_and_extra_headers(receiver: HTTPReceiver) -> None:
+    plain = HTTP(receiver.endpoint, headers={"Authorization": "Bearer tok_12345678"})
+    plain.send([make_record()])
+    request = receiver.requests[0]
+    assert SIGNATURE_HEADER.lower() not in request.headers
+    assert request.headers["authorization"] == "Bearer tok_12345678"
+    assert "tok_12345678" not in repr(plain)
+    with pytest.raises(ConfigurationError):
+        HTTP(receiver.endpoint, secret="")
+
+
+def test_a_mixed_workload_through_the_pipeline_with_faults_lands_exactly_once(
+    server: ProviderServer, receiver: HTTPReceiver, sink: HTTP
+) -> None:
+    usagetap.configure(sink=sink, flush_interval=0.05)
+    receiver.fail_next(500)
+    receiver.rate_limit_next(retry_after=1)
+    receiver.lose_response_next()
+    receiver.drop_next()
+    issued = run_workload(server, ["org_a", "org_b", "org_c"], dimensions={"plan": "pro"})
+    assert usagetap.flush(timeout=30).pending == 0
+    totals = receiver.totals()
+    for customer, expected in issued.items():
+        assert totals[customer]["events"] == expected["calls"]
+        for key in TOKEN_KEYS:
+            assert totals[customer][key] == expected[key]
+        assert totals[customer]["cost"] > 0
+    assert len(receiver.events) == 9

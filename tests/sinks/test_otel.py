@@ -1,0 +1,119 @@
+"""OpenTelemetry sink through a real SDK MeterProvider with an in-memory reader."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import usagetap
+from tests.helpers import make_record
+from tests.sinks.workload import run_workload
+from usagetap.sinks import OpenTelemetry
+from usagetap.testing import ProviderServer
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def provider(reader: InMemoryMetricReader) -> MeterProvider:
+    return MeterProvider(metric_readers=[reader])
+
+
+def points(reader: InMemoryMetricReader) -> list[tuple[dict[str, Any], Any]]:
+    data = reader.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "gen_ai.client.token.usage":
+                    assert metric.unit == "{token}"
+                    found += [(dict(p.attributes), p) for p in metric.data.data_points]
+    return found
+
+
+def sums(reader: InMemoryMetricReader, attribute: str) -> Counter[tuple[str, str]]:
+    out: Counter[tuple[str, str]] = Counter()
+    for attributes, point in points(reader):
+        out[(attributes[attribute], attributes["gen_ai.token.type"])] += int(point.sum)
+    return out
+
+
+def test_each_record_adds_input_and_output_measurements(
+    provider: MeterProvider, reader: InMemoryMetricReader
+) -> None:
+    sink = OpenTelemetry(meter_provider=provider)
+    record = make_record(input_tokens=300, cache_read_tokens=100, output_tokens=40, request_model="gpt-4.1")
+    assert sink.send([record]).delivered == [record.event_id]
+    found = {a["gen_ai.token.type"]: (a, p) for a, p in points(reader)}
+    assert set(found) == {"input", "output"}
+    attributes, point = found["input"]
+    assert attributes == {
+        "gen_ai.token.type": "input",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1",
+    }
+    assert (point.count, point.sum) == (1, 300)
+    assert found["output"][1].sum == 40
+    assert 4096 in found["input"][1].explicit_bounds  # the convention's advised buckets
+
+
+def test_provider_and_operation_names_follow_the_convention(
+    provider: MeterProvider, reader: InMemoryMetricReader
+) -> None:
+    sink = OpenTelemetry(meter_provider=provider)
+    sink.send(
+        [
+            make_record(provider="azure", operation="completions"),
+            make_record(provider="bedrock", operation="messages"),
+            make_record(provider="api.groq.com", operation="embeddings", output_tokens=0),
+        ]
+    )
+    seen = {
+        (a["gen_ai.provider.name"], a["gen_ai.operation.name"], a["gen_ai.token.type"])
+        for a, _ in points(reader)
+    }
+    assert seen == {
+        ("azure.ai.openai", "text_completion", "input"),
+        ("azure.ai.openai", "text_completion", "output"),
+        ("aws.bedrock", "chat", "input"),
+        ("aws.bedrock", "chat", "output"),
+        ("api.groq.com", "embeddings", "input"),
+    }
+
+
+def test_a_replayed_event_is_not_measured_twice(
+    provider: MeterProvider, reader: InMemoryMetricReader
+) -> None:
+    sink = OpenTelemetry(meter_provider=provider)
+    record = make_record()
+    sink.send([record])
+    again = sink.send([record])
+    assert again.delivered == [record.event_id] and again.duplicates == 1
+    assert sum(p.sum for a, p in points(reader) if a["gen_ai.token.type"] == "input") == 100
+
+
+def test_the_customer_attribute_is_opt_in(provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    OpenTelemetry(meter_provider=provider, customer_attribute="app.customer.id").send([make_record()])
+    assert {a.get("app.customer.id") for a, _ in points(reader)} == {"org_1"}
+
+
+def test_a_workload_through_the_pipeline_is_measured_per_model(
+    server: ProviderServer, provider: MeterProvider, reader: InMemoryMetricReader
+) -> None:
+    usagetap.configure(sink=OpenTelemetry(meter_provider=provider), flush_interval=0.05)
+    run_workload(server, ["org_a", "org_b"])
+    assert usagetap.flush(timeout=10).pending == 0
+    expected: Counter[tuple[str, str]] = Counter()
+    for usage in server.issued.values():
+        expected[(usage.model, "input")] += usage.input_tokens
+        expected[(usage.model, "output")] += usage.output_tokens
+    assert sums(reader, "gen_ai.response.model") == expected
