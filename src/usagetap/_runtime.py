@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
+from ._log import log
 from .delivery import DURABILITY, FlushResult, Item, Pipeline, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
@@ -37,9 +38,22 @@ _exit_timeout = 5.0
 
 
 def _default_sink() -> Sink:
+    """The sink ``USAGETAP_SINK`` (and friends) describe, else the local ledger."""
+    from .sinks._env import sink_from_env
     from .sinks.ledger import Ledger
 
-    return Ledger()
+    return sink_from_env(os.environ) or Ledger()
+
+
+def _implicit_sink() -> Sink:
+    """The default sink for a pipeline nobody configured: a bad environment is logged, not raised."""
+    try:
+        return _default_sink()
+    except ConfigurationError as exc:
+        from .sinks.ledger import Ledger
+
+        log.error("usagetap: %s; records go to the local ledger instead", exc)
+        return Ledger()
 
 
 def _is_local(sink: Sink) -> bool:
@@ -53,7 +67,7 @@ def get_pipeline() -> Pipeline:
         return pipeline
     with _lock:
         if _pipeline is None:
-            sink = _default_sink()
+            sink = _implicit_sink()
             durability = "memory" if _is_local(sink) else "spool"
             _install(Pipeline(sink, Settings(durability=durability, spool_path=default_spool_path())))
         assert _pipeline is not None

@@ -132,3 +132,41 @@ def test_every_sink_fits_the_sink_protocol_and_hides_its_key(kind: str, tmp_path
     assert sink.name == kind and isinstance(sink.max_batch, int) and sink.max_batch >= 1
     assert KEY not in repr(sink)
     sink.close()
+
+
+def test_configure_without_a_sink_uses_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import usagetap
+    from usagetap.sinks.spaire import Spaire
+
+    monkeypatch.setenv("USAGETAP_SINK", "spaire")
+    monkeypatch.setenv("USAGETAP_API_KEY", "spaire_sk_test")
+    usagetap.configure()
+    pipeline = usagetap._runtime.get_pipeline()
+    assert [type(s) for s in pipeline.sinks] == [Spaire]
+    assert pipeline.settings.durability == "spool"
+
+
+def test_configure_refuses_a_missing_key_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import usagetap
+
+    monkeypatch.setenv("USAGETAP_SINK", "stripe")
+    monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
+    with pytest.raises(usagetap.ConfigurationError, match="USAGETAP_API_KEY"):
+        usagetap.configure()
+
+
+def test_an_unconfigured_process_with_a_bad_environment_logs_and_keeps_the_ledger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import usagetap
+    from usagetap import _runtime
+    from usagetap.sinks.ledger import Ledger
+
+    monkeypatch.setattr(_runtime, "_pipeline", None)
+    monkeypatch.setenv("USAGETAP_SINK", "stripe")
+    monkeypatch.setenv("USAGETAP_API_KEY", "not-a-stripe-key-sk_live_abc")
+    pipeline = _runtime.get_pipeline()
+    assert [type(s) for s in pipeline.sinks] == [Ledger]
+    assert "records go to the local ledger instead" in caplog.text
+    assert "sk_live_abc" not in caplog.text
+    usagetap.shutdown()

@@ -401,6 +401,11 @@ class Pipeline:
                 sink.close()
             except Exception as exc:
                 internal_error("sink.close", exc)
+        if self.store is not None:
+            try:
+                self.store.close()  # its rows become the next pipeline's (or the next process's)
+            except Exception as exc:
+                internal_error("store.close", exc)
         self._report(result, kept)
         return result
 

@@ -183,8 +183,8 @@ class SinkWorker:
 
         if outcomes.halt:
             self._halt(outcomes.halt, now)
-            for entry in retry:
-                entry.not_before = self.paused_until
+            for entry in retry:  # the pause is the sink's: the events stay due for whoever delivers next
+                entry.not_before = now
         else:
             if self.halted:
                 log.warning("usagetap: sink %s accepts events again; delivery resumed", self.key)

@@ -1,0 +1,69 @@
+"""Sinks' whole-batch refusals, auth failures and per-item failures, handled by the real delivery pipeline."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+
+import usagetap
+from tests.helpers import make_record
+from usagetap.delivery.spool import open_spool
+from usagetap.sinks import OpenSpanner, Spaire
+from usagetap.testing.backends import OpenSpannerBackend, SpaireBackend
+
+
+def test_a_whole_batch_422_is_bisected_to_the_culprit_which_becomes_a_dead_letter(tmp_path: Path) -> None:
+    spool = str(tmp_path / "spool.db")
+    with SpaireBackend(pinpoint=False) as backend:
+        sink = Spaire(api_key=backend.api_key, base_url=backend.url, customer_field="customer_id")
+        usagetap.configure(sink=sink, spool_path=spool, flush_interval=0.05, batch_size=100)
+        good = [make_record(customer=str(uuid.uuid4())) for _ in range(9)]
+        bad = make_record(customer=str(uuid.uuid1()))  # not a v4 UUID: the API refuses the whole batch
+        for record in [*good[:5], bad, *good[5:]]:
+            usagetap._runtime.capture(record)
+        result = usagetap.flush(timeout=30)
+        assert (result.sent, result.dead, result.pending) == (9, 1, 0)
+        assert sorted(backend.events) == sorted(r.event_id for r in good)
+    [letter] = open_spool(spool, max_bytes=0, lease_seconds=60).dead_letters()
+    assert letter.record.event_id == bad.event_id and "422" in letter.reason
+
+
+def test_a_refused_key_pauses_delivery_keeps_the_spool_and_a_good_key_delivers_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
+    spool = str(tmp_path / "spool.db")
+    with SpaireBackend() as backend:
+        wrong = "spaire_sk_wrong_key_1234"
+        usagetap.configure(
+            sink=Spaire(api_key=wrong, base_url=backend.url), spool_path=spool, flush_interval=0.05
+        )
+        records = [make_record() for _ in range(4)]
+        for record in records:
+            usagetap._runtime.capture(record)
+        result = usagetap.flush(timeout=1.0)
+        assert (result.sent, result.dead, result.pending) == (0, 0, 4)
+        assert len(backend.requests) == 1, "delivery paused after the 401"
+        assert sum("cannot deliver" in r.getMessage() for r in caplog.records) == 1
+        assert wrong not in caplog.text
+        usagetap.configure(sink=Spaire(api_key=backend.api_key, base_url=backend.url), spool_path=spool)
+        assert usagetap.flush(timeout=30).pending == 0
+        assert sorted(backend.events) == sorted(r.event_id for r in records)
+
+
+def test_open_spanner_per_item_failures_dead_letter_those_items_only(tmp_path: Path) -> None:
+    with OpenSpannerBackend() as backend:
+        sink = OpenSpanner(api_key=backend.api_key, base_url=backend.url)
+        sink.ensure_meter()
+        backend.reject(lambda item: "subject is blocked" if item["subject"] == "org_blocked" else None)
+        usagetap.configure(sink=sink, spool_path=str(tmp_path / "spool.db"), flush_interval=0.05)
+        records = [make_record(customer="org_blocked" if i == 3 else "org_ok") for i in range(8)]
+        for record in records:
+            usagetap._runtime.capture(record)
+        result = usagetap.flush(timeout=30)
+        assert (result.sent, result.dead, result.pending) == (7, 1, 0)
+        assert len(backend.events) == 7
+        assert backend.contract_violations == []
