@@ -13,7 +13,12 @@ from typing import Any, Callable
 import pydantic
 
 MESSAGES: Any = [{"role": "user", "content": "How much does metering this prompt cost?"}]
-CHAT, RESPONSES, EMBEDDINGS, INSTRUCT = "gpt-4.1", "o4-mini", "text-embedding-3-small", "gpt-3.5-turbo-instruct"
+CHAT, RESPONSES, EMBEDDINGS, INSTRUCT = (
+    "gpt-4.1",
+    "o4-mini",
+    "text-embedding-3-small",
+    "gpt-3.5-turbo-instruct",
+)
 
 
 class Answer(pydantic.BaseModel):
@@ -75,11 +80,15 @@ def responses_create_stream(c: Any) -> None:
 
 
 def responses_parse(c: Any) -> None:
-    assert c.responses.parse(model=RESPONSES, input="Explain metering", text_format=Answer).output_parsed.answer
+    assert c.responses.parse(
+        model=RESPONSES, input="Explain metering", text_format=Answer
+    ).output_parsed.answer
 
 
 def responses_stream_helper(c: Any) -> None:
-    with c.responses.stream(model=RESPONSES, input="Explain metering", tools=[{"type": "web_search"}]) as stream:
+    with c.responses.stream(
+        model=RESPONSES, input="Explain metering", tools=[{"type": "web_search"}]
+    ) as stream:
         kinds = {event.type for event in stream}
         final = stream.get_final_response()
     assert "response.output_text.delta" in kinds
@@ -234,7 +243,9 @@ async def achat_raw_stream_parse(c: Any) -> None:
 
 
 async def achat_streaming_response_lines(c: Any) -> None:
-    async with c.chat.completions.with_streaming_response.create(model=CHAT, messages=MESSAGES, stream=True) as r:
+    async with c.chat.completions.with_streaming_response.create(
+        model=CHAT, messages=MESSAGES, stream=True
+    ) as r:
         _no_usage_event([line async for line in r.iter_lines()])
 
 
@@ -253,13 +264,28 @@ SyncSurface = Callable[[Any], None]
 # name -> (sync, async, operation, attribute path that must exist on the client)
 SURFACES: dict[str, tuple[SyncSurface, Callable[[Any], Any], str, str]] = {
     "chat.completions.create": (chat_create, achat_create, "chat", "chat.completions.create"),
-    "chat.completions.create(stream)": (chat_create_stream, achat_create_stream, "chat", "chat.completions.create"),
+    "chat.completions.create(stream)": (
+        chat_create_stream,
+        achat_create_stream,
+        "chat",
+        "chat.completions.create",
+    ),
     "chat.completions.parse": (chat_parse, achat_parse, "chat", "chat.completions.parse"),
     "chat.completions.stream": (chat_stream_helper, achat_stream_helper, "chat", "chat.completions.stream"),
     "beta.chat.completions.parse": (beta_chat_parse, abeta_chat_parse, "chat", "beta.chat.completions.parse"),
-    "beta.chat.completions.stream": (beta_chat_stream, abeta_chat_stream, "chat", "beta.chat.completions.stream"),
+    "beta.chat.completions.stream": (
+        beta_chat_stream,
+        abeta_chat_stream,
+        "chat",
+        "beta.chat.completions.stream",
+    ),
     "responses.create": (responses_create, aresponses_create, "responses", "responses.create"),
-    "responses.create(stream)": (responses_create_stream, aresponses_create_stream, "responses", "responses.create"),
+    "responses.create(stream)": (
+        responses_create_stream,
+        aresponses_create_stream,
+        "responses",
+        "responses.create",
+    ),
     "responses.parse": (responses_parse, aresponses_parse, "responses", "responses.parse"),
     "responses.stream": (responses_stream_helper, aresponses_stream_helper, "responses", "responses.stream"),
     "responses(background)+retrieve": (
@@ -282,7 +308,12 @@ SURFACES: dict[str, tuple[SyncSurface, Callable[[Any], Any], str, str]] = {
         "completions",
         "completions.create",
     ),
-    "with_raw_response+parse": (chat_raw_parse, achat_raw_parse, "chat", "chat.completions.with_raw_response"),
+    "with_raw_response+parse": (
+        chat_raw_parse,
+        achat_raw_parse,
+        "chat",
+        "chat.completions.with_raw_response",
+    ),
     "with_raw_response(stream)+parse": (
         chat_raw_stream_parse,
         achat_raw_stream_parse,

@@ -25,7 +25,9 @@ AZURE_VERSION = "2024-10-21"
 def make_client(kind: str, server: ProviderServer, asynchronous: bool) -> Any:
     if kind == "azure":
         cls = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
-        return usagetap.wrap(cls(azure_endpoint=server.url, api_key="az-key", api_version=AZURE_VERSION, max_retries=0))
+        return usagetap.wrap(
+            cls(azure_endpoint=server.url, api_key="az-key", api_version=AZURE_VERSION, max_retries=0)
+        )
     cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
     return usagetap.wrap(cls(base_url=server.openai_url, api_key="sk-test", max_retries=0))
 
@@ -38,7 +40,9 @@ def _new_issues(server: ProviderServer, before: set[str]) -> list[Issued]:
     return [issued for key, issued in server.issued.items() if key not in before]
 
 
-def _check(records: list[usagetap.UsageRecord], issued: dict[str, list[Issued]], kind: str, operation: str) -> None:
+def _check(
+    records: list[usagetap.UsageRecord], issued: dict[str, list[Issued]], kind: str, operation: str
+) -> None:
     assert len(records) == sum(times for _, times in CUSTOMERS), "one record per call"
     assert sum(len(items) for items in issued.values()) == len(records)
     assert {r.status for r in records} == {"ok"}
@@ -89,7 +93,9 @@ async def test_async_surface_bills_each_customer_the_issued_tokens(
     _check(delivered(sink), issued, kind, operation)
 
 
-def test_azure_requests_use_deployment_paths_and_the_api_version(server: ProviderServer, sink: Memory) -> None:
+def test_azure_requests_use_deployment_paths_and_the_api_version(
+    server: ProviderServer, sink: Memory
+) -> None:
     client = make_client("azure", server, asynchronous=False)
     SURFACES["chat.completions.create"][0](client)
     SURFACES["embeddings.create"][0](client)

@@ -10,6 +10,7 @@ response) is metered by kind.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import logging
@@ -56,10 +57,8 @@ def _import_httpx2() -> None:
     genai-prices imports it on the delivery thread: mid-import, the SDK would
     see a half-initialised module and fail the caller's request.
     """
-    try:
+    with contextlib.suppress(Exception):
         importlib.import_module("httpx2")
-    except Exception:
-        pass
 
 
 def _stream_types() -> tuple[type, type]:
@@ -202,9 +201,10 @@ class OpenAIAdapter:
 
     def _tap(self, call: OpenAICall) -> StreamTap:
         if call.operation.startswith("responses"):
-            return StreamTap(call, _ResponsesObserver(self, call), None)
-        observer = extract.ChatStreamObserver(call.choices)
-        return StreamTap(call, observer, observer.hidden if call.hide_usage else None)
+            kind = _BackgroundObserver if call.background else _ResponsesObserver
+            return StreamTap(call, kind(self, call), None)
+        chat = extract.ChatStreamObserver(call.choices)
+        return StreamTap(call, chat, chat.hidden if call.hide_usage else None)
 
     def settle(self, call: OpenAICall, usage: TokenUsage) -> Optional[TokenUsage]:
         """A Responses API usage as recorded: none for a response still pending or already metered."""
@@ -253,6 +253,23 @@ class _ResponsesObserver(extract.ResponsesStreamObserver):
 
     def result(self) -> Optional[TokenUsage]:  # type: ignore[override]
         return self.adapter.settle(self.call, super().result())
+
+
+class _BackgroundObserver(_ResponsesObserver):
+    """A background response's stream: its creator is remembered as soon as its id is known, so a
+    retrieval made after the stream was broken off is billed to the right customer."""
+
+    __slots__ = ("remembered",)
+
+    def __init__(self, adapter: OpenAIAdapter, call: OpenAICall) -> None:
+        super().__init__(adapter, call)
+        self.remembered = False
+
+    def observe(self, event: Any) -> None:
+        super().observe(event)
+        if not self.remembered and self.response_id:
+            self.remembered = True
+            self.adapter.stored.remember(self.response_id, self.call)
 
 
 class _RawBody:

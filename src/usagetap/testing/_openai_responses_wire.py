@@ -1,7 +1,8 @@
 """OpenAI's Responses API for the loopback server: create (JSON, or SSE with ``event:`` names),
 stored responses read back with ``GET /v1/responses/{id}`` (also as a stream), background mode, cancel.
 
-A background response is queued when created; it completes on its
+A prompt's 64-token blocks are written to the cache the first time it is
+seen and read from it after. A background response is queued when created; it completes on its
 ``server.background_polls``-th retrieval, and only then is its usage issued.
 """
 
@@ -48,6 +49,7 @@ class _Built:
         output_tokens = cap if isinstance(cap, int) and cap > 0 else 16
         reasoning = output_tokens // 4 if model.startswith(_REASONING_PREFIXES) else 0
         cached = server.cached_prefix(json.dumps(prompt, sort_keys=True), input_tokens)
+        written = 0 if cached else (input_tokens // 64) * 64
         text_config = body.get("text")
         text_format = text_config.get("format") if isinstance(text_config, dict) else None
         schema = (
@@ -83,7 +85,7 @@ class _Built:
         self.usage: Optional[dict[str, Any]] = (
             {
                 "input_tokens": input_tokens,
-                "input_tokens_details": {"cached_tokens": cached},
+                "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
                 "output_tokens": output_tokens,
                 "output_tokens_details": {"reasoning_tokens": reasoning},
                 "total_tokens": input_tokens + output_tokens,
@@ -99,6 +101,7 @@ class _Built:
             input_tokens,
             output_tokens,
             cache_read_tokens=cached,
+            cache_write_tokens=written,
             reasoning_tokens=reasoning,
             reported=server.report_usage,
         )
