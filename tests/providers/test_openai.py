@@ -50,7 +50,7 @@ def test_stream_usage_comes_from_the_final_chunk(load_sse: Callable[[str], list[
         observer.observe(chunk)
         hidden.append(extract.is_usage_only_chunk(chunk))
     assert hidden == [False, False, False, False, True]
-    assert observer.finished
+    assert not observer.wants_more()
     usage = observer.result()
     assert usage.reported
     assert usage.response_id == "chatcmpl-BQ5yUJYgOdKgYF7pQ4EhlAb2lJ1xi"

@@ -114,12 +114,20 @@ def _result_of(observer: Any) -> TokenUsage:
     return usage
 
 
+# Per item: the observer's observe() (and hide()), inline; a failure in them is ours, logged
+# and counted, and the item still reaches the caller.
+
+
 def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
-    observe = tap.observe
+    observe, hide = tap.observer.observe, tap.hide
     try:
         for item in items:
-            if observe(item):
-                continue
+            try:
+                observe(item)
+                if hide is not None and hide(item):
+                    continue
+            except Exception as exc:
+                internal_error("stream.observe", exc)
             yield item
     except GeneratorExit:
         tap.end("closed")
@@ -131,11 +139,15 @@ def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
-    observe = tap.observe
+    observe, hide = tap.observer.observe, tap.hide
     try:
         async for item in items:
-            if observe(item):
-                continue
+            try:
+                observe(item)
+                if hide is not None and hide(item):
+                    continue
+            except Exception as exc:
+                internal_error("stream.observe", exc)
             yield item
     except GeneratorExit:
         tap.end("closed")

@@ -243,54 +243,56 @@ class ChatStreamObserver:
     some compatible servers repeat cumulative usage on every chunk). ``choices``
     is the number of choices asked for (``n``): once each has a ``finish_reason``
     only the usage chunk is still to come (see :meth:`wants_more`).
+
+    ``observe`` runs on the caller's thread for every chunk, so its common path
+    is one attribute read and one store; whether the stream has finished is
+    worked out from the last chunk only when asked.
     """
 
-    __slots__ = (
-        "_done",
-        "choices",
-        "finished",
-        "model",
-        "response_id",
-        "service_tier",
-        "usage",
-        "usage_only",
-    )
+    __slots__ = ("_done", "choices", "last", "model", "response_id", "service_tier", "usage", "usage_chunk")
 
     def __init__(self, choices: int = 1) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.usage: Any = None
+        self.usage_chunk: Any = None
+        self.last: Any = None
         self.choices = max(choices, 1)
-        self.finished = False
-        self.usage_only = False
         self._done: set[int] = set()
 
     def observe(self, chunk: Any) -> None:
-        if isinstance(chunk, dict):
-            usage, choices = chunk.get("usage"), chunk.get("choices")
-        else:
-            usage, choices = getattr(chunk, "usage", None), getattr(chunk, "choices", None)
-        if not self.response_id or usage is not None:
+        usage = chunk.get("usage") if type(chunk) is dict else getattr(chunk, "usage", None)
+        self.last = chunk
+        if usage is not None or not self.response_id:
             self.response_id = self.response_id or field_of(chunk, "id")
             self.model = field_of(chunk, "model") or self.model
             self.service_tier = field_of(chunk, "service_tier") or self.service_tier
-        if usage is not None:
-            self.usage = usage
-        self.usage_only = usage is not None and not choices
-        if choices and not self.finished:
-            for choice in choices:
+            if usage is not None:
+                self.usage = usage
+                if not field_of(chunk, "choices"):
+                    self.usage_chunk = chunk
+                return
+        if self.choices > 1:
+            for choice in field_of(chunk, "choices") or ():
                 if field_of(choice, "finish_reason"):
                     self._done.add(field_of(choice, "index") or 0)
-                    self.finished = len(self._done) >= self.choices
 
-    def hidden(self, _chunk: Any) -> bool:
-        """Whether the chunk just observed is the usage-only chunk (to hide from a caller who didn't ask)."""
-        return self.usage_only
+    def hidden(self, chunk: Any) -> bool:
+        """Whether ``chunk`` (just observed) is the usage-only chunk, to hide from a caller who didn't ask."""
+        return chunk is self.usage_chunk
+
+    @property
+    def finished(self) -> bool:
+        """Every choice asked for has its ``finish_reason``."""
+        if self.choices > 1:
+            return len(self._done) >= self.choices
+        choices = field_of(self.last, "choices") if self.last is not None else None
+        return bool(choices) and all(field_of(choice, "finish_reason") for choice in choices)
 
     def wants_more(self) -> bool:
         """Every choice has finished but usage has not arrived: it is the next chunk."""
-        return self.finished and self.usage is None
+        return self.usage is None and self.finished
 
     def result(self) -> TokenUsage:
         return _chat_usage_fields(
@@ -313,7 +315,7 @@ class ResponsesStreamObserver:
         self.final: Any = None
 
     def observe(self, event: Any) -> None:
-        kind = field_of(event, "type")
+        kind = event.get("type") if type(event) is dict else getattr(event, "type", None)
         if kind in _FINAL_EVENTS:
             self.final = field_of(event, "response")
         elif self.response_id is None and kind in (
