@@ -287,7 +287,7 @@ class ChatStreamObserver:
         """Every choice asked for has its ``finish_reason``."""
         if self.choices > 1:
             return len(self._done) >= self.choices
-        choices = field_of(self.last, "choices") if self.last is not None else None
+        choices = field_of(self.last, "choices") or ()
         return bool(choices) and all(field_of(choice, "finish_reason") for choice in choices)
 
     def wants_more(self) -> bool:
