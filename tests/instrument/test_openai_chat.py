@@ -491,3 +491,17 @@ def test_azure_hosts_are_provider_azure_with_the_plain_client() -> None:
     assert binding_of(client).provider == "azure"  # type: ignore[union-attr]
     other = usagetap.wrap(openai.OpenAI(base_url="https://openrouter.ai/api/v1", api_key="k"))
     assert binding_of(other).provider == "openrouter.ai"  # type: ignore[union-attr]
+
+
+def test_legacy_completions_on_a_server_rejecting_stream_options_still_stream(
+    server: ProviderServer, sink: Memory
+) -> None:
+    server.reject_stream_options = True
+    client = usagetap.wrap(
+        openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0), provider="vllm"
+    )
+    for _ in range(2):
+        chunks = list(client.completions.create(model="llama-3", prompt="go on", stream=True))
+        assert all(chunk.choices for chunk in chunks)
+    assert ["stream_options" in r["body"] for r in server.requests] == [True, False, False]
+    assert [r.status for r in delivered(sink)] == ["partial", "partial"]

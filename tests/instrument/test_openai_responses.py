@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import openai
+import pytest
 
 import usagetap
 from tests.instrument.conftest import delivered
@@ -210,3 +211,18 @@ async def test_async_helper_final_response_matches_the_record(
     assert record.response_id == final.id
     assert record.input_tokens == final.usage.input_tokens  # type: ignore[union-attr]
     assert_issued(record, server)
+
+
+def test_error_mid_stream_reaches_the_caller_and_yields_one_partial_record(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_error_after = 3
+    stream = client.responses.create(model=MODEL, input="Fail half way", stream=True)
+    seen = []
+    with pytest.raises(openai.APIError, match="injected mid-stream failure"):
+        for event in stream:
+            seen.append(event.type)
+    assert seen == ["response.created", "response.in_progress", "response.output_item.added"]
+    [record] = delivered(sink)
+    assert record.status == "partial"
+    assert record.response_id is not None and record.response_id.startswith("resp_")
