@@ -32,11 +32,23 @@ def lint(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("major", list(OPENAI))
 def openai(session: nox.Session, major: str) -> None:
-    """The OpenAI tests against the latest release of one openai major version."""
+    """The OpenAI tests against the latest release of one openai major version.
+
+    Every surface test (tests/instrument/test_openai_surfaces.py: each billable
+    call, sync and async, OpenAI and Azure) runs here; a surface missing from a
+    version is skipped with a reason, which ``-rs`` prints.
+    """
     session.install("-e", ".[test]", OPENAI[major])
     session.run("python", "-c", "import openai; print('openai', openai.__version__)")
     session.run(
-        "python", "-m", "pytest", "tests/instrument", "tests/providers", "tests/test_cli.py", *session.posargs
+        "python",
+        "-m",
+        "pytest",
+        "-rs",
+        "tests/instrument",
+        "tests/providers",
+        "tests/test_cli.py",
+        *session.posargs,
     )
 
 

@@ -73,3 +73,20 @@ def test_instrument_is_idempotent_and_uninstrument_restores(server: ProviderServ
     wrapped = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test"))
     wrapped.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     assert len(delivered(sink)) == 1
+
+
+@pytest.mark.usefixtures("instrumented")
+def test_instrument_meters_every_surface_of_azure_clients_too(server: ProviderServer, sink: Memory) -> None:
+    client = openai.AzureOpenAI(azure_endpoint=server.url, api_key="az", api_version="2024-10-21")
+    with usagetap.customer("org_az"):
+        client.responses.create(model="gpt-4o", input="instrumented responses")
+        client.embeddings.create(model="text-embedding-3-large", input="instrumented embeddings")
+        for _ in client.completions.create(model="gpt-35-turbo-instruct", prompt="legacy", stream=True):
+            pass
+    records = delivered(sink)
+    assert [(r.operation, r.provider, r.customer, r.status) for r in records] == [
+        ("responses", "azure", "org_az", "ok"),
+        ("embeddings", "azure", "org_az", "ok"),
+        ("completions", "azure", "org_az", "ok"),
+    ]
+    assert sum(r.input_tokens for r in records) == server.totals()["input_tokens"]

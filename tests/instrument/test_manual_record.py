@@ -51,3 +51,26 @@ def test_record_raises_invalid_record_for_malformed_usage(sink: Memory) -> None:
     with pytest.raises(usagetap.InvalidRecord, match="input_tokens must include cached tokens"):
         usagetap.record(data, provider="openai")
     assert delivered(sink) == []
+
+
+def test_record_meters_responses_embeddings_and_completions(server: ProviderServer, sink: Memory) -> None:
+    bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
+    response = bare.responses.create(model="o4-mini", input="recorded by hand")
+    embedding = bare.embeddings.create(model="text-embedding-3-small", input="to embed")
+    completion = bare.completions.create(model="gpt-3.5-turbo-instruct", prompt="complete this")
+    ids = [usagetap.record(obj, customer="manual") for obj in (response, embedding, completion)]
+    assert usagetap.record(response, customer="manual") == ids[0], "the same response, the same event id"
+    records = delivered(sink)
+    assert [r.event_id for r in records] == ids
+    assert [r.operation for r in records] == ["responses", "embeddings", "completions"]
+    assert [r.input_tokens for r in records] == [i.input_tokens for i in server.issued.values()]
+
+
+def test_record_refuses_a_background_response_that_has_not_finished(
+    server: ProviderServer, sink: Memory
+) -> None:
+    bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
+    queued = bare.responses.create(model="o3", input="later", background=True)
+    with pytest.raises(TypeError, match="cannot meter"):
+        usagetap.record(queued)
+    assert delivered(sink) == []

@@ -399,3 +399,109 @@ def test_a_call_with_no_customer_is_recorded_and_warned_about_once(
     client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     assert [r.customer for r in delivered(sink)] == [None, None]
     assert sum("no customer in scope" in r.getMessage() for r in caplog_usagetap.records) == 1
+
+
+# -- closing a stream right after finish_reason ---------------------------------
+
+
+def test_stream_closed_right_after_finish_reason_still_records_the_usage(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_delay = 0.002  # one chunk per write: the usage chunk is still unread at the break
+    with client.chat.completions.create(
+        model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=8
+    ) as stream:
+        for chunk in stream:
+            assert chunk.choices
+            if chunk.choices[0].finish_reason:
+                break
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, server)
+
+
+def test_stream_closed_before_finish_reason_is_not_read_further(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_delay = 0.002
+    stream = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=30)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    stream.close()
+    [record] = delivered(sink)
+    assert record.status == "partial"
+
+
+def test_chat_stream_helper_left_at_content_done_still_records_the_usage(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_delay = 0.002
+    with client.chat.completions.stream(model="gpt-4.1", messages=MESSAGES, max_tokens=6) as stream:
+        for event in stream:
+            if event.type == "content.done":
+                break
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, server)
+
+
+async def test_async_stream_closed_right_after_finish_reason_still_records_the_usage(
+    aclient: openai.AsyncOpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    server.stream_delay = 0.002
+    stream = await aclient.chat.completions.create(
+        model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=8
+    )
+    async with stream:
+        async for chunk in stream:
+            assert chunk.choices
+            if chunk.choices[0].finish_reason:
+                break
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, server)
+
+
+# -- what is not metered --------------------------------------------------------
+
+
+def test_unmetered_surfaces_pass_through_with_one_debug_log_naming_them(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, caplog_usagetap: Any
+) -> None:
+    for _ in range(2):
+        with pytest.raises(openai.NotFoundError):
+            client.images.generate(model="gpt-image-1", prompt="a meter")
+        with pytest.raises(openai.NotFoundError):
+            client.moderations.create(model="omni-moderation-latest", input="hello")
+    bodies = [r["body"] for r in server.requests]
+    assert bodies[0] == {"model": "gpt-image-1", "prompt": "a meter"}, "the request went out untouched"
+    messages = [r.getMessage() for r in caplog_usagetap.records if "not metered" in r.getMessage()]
+    assert messages == [
+        "usagetap: not metered, passed through untouched: images/generations",
+        "usagetap: not metered, passed through untouched: moderations",
+    ]
+    assert delivered(sink) == []
+
+
+def test_azure_hosts_are_provider_azure_with_the_plain_client() -> None:
+    from usagetap.instrument._wrap import binding_of
+
+    client = usagetap.wrap(openai.OpenAI(base_url="https://contoso.openai.azure.com/openai/v1/", api_key="k"))
+    assert binding_of(client).provider == "azure"  # type: ignore[union-attr]
+    other = usagetap.wrap(openai.OpenAI(base_url="https://openrouter.ai/api/v1", api_key="k"))
+    assert binding_of(other).provider == "openrouter.ai"  # type: ignore[union-attr]
+
+
+def test_legacy_completions_on_a_server_rejecting_stream_options_still_stream(
+    server: ProviderServer, sink: Memory
+) -> None:
+    server.reject_stream_options = True
+    client = usagetap.wrap(
+        openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0), provider="vllm"
+    )
+    for _ in range(2):
+        chunks = list(client.completions.create(model="llama-3", prompt="go on", stream=True))
+        assert all(chunk.choices for chunk in chunks)
+    assert ["stream_options" in r["body"] for r in server.requests] == [True, False, False]
+    assert [r.status for r in delivered(sink)] == ["partial", "partial"]

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.providers.conftest import FIXTURES
 from usagetap.providers import openai as extract
 
 
@@ -49,7 +50,7 @@ def test_stream_usage_comes_from_the_final_chunk(load_sse: Callable[[str], list[
         observer.observe(chunk)
         hidden.append(extract.is_usage_only_chunk(chunk))
     assert hidden == [False, False, False, False, True]
-    assert observer.finished
+    assert not observer.wants_more()
     usage = observer.result()
     assert usage.reported
     assert usage.response_id == "chatcmpl-BQ5yUJYgOdKgYF7pQ4EhlAb2lJ1xi"
@@ -83,14 +84,229 @@ def test_repeated_cumulative_usage_keeps_the_last(load_sse: Callable[[str], list
         ("POST", "/responses", "responses"),
         ("post", "/embeddings", "embeddings"),
         ("post", "/completions", "completions"),
+        ("post", "/responses/compact", "responses.compact"),
         ("get", "/chat/completions", None),
         ("post", "/audio/speech", None),
+        ("post", "/images/generations", None),
+        ("post", "/responses/input_tokens", None),
+        ("post", "/deployments/my-gpt4o/chat/completions", "chat"),
+        ("post", "/deployments/emb/embeddings", "embeddings"),
+        ("post", "/openai/v1/responses", "responses"),
     ],
 )
 def test_operation_for(method: str, path: str, operation: str | None) -> None:
     assert extract.operation_for(method, path) == operation
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "surface"),
+    [
+        ("get", "/responses/resp_123", extract.Surface("responses", "resp_123")),
+        ("post", "/responses/resp_123/cancel", extract.Surface("responses", "resp_123")),
+        ("get", "/openai/responses/resp_9", extract.Surface("responses", "resp_9")),
+        ("get", "/responses/resp_123/input_items", None),
+        ("delete", "/responses/resp_123", None),
+        ("post", "/responses/resp_123", None),
+        ("get", "/responses/resp_123/cancel", None),
+    ],
+)
+def test_stored_response_surfaces(method: str, path: str, surface: extract.Surface | None) -> None:
+    assert extract.surface_for(method, path) == surface
+
+
 def test_non_integer_counts_are_refused() -> None:
     with pytest.raises(TypeError, match="prompt_tokens"):
         extract.chat_usage({"usage": {"prompt_tokens": "12", "completion_tokens": 1}})
+
+
+# -- chat-compatible servers --------------------------------------------------------------------
+
+
+def test_cache_writes_reported_by_a_compatible_server(load_json: Callable[[str], Any]) -> None:
+    usage = extract.chat_usage(load_json("openai/chat_completion_openrouter_cache_write.json"))
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (194, 0, 100)
+    assert usage.model == "anthropic/claude-sonnet-4"
+
+
+def test_deepseek_cache_hits_are_cache_reads(load_json: Callable[[str], Any]) -> None:
+    usage = extract.chat_usage(load_json("openai/chat_completion_deepseek.json"))
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (1216, 1152, 11)
+
+
+def test_azure_stream_takes_id_and_model_from_the_completion_chunks(
+    load_sse: Callable[[str], list[Any]],
+) -> None:
+    observer = extract.ChatStreamObserver()
+    hidden = []
+    for chunk in load_sse("openai/chat_stream_azure_content_filter.sse"):
+        observer.observe(chunk)
+        hidden.append(observer.hidden(chunk))
+    assert hidden == [False, False, False, False, True], (
+        "only the usage chunk is hidden, not Azure's filter chunk"
+    )
+    usage = observer.result()
+    assert (usage.response_id, usage.model) == ("chatcmpl-BQ8wF7jKpG3sLdT2fuM9a1XcYzE0r", "gpt-4o-2024-11-20")
+    assert (usage.input_tokens, usage.output_tokens) == (9, 2)
+
+
+def test_finished_stream_wants_the_usage_chunk_that_follows(load_sse: Callable[[str], list[Any]]) -> None:
+    chunks = load_sse("openai/chat_stream_include_usage.sse")
+    observer = extract.ChatStreamObserver()
+    wants = []
+    for chunk in chunks:
+        observer.observe(chunk)
+        wants.append(observer.wants_more())
+    assert wants == [False, False, False, True, False]
+
+
+def test_with_two_choices_the_stream_is_finished_when_both_are() -> None:
+    observer = extract.ChatStreamObserver(choices=2)
+    observer.observe({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    assert not observer.wants_more()
+    observer.observe({"id": "c", "choices": [{"index": 1, "delta": {}, "finish_reason": "length"}]})
+    assert observer.wants_more()
+
+
+# -- legacy completions ------------------------------------------------------------------------
+
+
+def test_legacy_completion(load_json: Callable[[str], Any]) -> None:
+    usage = extract.chat_usage(load_json("openai/completion.json"))
+    assert (usage.response_id, usage.model) == ("cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7", "gpt-3.5-turbo-instruct")
+    assert (usage.input_tokens, usage.output_tokens) == (5, 7)
+
+
+def test_legacy_completion_stream_usage_chunk(load_sse: Callable[[str], list[Any]]) -> None:
+    observer = extract.ChatStreamObserver()
+    hidden = []
+    for chunk in load_sse("openai/completions_stream_include_usage.sse"):
+        observer.observe(chunk)
+        hidden.append(observer.hidden(chunk))
+    assert hidden == [False, False, False, True]
+    usage = observer.result()
+    assert (usage.input_tokens, usage.output_tokens, usage.response_id) == (
+        5,
+        4,
+        "cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe",
+    )
+
+
+# -- embeddings --------------------------------------------------------------------------------
+
+
+def test_embeddings_bill_input_tokens_and_have_no_response_id(load_json: Callable[[str], Any]) -> None:
+    usage = extract.embedding_usage(load_json("openai/embeddings.json"))
+    assert usage.reported
+    assert (usage.input_tokens, usage.output_tokens, usage.response_id) == (8, 0, None)
+    assert usage.model == "text-embedding-3-small"
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def test_response_usage_with_cached_and_reasoning_tokens(load_json: Callable[[str], Any]) -> None:
+    usage = extract.responses_usage(load_json("openai/responses_completed.json"))
+    assert usage.reported
+    assert (usage.response_id, usage.model) == (
+        "resp_67ccd3a9da748190baa7f1570fe91ac604becb25c45c1d41",
+        "o4-mini-2025-04-16",
+    )
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (328, 256, 64)
+    assert (usage.output_tokens, usage.reasoning_tokens) == (1052, 960)
+    assert usage.dimensions == {"service_tier": "default"}
+
+
+def test_web_search_calls_are_counted_from_output_items(load_json: Callable[[str], Any]) -> None:
+    usage = extract.responses_usage(load_json("openai/responses_web_search.json"))
+    assert usage.dimensions == {"service_tier": "priority", "web_search_calls": 2}
+    assert (usage.input_tokens, usage.output_tokens) == (9073, 281)
+
+
+def test_response_sdk_object_and_json_give_the_same_usage(load_json: Callable[[str], Any]) -> None:
+    from openai.types.responses import Response
+
+    for name in ("openai/responses_completed.json", "openai/responses_web_search.json"):
+        data = load_json(name)
+        assert extract.responses_usage(Response.model_validate(data)) == extract.responses_usage(data)
+
+
+def test_queued_background_response_has_no_usage_yet(load_json: Callable[[str], Any]) -> None:
+    data = load_json("openai/responses_background_queued.json")
+    assert not extract.response_is_final(data)
+    usage = extract.responses_usage(data)
+    assert not usage.reported
+    assert usage.response_id == "resp_68c1a4f0b5e08195a2dd7e0b4b43e6c80a7a9c6c1b6f6e3a"
+
+
+def test_responses_stream_usage_comes_from_response_completed(load_sse: Callable[[str], list[Any]]) -> None:
+    observer = extract.ResponsesStreamObserver()
+    for event in load_sse("openai/responses_stream.sse"):
+        observer.observe(event)
+    usage = observer.result()
+    assert usage.reported
+    assert usage.response_id == "resp_67c9fdcecf488190bdd9a0409de3a1ec07b8b0ad4e5eb654"
+    assert (usage.input_tokens, usage.output_tokens, usage.model) == (37, 11, "gpt-4.1-2025-04-14")
+
+
+def test_responses_stream_incomplete_still_reports_usage(load_sse: Callable[[str], list[Any]]) -> None:
+    observer = extract.ResponsesStreamObserver()
+    for event in load_sse("openai/responses_stream_incomplete.sse"):
+        observer.observe(event)
+    assert (observer.result().input_tokens, observer.result().output_tokens) == (12, 2)
+
+
+def test_responses_stream_cut_before_the_final_event_is_unreported(
+    load_sse: Callable[[str], list[Any]],
+) -> None:
+    observer = extract.ResponsesStreamObserver()
+    for event in load_sse("openai/responses_stream.sse")[:-1]:
+        observer.observe(event)
+    usage = observer.result()
+    assert not usage.reported
+    assert (usage.response_id, usage.model) == (
+        "resp_67c9fdcecf488190bdd9a0409de3a1ec07b8b0ad4e5eb654",
+        "gpt-4.1-2025-04-14",
+    )
+
+
+def test_responses_stream_sdk_events_give_the_same_usage(load_sse: Callable[[str], list[Any]]) -> None:
+    from openai._models import construct_type
+    from openai.types.responses import ResponseStreamEvent
+
+    raw, typed = extract.ResponsesStreamObserver(), extract.ResponsesStreamObserver()
+    for event in load_sse("openai/responses_stream.sse"):
+        raw.observe(event)
+        typed.observe(construct_type(type_=ResponseStreamEvent, value=event))
+    assert raw.result() == typed.result()
+
+
+# -- raw bodies --------------------------------------------------------------------------------
+
+
+def test_sse_payloads_of_a_raw_body() -> None:
+    body = (FIXTURES / "openai" / "responses_stream.sse").read_bytes()
+    payloads = extract.sse_payloads(body)
+    assert [p["sequence_number"] for p in payloads] == list(range(10))
+    crlf = body.replace(b"\n", b"\r\n")
+    assert extract.sse_payloads(crlf) == payloads
+    assert extract.sse_payloads(b"data: [DONE]\n\n") == []
+
+
+def test_usage_only_event_is_recognised_in_raw_bytes() -> None:
+    events = (FIXTURES / "openai" / "chat_stream_include_usage.sse").read_bytes().split(b"\n\n")
+    assert [extract.is_usage_only_event(e) for e in events if e.strip()] == [False] * 4 + [True, False]
+    assert extract.is_usage_only_event(b'data: {"choices": [ ], "usage": {"prompt_tokens": 1}}\n\n')
+    assert not extract.is_usage_only_event(b'data: {"choices": [], "prompt_filter_results": []}\n\n')
+
+
+def test_usage_from_json_bytes_by_operation(load_json: Callable[[str], Any]) -> None:
+    for operation, name in (
+        ("chat", "openai/chat_completion.json"),
+        ("completions", "openai/completion.json"),
+        ("embeddings", "openai/embeddings.json"),
+        ("responses", "openai/responses_completed.json"),
+    ):
+        body = (FIXTURES / name).read_bytes()
+        assert extract.usage_from_json(operation, body).input_tokens > 0
+    with pytest.raises(ValueError):
+        extract.usage_from_json("chat", b'{"id": "chatcmpl-1", "usa')

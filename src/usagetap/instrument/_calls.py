@@ -111,7 +111,9 @@ class Capture:
 
     __slots__ = ("_record", "call", "extract", "source", "status", "ts")
 
-    def __init__(self, call: Call, extract: Callable[[Any], TokenUsage], source: Any, status: str) -> None:
+    def __init__(
+        self, call: Call, extract: Callable[[Any], Optional[TokenUsage]], source: Any, status: str
+    ) -> None:
         self.call = call
         self.extract = extract
         self.source: Any = source
@@ -129,7 +131,10 @@ class Capture:
 
     def _build(self) -> Optional[UsageRecord]:
         try:
-            return make_record(self.call, self.extract(self.source), self.status, self.ts).validate()
+            usage = self.extract(self.source)
+            if usage is None:  # nothing billable after all (e.g. a response already metered)
+                return None
+            return make_record(self.call, usage, self.status, self.ts).validate()
         except InvalidRecord as exc:
             _stats.incr("dropped.invalid")
             log_once(logging.ERROR, f"invalid:{exc}", "usagetap: dropped an invalid usage record: %s", exc)
@@ -138,8 +143,11 @@ class Capture:
         return None
 
 
-def emit(call: Call, extract: Callable[[Any], TokenUsage], source: Any, status: str = "ok") -> None:
-    """Queue the usage of a finished call (``extract(source)``, computed later); never raises."""
+def emit(call: Call, extract: Callable[[Any], Optional[TokenUsage]], source: Any, status: str = "ok") -> None:
+    """Queue the usage of a finished call (``extract(source)``, computed later); never raises.
+
+    ``extract`` may return None when it finds nothing to bill; no record is made then.
+    """
     try:
         capture = Capture(call, extract, source, status)
         if call.scope.run is not None:

@@ -1,10 +1,21 @@
-"""Instrumentation for the ``openai`` SDK (1.x, 2.x, 3.x), found by probing, never by version checks."""
+"""Instrumentation for the ``openai`` SDK (1.x, 2.x, 3.x), found by probing, never by version checks.
+
+Every billable surface goes through the client's ``request()``: chat
+completions (``create``, ``parse``, the ``stream()`` helpers, ``beta.*``),
+responses (``create``, ``parse``, ``stream()``, background responses read back
+with ``retrieve``), embeddings and legacy completions. The plan is made from
+the request path and body; the result (an object, an SDK stream, or a raw
+response) is metered by kind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib
 import logging
-from typing import Any, Callable, Optional
+import re
+from typing import Any, Callable, Optional, cast
 
 from .._log import log_once
 from ..providers import openai as extract
@@ -13,11 +24,41 @@ from ._binding import Binding
 from ._calls import Call, emit
 from ._hosts import provider_for_host
 from ._raw import attach_raw, is_raw_response
+from ._stored import ResponseBook
 from ._streams import StreamTap, attach_async, attach_sync
 
-__all__ = ["ADAPTER", "OpenAIAdapter"]
+__all__ = ["ADAPTER", "OpenAIAdapter", "OpenAICall"]
 
 _KNOWN_HOSTS: dict[str, str] = {"api.openai.com": "openai"}
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+_INJECTS_USAGE = frozenset({"chat", "completions"})
+_WORD = re.compile(r"^[a-z_]+$")
+
+
+class OpenAICall(Call):
+    """A call to the OpenAI API. ``deferred``: usage may come later (background, retrieval), so a
+    response without usage makes no record rather than a partial one."""
+
+    __slots__ = ("background", "choices", "deferred")
+
+    def __init__(
+        self, binding: Binding, operation: str, request_model: Optional[str], stream: bool, options: Any
+    ) -> None:
+        super().__init__(binding, operation, request_model, stream, options)
+        self.background = False
+        self.deferred = False
+        self.choices = 1
+
+
+def _import_httpx2() -> None:
+    """Import httpx2 (when installed) on the thread that loads this adapter.
+
+    openai 2.x looks httpx2 up in ``sys.modules`` without the import lock, and
+    genai-prices imports it on the delivery thread: mid-import, the SDK would
+    see a half-initialised module and fail the caller's request.
+    """
+    with contextlib.suppress(Exception):
+        importlib.import_module("httpx2")
 
 
 def _stream_types() -> tuple[type, type]:
@@ -31,11 +72,14 @@ class OpenAIAdapter:
 
     def __init__(self) -> None:
         self._streams: Optional[tuple[type, type]] = None
+        self.stored: ResponseBook[OpenAICall] = ResponseBook()
 
     def provider_for(self, client: Any) -> str:
         if any(cls.__name__.startswith(("AzureOpenAI", "AsyncAzureOpenAI")) for cls in type(client).__mro__):
             return "azure"
         url = client.base_url
+        if url.host.endswith(_AZURE_HOSTS):
+            return "azure"
         return provider_for_host(url.host, url.port, _KNOWN_HOSTS)
 
     def client_classes(self) -> tuple[type, ...]:
@@ -43,22 +87,29 @@ class OpenAIAdapter:
 
         return openai.OpenAI, openai.AsyncOpenAI
 
+    # -- before the request -------------------------------------------------
+
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
-        operation = extract.operation_for(options.method, options.url)
-        if operation != "chat":
-            if options.method.lower() == "post":
-                log_once(
-                    logging.DEBUG,
-                    f"unmetered:{options.url.split('/')[1:2]}",
-                    "usagetap: not metered: POST %s",
-                    options.url,
-                )
+        surface = extract.surface_for(options.method, options.url)
+        if surface is None:
+            _log_unmetered(options.method, options.url)
             return None
+        if surface.response_id is not None:
+            return self._plan_retrieval(binding, options, surface.response_id)
         body = options.json_data if isinstance(options.json_data, dict) else {}
-        stream = bool(body.get("stream"))
         model = body.get("model")
-        call = Call(binding, operation, model if isinstance(model, str) else None, stream, options)
-        if stream:
+        call = OpenAICall(
+            binding,
+            surface.operation,
+            model if isinstance(model, str) else None,
+            bool(body.get("stream")),
+            options,
+        )
+        n = body.get("n")
+        if isinstance(n, int) and n > 1:
+            call.choices = n
+        call.background = call.deferred = bool(body.get("background"))
+        if call.stream and surface.operation in _INJECTS_USAGE:
             stream_options = body.get("stream_options")
             wants_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
             if not wants_usage and not binding.stream_options_rejected:
@@ -69,11 +120,28 @@ class OpenAIAdapter:
                 call.hide_usage = True
         return call
 
-    def on_result(self, call: Call, result: Any) -> Any:
-        if is_raw_response(result):
-            attach_raw(result, lambda parsed: self._meter(call, parsed))
+    def _plan_retrieval(self, binding: Binding, options: Any, response_id: str) -> OpenAICall:
+        """``GET /responses/{id}`` (or its cancel): billed to the creating call's customer when known."""
+        params = options.params if isinstance(options.params, dict) else {}
+        stream = params.get("stream") in (True, "true")
+        creator = self.stored.creator(response_id)
+        if creator is None:
+            call = OpenAICall(binding, "responses", None, stream, options)
         else:
-            self._meter(call, result)
+            call = OpenAICall(creator.binding, "responses", creator.request_model, stream, options)
+            call.scope = creator.scope
+            call.background = True
+        call.deferred = True
+        return call
+
+    # -- after the response -------------------------------------------------
+
+    def on_result(self, call: Call, result: Any) -> Any:
+        planned = cast(OpenAICall, call)
+        if is_raw_response(result):
+            attach_raw(result, lambda parsed: self._meter(planned, parsed), _RawBody(self, planned))
+        else:
+            self._meter(planned, result)
         return result
 
     def fallback(self, call: Call, exc: Exception) -> Any:
@@ -96,23 +164,145 @@ class OpenAIAdapter:
         kind = field_of(response, "object")
         if kind == "chat.completion":
             return "chat", extract.chat_usage
+        if kind == "text_completion":
+            return "completions", extract.chat_usage
+        if kind == "response" and extract.response_is_final(response):
+            return "responses", extract.responses_usage
+        if kind == "response.compaction":
+            return "responses.compact", extract.responses_usage
+        if kind == "list" and field_of(response, "usage") is not None:
+            data = field_of(response, "data") or ()
+            if data and all(field_of(item, "object") == "embedding" for item in data):
+                return "embeddings", extract.embedding_usage
         return None
 
-    def _meter(self, call: Call, result: Any) -> None:
+    def _meter(self, call: OpenAICall, result: Any) -> None:
         if call.stream:
             if self._streams is None:
                 self._streams = _stream_types()
             sync_stream, async_stream = self._streams
             if isinstance(result, (sync_stream, async_stream)):
-                tap = StreamTap(
-                    call,
-                    extract.ChatStreamObserver(),
-                    extract.is_usage_only_chunk if call.hide_usage else None,
-                )
+                tap = self._tap(call)
                 (attach_async if isinstance(result, async_stream) else attach_sync)(result, tap)
                 return
-        if hasattr(result, "usage"):
+        if not hasattr(result, "usage"):
+            return
+        if call.operation.startswith("responses"):
+            if call.deferred and result.usage is None:
+                response_id = getattr(result, "id", None)
+                if call.background and isinstance(response_id, str):
+                    self.stored.remember(response_id, call)
+                return
+            emit(call, lambda response: self.settle(call, extract.responses_usage(response)), result)
+        elif call.operation == "embeddings":
+            emit(call, extract.embedding_usage, result)
+        else:
             emit(call, extract.chat_usage, result)
+
+    def _tap(self, call: OpenAICall) -> StreamTap:
+        if call.operation.startswith("responses"):
+            kind = _BackgroundObserver if call.background else _ResponsesObserver
+            return StreamTap(call, kind(self, call), None)
+        chat = extract.ChatStreamObserver(call.choices)
+        return StreamTap(call, chat, chat.hidden if call.hide_usage else None)
+
+    def settle(self, call: OpenAICall, usage: TokenUsage) -> Optional[TokenUsage]:
+        """A Responses API usage as recorded: none for a response still pending or already metered."""
+        response_id = usage.response_id
+        if not usage.reported:
+            if not call.deferred:
+                return usage
+            if call.background and response_id:
+                self.stored.remember(response_id, call)
+            return None
+        if response_id and not self.stored.first_metering(response_id):
+            return None
+        return usage
+
+    def from_body(self, call: OpenAICall, sse: bool, body: Optional[bytes]) -> Optional[TokenUsage]:
+        """Usage from a raw response's body (JSON, or SSE events), as the caller read it."""
+        usage: Optional[TokenUsage] = None
+        if body is not None and sse:
+            observer: Any = (
+                extract.ResponsesStreamObserver()
+                if call.operation.startswith("responses")
+                else extract.ChatStreamObserver(call.choices)
+            )
+            for payload in extract.sse_payloads(body):
+                observer.observe(payload)
+            usage = observer.result()
+        elif body is not None:
+            try:
+                usage = extract.usage_from_json(call.operation, body)
+            except ValueError:  # a body cut short: the call happened, its usage is unknown
+                usage = None
+        if usage is None:
+            usage = TokenUsage(reported=False)
+        return self.settle(call, usage) if call.operation.startswith("responses") else usage
+
+
+class _ResponsesObserver(extract.ResponsesStreamObserver):
+    """A Responses stream's observer whose result goes through the adapter's settle()."""
+
+    __slots__ = ("adapter", "call")
+
+    def __init__(self, adapter: OpenAIAdapter, call: OpenAICall) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.call = call
+
+    def result(self) -> Optional[TokenUsage]:  # type: ignore[override]
+        return self.adapter.settle(self.call, super().result())
+
+
+class _BackgroundObserver(_ResponsesObserver):
+    """A background response's stream: its creator is remembered as soon as its id is known, so a
+    retrieval made after the stream was broken off is billed to the right customer."""
+
+    __slots__ = ("remembered",)
+
+    def __init__(self, adapter: OpenAIAdapter, call: OpenAICall) -> None:
+        super().__init__(adapter, call)
+        self.remembered = False
+
+    def observe(self, event: Any) -> None:
+        super().observe(event)
+        if not self.remembered and self.response_id:
+            self.remembered = True
+            self.adapter.stored.remember(self.response_id, self.call)
+
+
+class _RawBody:
+    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+
+    __slots__ = ("adapter", "call")
+
+    def __init__(self, adapter: OpenAIAdapter, call: OpenAICall) -> None:
+        self.adapter = adapter
+        self.call = call
+
+    def on_stream(self, parsed: Any) -> None:
+        self.adapter._meter(self.call, parsed)
+
+    def on_body(self, body: Optional[bytes], sse: bool) -> None:
+        adapter, call = self.adapter, self.call
+        emit(call, lambda source: adapter.from_body(call, sse, source), body)
+
+    def hides(self, event: bytes) -> bool:
+        return self.call.hide_usage and extract.is_usage_only_event(event)
+
+
+def _log_unmetered(method: str, url: str) -> None:
+    """Name, once, a POST surface that passes through unmetered (audio, images, moderations, ...)."""
+    if method.lower() != "post":
+        return
+    parts = [p for p in url.split("?", 1)[0].split("/") if p]
+    if parts[:1] == ["openai"]:
+        parts = parts[1:]
+    if parts[:1] == ["deployments"]:
+        parts = parts[2:]
+    name = "/".join(parts[:2] if len(parts) > 1 and _WORD.match(parts[1]) else parts[:1])
+    log_once(logging.DEBUG, f"unmetered:{name}", "usagetap: not metered, passed through untouched: %s", name)
 
 
 def _with_body(options: Any, body: dict[str, Any]) -> Any:
@@ -122,4 +312,5 @@ def _with_body(options: Any, body: dict[str, Any]) -> Any:
     return new
 
 
+_import_httpx2()
 ADAPTER = OpenAIAdapter()

@@ -4,31 +4,47 @@ The SDK's ``Stream``/``AsyncStream`` iterate ``self._iterator``; we swap in a
 generator that passes each item through an observer and emits exactly one
 record when the stream ends, however it ends: exhausted, broken off and
 closed, failed mid-way, or dropped unconsumed and garbage-collected.
+Per-item work is the observer's and stays small: the record itself is built
+later, on the delivery worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
 
-from .._log import internal_error
+from .._log import internal_error, log
 from ..providers.base import TokenUsage
 from ._calls import Call, emit
 
 __all__ = ["StreamTap", "attach_async", "attach_sync"]
 
 
-class StreamTap:
-    """The metering state of one stream. ``observe`` returns True for items to hide from the caller."""
+# On close, at most this many more items are read when the observer says usage is next
+# (a caller who broke out at ``finish_reason``, one chunk before the usage chunk).
+DRAIN_LIMIT = 4
+DRAIN_SECONDS = 2.0
 
-    __slots__ = ("__weakref__", "_ended", "_lock", "call", "hide", "observer")
+
+class StreamTap:
+    """The metering state of one stream. ``observe`` returns True for items to hide from the caller.
+
+    An observer may define ``wants_more()``: True when the provider is about to
+    send the usage (every choice finished, usage not seen). A stream closed in
+    that state first reads up to :data:`DRAIN_LIMIT` more items, unseen by the
+    caller, so the record carries the provider's usage instead of being partial.
+    """
+
+    __slots__ = ("__weakref__", "_ended", "_lock", "call", "hide", "observer", "source")
 
     def __init__(self, call: Call, observer: Any, hide: Optional[Callable[[Any], bool]]) -> None:
         self.call = call
         self.observer = observer
         self.hide = hide
+        self.source: Optional[weakref.ReferenceType[Any]] = None  # the SDK's iterator, held by ours
         self._ended = False
         self._lock = threading.Lock()
 
@@ -48,18 +64,70 @@ class StreamTap:
             self._ended = True
         emit(self.call, _result_of, self.observer)
 
+    def _wants_more(self) -> bool:
+        wants = getattr(self.observer, "wants_more", None)
+        try:
+            return not self._ended and wants is not None and bool(wants())
+        except Exception as exc:
+            internal_error("stream.drain", exc)
+            return False
+
+    def drain(self) -> None:
+        """Read the usage the provider is about to send (sync source); never raises."""
+        source = None if self.source is None else self.source()
+        if source is None or getattr(source, "gi_running", True) or not self._wants_more():
+            return
+        try:
+            for _ in range(DRAIN_LIMIT):
+                self.observe(next(source))
+                if not self._wants_more():
+                    return
+        except Exception as exc:  # the stream failing or ending is the caller's business, not ours
+            log.debug("usagetap: stopped reading a closed stream's usage: %r", exc)
+
+    async def adrain(self) -> None:
+        """Read the usage the provider is about to send (async source, time-bounded); never raises."""
+        source = None if self.source is None else self.source()
+        if source is None or getattr(source, "ag_running", True) or not self._wants_more():
+            return
+        try:
+            with _deadline(DRAIN_SECONDS):
+                for _ in range(DRAIN_LIMIT):
+                    self.observe(await source.__anext__())
+                    if not self._wants_more():
+                        return
+        except Exception as exc:
+            log.debug("usagetap: stopped reading a closed stream's usage: %r", exc)
+
+
+def _deadline(seconds: float) -> Any:
+    """A cancel scope for the running event loop (asyncio or trio), when anyio is installed."""
+    try:
+        import anyio
+    except ImportError:  # pragma: no cover - anyio comes with the provider SDKs
+        return contextlib.nullcontext()
+    return anyio.move_on_after(seconds)
+
 
 def _result_of(observer: Any) -> TokenUsage:
     usage: TokenUsage = observer.result()
     return usage
 
 
+# Per item: the observer's observe() (and hide()), inline; a failure in them is ours, logged
+# and counted, and the item still reaches the caller.
+
+
 def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
-    observe = tap.observe
+    observe, hide = tap.observer.observe, tap.hide
     try:
         for item in items:
-            if observe(item):
-                continue
+            try:
+                observe(item)
+                if hide is not None and hide(item):
+                    continue
+            except Exception as exc:
+                internal_error("stream.observe", exc)
             yield item
     except GeneratorExit:
         tap.end("closed")
@@ -71,11 +139,15 @@ def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
-    observe = tap.observe
+    observe, hide = tap.observer.observe, tap.hide
     try:
         async for item in items:
-            if observe(item):
-                continue
+            try:
+                observe(item)
+                if hide is not None and hide(item):
+                    continue
+            except Exception as exc:
+                internal_error("stream.observe", exc)
             yield item
     except GeneratorExit:
         tap.end("closed")
@@ -86,47 +158,63 @@ async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[
     tap.end("done")
 
 
-# The close hooks hold the stream weakly: a reference cycle would leave a dropped
+# The close hooks hold their target weakly: a reference cycle would leave a dropped
 # stream to the cyclic collector instead of freeing (and metering) it at once.
+# They sit on the HTTP response, which the SDK's stream and its helpers
+# (``chat.completions.stream()``, ``responses.stream()``) all close.
 
 
-def _sync_close(stream: Any, tap: StreamTap) -> Callable[[], Any]:
-    ref, close = weakref.ref(stream), type(stream).close
+def _sync_close(target: Any, name: str, tap: StreamTap) -> Callable[[], Any]:
+    ref, close = weakref.ref(target), getattr(type(target), name)
 
     def closing() -> Any:
+        tap.drain()
         try:
-            target = ref()
-            return None if target is None else close(target)
+            obj = ref()
+            return None if obj is None else close(obj)
         finally:
             tap.end("closed")
 
     return closing
 
 
-def _async_close(stream: Any, tap: StreamTap) -> Callable[[], Any]:
-    ref, close = weakref.ref(stream), type(stream).close
+def _async_close(target: Any, name: str, tap: StreamTap) -> Callable[[], Any]:
+    ref, close = weakref.ref(target), getattr(type(target), name)
 
     async def closing() -> Any:
+        await tap.adrain()
         try:
-            target = ref()
-            return None if target is None else await close(target)
+            obj = ref()
+            return None if obj is None else await close(obj)
         finally:
             tap.end("closed")
 
     return closing
+
+
+def _close_target(stream: Any, name: str) -> tuple[Any, str]:
+    """The stream's HTTP response and its close method's name, or the stream and ``close``."""
+    response = getattr(stream, "response", None)
+    if response is not None and callable(getattr(type(response), name, None)):
+        return response, name
+    return stream, "close"
 
 
 def attach_sync(stream: Any, tap: StreamTap) -> None:
     """Meter a sync SDK stream in place."""
-    original = stream._iterator
-    stream._iterator = _iterate(original, tap)
-    stream.close = _sync_close(stream, tap)
+    source = stream._iterator
+    tap.source = weakref.ref(source)
+    stream._iterator = _iterate(source, tap)
+    target, name = _close_target(stream, "close")
+    setattr(target, name, _sync_close(target, name, tap))
     weakref.finalize(stream, tap.end, "gc")
 
 
 def attach_async(stream: Any, tap: StreamTap) -> None:
     """Meter an async SDK stream in place."""
-    original = stream._iterator
-    stream._iterator = _aiterate(original, tap)
-    stream.close = _async_close(stream, tap)
+    source = stream._iterator
+    tap.source = weakref.ref(source)
+    stream._iterator = _aiterate(source, tap)
+    target, name = _close_target(stream, "aclose")
+    setattr(target, name, _async_close(target, name, tap))
     weakref.finalize(stream, tap.end, "gc")

@@ -9,7 +9,9 @@ taken as reported.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import json
+import re
+from typing import Any, NamedTuple, Optional
 
 from ..record import Scalar
 from .base import TokenUsage, field_of, int_of
@@ -17,25 +19,77 @@ from .base import TokenUsage, field_of, int_of
 __all__ = [
     "OPERATIONS",
     "ChatStreamObserver",
+    "ResponsesStreamObserver",
+    "Surface",
     "chat_usage",
+    "embedding_usage",
     "is_usage_only_chunk",
+    "is_usage_only_event",
     "operation_for",
+    "response_is_final",
+    "responses_usage",
+    "sse_payloads",
+    "surface_for",
+    "usage_from_json",
 ]
 
 # request path -> operation, for the POST endpoints that bill tokens
 OPERATIONS: dict[str, str] = {
     "/chat/completions": "chat",
     "/responses": "responses",
+    "/responses/compact": "responses.compact",
     "/embeddings": "embeddings",
     "/completions": "completions",
 }
 
+# Responses API statuses of a response whose usage is not known yet (background mode)
+_PENDING_STATUSES = frozenset({"queued", "in_progress"})
+# stream events that carry the finished response (and its usage)
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+# Azure: /deployments/{deployment}/chat/completions, and the v1 API's /v1/... under /openai
+_AZURE_PREFIX = re.compile(r"^(?:/openai)?(?:/v1)?(?:/deployments/[^/]+)?(?=/)")
+_RESPONSE_PATH = re.compile(r"^/responses/([^/]+)(/cancel)?$")
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+
+
+class Surface(NamedTuple):
+    """A metered endpoint: its operation, and for a stored response the id it reads."""
+
+    operation: str
+    response_id: Optional[str] = None
+
+
+def surface_for(method: str, path: str) -> Optional[Surface]:
+    """The metered surface of a request, or None for requests usagetap does not meter.
+
+    POSTs to the billable endpoints create a response; ``GET /responses/{id}``
+    and ``POST /responses/{id}/cancel`` read a stored (e.g. background) response.
+    """
+    path = (
+        _AZURE_PREFIX.sub("", path, count=1) if path.startswith(("/openai", "/deployments", "/v1")) else path
+    )
+    verb = method.lower()
+    if verb == "post":
+        operation = OPERATIONS.get(path)
+        if operation is not None:
+            return Surface(operation)
+    if verb not in ("get", "post") or not path.startswith("/responses/"):
+        return None
+    match = _RESPONSE_PATH.match(path)
+    if match is None:
+        return None
+    cancel = match.group(2) is not None
+    if (verb == "get" and not cancel) or (verb == "post" and cancel):
+        return Surface("responses", match.group(1))
+    return None
+
 
 def operation_for(method: str, path: str) -> Optional[str]:
     """The metered operation of a request, or None for requests usagetap does not meter."""
-    if method.lower() != "post":
-        return None
-    return OPERATIONS.get(path)
+    surface = surface_for(method, path)
+    return None if surface is None else surface.operation
 
 
 def _details(usage: Any, *names: str) -> Any:
@@ -44,6 +98,29 @@ def _details(usage: Any, *names: str) -> Any:
         if value is not None:
             return value
     return None
+
+
+def _tier(dims: dict[str, Scalar], service_tier: Any) -> dict[str, Scalar]:
+    if isinstance(service_tier, str) and service_tier:
+        dims["service_tier"] = service_tier
+    return dims
+
+
+def _audio(dims: dict[str, Scalar], input_details: Any, output_details: Any) -> None:
+    input_audio = int_of(input_details, "audio_tokens")
+    output_audio = int_of(output_details, "audio_tokens")
+    if input_audio:
+        dims["input_audio_tokens"] = input_audio
+    if output_audio:
+        dims["output_audio_tokens"] = output_audio
+
+
+def _cache_reads(usage: Any, details: Any) -> int:
+    """``cached_tokens``; DeepSeek reports ``prompt_cache_hit_tokens`` at the top level instead."""
+    cached = field_of(details, "cached_tokens")
+    if cached is None:
+        return int_of(usage, "prompt_cache_hit_tokens")
+    return int_of(details, "cached_tokens")
 
 
 def chat_usage(response: Any) -> TokenUsage:
@@ -59,29 +136,79 @@ def chat_usage(response: Any) -> TokenUsage:
 def _chat_usage_fields(
     usage: Any, *, model: Optional[str], response_id: Optional[str], service_tier: Optional[str]
 ) -> TokenUsage:
-    dims: dict[str, Scalar] = {}
-    if isinstance(service_tier, str) and service_tier:
-        dims["service_tier"] = service_tier
+    dims = _tier({}, service_tier)
     if usage is None:
-        return TokenUsage(model=model, response_id=response_id, dimensions=dims, reported=False)
+        return TokenUsage(model=model, response_id=response_id or None, dimensions=dims, reported=False)
     prompt_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     completion_details = _details(usage, "completion_tokens_details", "output_tokens_details")
-    input_audio = int_of(prompt_details, "audio_tokens")
-    output_audio = int_of(completion_details, "audio_tokens")
-    if input_audio:
-        dims["input_audio_tokens"] = input_audio
-    if output_audio:
-        dims["output_audio_tokens"] = output_audio
+    _audio(dims, prompt_details, completion_details)
     return TokenUsage(
         model=model,
-        response_id=response_id,
+        response_id=response_id or None,
         input_tokens=int_of(usage, "prompt_tokens"),
         output_tokens=int_of(usage, "completion_tokens"),
-        cache_read_tokens=int_of(prompt_details, "cached_tokens"),
+        cache_read_tokens=_cache_reads(usage, prompt_details),
         cache_write_tokens=int_of(prompt_details, "cache_write_tokens"),
         reasoning_tokens=int_of(completion_details, "reasoning_tokens"),
         dimensions=dims,
     )
+
+
+def embedding_usage(response: Any) -> TokenUsage:
+    """Usage of an embeddings response: input tokens only, and no response id."""
+    usage = field_of(response, "usage")
+    model = field_of(response, "model")
+    if usage is None:
+        return TokenUsage(model=model, reported=False)
+    return TokenUsage(model=model, input_tokens=int_of(usage, "prompt_tokens"))
+
+
+def response_is_final(response: Any) -> bool:
+    """Whether a Responses API object has finished (its usage will not change)."""
+    return field_of(response, "status") not in _PENDING_STATUSES
+
+
+def responses_usage(response: Any) -> TokenUsage:
+    """Usage of a Responses API response, with ``web_search_calls`` counted from its output items.
+
+    ``reported`` is False while the response is still queued or in progress
+    (a background response) and when it finished without usage.
+    """
+    usage = field_of(response, "usage")
+    model = field_of(response, "model")
+    response_id = field_of(response, "id")
+    dims = _tier({}, field_of(response, "service_tier"))
+    searches = sum(
+        1 for item in field_of(response, "output") or () if field_of(item, "type") == "web_search_call"
+    )
+    if searches:
+        dims["web_search_calls"] = searches
+    if usage is None or not response_is_final(response):
+        return TokenUsage(model=model, response_id=response_id, dimensions=dims, reported=False)
+    input_details = field_of(usage, "input_tokens_details")
+    output_details = field_of(usage, "output_tokens_details")
+    _audio(dims, input_details, output_details)
+    return TokenUsage(
+        model=model,
+        response_id=response_id,
+        input_tokens=int_of(usage, "input_tokens"),
+        output_tokens=int_of(usage, "output_tokens"),
+        cache_read_tokens=int_of(input_details, "cached_tokens"),
+        cache_write_tokens=int_of(input_details, "cache_write_tokens"),
+        reasoning_tokens=int_of(output_details, "reasoning_tokens"),
+        dimensions=dims,
+    )
+
+
+def usage_from_json(operation: str, body: Any) -> TokenUsage:
+    """Usage from a response body's JSON (bytes, text or a decoded dict) for ``operation``."""
+    if isinstance(body, (bytes, bytearray, str)):
+        body = json.loads(body)
+    if operation.startswith("responses"):
+        return responses_usage(body)
+    if operation == "embeddings":
+        return embedding_usage(body)
+    return chat_usage(body)
 
 
 def is_usage_only_chunk(chunk: Any) -> bool:
@@ -89,39 +216,118 @@ def is_usage_only_chunk(chunk: Any) -> bool:
     return not field_of(chunk, "choices") and field_of(chunk, "usage") is not None
 
 
+def is_usage_only_event(event: bytes) -> bool:
+    """The raw SSE event of the usage-only chunk (``"choices": []`` and a ``usage`` object)."""
+    return bool(_USAGE_OBJECT.search(event) and _EMPTY_CHOICES.search(event))
+
+
+def sse_payloads(body: bytes) -> list[Any]:
+    """The JSON payloads of the events in an SSE body (``[DONE]`` and non-JSON data skipped)."""
+    payloads: list[Any] = []
+    for block in re.split(rb"\r\n\r\n|\n\n|\r\r", body):
+        lines = [line[5:] for line in block.splitlines() if line.startswith(b"data:")]
+        data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            payloads.append(json.loads(data))
+        except ValueError:
+            continue
+    return payloads
+
+
 class ChatStreamObserver:
     """Follows a chat (or legacy completions) stream chunk by chunk and keeps what the record needs.
 
     The last chunk that carries ``usage`` wins (OpenAI sends it once, at the end;
-    some compatible servers repeat cumulative usage on every chunk).
+    some compatible servers repeat cumulative usage on every chunk). ``choices``
+    is the number of choices asked for (``n``): once each has a ``finish_reason``
+    only the usage chunk is still to come (see :meth:`wants_more`).
+
+    ``observe`` runs on the caller's thread for every chunk, so its common path
+    is one attribute read and one store; whether the stream has finished is
+    worked out from the last chunk only when asked.
     """
 
-    __slots__ = ("finished", "model", "response_id", "service_tier", "usage")
+    __slots__ = ("_done", "choices", "last", "model", "response_id", "service_tier", "usage", "usage_chunk")
 
-    def __init__(self) -> None:
+    def __init__(self, choices: int = 1) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.usage: Any = None
-        self.finished = False
+        self.usage_chunk: Any = None
+        self.last: Any = None
+        self.choices = max(choices, 1)
+        self._done: set[int] = set()
 
     def observe(self, chunk: Any) -> None:
-        if isinstance(chunk, dict):
-            usage, choices = chunk.get("usage"), chunk.get("choices")
-        else:
-            usage, choices = getattr(chunk, "usage", None), getattr(chunk, "choices", None)
-        if self.response_id is None or usage is not None:
+        usage = chunk.get("usage") if type(chunk) is dict else getattr(chunk, "usage", None)
+        self.last = chunk
+        if usage is not None or not self.response_id:
             self.response_id = self.response_id or field_of(chunk, "id")
             self.model = field_of(chunk, "model") or self.model
             self.service_tier = field_of(chunk, "service_tier") or self.service_tier
-        if usage is not None:
-            self.usage = usage
-        if choices and not self.finished:
-            for choice in choices:
+            if usage is not None:
+                self.usage = usage
+                if not field_of(chunk, "choices"):
+                    self.usage_chunk = chunk
+                return
+        if self.choices > 1:
+            for choice in field_of(chunk, "choices") or ():
                 if field_of(choice, "finish_reason"):
-                    self.finished = True
+                    self._done.add(field_of(choice, "index") or 0)
+
+    def hidden(self, chunk: Any) -> bool:
+        """Whether ``chunk`` (just observed) is the usage-only chunk, to hide from a caller who didn't ask."""
+        return chunk is self.usage_chunk
+
+    @property
+    def finished(self) -> bool:
+        """Every choice asked for has its ``finish_reason``."""
+        if self.choices > 1:
+            return len(self._done) >= self.choices
+        choices = field_of(self.last, "choices") or ()
+        return bool(choices) and all(field_of(choice, "finish_reason") for choice in choices)
+
+    def wants_more(self) -> bool:
+        """Every choice has finished but usage has not arrived: it is the next chunk."""
+        return self.usage is None and self.finished
 
     def result(self) -> TokenUsage:
         return _chat_usage_fields(
             self.usage, model=self.model, response_id=self.response_id, service_tier=self.service_tier
         )
+
+
+class ResponsesStreamObserver:
+    """Follows a Responses API event stream: the response id and model early, usage from the final event.
+
+    The final event is ``response.completed``, ``response.incomplete`` or
+    ``response.failed``; each carries the whole response with its usage.
+    """
+
+    __slots__ = ("final", "model", "response_id")
+
+    def __init__(self) -> None:
+        self.response_id: Optional[str] = None
+        self.model: Optional[str] = None
+        self.final: Any = None
+
+    def observe(self, event: Any) -> None:
+        kind = event.get("type") if type(event) is dict else getattr(event, "type", None)
+        if kind in _FINAL_EVENTS:
+            self.final = field_of(event, "response")
+        elif self.response_id is None and kind in (
+            "response.created",
+            "response.in_progress",
+            "response.queued",
+        ):
+            response = field_of(event, "response")
+            self.response_id = field_of(response, "id")
+            self.model = field_of(response, "model")
+
+    def result(self) -> TokenUsage:
+        if self.final is not None:
+            return responses_usage(self.final)
+        return TokenUsage(model=self.model, response_id=self.response_id, reported=False)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["Fault", "Issued", "ProviderServer", "Reply"]
 
@@ -57,13 +57,20 @@ class Reply:
     error_event: Optional[tuple[Optional[str], dict[str, Any]]] = None
 
 
-Route = Callable[["ProviderServer", dict[str, Any], dict[str, str]], Reply]
-# a route whose path is a pattern: it also gets the match (path parameters)
+Route = Callable[..., Reply]
+"""``route(server, body, headers)``; a route whose key has ``{placeholders}`` (``"GET /v1/responses/{id}"``)
+also gets ``params``: the path's placeholders and the query string's values."""
+
+# Azure OpenAI paths, answered by the same routes as OpenAI's /v1/...: deployment paths and
+# the data-plane paths need ?api-version=, the v1 API under /openai/v1 does not.
+_AZURE_PATH = re.compile(r"^/openai(?:/deployments/(?P<deployment>[^/]+)|(?P<v1>/v1))?(?P<rest>/.*)$")
+# a route whose path is a regular expression: it also gets the match (Anthropic's batch, Bedrock, Vertex)
 PatternRoute = Callable[["ProviderServer", dict[str, Any], dict[str, str], "re.Match[str]"], Reply]
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many concurrent clients (the default backlog is 5)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up mid-response (a stream broken off early) are normal here."""
@@ -92,7 +99,7 @@ class ProviderServer:
     """
 
     def __init__(self, *, port: int = 0, impersonate: Optional[str] = "openai", stream_delay: float = 0.0):
-        from . import _anthropic_wire, _openai_wire
+        from . import _anthropic_wire, _openai_responses_wire, _openai_wire
 
         self.port = port
         self.impersonate = impersonate
@@ -103,12 +110,20 @@ class ProviderServer:
         self.report_usage = True
         self.reject_stream_options = False
         self.stream_error_after: Optional[int] = None
+        self.background_polls = 2
+        """Retrievals of a background response until it completes (the first ones find it in progress)."""
+        self.stored: dict[str, Any] = {}
+        """What a provider keeps between requests (stored and background responses), by id."""
         self._faults: list[Fault] = []
         self._seen_prompts: set[str] = set()
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
-        self.routes: dict[str, Route] = {**_openai_wire.ROUTES, **_anthropic_wire.ROUTES}
+        self.routes: dict[str, Route] = {
+            **_openai_wire.ROUTES,
+            **_openai_responses_wire.ROUTES,
+            **_anthropic_wire.ROUTES,
+        }
         self.patterns: list[tuple[str, re.Pattern[str], PatternRoute]] = list(_anthropic_wire.PATTERNS)
         self.state: dict[str, Any] = {}  # what a wire format keeps between requests (batches, ...)
 
@@ -218,12 +233,10 @@ class ProviderServer:
         )
         return {k: sum(getattr(i, k) for i in items) for k in keys}
 
-    def _route(
+    def match_pattern(
         self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]
     ) -> Optional[Reply]:
-        route = self.routes.get(f"{method} {path}")
-        if route is not None:
-            return route(self, body, headers)
+        """The reply of the first regular-expression route matching ``method path``, or None."""
         for verb, pattern, pattern_route in self.patterns:
             match = pattern.fullmatch(path) if verb == method else None
             if match is not None:
@@ -233,6 +246,30 @@ class ProviderServer:
     def _take_fault(self) -> Optional[Fault]:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
+
+    def resolve(
+        self, method: str, path: str, query: dict[str, str]
+    ) -> tuple[Optional[Route], Optional[dict[str, str]]]:
+        """The route for a request, and the params of a route with placeholders (else None).
+
+        Azure OpenAI paths map onto the OpenAI routes.
+        """
+        azure = _AZURE_PATH.match(path)
+        if azure is not None:
+            if not azure.group("v1") and "api-version" not in query:
+                return None, None
+            path = "/v1" + azure.group("rest")
+        route = self.routes.get(f"{method} {path}")
+        if route is not None:
+            return route, None
+        for key, candidate in self.routes.items():
+            verb, _, pattern = key.partition(" ")
+            if verb != method or "{" not in pattern:
+                continue
+            match = re.fullmatch(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern), path)
+            if match is not None:
+                return candidate, {**query, **match.groupdict()}
+        return None, None
 
 
 def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
@@ -249,12 +286,16 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._dispatch("POST")
 
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
         def _dispatch(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            path = urlsplit(self.path).path
+            url = urlsplit(self.path)
+            path, query = url.path, dict(parse_qsl(url.query))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            if not headers.get("authorization") and not headers.get("x-api-key"):
+            if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key")):
                 self._json(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
                 return
             try:
@@ -269,7 +310,13 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None:
                 self._json(fault.status, fault.body, fault.headers)
                 return
-            reply = server._route(method, path, body, headers)
+            route, params = server.resolve(method, path, query)
+            if route is not None:
+                reply: Optional[Reply] = (
+                    route(server, body, headers) if params is None else route(server, body, headers, params)
+                )
+            else:
+                reply = server.match_pattern(method, path, body, headers)
             if reply is None:
                 self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
             elif reply.raw is not None:
