@@ -10,7 +10,7 @@ delivered only when every one of its items is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -127,6 +127,26 @@ class Tally:
         self.retry_after: Optional[float] = None
         self.halt: Optional[str] = None
         self.split: Optional[str] = None
+
+    def collect(self, make: Callable[[UsageRecord], Iterable[Item]]) -> list[Item]:
+        """Every record's items; a record that can never be sent is dead-lettered with the reason."""
+        items: list[Item] = []
+        for record in self.records:
+            try:
+                items.extend(make(record))
+            except Unsendable as exc:
+                self.dead_event(record, str(exc))
+        return items
+
+    def send_in_chunks(self, items: Sequence[Item], size: int, send: Callable[[list[Item]], None]) -> None:
+        """``send`` the items ``size`` at a time; after a halt or a Retry-After, the rest wait."""
+        for start in range(0, len(items), size):
+            chunk = list(items[start : start + size])
+            if self.halt or self.retry_after is not None:
+                for item in chunk:
+                    self.retry(item)
+                continue
+            send(chunk)
 
     def delivered(self, item: Item, *, duplicate: bool = False) -> None:
         self._items[item.record.event_id].append("delivered")

@@ -197,19 +197,9 @@ class OpenSpanner:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         tally = Tally(records)
-        items: list[Item] = []
-        for record in tally.records:
-            try:
-                items.extend(self.items(record))
-            except Unsendable as exc:
-                tally.dead_event(record, str(exc))
-        for start in range(0, len(items), MAX_ITEMS):
-            chunk = items[start : start + MAX_ITEMS]
-            if tally.halt or tally.retry_after is not None:
-                for item in chunk:
-                    tally.retry(item)
-                continue
-            self._send_chunk(chunk, tally)
+        tally.send_in_chunks(
+            tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)
+        )
         return tally.outcomes()
 
     def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:

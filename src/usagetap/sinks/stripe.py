@@ -154,12 +154,7 @@ class Stripe:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         tally = Tally(records)
-        items: list[Item] = []
-        for record in tally.records:
-            try:
-                items.extend(self.items(record))
-            except Unsendable as exc:
-                tally.dead_event(record, str(exc))
+        items = tally.collect(self.items)
         stop = threading.Event()
 
         def one(item: Item) -> tuple[Item, str, Optional[Outcomes]]:
