@@ -484,6 +484,15 @@ def test_unmetered_surfaces_pass_through_with_one_debug_log_naming_them(
     assert delivered(sink) == []
 
 
+def test_realtime_is_named_once_as_not_metered_when_a_client_is_wrapped(
+    server: ProviderServer, caplog_usagetap: Any
+) -> None:
+    for _ in range(2):
+        usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"))
+    messages = [r.getMessage() for r in caplog_usagetap.records if "not metered" in r.getMessage()]
+    assert messages == ["usagetap: not metered, passed through untouched: realtime (websocket sessions)"]
+
+
 def test_azure_hosts_are_provider_azure_with_the_plain_client() -> None:
     from usagetap.instrument._wrap import binding_of
 

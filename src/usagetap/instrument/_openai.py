@@ -87,6 +87,16 @@ class OpenAIAdapter:
 
         return openai.OpenAI, openai.AsyncOpenAI
 
+    def note_unmetered(self, client: Any) -> None:
+        """Name, once, the surfaces that never pass through ``request()``: realtime is a websocket."""
+        beta = getattr(type(client), "beta", None)
+        if hasattr(type(client), "realtime") or (beta is not None and hasattr(beta, "realtime")):
+            log_once(
+                logging.DEBUG,
+                "unmetered:realtime",
+                "usagetap: not metered, passed through untouched: realtime (websocket sessions)",
+            )
+
     # -- before the request -------------------------------------------------
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:

@@ -65,6 +65,9 @@ def wrap(
         provider_override=provider,
     )
     _install(client, binding)
+    note = getattr(adapter, "note_unmetered", None)
+    if note is not None:
+        note(client)
     return client
 
 
