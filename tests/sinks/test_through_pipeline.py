@@ -12,6 +12,7 @@ import usagetap
 from tests.helpers import make_record
 from usagetap.delivery.spool import open_spool
 from usagetap.sinks import OpenSpanner, Spaire
+from usagetap.testing import ProviderServer
 from usagetap.testing.backends import OpenSpannerBackend, SpaireBackend
 
 
@@ -66,4 +67,23 @@ def test_open_spanner_per_item_failures_dead_letter_those_items_only(tmp_path: P
         result = usagetap.flush(timeout=30)
         assert (result.sent, result.dead, result.pending) == (7, 1, 0)
         assert len(backend.events) == 7
+        assert backend.contract_violations == []
+
+
+def test_a_client_wrapped_with_a_meter_reports_to_that_meter(tmp_path: Path, server: ProviderServer) -> None:
+    import openai
+
+    with OpenSpannerBackend() as backend:
+        sink = OpenSpanner(api_key=backend.api_key, base_url=backend.url)
+        sink.ensure_meter()
+        backend.create_meter({**sink.meter_definition(), "name": "premium_tokens"})
+        usagetap.configure(sink=sink, spool_path=str(tmp_path / "spool.db"), flush_interval=0.05)
+        standard = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"), customer="org_1")
+        premium = usagetap.wrap(
+            openai.OpenAI(base_url=server.openai_url, api_key="k"), customer="org_1", meter="premium_tokens"
+        )
+        for client in (standard, premium):
+            client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+        assert usagetap.flush(timeout=30).pending == 0
+        assert sorted(e["meter"] for e in backend.events.values()) == ["ai_tokens", "premium_tokens"]
         assert backend.contract_violations == []

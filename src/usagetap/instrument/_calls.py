@@ -73,6 +73,8 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
     binding, scope = call.binding, call.scope
     run = scope.run
     dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
+    if binding.meter:
+        dimensions["meter"] = binding.meter
     if usage.response_id and call.provider in _TRUSTED_IDS:
         event_id = derive_event_id(call.provider, call.operation, usage.response_id)
     else:

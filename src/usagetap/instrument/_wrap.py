@@ -44,7 +44,10 @@ def wrap(
         claude = usagetap.wrap(Anthropic(), customer="org_9", dimensions={"product": "assistant"})
 
     ``customer`` and ``dimensions`` are defaults for this client; a
-    ``usagetap.customer()`` scope in effect at call time wins. ``provider``
+    ``usagetap.customer()`` scope in effect at call time wins. ``meter`` sends
+    this client's records to another meter (Open Spanner meter, Stripe or
+    Spaire event name, OpenMeter event type) than the sink's default; the
+    record carries it as the ``meter`` dimension. ``provider``
     overrides the provider name derived from the base URL (for gateways and
     proxies). The client is metered in place: ``isinstance`` checks, its type
     and all its other attributes are unchanged, and ``with_options()`` /

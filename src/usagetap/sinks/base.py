@@ -14,7 +14,7 @@ from typing import Optional, Protocol, runtime_checkable
 
 from ..record import UsageRecord
 
-__all__ = ["Outcomes", "Sink"]
+__all__ = ["Outcomes", "Sink", "meter_of"]
 
 
 @dataclass
@@ -75,6 +75,12 @@ class Outcomes:
             halt=self.halt or other.halt,
             split=self.split or other.split,
         )
+
+
+def meter_of(record: UsageRecord, default: str) -> str:
+    """The meter (event name) a record goes to: the one its client was wrapped with, else the sink's."""
+    meter = record.dimensions.get("meter")
+    return meter if isinstance(meter, str) and meter else default
 
 
 @runtime_checkable

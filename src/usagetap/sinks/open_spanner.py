@@ -27,7 +27,7 @@ from ..errors import ConfigurationError, UsagetapError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
-from .base import Outcomes
+from .base import Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
 
@@ -186,7 +186,7 @@ class OpenSpanner:
                 metadata[name] = str(value)
         return {
             "subject": record.customer,
-            "meter": self.meter,
+            "meter": meter_of(record, self.meter),
             "quantity": item.quantity,
             "idempotency_key": item.key,
             "timestamp": rfc3339(record.timestamp),

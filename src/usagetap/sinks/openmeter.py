@@ -25,7 +25,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import Outcomes
+from .base import Outcomes, meter_of
 
 __all__ = ["OpenMeter"]
 
@@ -100,7 +100,7 @@ class OpenMeter:
             "specversion": "1.0",
             "id": record.event_id,
             "source": self.source,
-            "type": self.event_type,
+            "type": meter_of(record, self.event_type),
             "subject": record.customer,
             "time": rfc3339(record.timestamp),
             "data": data,

@@ -31,7 +31,7 @@ from ..errors import ConfigurationError
 from ..record import Scalar, UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import Outcomes
+from .base import Outcomes, meter_of
 
 __all__ = ["Polar", "Spaire"]
 
@@ -119,7 +119,7 @@ class Spaire:
                     "(customer_field='customer_id')"
                 ) from None
         event: dict[str, Any] = {
-            "name": self.event_name,
+            "name": meter_of(record, self.event_name),
             self.customer_field: customer,
             "external_id": record.event_id,
             "timestamp": rfc3339(self._endpoint.not_after_now(record.timestamp)),

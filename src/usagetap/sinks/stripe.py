@@ -32,7 +32,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, items_for
-from .base import Outcomes
+from .base import Outcomes, meter_of
 
 __all__ = ["Stripe"]
 
@@ -140,7 +140,7 @@ class Stripe:
         record = item.record
         moment = self._endpoint.not_after_now(record.timestamp)
         form = {
-            "event_name": self.event_name.replace("{token_type}", item.token_type or ""),
+            "event_name": meter_of(record, self.event_name).replace("{token_type}", item.token_type or ""),
             f"payload[{self.customer_key}]": str(record.customer),
             f"payload[{self.value_key}]": str(item.quantity),
             "identifier": identifier(item.key),
