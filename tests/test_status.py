@@ -162,7 +162,9 @@ def test_a_missing_spool_is_one_clear_line(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "none.db").exists()
 
 
-def test_a_file_that_is_no_spool_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_is_no_spool_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     assert main(["status", "--spool", str(junk)]) == 1
