@@ -126,7 +126,7 @@ def test_bad_group_key_is_one_clear_line(ledger: Path, capsys: pytest.CaptureFix
     )
 
 
-@pytest.mark.parametrize("command", [[], ["report"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["report"], ["demo"], ["status"], ["replay"]])
 def test_help_with_examples(command: list, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
