@@ -133,8 +133,7 @@ def test_help_with_examples(command: list, capsys: pytest.CaptureFixture[str]) -
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: usagetap" in out
-    if command:
-        assert "examples:" in out
+    assert "examples:" in out and f"  usagetap {command[0] if command else 'demo'}" in out
 
 
 def test_demo_writes_a_ledger_with_several_priced_customers(

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+_MAIN_EXAMPLES = """\
+examples:
+  usagetap demo                            metered calls offline, then the report
+  usagetap report --by customer,day        what each customer used, day by day
+  usagetap status                          what is waiting for delivery, what died and why
+  usagetap replay --dead                   re-send dead letters once the cause is fixed
+
+run 'usagetap <command> --help' for a command's options and examples
+"""
+
 _REPORT_EXAMPLES = """\
 examples:
   usagetap report                          per customer and model, as a table
@@ -90,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="usagetap",
         description="Meter LLM usage per customer: report on the local ledger, inspect delivery, "
         "replay what was not delivered.",
-        epilog="run 'usagetap <command> --help' for a command's options and examples",
+        epilog=_MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
@@ -151,7 +162,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_STATUS_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    status.add_argument("--spool", help="spool path (default: $USAGETAP_SPOOL or ./.usagetap/spool.db)")
+    status.add_argument(
+        "--spool", metavar="PATH", help="spool path (default: $USAGETAP_SPOOL or ./.usagetap/spool.db)"
+    )
     status.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     status.set_defaults(run=_status)
 
@@ -165,20 +178,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--dead", action="store_true", help="replay the spool's dead letters")
     replay.add_argument(
-        "--since", type=_day, help="first UTC day of usage to replay (YYYY-MM-DD; by the record's time)"
+        "--since",
+        type=_day,
+        metavar="DAY",
+        help="first UTC day of usage to replay (YYYY-MM-DD; by the record's time)",
     )
-    replay.add_argument("--until", type=_day, help="last UTC day of usage to replay (YYYY-MM-DD)")
+    replay.add_argument(
+        "--until", type=_day, metavar="DAY", help="last UTC day of usage to replay (YYYY-MM-DD)"
+    )
     replay.add_argument(
         "--sink",
         metavar="NAME",
         help="with --dead: the sink the dead letters belonged to (default: the configured sink's name; "
         "see 'usagetap status')",
     )
-    replay.add_argument("--reason", help="with --dead: only dead letters whose reason contains this text")
-    replay.add_argument("--db", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)")
-    replay.add_argument("--spool", help="spool path (default: $USAGETAP_SPOOL or ./.usagetap/spool.db)")
     replay.add_argument(
-        "--retries", type=_count, default=5, help="retries of an event the backend asks to retry (default: 5)"
+        "--reason", metavar="TEXT", help="with --dead: only dead letters whose reason contains this text"
+    )
+    replay.add_argument(
+        "--db", metavar="PATH", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)"
+    )
+    replay.add_argument(
+        "--spool", metavar="PATH", help="spool path (default: $USAGETAP_SPOOL or ./.usagetap/spool.db)"
+    )
+    replay.add_argument(
+        "--retries",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="retries of an event the backend asks to retry (default: 5)",
     )
     replay.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
     replay.set_defaults(run=_replay)
