@@ -170,3 +170,13 @@ def test_a_file_that_is_no_spool_is_one_clear_line(
     assert main(["status", "--spool", str(junk)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"usagetap: error: cannot read the spool at {junk}")
+
+
+def test_a_database_that_is_no_spool_is_named_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from usagetap.sinks import Ledger
+
+    Ledger(tmp_path / "ledger.db").send([make_record()])
+    assert main(["status", "--spool", str(tmp_path / "ledger.db")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"usagetap: error: {tmp_path / 'ledger.db'} is not a usagetap spool (no dead, meta, spool table)"
+    )

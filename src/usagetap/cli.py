@@ -347,11 +347,13 @@ def _spool_path(args: argparse.Namespace) -> str:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from .status import open_readonly, read_status
+    from .status import NotASpool, open_readonly, read_status
 
     path = _spool_path(args)
     try:
         conn = open_readonly(path)
+    except NotASpool as exc:
+        raise CLIError(f"{path} is {exc}") from None
     except FileNotFoundError:
         raise CLIError(
             f"no spool at {path} (nothing was queued for a remote sink here; "
@@ -511,11 +513,14 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
     from .replay import load_dead_letters, open_spool_file, settle_dead_letters
+    from .status import NotASpool
 
     path = _spool_path(args)
     source = args.sink or (sink.name if sink is not None else None)
     try:
         conn = open_spool_file(path)
+    except NotASpool as exc:
+        raise CLIError(f"{path} is {exc}") from None
     except FileNotFoundError:
         raise CLIError(
             f"no spool at {path}, so no dead letters (pass --spool, or set USAGETAP_SPOOL)"

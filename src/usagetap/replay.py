@@ -22,6 +22,7 @@ from .delivery.codec import decode
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
 from .sinks.ledger import iter_records
+from .status import NotASpool, check_spool
 
 __all__ = [
     "DeadLetters",
@@ -212,13 +213,16 @@ class DeadLetters:
 
 
 def open_spool_file(path: str) -> sqlite3.Connection:
-    """A plain connection to an existing spool: no lease or ownership bookkeeping, unlike the pipeline's."""
+    """A plain connection to an existing spool: no lease or ownership bookkeeping, unlike the pipeline's.
+
+    Raises FileNotFoundError when there is none, :class:`NotASpool` or sqlite3.Error when it is no spool.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(path)
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
-        conn.execute("SELECT 1 FROM dead LIMIT 1").fetchall()
-    except sqlite3.Error:
+        check_spool(conn)
+    except (sqlite3.Error, NotASpool):
         conn.close()
         raise
     return conn

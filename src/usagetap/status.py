@@ -19,7 +19,20 @@ from typing import Any, Callable, Optional
 from .delivery.spool import _pid_alive
 from .delivery.worker import COUNTERS, status_key
 
-__all__ = ["DeadGroup", "Lease", "SinkStatus", "SpoolStatus", "open_readonly", "read_status"]
+__all__ = [
+    "DeadGroup",
+    "Lease",
+    "NotASpool",
+    "SinkStatus",
+    "SpoolStatus",
+    "check_spool",
+    "open_readonly",
+    "read_status",
+]
+
+
+class NotASpool(ValueError):
+    """The file is an SQLite database, but not a usagetap spool."""
 
 
 @dataclass
@@ -124,8 +137,19 @@ def _iso(moment: Optional[float]) -> Optional[str]:
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def check_spool(conn: sqlite3.Connection) -> None:
+    """Raise :class:`NotASpool` unless ``conn`` is a usagetap spool (sqlite3.Error if no database)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = {"spool", "dead", "meta"} - tables
+    if missing:
+        raise NotASpool(f"not a usagetap spool (no {', '.join(sorted(missing))} table)")
+
+
 def open_readonly(path: str) -> sqlite3.Connection:
-    """A read-only connection to the spool at ``path``; FileNotFoundError when there is none."""
+    """A read-only connection to the spool at ``path``.
+
+    Raises FileNotFoundError when there is none, :class:`NotASpool` or sqlite3.Error when it is no spool.
+    """
     target = Path(path)
     if not target.is_file():
         raise FileNotFoundError(path)
@@ -133,8 +157,8 @@ def open_readonly(path: str) -> sqlite3.Connection:
         f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0, isolation_level=None
     )
     try:
-        conn.execute("SELECT 1 FROM spool LIMIT 1").fetchall()
-    except sqlite3.Error:
+        check_spool(conn)
+    except (sqlite3.Error, NotASpool):
         conn.close()
         raise
     return conn

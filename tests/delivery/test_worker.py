@@ -129,6 +129,19 @@ def test_a_new_error_is_written_at_once_other_changes_at_most_once_per_interval(
     worker.publish_status(force=True)
     assert meta(spool, "memory") == status, "nothing changed: nothing written"
 
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    assert (meta(spool, "memory") or {})["retried"] == 1, "the same error again waits for the interval"
+
+    def down(records: Sequence[UsageRecord], call: int) -> Outcomes:
+        raise ConnectionError("backend down")
+
+    worker.sink = Scripted(down)
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    status = meta(spool, "memory") or {}
+    assert (status["last_error"], status["retried"]) == ("ConnectionError: backend down", 3)
+
 
 def test_nothing_is_written_when_the_store_is_not_a_spool() -> None:
     store = MemoryStore()

@@ -9,7 +9,7 @@ failure (``halt``) pauses it longer and keeps every event.
 On a spool, each worker also keeps its counters and last error in the
 spool's ``meta`` table (key ``sink:<key>``), for ``usagetap status``: written
 from this thread only, when they changed, at most once a second (at once
-for a new error).
+for an error with a new reason).
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class SinkWorker:
         self._published: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._published_at = -math.inf
         self._error_unpublished = False
+        self._published_reason: Optional[str] = None
         self._backlog = 0
         self._thread: Optional[threading.Thread] = None
 
@@ -265,7 +266,8 @@ class SinkWorker:
         """Add this worker's new counts (and a new last error) to the spool's ``meta`` table.
 
         Only on a :class:`Spool`, only when something changed, and at most once per
-        ``status_interval`` unless a new error came or ``force``. Call it from this worker's thread.
+        ``status_interval`` unless an error with a new reason came, or ``force``. Call it from this
+        worker's thread.
         """
         store = self.store
         if not isinstance(store, Spool):
@@ -275,7 +277,8 @@ class SinkWorker:
         if not self._error_unpublished and not any(added.values()):
             return
         now = time.monotonic()
-        if not (force or self._error_unpublished) and now - self._published_at < self.status_interval:
+        new_error = self._error_unpublished and self._last_reason != self._published_reason
+        if not (force or new_error) and now - self._published_at < self.status_interval:
             return
         put: dict[str, object] = {"updated": time.time(), "pid": os.getpid()}
         if self._error_unpublished:
@@ -288,6 +291,8 @@ class SinkWorker:
             return
         self._published = counts
         self._published_at = now
+        if self._error_unpublished:
+            self._published_reason = self._last_reason
         self._error_unpublished = False
 
     def _halt(self, reason: str, now: float) -> None:
