@@ -318,3 +318,15 @@ def test_missing_ledger_and_spool_are_one_line(
     code, _, err = run(capsys, "--dead", "--spool", str(tmp_path / "none.db"))
     assert code == 1 and err.strip().startswith(f"usagetap: error: no spool at {tmp_path / 'none.db'}")
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_dry_run_of_a_ledger_range_needs_no_sink(
+    ledger: list[UsageRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--since", day(1), "--dry-run")
+    assert code == 0
+    tokens = sum(r.input_tokens + r.output_tokens for r in ledger[:4])
+    assert out.strip() == (
+        f"dry run: would replay 4 ledger records ({day(1)} .. today) to no sink (USAGETAP_SINK is not set): "
+        f"3 customer(s), used {day(1)} .. {day(0)}, {tokens:,} tokens"
+    )

@@ -536,7 +536,7 @@ def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
             print(f"nothing to replay: no {what} match in {path}", file=sys.stderr)
             return _EXIT_UNDELIVERED if letters.unreadable else 0
         if args.dry_run or sink is None:
-            _dry_run(what, list(letters.records.values()), sink, reasons=list(letters.reasons.values()))
+            _dry_run(what, letters.records.values(), sink, reasons=list(letters.reasons.values()))
             return 0
         result = _run_replay(
             sink,
@@ -571,7 +571,7 @@ def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:
             print(f"nothing to replay: no {what} in {path}", file=sys.stderr)
             return 0
         if args.dry_run or sink is None:
-            _dry_run(what, list(ledger_records(conn, args.since, args.until)), sink)
+            _dry_run(what, ledger_records(conn, args.since, args.until), sink)
             return 0
         result = _run_replay(sink, ledger_records(conn, args.since, args.until), total, args.retries)
     except sqlite3.Error as exc:
@@ -582,17 +582,22 @@ def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:
 
 
 def _dry_run(
-    what: str, usage: Sequence[UsageRecord], sink: Optional[Sink], reasons: Sequence[str] = ()
+    what: str, usage: Iterable[UsageRecord], sink: Optional[Sink], reasons: Sequence[str] = ()
 ) -> None:
     from collections import Counter
 
-    customers = {r.customer for r in usage}
-    first = min(r.timestamp for r in usage).date()
-    last = max(r.timestamp for r in usage).date()
+    count = tokens = 0
+    customers: set[Optional[str]] = set()
+    days: set[date] = set()
+    for r in usage:
+        count += 1
+        tokens += r.input_tokens + r.output_tokens
+        customers.add(r.customer)
+        days.add(r.timestamp.date())
     target = repr(sink) if sink is not None else "no sink (USAGETAP_SINK is not set)"
     print(
-        f"dry run: would replay {len(usage):,} {what} to {target}: {len(customers):,} customer(s), "
-        f"used {first} .. {last}, {sum(r.input_tokens + r.output_tokens for r in usage):,} tokens"
+        f"dry run: would replay {count:,} {what} to {target}: {len(customers):,} customer(s), "
+        f"used {min(days)} .. {max(days)}, {tokens:,} tokens"
     )
     for reason, count in Counter(reasons).most_common(10):
         print(f"  {count:,} x {reason}")
