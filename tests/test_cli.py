@@ -126,15 +126,14 @@ def test_bad_group_key_is_one_clear_line(ledger: Path, capsys: pytest.CaptureFix
     )
 
 
-@pytest.mark.parametrize("command", [[], ["report"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["report"], ["demo"], ["status"], ["replay"]])
 def test_help_with_examples(command: list, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: usagetap" in out
-    if command:
-        assert "examples:" in out
+    assert "examples:" in out and f"  usagetap {command[0] if command else 'demo'}" in out
 
 
 def test_demo_writes_a_ledger_with_several_priced_customers(

@@ -25,3 +25,78 @@ def test_agent_runs_totals_a_run_per_call_and_refuses_what_the_guard_refuses(cap
     assert (free.calls, refused.calls, refused.error) == (4, 1, "BudgetExceeded")
     out = capsys.readouterr().out
     assert "refused: org_free used" in out and "refused: a call with no customer" in out
+
+
+def test_fastapi_bills_each_request_to_the_customer_it_names(capsys) -> None:  # type: ignore[no-untyped-def]
+    replies, records = runpy.run_path(str(EXAMPLES / "fastapi_app.py"))["main"]()
+    assert len(replies) == len(records) == 3
+    billed = {r.response_id: r.customer for r in records}
+    assert [billed[reply["id"]] for reply in replies] == ["org_acme", "org_globex", "org_acme"]
+    assert all(r.dimensions["product"] == "api" and r.output_tokens > 0 for r in records)
+    assert "-> org_globex (api)" in capsys.readouterr().out
+
+
+def test_budget_guard_refuses_before_the_provider_is_called(capsys) -> None:  # type: ignore[no-untyped-def]
+    calls, refusal, provider_requests = runpy.run_path(str(EXAMPLES / "budget_guard.py"))["main"]()
+    assert calls >= 1
+    assert provider_requests == calls, "the refused call never reached the provider"
+    assert (refusal.customer, refusal.period, refusal.max_tokens) == ("org_trial", "day", 60)
+    assert refusal.tokens >= 60
+    assert f"{calls} calls, then refused" in capsys.readouterr().out
+
+
+def test_spaire_example_lands_one_event_per_call_with_tokens_and_cost(capsys) -> None:  # type: ignore[no-untyped-def]
+    spaire, provider = runpy.run_path(str(EXAMPLES / "spaire_sink.py"))["main"]()
+    totals = spaire.totals()
+    assert set(totals) == {"org_acme", "org_globex"}
+    assert all(row["events"] == 1 and row["cost_cents"] > 0 for row in totals.values())
+    issued = provider.totals()
+    assert sum(row["input_tokens"] for row in totals.values()) == issued["input_tokens"]
+    assert sum(row["output_tokens"] for row in totals.values()) == issued["output_tokens"]
+    assert {e["name"] for e in spaire.events.values()} == {"llm.usage"}
+    assert "org_acme: 1 event(s)" in capsys.readouterr().out
+
+
+def test_open_spanner_example_creates_the_meter_and_splits_by_token_type(capsys) -> None:  # type: ignore[no-untyped-def]
+    spanner, provider = runpy.run_path(str(EXAMPLES / "open_spanner_sink.py"))["main"]()
+    assert "ai_tokens" in spanner.meters and spanner.contract_violations == []
+    issued = provider.totals()
+    row = spanner.totals()["org_acme"]
+    assert row["cache_read"] == issued["cache_read_tokens"] > 0
+    assert row["input"] == issued["input_tokens"] - issued["cache_read_tokens"] - issued["cache_write_tokens"]
+    assert row["output"] == issued["output_tokens"]
+    assert row["quantity"] == issued["input_tokens"] + issued["output_tokens"]
+    assert {e["metadata"]["feature"] for e in spanner.events.values()} == {"handbook"}
+    assert {key.rsplit(":", 1)[1] for key in spanner.events} == {"input", "cache_read", "output"}
+    assert "org_acme: quantity" in capsys.readouterr().out
+
+
+def test_solvapay_example_records_token_units_per_customer_reference(capsys) -> None:  # type: ignore[no-untyped-def]
+    solvapay, provider = runpy.run_path(str(EXAMPLES / "solvapay_sink.py"))["main"]()
+    totals = solvapay.totals()
+    assert set(totals) == {"cus_3F9A2C", "cus_7B1D4E"}
+    issued = provider.totals()
+    assert sum(row["units"] for row in totals.values()) == issued["input_tokens"] + issued["output_tokens"]
+    assert {e["productRef"] for e in solvapay.events.values()} == {"prd_assistant"}
+    assert "cus_3F9A2C:" in capsys.readouterr().out
+
+
+def test_serverless_handler_has_delivered_its_usage_when_it_returns(capsys) -> None:  # type: ignore[no-untyped-def]
+    held, spaire = runpy.run_path(str(EXAMPLES / "serverless.py"))["main"]()
+    assert held == [1, 2, 3]
+    totals = spaire.totals()
+    assert {customer: row["events"] for customer, row in totals.items()} == {"org_acme": 2, "org_globex": 1}
+    assert "the backend holds 3 event(s)" in capsys.readouterr().out
+
+
+def test_celery_tasks_bill_the_customer_that_queued_them(capsys) -> None:  # type: ignore[no-untyped-def]
+    from usagetap.integrations import celery as usagetap_celery
+
+    try:
+        billed_to, records = runpy.run_path(str(EXAMPLES / "celery_worker.py"))["main"]()
+    finally:
+        usagetap_celery.uninstall()
+    assert sorted(billed_to.values()) == ["org_acme", "org_globex"]
+    assert {r.response_id: r.customer for r in records} == billed_to
+    assert all(r.dimensions["feature"] == "digest" and r.output_tokens > 0 for r in records)
+    assert "billed to org_globex (digest)" in capsys.readouterr().out

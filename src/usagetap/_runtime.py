@@ -208,7 +208,13 @@ def submit(item: Item) -> None:
 def flush(timeout: Optional[float] = 5.0) -> FlushResult:
     """Deliver everything captured so far, waiting at most ``timeout`` seconds.
 
-    Returns ``FlushResult(sent, pending, dead)``; it is truthy when nothing is pending.
+    Returns ``FlushResult(sent, pending, dead)``; it is truthy when nothing is pending::
+
+        result = usagetap.flush(timeout=2.0)
+        if not result:
+            log.warning("%d usage records still pending", result.pending)
+
+    What is still pending stays queued (on disk with a spool) and is delivered later.
     """
     pipeline = _pipeline
     if pipeline is None:
@@ -217,7 +223,12 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
 
 
 async def aflush(timeout: Optional[float] = 5.0) -> FlushResult:
-    """:func:`flush` for asyncio code: waits in a worker thread, never blocking the event loop."""
+    """:func:`flush` for asyncio code: waits in a worker thread, never blocking the event loop.
+
+    ::
+
+        result = await usagetap.aflush(timeout=2.0)
+    """
     return await asyncio.get_running_loop().run_in_executor(None, flush, timeout)
 
 
@@ -226,7 +237,9 @@ def shutdown(timeout: Optional[float] = None) -> FlushResult:
 
     Runs at interpreter exit and never hangs; what cannot be delivered in time
     stays in the spool for the next start. Later records are refused until
-    ``configure()`` is called again.
+    ``configure()`` is called again. Call it yourself where exit hooks do not run::
+
+        signal.signal(signal.SIGTERM, lambda *_: (usagetap.shutdown(timeout=3.0), sys.exit(0)))
     """
     pipeline = _pipeline
     if pipeline is None:
@@ -237,7 +250,11 @@ def shutdown(timeout: Optional[float] = None) -> FlushResult:
 def stats() -> dict[str, int]:
     """Counters since start: captured, spooled, sent, retried, duplicate, dead, dropped.<reason>, ...
 
-    Plus ``pending``: records captured by this process and not yet delivered.
+    Plus ``pending``: records captured by this process and not yet delivered::
+
+        counts = usagetap.stats()
+        metrics.gauge("usagetap.pending", counts["pending"])
+        metrics.gauge("usagetap.dead", counts.get("dead", 0))
     """
     counts = _stats.snapshot()
     pipeline = _pipeline

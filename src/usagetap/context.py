@@ -51,7 +51,16 @@ def current_scope() -> Scope:
 
 
 def current_run() -> Optional[Run]:
-    """The innermost ``usagetap.track()`` run in effect here, or None."""
+    """The innermost ``usagetap.track()`` run in effect here, or None.
+
+    ::
+
+        @usagetap.track(customer=lambda org, **_: org, feature="research")
+        def research(org: str, topic: str) -> None:
+            ...
+            run = usagetap.current_run()
+            log.info("research for %s so far: %d tokens", org, run.total_tokens)
+    """
     return _scope.get().run
 
 

@@ -108,7 +108,14 @@ def set(
     limits for different periods all apply. A policy is called with the
     customer id before each of its calls (keep it cheap: cache what it looks
     up) and returns a :class:`Limit`, a list of them, or None; it is used for
-    customers with no limit set by id.
+    customers with no limit set by id::
+
+        usagetap.limits.set("org_trial", max_tokens=200_000, period="day")
+        usagetap.limits.set(lambda org: usagetap.limits.Limit(max_cost=budget_of(org), period="month"))
+        try:
+            client.chat.completions.create(...)
+        except usagetap.BudgetExceeded as exc:
+            return f"This {exc.period}'s budget is used up ({exc.tokens} tokens, ${exc.cost})"
     """
     global _policy, _enabled
     if callable(customer):
@@ -281,7 +288,13 @@ def observe(customer: Optional[str], item: Union[Item, UsageRecord]) -> None:
 
 
 def spent(customer: str, period: str = "month") -> Spend:
-    """What ``customer`` has spent in the current ``period`` (prices the calls not priced yet)."""
+    """What ``customer`` has spent in the current ``period`` (prices the calls not priced yet).
+
+    ::
+
+        spend = usagetap.limits.spent("org_123", period="month")
+        print(f"{spend.calls} calls, {spend.tokens} tokens, ${spend.cost} since {spend.since:%Y-%m-%d}")
+    """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
     account = _account(customer)

@@ -88,7 +88,10 @@ def set(
     ``model`` is matched, case-insensitively, against the model a response
     reports and then against the model the request asked for (an Azure
     deployment name, say). ``provider`` is usagetap's provider name
-    (``openai``, ``azure``, ``anthropic``, ... or the host of a compatible server).
+    (``openai``, ``azure``, ``anthropic``, ... or the host of a compatible server)::
+
+        usagetap.prices.set("ft:gpt-4.1-mini:acme::x1", "openai", input_per_mtok=0.8, output_per_mtok=3.2)
+        usagetap.prices.set("llama-3.1-70b", input_per_mtok="0.59", output_per_mtok="0.79")  # any provider
     """
     if not isinstance(model, str) or not model:
         raise TypeError("prices.set(): model must be a non-empty string")
@@ -142,7 +145,11 @@ def markup(multiplier: Multiplier, *, customer: Optional[str] = None) -> None:
     ``multiplier`` is a number (1.3 for 30 % on top; below 1 for a discount),
     a function of the :class:`~usagetap.UsageRecord` returning one (or None
     for no markup), or None to remove the markup. A customer's own markup
-    wins over the general one. ``cost`` stays the provider's price.
+    wins over the general one. ``cost`` stays the provider's price::
+
+        usagetap.prices.markup(1.3)                                  # 30 % on top for everyone
+        usagetap.prices.markup(1.0, customer="org_partner")          # at cost for a partner
+        usagetap.prices.markup(lambda r: 2 if r.model.startswith("o3") else None)
     """
     value: Union[Decimal, Callable[[UsageRecord], Optional[Number]], None]
     if multiplier is None or callable(multiplier):

@@ -103,6 +103,7 @@ class UsageRecord:
 
     @property
     def total_tokens(self) -> int:
+        """``input_tokens + output_tokens`` (cache and reasoning tokens are parts of these)."""
         return self.input_tokens + self.output_tokens
 
     @property

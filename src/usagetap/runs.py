@@ -115,6 +115,7 @@ class Run:
 
     @property
     def parent_id(self) -> Optional[str]:
+        """The id of the enclosing run, or None for a top-level run."""
         return None if self.parent is None else self.parent.id
 
     # -- collecting ------------------------------------------------------
@@ -168,35 +169,42 @@ class Run:
 
     @property
     def calls(self) -> int:
+        """Calls completed in the run so far (nested runs and propagated threads included)."""
         return len(self._fold())
 
     @property
     def input_tokens(self) -> int:
+        """All input tokens of the run's calls, cache reads and writes included."""
         self._fold()
         return self._tokens[0]
 
     @property
     def output_tokens(self) -> int:
+        """All output tokens of the run's calls, reasoning included."""
         self._fold()
         return self._tokens[1]
 
     @property
     def cache_read_tokens(self) -> int:
+        """Input tokens read from the provider's prompt cache."""
         self._fold()
         return self._tokens[2]
 
     @property
     def cache_write_tokens(self) -> int:
+        """Input tokens written to the provider's prompt cache."""
         self._fold()
         return self._tokens[3]
 
     @property
     def reasoning_tokens(self) -> int:
+        """Output tokens spent on reasoning."""
         self._fold()
         return self._tokens[4]
 
     @property
     def total_tokens(self) -> int:
+        """``input_tokens + output_tokens``."""
         self._fold()
         return self._tokens[0] + self._tokens[1]
 
@@ -214,6 +222,7 @@ class Run:
 
     @property
     def unpriced_calls(self) -> int:
+        """Calls whose model has no price (their cost is unknown, not 0)."""
         self._price()
         return self._unpriced
 
@@ -230,6 +239,7 @@ class Run:
 
     @property
     def running(self) -> bool:
+        """Whether the run is still open."""
         return self.ended_at is None
 
     def summary(self) -> dict[str, Any]:

@@ -10,11 +10,12 @@ reclaimed as they expire.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -319,6 +320,34 @@ class Spool:
     def set_meta(self, key: str, value: str) -> None:
         with SQLITE:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def update_meta(self, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]) -> None:
+        """Merge into the JSON object at ``key``: counters in ``add`` are summed, fields in ``put`` replaced.
+
+        One transaction, so processes sharing the spool add up their counters.
+        """
+        with SQLITE:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                try:
+                    value = json.loads(row[0]) if row else {}
+                except ValueError:
+                    value = {}
+                if not isinstance(value, dict):
+                    value = {}
+                for name, n in add.items():
+                    value[name] = int(value.get(name) or 0) + n
+                value.update(put)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (key, json.dumps(value, separators=(",", ":"))),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         with SQLITE:

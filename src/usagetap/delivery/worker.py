@@ -5,11 +5,18 @@ A failing sink never kills its worker: an exception from ``send()`` means
 refuses as a whole are bisected down to single events. A 429 (any answer
 with Retry-After) pauses the whole sink, so batches don't storm; an auth
 failure (``halt``) pauses it longer and keeps every event.
+
+On a spool, each worker also keeps its counters and last error in the
+spool's ``meta`` table (key ``sink:<key>``), for ``usagetap status``: written
+from this thread only, when they changed, at most once a second (at once
+for an error with a new reason).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -20,11 +27,19 @@ from .._log import internal_error, log, log_once
 from ..record import UsageRecord
 from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
+from .spool import Spool
 from .store import Entry, Store
 
-__all__ = ["SinkWorker"]
+__all__ = ["COUNTERS", "SinkWorker", "status_key"]
 
 HALT_PAUSE = 60.0
+# counter in the spool's meta -> the worker attribute it sums; "delivered" includes duplicates
+COUNTERS = {"delivered": "sent", "duplicates": "duplicates", "retried": "retried", "dead": "dead"}
+
+
+def status_key(sink_key: str) -> str:
+    """The spool ``meta`` key under which the worker of ``sink_key`` keeps its status."""
+    return f"sink:{sink_key}"
 
 
 class SinkWorker:
@@ -50,9 +65,18 @@ class SinkWorker:
         self.paused_until = 0.0
         self.halted: Optional[str] = None
         self.last_error: Optional[str] = None
+        self.last_error_at: Optional[float] = None
+        self._last_reason: Optional[str] = None
         self.stopped = False
         self.sent = 0
         self.dead = 0
+        self.duplicates = 0
+        self.retried = 0
+        self.status_interval = 1.0
+        self._published: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._published_at = -math.inf
+        self._error_unpublished = False
+        self._published_reason: Optional[str] = None
         self._backlog = 0
         self._thread: Optional[threading.Thread] = None
 
@@ -97,12 +121,14 @@ class SinkWorker:
             self.wake.wait(self._timeout())
             self.wake.clear()
             if self._stopped():
-                return
+                break
             try:
                 self.deliver_due()
             except Exception as exc:
                 internal_error(f"worker:{self.key}", exc)
                 self.wake.wait(1.0)
+            self.publish_status()
+        self.publish_status(force=True)
 
     def deliver_due(self) -> None:
         """Send every due entry, batch by batch, until none is due, the sink pauses, or we stop."""
@@ -150,7 +176,10 @@ class SinkWorker:
 
     def _error(self, kind: str, reason: str) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""
-        self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {reason}"
+        self.last_error_at = time.time()
+        self._last_reason = reason
+        self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.last_error_at))} {reason}"
+        self._error_unpublished = True
         log_once(
             logging.WARNING,
             f"sink-error:{self.key}:{kind}",
@@ -210,6 +239,8 @@ class SinkWorker:
             internal_error(f"store:{self.key}", exc)
         self.sent += len(delivered)
         self.dead += len(dead)
+        self.duplicates += outcomes.duplicates
+        self.retried += len(retry)
         _stats.incr("sent", len(delivered))
         if outcomes.duplicates:
             _stats.incr("duplicate", outcomes.duplicates)
@@ -226,7 +257,43 @@ class SinkWorker:
                     self.key,
                     reason,
                 )
+        self.publish_status()
         self.on_settled()
+
+    # -- status for ``usagetap status`` ------------------------------------------
+
+    def publish_status(self, *, force: bool = False) -> None:
+        """Add this worker's new counts (and a new last error) to the spool's ``meta`` table.
+
+        Only on a :class:`Spool`, only when something changed, and at most once per
+        ``status_interval`` unless an error with a new reason came, or ``force``. Call it from this
+        worker's thread.
+        """
+        store = self.store
+        if not isinstance(store, Spool):
+            return
+        counts = {name: int(getattr(self, attr)) for name, attr in COUNTERS.items()}
+        added = {name: counts[name] - self._published[name] for name in COUNTERS}
+        if not self._error_unpublished and not any(added.values()):
+            return
+        now = time.monotonic()
+        new_error = self._error_unpublished and self._last_reason != self._published_reason
+        if not (force or new_error) and now - self._published_at < self.status_interval:
+            return
+        put: dict[str, object] = {"updated": time.time(), "pid": os.getpid()}
+        if self._error_unpublished:
+            put.update(last_error=self._last_reason, last_error_at=self.last_error_at)
+        try:
+            store.update_meta(status_key(self.key), add={k: v for k, v in added.items() if v}, put=put)
+        except Exception as exc:
+            if not self.stopped:  # at shutdown the store may already be closed: best effort
+                internal_error(f"status:{self.key}", exc)
+            return
+        self._published = counts
+        self._published_at = now
+        if self._error_unpublished:
+            self._published_reason = self._last_reason
+        self._error_unpublished = False
 
     def _halt(self, reason: str, now: float) -> None:
         pause = HALT_PAUSE if self.halted is None else min(self.backoff.cap, HALT_PAUSE * 5)

@@ -66,7 +66,12 @@ def instrument() -> list[str]:
 
     An alternative to :func:`usagetap.wrap` for code that builds its own
     clients. Idempotent; returns the SDK families it patched. A client both
-    wrapped and instrumented is metered once.
+    wrapped and instrumented is metered once::
+
+        usagetap.instrument()                 # once, at startup
+        client = OpenAI()                     # metered, like every client made by any library
+        with usagetap.customer("org_123"):
+            client.chat.completions.create(model="gpt-4.1", messages=[...])
     """
     import inspect
 

@@ -37,8 +37,9 @@ def wrap(
 ) -> T:
     """Meter every billable call made through ``client``; return the same client.
 
-    Works on ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` and OpenAI-compatible
-    base URLs (and on Anthropic clients once their adapter is installed)::
+    Works on ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, OpenAI-compatible
+    base URLs, ``Anthropic``, ``AsyncAnthropic`` and Anthropic's Bedrock and
+    Vertex clients::
 
         client = usagetap.wrap(OpenAI())
         claude = usagetap.wrap(Anthropic(), customer="org_9", dimensions={"product": "assistant"})

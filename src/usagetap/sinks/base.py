@@ -43,24 +43,29 @@ class Outcomes:
 
     @classmethod
     def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
+        """Every record acknowledged; ``duplicates`` of them were already there."""
         return cls(delivered=[r.event_id for r in records], duplicates=duplicates)
 
     @classmethod
     def all_retry(cls, records: Iterable[UsageRecord], retry_after: Optional[float] = None) -> Outcomes:
+        """Every record to be retried, not before ``retry_after`` seconds if given."""
         return cls(retry=[r.event_id for r in records], retry_after=retry_after)
 
     @classmethod
     def all_dead(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
+        """Every record refused for good with ``reason``."""
         return cls(dead={r.event_id: reason for r in records})
 
     @classmethod
     def split_batch(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
+        """The batch refused as a whole with ``reason``: resend it in halves."""
         return cls(retry=[r.event_id for r in records], split=reason)
 
     @classmethod
     def halted(
         cls, records: Iterable[UsageRecord], reason: str, retry_after: Optional[float] = None
     ) -> Outcomes:
+        """Nothing can be delivered until someone acts (``reason``): keep every record, pause the sink."""
         return cls(retry=[r.event_id for r in records], halt=reason, retry_after=retry_after)
 
     def merge(self, other: Outcomes) -> Outcomes:

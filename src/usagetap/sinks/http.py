@@ -97,6 +97,7 @@ class HTTP:
         self._endpoint = Endpoint(self.name, url, headers=headers, timeout=timeout, secrets=secrets)
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST the batch as one signed JSON request and read per-event duplicates and rejections."""
         tally = Tally(records)
         items = [Item(r, r.event_id, r.total_tokens) for r in tally.records]
         if not items:
@@ -128,6 +129,7 @@ class HTTP:
         return tally.outcomes()
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._endpoint.close()
 
     def __repr__(self) -> str:

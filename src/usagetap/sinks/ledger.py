@@ -151,6 +151,7 @@ class Ledger:
         return self._conn
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Insert the records in one transaction; an event id already in the ledger is a duplicate."""
         with SQLITE:
             conn = self._connection()
             before = conn.total_changes
@@ -170,6 +171,7 @@ class Ledger:
             return list(iter_records(self._connection()))
 
     def close(self) -> None:
+        """Close the SQLite connection (reopened on the next send)."""
         with SQLITE:
             if self._conn is not None:
                 self._conn.close()

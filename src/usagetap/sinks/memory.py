@@ -27,6 +27,7 @@ class Memory:
         self.records: list[UsageRecord] = []
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Append the records not seen before to ``records``; the others count as duplicates."""
         duplicates = 0
         with self._lock:
             for record in records:
@@ -38,12 +39,13 @@ class Memory:
         return Outcomes.all_delivered(records, duplicates=duplicates)
 
     def clear(self) -> None:
+        """Forget every record (and the event ids seen), e.g. between tests."""
         with self._lock:
             self._by_id.clear()
             self.records.clear()
 
     def close(self) -> None:
-        pass
+        """Nothing to release; the records stay readable."""
 
     def __repr__(self) -> str:
         return f"Memory(records={len(self.records)})"

@@ -95,6 +95,7 @@ class OpenSpanner:
 
     @property
     def base_url(self) -> str:
+        """The Open Spanner deployment usage is posted to."""
         return self._endpoint.base_url
 
     # -- the meter -------------------------------------------------------
@@ -170,6 +171,7 @@ class OpenSpanner:
         return items_for(record, split=self.split_by_token_type)
 
     def body(self, item: Item) -> dict[str, Any]:
+        """The ``usage.CreateRequest`` item for one item (one record, or one token type of it)."""
         record = item.record
         cached = record.dimensions.get("cached")
         metadata: dict[str, Any] = {
@@ -196,6 +198,7 @@ class OpenSpanner:
     # -- delivery --------------------------------------------------------
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST the items in bulk requests of at most 1000 and read each item's outcome."""
         tally = Tally(records)
         tally.send_in_chunks(
             tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)
@@ -244,6 +247,7 @@ class OpenSpanner:
                 tally.retry(item)
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._endpoint.close()
 
     def __repr__(self) -> str:

@@ -72,9 +72,11 @@ class OpenMeter:
 
     @property
     def base_url(self) -> str:
+        """The OpenMeter URL events are posted to."""
         return self._endpoint.base_url
 
     def event(self, record: UsageRecord) -> dict[str, Any]:
+        """The CloudEvent for ``record``; raises ``Unsendable`` when it can never be valid."""
         if record.customer is None:
             raise Unsendable("no customer")
         if not record.customer:
@@ -107,6 +109,7 @@ class OpenMeter:
         }
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST the batch as one CloudEvents batch; OpenMeter accepts or refuses it as a whole."""
         tally = Tally(records)
         items: list[Item] = []
         events: list[dict[str, Any]] = []
@@ -138,6 +141,7 @@ class OpenMeter:
         return tally.outcomes()
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._endpoint.close()
 
     def __repr__(self) -> str:

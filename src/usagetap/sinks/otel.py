@@ -71,6 +71,7 @@ class OpenTelemetry:
         self._lock = threading.Lock()
 
     def attributes(self, record: UsageRecord) -> dict[str, str]:
+        """The GenAI semantic-convention attributes of ``record``'s measurements."""
         attributes = {
             "gen_ai.provider.name": PROVIDERS.get(record.provider, record.provider),
             "gen_ai.operation.name": OPERATIONS.get(record.operation, record.operation),
@@ -83,6 +84,7 @@ class OpenTelemetry:
         return attributes
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Record each new event's input and output tokens on the histogram."""
         outcomes = Outcomes()
         for record in records:
             outcomes.delivered.append(record.event_id)
@@ -100,7 +102,7 @@ class OpenTelemetry:
         return outcomes
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the MeterProvider's exporters are the application's."""
 
     def __repr__(self) -> str:
         return "OpenTelemetry()"

@@ -82,11 +82,13 @@ class SolvaPay:
 
     @property
     def base_url(self) -> str:
+        """The SolvaPay API usage is posted to."""
         return self._endpoint.base_url
 
     # -- mapping ---------------------------------------------------------
 
     def items(self, record: UsageRecord) -> list[Item]:
+        """The items for ``record`` (one, or one per token type); ``Unsendable`` if it can't be sent."""
         if record.customer is None:
             raise Unsendable("no customer")
         if not record.customer.strip():
@@ -98,6 +100,7 @@ class SolvaPay:
         return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS)
 
     def event(self, item: Item) -> dict[str, Any]:
+        """The usage event for one item: ``customerRef``, ``units``, ``idempotencyKey``, ..."""
         record = item.record
         metadata: dict[str, Any] = {
             "type": self.event_type,
@@ -136,6 +139,7 @@ class SolvaPay:
     # -- delivery --------------------------------------------------------
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST the items to the bulk endpoint; a batch refused as a whole is split by the pipeline."""
         tally = Tally(records)
         tally.send_in_chunks(
             tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)
@@ -175,6 +179,7 @@ class SolvaPay:
                 tally.duplicates += max(known, 0)
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._endpoint.close()
 
     def __repr__(self) -> str:

@@ -99,6 +99,7 @@ class Spaire:
 
     @property
     def base_url(self) -> str:
+        """The API events are posted to."""
         return self._endpoint.base_url
 
     # -- mapping ---------------------------------------------------------
@@ -174,6 +175,7 @@ class Spaire:
     # -- delivery --------------------------------------------------------
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST the batch to ``/v1/events/ingest``; a 422 naming events dead-letters those."""
         tally = Tally(records)
         items: list[Item] = []
         events: list[dict[str, Any]] = []
@@ -233,6 +235,7 @@ class Spaire:
         return True
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._endpoint.close()
 
     def __repr__(self) -> str:

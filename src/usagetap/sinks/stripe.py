@@ -119,11 +119,13 @@ class Stripe:
 
     @property
     def base_url(self) -> str:
+        """The Stripe API meter events are posted to."""
         return self._endpoint.base_url
 
     # -- mapping ---------------------------------------------------------
 
     def items(self, record: UsageRecord) -> list[Item]:
+        """The meter events for ``record`` (one, or one per token type); ``Unsendable`` if unsendable."""
         customer = record.customer
         if customer is None:
             raise Unsendable("no customer")
@@ -137,6 +139,7 @@ class Stripe:
         return items_for(record, split=self.split_by_token_type)
 
     def form(self, item: Item) -> dict[str, str]:
+        """The form fields of one meter event."""
         record = item.record
         moment = self._endpoint.not_after_now(record.timestamp)
         form = {
@@ -153,6 +156,7 @@ class Stripe:
     # -- delivery --------------------------------------------------------
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """POST one meter event per item, ``concurrency`` at a time; "already exists" counts as delivered."""
         tally = Tally(records)
         items = tally.collect(self.items)
         stop = threading.Event()
@@ -194,6 +198,7 @@ class Stripe:
             return self._pool
 
     def close(self) -> None:
+        """Close the HTTP connection pool and its worker threads."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():

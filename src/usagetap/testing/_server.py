@@ -130,6 +130,7 @@ class ProviderServer:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> ProviderServer:
+        """Serve on 127.0.0.1 (``port``, or a free one) in a thread; usagetap takes it for ``impersonate``."""
         handler = _make_handler(self)
         self._httpd = _HTTPServer(("127.0.0.1", self.port), handler)
         self.port = self._httpd.server_address[1]
@@ -147,6 +148,7 @@ class ProviderServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening (idempotent)."""
         if self._httpd is not None:
             if self.impersonate:
                 from ..instrument._hosts import stop_impersonating
@@ -164,6 +166,7 @@ class ProviderServer:
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -201,6 +204,7 @@ class ProviderServer:
             self._faults.extend([fault] * count)
 
     def issue(self, issued: Issued) -> None:
+        """Remember the usage a response reports, for :meth:`totals`."""
         with self._lock:
             self.issued[issued.response_id] = issued
 

@@ -27,6 +27,7 @@ class Request:
     body: bytes
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.body)
 
 
@@ -84,6 +85,7 @@ class LoopbackBackend:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> LoopbackBackend:
+        """Listen on 127.0.0.1 (``port``, or a free one) in a background thread."""
         self._httpd = _HTTPServer(("127.0.0.1", self.port), _make_handler(self))
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -96,6 +98,7 @@ class LoopbackBackend:
         return self
 
     def stop(self) -> None:
+        """Stop listening (idempotent)."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -109,9 +112,11 @@ class LoopbackBackend:
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:<port>``, the base URL to give the sink."""
         return f"http://127.0.0.1:{self.port}"
 
     def now(self) -> datetime:
+        """This server's clock (``clock_offset`` applied), as the backend sees time."""
         return datetime.fromtimestamp(time.time() + self.clock_offset, timezone.utc)
 
     # -- faults ----------------------------------------------------------
@@ -157,14 +162,17 @@ class LoopbackBackend:
     # -- contract --------------------------------------------------------
 
     def bearer(self, request: Request) -> Optional[str]:
+        """The Bearer token of ``request``, or None."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         return token if scheme.lower() == "bearer" and token else None
 
     def authorized(self, request: Request) -> bool:
+        """Whether ``request`` carries this backend's ``api_key``."""
         return self.bearer(request) == self.api_key
 
     def handle(self, request: Request) -> Answer:  # pragma: no cover - abstract
+        """Answer one request as the backend does (after faults are applied)."""
         raise NotImplementedError
 
     def _dispatch(self, request: Request) -> Optional[Answer]:

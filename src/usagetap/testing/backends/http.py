@@ -35,6 +35,7 @@ class HTTPReceiver(LoopbackBackend):
 
     @property
     def endpoint(self) -> str:
+        """The full URL to give ``usagetap.sinks.HTTP``."""
         return f"{self.url}{self.path}"
 
     def reject(self, rule: Callable[[Mapping[str, Any]], Optional[str]]) -> None:

@@ -1,0 +1,291 @@
+"""Re-send records to a sink, for ``usagetap replay``: dead letters from the spool, or a ledger range.
+
+Records keep their event ids, so the backend deduplicates what it already
+has: a replay never bills twice. Records are sent through the sink directly,
+``sink.max_batch`` at a time, following the :class:`~usagetap.sinks.Outcomes`
+contract: events to retry are retried with backoff a bounded number of times,
+a batch refused as a whole is bisected, and a ``halt`` stops the replay.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from .delivery.backoff import Backoff
+from .delivery.codec import decode
+from .record import UsageRecord
+from .sinks.base import Outcomes, Sink
+from .sinks.ledger import iter_records
+from .status import NotASpool, check_spool
+
+__all__ = [
+    "DeadLetters",
+    "ReplayResult",
+    "Replayer",
+    "count_ledger",
+    "ledger_records",
+    "load_dead_letters",
+    "open_spool_file",
+    "settle_dead_letters",
+]
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did. ``sent``: newly accepted; ``duplicates``: the backend had them already.
+
+    ``dead``: event id -> the backend's reason, never deliverable as is. ``failed``: event id ->
+    why it was not delivered this time (retries exhausted, the sink halted, unreadable).
+    """
+
+    selected: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    dead: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    halted: Optional[str] = None
+
+    @property
+    def delivered(self) -> int:
+        return self.sent + self.duplicates
+
+    @property
+    def complete(self) -> bool:
+        """Every selected event reached the backend."""
+        return not self.dead and not self.failed
+
+    def summary(self) -> str:
+        return (
+            f"{self.selected:,} selected: {self.sent:,} sent, {self.duplicates:,} duplicates, "
+            f"{len(self.dead):,} dead, {len(self.failed):,} failed"
+        )
+
+
+class Replayer:
+    """Send records through ``sink`` in batches and account for every event's outcome.
+
+    ``retries``: how many more times a batch's retryable events are sent, with
+    ``backoff`` between attempts (the backend's Retry-After is the minimum).
+    ``on_batch(records, result)`` runs after each batch is settled;
+    ``on_wait(seconds, reason)`` before each backoff.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        retries: int = 5,
+        backoff: Optional[Backoff] = None,
+        on_batch: Optional[Callable[[Sequence[UsageRecord], ReplayResult], None]] = None,
+        on_wait: Optional[Callable[[float, str], None]] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sink = sink
+        self.retries = max(0, retries)
+        self.backoff = backoff or Backoff()
+        self.batch_size = max(1, int(getattr(sink, "max_batch", 100) or 100))
+        self.on_batch = on_batch
+        self.on_wait = on_wait
+        self.sleep = sleep
+        self.result = ReplayResult()
+
+    def replay(self, records: Iterable[UsageRecord]) -> ReplayResult:
+        """Send ``records`` (already deduplicated on event id); stop early if the sink halts."""
+        batch: list[UsageRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= self.batch_size:
+                self._batch(batch)
+                batch = []
+        if batch:
+            self._batch(batch)
+        return self.result
+
+    def _batch(self, batch: list[UsageRecord]) -> None:
+        result = self.result
+        result.selected += len(batch)
+        if result.halted is not None:
+            result.failed.update((r.event_id, f"not sent: {result.halted}") for r in batch)
+        else:
+            self._deliver(batch)
+        if self.on_batch is not None:
+            self.on_batch(batch, result)
+
+    def _deliver(self, batch: list[UsageRecord]) -> None:
+        result = self.result
+        todo = batch
+        attempt = 0
+        while True:
+            outcomes, error = self._send(todo)
+            by_id = {r.event_id: r for r in todo}
+            delivered = sum(by_id.pop(i, None) is not None for i in dict.fromkeys(outcomes.delivered))
+            duplicates = min(outcomes.duplicates, delivered)
+            result.sent += delivered - duplicates
+            result.duplicates += duplicates
+            for event_id, reason in outcomes.dead.items():
+                if by_id.pop(event_id, None) is not None:
+                    result.dead[event_id] = reason
+            if outcomes.halt:
+                result.halted = outcomes.halt
+                result.failed.update((i, f"halted: {outcomes.halt}") for i in by_id)
+                return
+            if not by_id:
+                return
+            reason = error or "the backend asked to retry"
+            attempt += 1
+            if attempt > self.retries:
+                result.failed.update((i, f"{reason} (gave up after {attempt} attempts)") for i in by_id)
+                return
+            delay = self.backoff.delay(attempt, outcomes.retry_after)
+            if self.on_wait is not None:
+                self.on_wait(delay, reason)
+            self.sleep(delay)
+            todo = list(by_id.values())
+
+    def _send(self, records: list[UsageRecord]) -> tuple[Outcomes, Optional[str]]:
+        """One send, bisecting batches the backend refuses as a whole (like the delivery worker)."""
+        try:
+            outcomes = self.sink.send(records)
+        except Exception as exc:
+            return Outcomes.all_retry(records), f"{type(exc).__name__}: {exc}"
+        if outcomes.split and not outcomes.halt:
+            if len(records) > 1:
+                middle = len(records) // 2
+                first, error1 = self._send(records[:middle])
+                second, error2 = self._send(records[middle:])
+                return first.merge(second), error1 or error2
+            only = records[0].event_id
+            outcomes.retry = [i for i in outcomes.retry if i != only]
+            outcomes.dead[only] = outcomes.split
+            outcomes.split = None
+        return outcomes, None
+
+
+# -- sources -----------------------------------------------------------------------
+
+
+def _in_window(record: UsageRecord, since: Optional[date], until: Optional[date]) -> bool:
+    day = record.timestamp.astimezone(timezone.utc).date()
+    return (since is None or day >= since) and (until is None or day <= until)
+
+
+def _ledger_where(since: Optional[date], until: Optional[date]) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        clauses.append("substr(timestamp, 1, 10) >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append("substr(timestamp, 1, 10) <= ?")
+        params.append(until.isoformat())
+    return " AND ".join(clauses), params
+
+
+def count_ledger(conn: sqlite3.Connection, since: Optional[date], until: Optional[date]) -> int:
+    """How many ledger records fall within the UTC days ``since`` .. ``until``."""
+    where, params = _ledger_where(since, until)
+    sql = "SELECT COUNT(*) FROM usage" + (f" WHERE {where}" if where else "")
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def ledger_records(
+    conn: sqlite3.Connection, since: Optional[date], until: Optional[date]
+) -> Iterator[UsageRecord]:
+    """The ledger's records within the UTC days ``since`` .. ``until``, oldest first."""
+    where, params = _ledger_where(since, until)
+    return iter_records(conn, where, params)
+
+
+@dataclass
+class DeadLetters:
+    """Dead letters selected from a spool, by event id, with the rows that hold them."""
+
+    records: dict[str, UsageRecord] = field(default_factory=dict)
+    rows: dict[str, list[int]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[int, str] = field(default_factory=dict)
+
+
+def open_spool_file(path: str) -> sqlite3.Connection:
+    """A plain connection to an existing spool: no lease or ownership bookkeeping, unlike the pipeline's.
+
+    Raises FileNotFoundError when there is none, :class:`NotASpool` or sqlite3.Error when it is no spool.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(path)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    try:
+        check_spool(conn)
+    except (sqlite3.Error, NotASpool):
+        conn.close()
+        raise
+    return conn
+
+
+def load_dead_letters(
+    conn: sqlite3.Connection,
+    *,
+    sink: Optional[str] = None,
+    reason: Optional[str] = None,
+    since: Optional[date] = None,
+    until: Optional[date] = None,
+) -> DeadLetters:
+    """Dead letters of ``sink`` whose reason contains ``reason`` (any case), used within the UTC days."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if sink is not None:
+        clauses.append("sink = ?")
+        params.append(sink)
+    if reason:
+        clauses.append("instr(lower(reason), lower(?)) > 0")
+        params.append(reason)
+    sql = "SELECT seq, payload, reason FROM dead" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+    out = DeadLetters()
+    for seq, payload, why in conn.execute(sql + " ORDER BY seq", params):
+        try:
+            record = decode(payload)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            out.unreadable[seq] = f"unreadable dead letter #{seq}: {exc}"
+            continue
+        if not _in_window(record, since, until):
+            continue
+        out.records.setdefault(record.event_id, record)
+        out.rows.setdefault(record.event_id, []).append(seq)
+        out.reasons[record.event_id] = why
+    return out
+
+
+def settle_dead_letters(
+    conn: sqlite3.Connection,
+    letters: DeadLetters,
+    records: Sequence[UsageRecord],
+    result: ReplayResult,
+    now: Optional[float] = None,
+) -> None:
+    """After a batch: forget the dead letters now delivered; give those refused again the new reason."""
+    died = time.time() if now is None else now
+    delivered: list[tuple[int]] = []
+    refused: list[tuple[str, float, int]] = []
+    for record in records:
+        event_id = record.event_id
+        seqs = letters.rows.get(event_id, [])
+        if event_id in result.dead:
+            refused.extend((result.dead[event_id], died, seq) for seq in seqs)
+        elif event_id not in result.failed:
+            delivered.extend((seq,) for seq in seqs)
+    if not delivered and not refused:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM dead WHERE seq = ?", delivered)
+        conn.executemany("UPDATE dead SET reason = ?, died = ? WHERE seq = ?", refused)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

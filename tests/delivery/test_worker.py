@@ -1,0 +1,181 @@
+"""A sink worker keeps its counters and last error in the spool, for ``usagetap status``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from tests.helpers import make_record
+from usagetap import _stats
+from usagetap.delivery import Pipeline, Settings
+from usagetap.delivery.backoff import Backoff
+from usagetap.delivery.spool import Spool, open_spool
+from usagetap.delivery.store import MemoryStore, Store
+from usagetap.delivery.worker import SinkWorker, status_key
+from usagetap.record import UsageRecord
+from usagetap.sinks import Outcomes
+
+Answer = Callable[[Sequence[UsageRecord], int], Outcomes]
+
+
+class Scripted:
+    """A sink whose answer to its n-th call comes from ``answer(records, n)``."""
+
+    max_batch = 100
+
+    def __init__(self, answer: Answer, name: str = "scripted") -> None:
+        self.name = name
+        self.answer = answer
+        self.calls = 0
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.calls += 1
+        return self.answer(records, self.calls)
+
+    def close(self) -> None:
+        pass
+
+
+def spool_at(path: Path) -> Spool:
+    return open_spool(str(path), max_bytes=0, lease_seconds=60.0)
+
+
+def worker_for(store: Store, sink: Scripted, interval: float = 0.0) -> SinkWorker:
+    worker = SinkWorker(
+        sink,
+        sink.name,
+        store,
+        batch_size=100,
+        flush_interval=1.0,
+        backoff=Backoff(initial=0.0, cap=0.0, jitter=0.0),  # retried rows are due again at once
+        on_settled=lambda: None,
+    )
+    worker.status_interval = interval
+    return worker
+
+
+def meta(spool: Spool, key: str) -> Optional[dict[str, Any]]:
+    row = spool._conn.execute("SELECT value FROM meta WHERE key=?", (status_key(key),)).fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def down_then_mixed(records: Sequence[UsageRecord], call: int) -> Outcomes:
+    """Call 1: the backend is down. Call 2: odd token counts are refused, one event was there already."""
+    if call == 1:
+        raise ConnectionError("backend down")
+    ok = [r.event_id for r in records if r.input_tokens % 2 == 0]
+    return Outcomes(
+        delivered=ok,
+        duplicates=1,
+        dead={r.event_id: "422: odd" for r in records if r.input_tokens % 2},
+    )
+
+
+def test_counters_and_the_last_error_land_in_the_spools_meta(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    spool.add(["scripted"], [make_record(input_tokens=n) for n in range(5)])
+    worker = worker_for(spool, Scripted(down_then_mixed))
+    worker.deliver_due()
+    status = meta(spool, "scripted")
+    assert status is not None
+    assert {k: status[k] for k in ("delivered", "duplicates", "retried", "dead")} == {
+        "delivered": 3,
+        "duplicates": 1,
+        "retried": 5,
+        "dead": 2,
+    }
+    assert status["last_error"] == "ConnectionError: backend down"
+    assert status["last_error_at"] == worker.last_error_at
+    assert status["pid"] > 0 and status["updated"] >= status["last_error_at"]
+
+
+def test_processes_sharing_a_spool_add_up_their_counters(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first, second = spool_at(path), Spool(path, max_bytes=0, lease_seconds=60.0)
+    first.add(["memory"], [make_record() for _ in range(3)])
+    worker_for(first, Scripted(lambda records, _: Outcomes.all_delivered(records), "memory")).deliver_due()
+    second.add(["memory"], [make_record() for _ in range(2)])
+    worker_for(second, Scripted(lambda records, _: Outcomes.all_delivered(records), "memory")).deliver_due()
+    status = meta(first, "memory")
+    assert status is not None and status["delivered"] == 5
+    assert "last_error" not in status, "no process had an error"
+
+
+def test_a_new_error_is_written_at_once_other_changes_at_most_once_per_interval(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db")
+    worker = worker_for(
+        spool, Scripted(lambda records, _: Outcomes.all_delivered(records), "memory"), interval=3600.0
+    )
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    assert (meta(spool, "memory") or {})["delivered"] == 1, "the first change is written at once"
+
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    assert (meta(spool, "memory") or {})["delivered"] == 1, "held back within the interval"
+
+    worker.sink = Scripted(lambda records, _: Outcomes.all_retry(records))
+    spool.add(["memory"], [make_record()])
+    worker.backoff = Backoff(initial=60.0, cap=60.0, jitter=0.0)
+    worker.deliver_due()
+    status = meta(spool, "memory") or {}
+    assert status["last_error"] == "the backend asked to retry 1 event(s)"
+    assert (status["delivered"], status["retried"]) == (2, 1), "an error brings the held counts along"
+
+    worker.publish_status(force=True)
+    assert meta(spool, "memory") == status, "nothing changed: nothing written"
+
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    assert (meta(spool, "memory") or {})["retried"] == 1, "the same error again waits for the interval"
+
+    def down(records: Sequence[UsageRecord], call: int) -> Outcomes:
+        raise ConnectionError("backend down")
+
+    worker.sink = Scripted(down)
+    spool.add(["memory"], [make_record()])
+    worker.deliver_due()
+    status = meta(spool, "memory") or {}
+    assert (status["last_error"], status["retried"]) == ("ConnectionError: backend down", 3)
+
+
+def test_nothing_is_written_when_the_store_is_not_a_spool() -> None:
+    store = MemoryStore()
+    store.add(["scripted"], [make_record(input_tokens=n) for n in range(3)])
+    worker = worker_for(store, Scripted(down_then_mixed))
+    worker.deliver_due()
+    assert worker.sent == 2 and (worker.last_error or "").endswith("ConnectionError: backend down")
+    assert "internal_errors" not in _stats.snapshot()
+
+
+def test_the_pipeline_writes_status_from_its_worker_thread_only(tmp_path: Path) -> None:
+    threads: set[str] = set()
+    original = Spool.update_meta
+
+    def spy(self: Spool, key: str, **kw: Any) -> None:
+        threads.add(threading.current_thread().name)
+        original(self, key, **kw)
+
+    Spool.update_meta = spy  # type: ignore[method-assign]
+    try:
+        path = tmp_path / "spool.db"
+        sink = Scripted(lambda records, call: Outcomes.all_delivered(records), "memory")
+        pipeline = Pipeline(
+            sink, Settings(durability="sync", spool_path=str(path), flush_interval=0.02, batch_size=4)
+        )
+        for _ in range(10):
+            pipeline.submit(make_record())
+        assert pipeline.flush(10.0).pending == 0
+        reader = spool_at(path)
+        deadline = time.monotonic() + 10  # batches settled within a second are written on the next one
+        while (meta(reader, "memory") or {}).get("delivered") != 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (meta(reader, "memory") or {}).get("delivered") == 10
+        pipeline.shutdown()
+    finally:
+        Spool.update_meta = original  # type: ignore[method-assign]
+    assert threads == {"usagetap-sink-memory"}
