@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
+from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
 from .sinks.ledger import iter_records
@@ -149,22 +150,14 @@ class Replayer:
             todo = list(by_id.values())
 
     def _send(self, records: list[UsageRecord]) -> tuple[Outcomes, Optional[str]]:
-        """One send, bisecting batches the backend refuses as a whole (like the delivery worker)."""
-        try:
-            outcomes = self.sink.send(records)
-        except Exception as exc:
-            return Outcomes.all_retry(records), f"{type(exc).__name__}: {exc}"
-        if outcomes.split and not outcomes.halt:
-            if len(records) > 1:
-                middle = len(records) // 2
-                first, error1 = self._send(records[:middle])
-                second, error2 = self._send(records[middle:])
-                return first.merge(second), error1 or error2
-            only = records[0].event_id
-            outcomes.retry = [i for i in outcomes.retry if i != only]
-            outcomes.dead[only] = outcomes.split
-            outcomes.split = None
-        return outcomes, None
+        """One send, bisecting batches the backend refuses as a whole (as the delivery worker does)."""
+        errors: list[str] = []
+
+        def failed(kind: str, reason: str) -> None:
+            if kind != "retry":
+                errors.append(reason)
+
+        return send_bisecting(self.sink, records, failed), (errors[0] if errors else None)
 
 
 # -- sources -----------------------------------------------------------------------

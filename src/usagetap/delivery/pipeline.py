@@ -392,9 +392,13 @@ class Pipeline:
         self._wake.set()
         for worker in self.workers:
             worker.stop()
-        left = 0.5 if timeout is None else max(0.0, min(0.5, timeout - (time.monotonic() - started)))
+        grace = time.monotonic() + (
+            0.5 if timeout is None else max(0.0, min(0.5, timeout - (time.monotonic() - started)))
+        )
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(left)
+            self._thread.join(max(0.0, grace - time.monotonic()))
+        for worker in self.workers:  # a worker stuck in a send (a black-holed backend) is left behind
+            worker.join(max(0.0, grace - time.monotonic()))
         kept = self._keep_leftovers()
         for sink in self.sinks:
             try:

@@ -42,6 +42,32 @@ def status_key(sink_key: str) -> str:
     return f"sink:{sink_key}"
 
 
+def send_bisecting(sink: Sink, records: list[UsageRecord], on_error: Callable[[str, str], None]) -> Outcomes:
+    """One ``sink.send()``; a batch the backend refuses as a whole is bisected down to the event at
+    fault, which is dead-lettered with the backend's reason.
+
+    An exception from the sink means "retry every event"; it, and a backend asking to retry,
+    are reported as ``on_error(kind, reason)``.
+    """
+    try:
+        outcomes = sink.send(records)
+    except Exception as exc:
+        on_error(type(exc).__name__, f"{type(exc).__name__}: {exc}")
+        return Outcomes.all_retry(records)
+    if outcomes.retry and not outcomes.halt and not outcomes.split:
+        on_error("retry", f"the backend asked to retry {len(outcomes.retry)} event(s)")
+    if outcomes.split and not outcomes.halt:
+        if len(records) > 1:
+            middle = len(records) // 2
+            first = send_bisecting(sink, records[:middle], on_error)
+            return first.merge(send_bisecting(sink, records[middle:], on_error))
+        only = records[0].event_id
+        outcomes.retry = [i for i in outcomes.retry if i != only]
+        outcomes.dead[only] = outcomes.split
+        outcomes.split = None
+    return outcomes
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -157,22 +183,7 @@ class SinkWorker:
     # -- one batch -------------------------------------------------------------
 
     def _send(self, records: list[UsageRecord]) -> Outcomes:
-        try:
-            outcomes = self.sink.send(records)
-        except Exception as exc:
-            self._error(type(exc).__name__, f"{type(exc).__name__}: {exc}")
-            return Outcomes.all_retry(records)
-        if outcomes.retry and not outcomes.halt and not outcomes.split:
-            self._error("retry", f"the backend asked to retry {len(outcomes.retry)} event(s)")
-        if outcomes.split and not outcomes.halt:
-            if len(records) > 1:
-                middle = len(records) // 2
-                return self._send(records[:middle]).merge(self._send(records[middle:]))
-            only = records[0].event_id
-            outcomes.retry = [i for i in outcomes.retry if i != only]
-            outcomes.dead[only] = outcomes.split
-            outcomes.split = None
-        return outcomes
+        return send_bisecting(self.sink, records, self._error)
 
     def _error(self, kind: str, reason: str) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""
