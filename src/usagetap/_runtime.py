@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import inspect
@@ -218,6 +217,8 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
 
 async def aflush(timeout: Optional[float] = 5.0) -> FlushResult:
     """:func:`flush` for asyncio code: waits in a worker thread, never blocking the event loop."""
+    import asyncio
+
     return await asyncio.get_running_loop().run_in_executor(None, flush, timeout)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ TOKEN_FIELDS = (
 )
 
 _STATUSES = frozenset({"ok", "partial"})
-_NAMESPACE = uuid.UUID("6f1c8f2e-3b5a-5d0c-9a44-2e7d1b9c0a11").bytes
+_NAMESPACE = bytes.fromhex("6f1c8f2e3b5a5d0c9a442e7d1b9c0a11")  # a UUID's bytes
 
 
 def _uuid_text(raw: bytes, version: int) -> str:

@@ -30,8 +30,7 @@ from ..record import UsageRecord
 from ..sinks.base import Sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
-from .spool import SpoolUnavailable, open_spool
-from .store import MemoryStore, Store, StoreFull, Tiered
+from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
 from .worker import SinkWorker
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
@@ -221,6 +220,8 @@ class Pipeline:
                 MemoryStore(s.max_queue), self._open_spill, adopt=os.path.exists(s.spool_path)
             )
         else:
+            from .spool import open_spool  # imported on first use: sqlite3 is not needed before
+
             try:
                 self.store = open_spool(
                     s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds
@@ -243,6 +244,8 @@ class Pipeline:
         return self.store
 
     def _open_spill(self) -> Optional[Store]:
+        from .spool import open_spool
+
         s = self.settings
         try:
             return open_spool(s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds)
@@ -464,9 +467,9 @@ class Pipeline:
                     internal_error("sink.after_fork", exc)
 
 
-# The delivery threads import tenacity and genai-prices on first use. A fork in the middle
-# of such an import would leave the module's import lock held forever in the child, so a
-# fork waits (briefly) for those imports to finish.
+# The delivery threads import tenacity, genai-prices and the spool (sqlite3) on first use. A fork
+# in the middle of such an import would leave the module's import lock held forever in the
+# child, so a fork waits (briefly) for those imports to finish.
 _importing = threading.Event()
 _imported = threading.Event()
 
@@ -478,6 +481,8 @@ def _import_dependencies() -> None:
     try:
         import genai_prices  # noqa: F401
         import tenacity  # noqa: F401
+
+        from . import spool  # noqa: F401
     except Exception as exc:  # pragma: no cover - a broken install is reported where they are used
         internal_error("import", exc)
     finally:

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from .._forksafe import SQLITE
 from .codec import decode, encode
-from .store import DeadLetter, Entry, StoreFull
+from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
 
 __all__ = ["Spool", "SpoolUnavailable", "open_spool"]
 
@@ -68,10 +68,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 # owners of the spools open in this process: their leases are live whatever the pid says
 _open_owners: set[str] = set()
-
-
-class SpoolUnavailable(Exception):
-    """The spool cannot be opened or written (unwritable path, disk full)."""
 
 
 def _pid_alive(pid: int) -> bool:

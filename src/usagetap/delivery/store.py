@@ -16,7 +16,11 @@ from typing import Callable, Optional, Protocol
 
 from ..record import UsageRecord
 
-__all__ = ["DeadLetter", "Entry", "MemoryStore", "Store", "StoreFull", "Tiered"]
+__all__ = ["DeadLetter", "Entry", "MemoryStore", "SpoolUnavailable", "Store", "StoreFull", "Tiered"]
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot be opened or written (unwritable path, disk full)."""
 
 
 class StoreFull(Exception):
