@@ -16,6 +16,7 @@ PostHog's ``/batch/``, OTLP's ``/v1/traces``, ...) gets ``200 {}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -158,7 +159,5 @@ async def serve(port: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
-    except KeyboardInterrupt:
-        pass

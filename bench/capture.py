@@ -112,8 +112,10 @@ def main() -> None:
                 )
                 usagetap.flush(timeout=120)
         counts = usagetap.stats()
-        print(f"delivered {counts.get('sent', 0)} of {counts.get('captured', 0)} captured; dropped: "
-              f"{sum(v for k, v in counts.items() if k.startswith('dropped.'))}")
+        print(
+            f"delivered {counts.get('sent', 0)} of {counts.get('captured', 0)} captured; dropped: "
+            f"{sum(v for k, v in counts.items() if k.startswith('dropped.'))}"
+        )
         usagetap.shutdown(timeout=10)
 
 

@@ -150,9 +150,7 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
     wrapped = PostHogOpenAI(posthog_client=ph, base_url=f"{url}/v1", api_key="bench", max_retries=0)
     pairs = pair(
         openai_calls(bare.chat.completions.create, bare.responses.create),
-        openai_calls(
-            wrapped.chat.completions.create, wrapped.responses.create, posthog_distinct_id=CUSTOMER
-        ),
+        openai_calls(wrapped.chat.completions.create, wrapped.responses.create, posthog_distinct_id=CUSTOMER),
     )
     claude = PostHogAnthropic(posthog_client=ph, base_url=url, api_key="bench", max_retries=0)
     pairs["anthropic-stream"] = (
@@ -164,7 +162,11 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
         ph.flush()
         return f"{captured[0]} events captured; sink: {sinks(url)}"
 
-    return pairs, evidence, "posthog.ai.openai.OpenAI / .anthropic.Anthropic, Posthog client batching to loopback"
+    return (
+        pairs,
+        evidence,
+        "posthog.ai.openai.OpenAI / .anthropic.Anthropic, Posthog client batching to loopback",
+    )
 
 
 def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
@@ -175,7 +177,9 @@ def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
     from langfuse.openai import openai as lf_openai
 
     client = lf_openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
-    pairs = pair(unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create))
+    pairs = pair(
+        unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create)
+    )
 
     def evidence() -> str:
         langfuse.flush()
@@ -198,13 +202,19 @@ def setup_openllmetry(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[
     trace.set_tracer_provider(provider)
     OpenAIInstrumentor().instrument()
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
-    pairs = pair(unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create))
+    pairs = pair(
+        unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create)
+    )
 
     def evidence() -> str:
         provider.force_flush()
         return f"sink: {sinks(url)}"
 
-    return pairs, evidence, "OpenAIInstrumentor().instrument(), OTel SDK BatchSpanProcessor + OTLP/HTTP to loopback"
+    return (
+        pairs,
+        evidence,
+        "OpenAIInstrumentor().instrument(), OTel SDK BatchSpanProcessor + OTLP/HTTP to loopback",
+    )
 
 
 SETUPS = {
@@ -223,7 +233,9 @@ def sinks(url: str, reset: bool = False) -> str:
     """What reached the loopback server's catch-all (the peers' telemetry), since the last reset."""
     with urllib.request.urlopen(f"{url}/__bench/sinks{'?reset' if reset else ''}") as response:
         seen = json.loads(response.read())
-    return ", ".join(f"{path} {n} requests {size // 1024} KiB" for path, (n, size) in seen.items()) or "nothing"
+    return (
+        ", ".join(f"{path} {n} requests {size // 1024} KiB" for path, (n, size) in seen.items()) or "nothing"
+    )
 
 
 def measure(bare: Call, instrumented: Call, calls: int, warmup: int) -> tuple[list[float], list[float]]:
@@ -253,7 +265,10 @@ def worker(subject: str, url: str, calls: int, warmup: int, modes: list[str]) ->
         if mode not in pairs:
             continue
         bare, instrumented = measure(*pairs[mode], calls, warmup)
-        print(json.dumps({"subject": subject, "mode": mode, "bare": bare, "instrumented": instrumented}), flush=True)
+        print(
+            json.dumps({"subject": subject, "mode": mode, "bare": bare, "instrumented": instrumented}),
+            flush=True,
+        )
     print(json.dumps({"subject": subject, "evidence": evidence()}), flush=True)
 
 
@@ -273,7 +288,14 @@ def ratio_interval(bare: list[float], inst: list[float], rounds: int = 400) -> t
 def summarize(bare: list[float], inst: list[float]) -> dict[str, float]:
     b, i = statistics.median(bare), statistics.median(inst)
     low, high = ratio_interval(bare, inst)
-    return {"bare_ms": b * 1e3, "inst_ms": i * 1e3, "ratio": i / b, "low": low, "high": high, "added_us": (i - b) * 1e6}
+    return {
+        "bare_ms": b * 1e3,
+        "inst_ms": i * 1e3,
+        "ratio": i / b,
+        "low": low,
+        "high": high,
+        "added_us": (i - b) * 1e6,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,7 +323,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> None:
     print(
-        f"method: {results['calls']} interleaved single calls per side and mode ({results['warmup']} warm-up), "
+        f"method: {results['calls']} interleaved single calls per side and mode "
+        f"({results['warmup']} warm-up), "
         f"loopback provider in its own process, each subject in its own process; ratio of median wall times "
         f"(bootstrap 95% interval), median time added per call ({machine()})"
     )

@@ -1,4 +1,4 @@
-"""Delivery throughput: events/s sustained from capture to a loopback backend, next to this machine's raw limit.
+"""Delivery throughput: events/s from capture to a loopback backend, next to this machine's raw limit.
 
 Method: one thread captures ``--events`` chat completions as a wrapped client
 does (``emit``: extraction, record, validation and pricing happen on the
@@ -86,7 +86,9 @@ def main() -> None:
     records = []
     with usagetap.customer("org_bench"):
         for source in sources:
-            records.append(make_record(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage(source), "ok"))
+            records.append(
+                make_record(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage(source), "ok")
+            )
     raw = raw_limit(records)
     del records
 
@@ -111,14 +113,14 @@ def main() -> None:
     dropped = sum(v for k, v in after.items() if k.startswith("dropped."))
     rate = sent / elapsed
     print(
-        f"method: {args.events} chat completions captured (emit) on one thread -> intake -> spool (SQLite WAL, "
-        f"group commit) -> HTTP sink, batches of 500, to a loopback receiver in its own process; events / "
-        f"(first capture -> flush done); raw limit: json.dumps + SQLite WAL insert of the same records, "
-        f"1000 per transaction ({machine()})"
+        f"method: {args.events} chat completions captured (emit) on one thread -> intake -> spool "
+        f"(SQLite WAL, group commit) -> HTTP sink, batches of 500, to a loopback receiver in its own "
+        f"process; events / (first capture -> flush done); raw limit: json.dumps + SQLite WAL insert "
+        f"of the same records, 1000 per transaction ({machine()})"
     )
     print(
-        f"usagetap: {rate:,.0f} events/s ({sent} delivered in {elapsed:.2f} s; capture loop {captured:.2f} s; "
-        f"pending {result.pending}, dropped {dropped})"
+        f"usagetap: {rate:,.0f} events/s ({sent} delivered in {elapsed:.2f} s; "
+        f"capture loop {captured:.2f} s; pending {result.pending}, dropped {dropped})"
     )
     print(f"raw limit: {raw:,.0f} events/s; usagetap at {rate / raw:.0%} of it")
 
