@@ -7,9 +7,12 @@ queue slows the producer down). One thread captures ``--records`` chat
 completions as a wrapped client does (``emit``), inside
 ``usagetap.customer()``, after a warm-up of 10,000. RSS (``/proc/self/statm``)
 is sampled every 20 ms; growth = peak - RSS after the warm-up, and the RSS
-once everything captured is in the spool.
+once everything captured is in the spool, with RSS growth at each tenth of
+the run (flat once the capture buffer is full: the backlog is on disk).
+The capture buffer holds what the intake thread has not committed yet; it is
+bounded by ``max_queue`` (default 100,000), settable with ``--max-queue``.
 
-    python bench/memory.py [--records 1000000]
+    python bench/memory.py [--records 1000000] [--max-queue 100000]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def dead_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--max-queue", type=int, default=100_000)
     args = parser.parse_args()
     in_temp_dir("memory")
     openai_adapter: Any = importlib.import_module("usagetap.instrument._openai")
@@ -49,6 +53,7 @@ def main() -> None:
         sink=usagetap.sinks.HTTP(f"http://127.0.0.1:{dead_port()}/usage", timeout=1.0),
         durability="spool",
         overflow="block",
+        max_queue=args.max_queue,
     )
     pipeline = usagetap._runtime.get_pipeline()
 
@@ -72,8 +77,12 @@ def main() -> None:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.perf_counter()
+        tenth = max(1, args.records // 10)
+        steps = []
         for i in range(10_000, 10_000 + args.records):
             emit(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage, completion(i))
+            if (i - 9_999) % tenth == 0:
+                steps.append(rss_bytes() - base)
         spooled()
         elapsed = time.perf_counter() - started
         done.set()
@@ -90,8 +99,9 @@ def main() -> None:
         f"RSS growth: peak {(peak[0] - base) / 2**20:.1f} MiB, at the end {(end - base) / 2**20:.1f} MiB "
         f"(base {base / 2**20:.0f} MiB); {counts.get('spooled', 0)} records spooled "
         f"({spool_size / 2**20:.0f} MiB on disk) in {elapsed:.1f} s; sent {counts.get('sent', 0)}, "
-        f"dropped {sum(v for k, v in counts.items() if k.startswith('dropped.'))}"
+        f"dropped {sum(v for k, v in counts.items() if k.startswith('dropped.'))}; max_queue {args.max_queue}"
     )
+    print("RSS growth at each tenth (MiB): " + " ".join(f"{step / 2**20:.0f}" for step in steps))
     usagetap.shutdown(timeout=1)
 
 
