@@ -204,8 +204,8 @@ class Spool:
         now = time.time()
         payloads = [(r.event_id, encode(r)) for r in records]
         me = os.getpid()
-        rows = [
-            (sink, event_id, payload, now, 0, 0.0, self.owner, me)
+        rows = [  # due from now: leases take the earliest due first, in the index's order (no sort)
+            (sink, event_id, payload, now, 0, now, self.owner, me)
             for sink in sinks
             for event_id, payload in payloads
         ]
@@ -224,7 +224,7 @@ class Spool:
             try:
                 rows = conn.execute(
                     "SELECT seq, payload, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
-                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY seq LIMIT ?",
+                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY not_before, seq LIMIT ?",
                     (sink, now, now, limit),
                 ).fetchall()
                 if rows:

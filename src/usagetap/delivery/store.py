@@ -52,7 +52,7 @@ class Store(Protocol):
         ...
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
-        """Up to ``limit`` due entries for ``sink``, oldest first, leased to this process."""
+        """Up to ``limit`` due entries for ``sink``, earliest due first (then oldest), leased to us."""
         ...
 
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
