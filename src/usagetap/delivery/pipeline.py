@@ -99,6 +99,14 @@ def _materialize(item: Item) -> Optional[UsageRecord]:
     return record
 
 
+def _has_pending(store: Store) -> bool:
+    if isinstance(store, Tiered):
+        spill = store.spill
+        return bool(store.memory.pending()) or (spill is not None and _has_pending(spill))
+    probe = getattr(store, "has_pending", None)
+    return bool(probe()) if callable(probe) else bool(store.pending(mine=True))
+
+
 def _sink_keys(sinks: Sequence[Sink]) -> list[str]:
     keys: list[str] = []
     for sink in sinks:
@@ -349,6 +357,19 @@ class Pipeline:
             stored = 0
         return held + stored
 
+    def _anything_pending(self) -> bool:
+        """``pending() > 0`` without counting a spool's rows (flush asks after every batch)."""
+        with self._cond:
+            if len(self.buffer) or self._transit or self._held:
+                return True
+        store = self.store
+        if store is None:
+            return False
+        try:
+            return _has_pending(store)
+        except Exception:
+            return False
+
     def _totals(self) -> tuple[int, int]:
         return sum(w.sent for w in self.workers), sum(w.dead for w in self.workers)
 
@@ -374,7 +395,7 @@ class Pipeline:
             self._wake.set()
             for worker in self.workers:
                 worker.wake.set()
-            if not self.pending():
+            if not self._anything_pending():
                 break
             left = remaining()
             if left is not None and left <= 0:

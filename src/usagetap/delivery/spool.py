@@ -285,6 +285,14 @@ class Spool:
         with SQLITE:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM spool{where}", params).fetchone()[0])
 
+    def has_pending(self) -> bool:
+        """Whether any row this process added is unacknowledged (stops at the first: no count)."""
+        with SQLITE:
+            return (
+                self._conn.execute("SELECT 1 FROM spool WHERE origin=? LIMIT 1", (self.owner,)).fetchone()
+                is not None
+            )
+
     def next_due(self, sink: str) -> Optional[float]:
         with SQLITE:
             row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
