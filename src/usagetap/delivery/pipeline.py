@@ -174,7 +174,7 @@ class Pipeline:
             return
         if self._thread is None:
             self._start()
-        if len(self.buffer) >= _COMMIT_CHUNK:
+        if len(self.buffer) >= _COMMIT_CHUNK and not self._wake.is_set():  # set() takes a lock
             self._wake.set()
 
     def _commit_sync(self, item: Item) -> None:
