@@ -74,12 +74,19 @@ def run_thread(step: Step, start: int, n: int, out: list[float], barrier: thread
             out.append(clock() - started)
 
 
+_offset = [0]
+
+
 def measure(step: Step, threads: int, records: int) -> list[float]:
+    """Per-record times; every record has its own response id (so its own event)."""
     per_thread = records // threads
+    first, _offset[0] = _offset[0], _offset[0] + records
     results: list[list[float]] = [[] for _ in range(threads)]
     barrier = threading.Barrier(threads)
     workers = [
-        threading.Thread(target=run_thread, args=(step, k * per_thread, per_thread, results[k], barrier))
+        threading.Thread(
+            target=run_thread, args=(step, first + k * per_thread, per_thread, results[k], barrier)
+        )
         for k in range(threads)
     ]
     for worker in workers:
