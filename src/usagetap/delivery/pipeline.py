@@ -20,8 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, Union, cast
+from typing import Optional, Protocol, Union, cast
 
 from .. import _stats
 from .._log import internal_error, log, log_once
@@ -30,12 +29,11 @@ from ..record import UsageRecord
 from ..sinks.base import Sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
+from .settings import DURABILITY, FlushResult, Settings, default_spool_path
 from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
 from .worker import SinkWorker
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
-
-DURABILITY = ("memory", "spool", "sync")
 
 
 class Pending(Protocol):
@@ -45,41 +43,6 @@ class Pending(Protocol):
 
 
 Item = Union[UsageRecord, Pending]
-
-
-def default_spool_path() -> str:
-    """``$USAGETAP_SPOOL``, or ``./.usagetap/spool.db``."""
-    return os.environ.get("USAGETAP_SPOOL") or os.path.join(".usagetap", "spool.db")
-
-
-@dataclass(frozen=True)
-class FlushResult:
-    """What a flush achieved: events ``sent`` and ``dead`` while it ran, ``pending`` when it returned."""
-
-    sent: int
-    pending: int
-    dead: int
-
-    def __bool__(self) -> bool:
-        return self.pending == 0
-
-
-@dataclass
-class Settings:
-    """How the pipeline buffers, stores and batches. See ``usagetap.configure()``."""
-
-    durability: str = "memory"
-    spool_path: str = field(default_factory=default_spool_path)
-    flush_interval: float = 1.0
-    batch_size: int = 500
-    commit_interval: float = 0.1
-    max_queue: int = 100_000
-    max_queue_bytes: int = 64 << 20
-    max_spool_bytes: int = 1 << 30
-    overflow: str = "drop_newest"
-    block_timeout: float = 1.0
-    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None
-    lease_seconds: float = 120.0
 
 
 _COMMIT_CHUNK = 5000
