@@ -15,6 +15,7 @@ LAZY = (
     "rich",
     "asyncio",
     "sqlite3",
+    "hashlib",
     "usagetap.delivery.pipeline",
     "usagetap.pricing",
     "usagetap.sinks.ledger",

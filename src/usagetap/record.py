@@ -8,7 +8,6 @@ and ``reasoning_tokens`` are the parts, so they never exceed their total.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +51,8 @@ def derive_event_id(provider: str, operation: str, response_id: str) -> str:
 
     Same value as ``uuid.uuid5(namespace, ...)``, computed without building ``UUID`` objects (hot path).
     """
+    import hashlib  # imported here: its OpenSSL set-up is a tenth of usagetap's import time
+
     name = f"{provider}\x1f{operation}\x1f{response_id}".encode()
     return _uuid_text(hashlib.sha1(_NAMESPACE + name).digest(), 5)
 
