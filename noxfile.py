@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, and the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x)."""
+"""Sessions: tests, lint, the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x), bench."""
 
 from __future__ import annotations
 
@@ -68,3 +68,26 @@ def anthropic(session: nox.Session, major: str) -> None:
         "tests/instrument/test_manual_record.py",
         *session.posargs,
     )
+
+
+# quick sizes: a few minutes on 2 cores; ``nox -s bench -- full`` runs each script's defaults
+QUICK = {
+    "overhead.py": ["--calls", "100", "--warmup", "10"],
+    "capture.py": ["--records", "5000"],
+    "throughput.py": ["--events", "20000"],
+    "memory.py": ["--records", "50000"],
+    "importtime.py": ["--runs", "5"],
+}
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks (bench/, see BENCHMARKS.md), quick versions; ``-- full`` for the published sizes.
+
+    Peers (PostHog, Langfuse, OpenLLMetry) and profilers come from bench/requirements.txt,
+    in this session's virtualenv only.
+    """
+    session.install("-e", ".[openai,anthropic]", "-r", "bench/requirements.txt")
+    full = "full" in session.posargs
+    for script, quick in QUICK.items():
+        session.run("python", f"bench/{script}", *([] if full else quick))

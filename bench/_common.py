@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: a loopback provider in its own process, and median ratios."""
+"""Helpers shared by the benchmarks: loopback servers in their own process, workloads, RSS, machine."""
 
 from __future__ import annotations
 
@@ -8,13 +8,26 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @contextlib.contextmanager
-def provider_process() -> Iterator[str]:
-    """Start ``python -m usagetap.testing`` in a child process; yield its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "usagetap.testing"], stdout=subprocess.PIPE, text=True)
+def provider_process(fast: bool = True) -> Iterator[str]:
+    """Start the loopback provider in a child process; yield its base URL.
+
+    ``fast``: ``bench/_provider.py`` (the wire formats of ``usagetap.testing``, pre-encoded, on one
+    asyncio loop; it also answers ``200 {}`` to any other POST, so it doubles as a fast receiver);
+    else ``python -m usagetap.testing`` (http.server, a thread per connection).
+    """
+    if fast:
+        command = [sys.executable, os.path.join(HERE, "_provider.py")]
+    else:
+        command = [sys.executable, "-m", "usagetap.testing"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -24,6 +37,41 @@ def provider_process() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def in_temp_dir(label: str) -> str:
+    """Work in a fresh temporary directory (the ledger and the spool go there)."""
+    path = tempfile.mkdtemp(prefix=f"usagetap-bench-{label}-")
+    os.chdir(path)
+    return path
+
+
+def completion(i: int) -> dict[str, Any]:
+    """A chat completion's JSON as the provider sends it; token counts vary (as prices' memo would see)."""
+    return {
+        "id": f"chatcmpl-bench{i:012d}",
+        "object": "chat.completion",
+        "created": 1_767_225_600,
+        "model": "gpt-4.1-2025-04-14",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": 1000 + i % 4000,
+            "completion_tokens": 50 + i % 997,
+            "total_tokens": 1050 + i % 4000 + i % 997,
+            "prompt_tokens_details": {"cached_tokens": (i % 7) * 64},
+        },
+    }
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def median_ratio(wrapped: list[float], bare: list[float]) -> float:

@@ -1,99 +1,369 @@
-"""Call overhead: a wrapped vs a bare OpenAI client against the loopback provider in its own process.
+"""Call overhead: an instrumented vs a bare client, usagetap and its peers, in one run.
 
-Method: one bare and one wrapped client; single calls interleaved (the order
-alternates every iteration); ratio of the median call times (wall clock), and
-of the median CPU time of the calling thread (what usagetap adds to the
-caller, without the provider's latency or other processes' noise). Records go to the
-default SQLite ledger (in a temporary directory), delivered in the background
-as in production.
+Method: the loopback provider (``bench/_provider.py``: the wire formats of
+``usagetap.testing``, pre-encoded) runs in its own process. Each subject runs
+in a fresh child process (the peers patch the SDK globally, so they must not
+meet): per mode, single calls alternate between the bare and the instrumented
+client (the order flips every iteration), after a warm-up; the figure is the
+ratio of the median wall-clock times, with a bootstrap 95% interval, and the
+median time added per call. For peers that patch globally (Langfuse,
+OpenLLMetry), the bare side calls the SDK methods saved before the patch.
 
-    python bench/overhead.py [--calls 1000] [--mode chat|chat-stream|responses-stream]
+Modes: non-streaming chat; a 200-token chat stream (202 chunks; 203 when usage
+is asked for); a 200-token Responses stream (208 events); an Anthropic
+Messages stream (53 events: the loopback server caps replies at 48 tokens).
 
-The stream modes read 200-token streams: 202 chunks for chat, 208 events for responses.
+Subjects (each records what a real deployment would, exported over loopback):
+
+- ``usagetap``: ``usagetap.wrap(client)``, default configuration (records to
+  the local SQLite ledger in a temporary directory), inside ``usagetap.customer()``;
+- ``posthog``: ``posthog.ai.openai.OpenAI`` / ``posthog.ai.anthropic.Anthropic`` with a
+  ``Posthog`` client batching events to the loopback server's ``/batch/``;
+- ``langfuse``: ``from langfuse.openai import openai`` with a ``Langfuse`` client exporting
+  its OTLP spans to the loopback server;
+- ``openllmetry``: ``OpenAIInstrumentor().instrument()`` with an OpenTelemetry SDK
+  ``TracerProvider`` + ``BatchSpanProcessor`` + OTLP/HTTP exporter to the loopback server.
+
+    python bench/overhead.py [--calls 1000] [--warmup 50] [--subjects usagetap,posthog,langfuse,openllmetry]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
+import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from typing import Any, Callable
 
-from _common import machine, median_ratio, provider_process
+from _common import machine, provider_process
 
 MESSAGES: Any = [{"role": "user", "content": "Say something about metering in twenty words"}]
+MODES = ("chat", "chat-stream", "responses-stream", "anthropic-stream")
+SUBJECTS = ("usagetap", "posthog", "langfuse", "openllmetry")
+CUSTOMER = "org_bench"
+
+Call = Callable[[], None]
 
 
-def make_call(client: Any, mode: str) -> Callable[[], None]:
-    create = client.chat.completions.create
-    if mode == "chat":
-        return lambda: create(model="gpt-4.1", messages=MESSAGES, max_tokens=20) and None
-    if mode == "responses-stream":
-        respond = client.responses.create
+# -- the calls ---------------------------------------------------------------------
 
-        def responses_stream() -> None:
-            for _ in respond(
-                model="gpt-4.1", input=MESSAGES, max_output_tokens=200, stream=True, store=False
-            ):
-                pass
 
-        return responses_stream
+def openai_calls(chat: Callable[..., Any], respond: Callable[..., Any], **extra: Any) -> dict[str, Call]:
+    """The OpenAI modes through ``chat`` (chat.completions.create) and ``respond`` (responses.create)."""
 
+    def chat_call() -> None:
+        chat(model="gpt-4.1", messages=MESSAGES, max_tokens=20, **extra)
+
+    def chat_stream() -> None:
+        for _ in chat(model="gpt-4.1", messages=MESSAGES, max_tokens=200, stream=True, **extra):
+            pass
+
+    def responses_stream() -> None:
+        stream = respond(
+            model="gpt-4.1", input=MESSAGES, max_output_tokens=200, stream=True, store=False, **extra
+        )
+        for _ in stream:
+            pass
+
+    return {"chat": chat_call, "chat-stream": chat_stream, "responses-stream": responses_stream}
+
+
+def anthropic_call(create: Callable[..., Any], **extra: Any) -> Call:
     def stream() -> None:
-        for _ in create(model="gpt-4.1", messages=MESSAGES, max_tokens=200, stream=True):
+        for _ in create(model="claude-sonnet-4-6", messages=MESSAGES, max_tokens=200, stream=True, **extra):
             pass
 
     return stream
+
+
+def originals() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``Completions.create`` and ``Responses.create`` as the SDK defines them (before any patch)."""
+    from openai.resources.chat.completions import Completions
+    from openai.resources.responses import Responses
+
+    return Completions.create, Responses.create
+
+
+def unpatched(client: Any, saved: tuple[Callable[..., Any], Callable[..., Any]]) -> dict[str, Call]:
+    chat, respond = saved
+    return openai_calls(
+        functools.partial(chat, client.chat.completions), functools.partial(respond, client.responses)
+    )
+
+
+# -- subjects (run in a child process each) ------------------------------------------
+
+
+def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+    import anthropic
+    import openai
+
+    import usagetap
+
+    def oai() -> Any:
+        return openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
+
+    def claude() -> Any:
+        return anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0)
+
+    bare, wrapped = oai(), usagetap.wrap(oai(), provider="openai")
+    pairs = pair(
+        openai_calls(bare.chat.completions.create, bare.responses.create),
+        openai_calls(wrapped.chat.completions.create, wrapped.responses.create),
+    )
+    pairs["anthropic-stream"] = (
+        anthropic_call(claude().messages.create),
+        anthropic_call(usagetap.wrap(claude(), provider="anthropic").messages.create),
+    )
+    usagetap.customer(CUSTOMER).__enter__()
+
+    def evidence() -> str:
+        result = usagetap.flush(timeout=60)
+        counts = usagetap.stats()
+        return f"{counts.get('captured', 0)} records captured, {result.pending} undelivered"
+
+    return pairs, evidence, "usagetap.wrap(client), default configuration (local SQLite ledger)"
+
+
+def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+    import anthropic
+    import openai
+    from posthog import Posthog
+    from posthog.ai.anthropic import Anthropic as PostHogAnthropic
+    from posthog.ai.openai import OpenAI as PostHogOpenAI
+
+    captured = [0]
+
+    def count(event: Any) -> Any:
+        captured[0] += 1
+        return event
+
+    ph = Posthog("phc_bench", host=url, before_send=count, disable_geoip=True)
+    bare = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
+    wrapped = PostHogOpenAI(posthog_client=ph, base_url=f"{url}/v1", api_key="bench", max_retries=0)
+    pairs = pair(
+        openai_calls(bare.chat.completions.create, bare.responses.create),
+        openai_calls(wrapped.chat.completions.create, wrapped.responses.create, posthog_distinct_id=CUSTOMER),
+    )
+    claude = PostHogAnthropic(posthog_client=ph, base_url=url, api_key="bench", max_retries=0)
+    pairs["anthropic-stream"] = (
+        anthropic_call(anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0).messages.create),
+        anthropic_call(claude.messages.create, posthog_distinct_id=CUSTOMER),
+    )
+
+    def evidence() -> str:
+        ph.flush()
+        return f"{captured[0]} events captured; sink: {sinks(url)}"
+
+    return (
+        pairs,
+        evidence,
+        "posthog.ai.openai.OpenAI / .anthropic.Anthropic, Posthog client batching to loopback",
+    )
+
+
+def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+    saved = originals()
+    from langfuse import Langfuse
+
+    langfuse = Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", host=url)
+    from langfuse.openai import openai as lf_openai
+
+    client = lf_openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
+    pairs = pair(
+        unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create)
+    )
+
+    def evidence() -> str:
+        langfuse.flush()
+        return f"sink: {sinks(url)}"
+
+    return pairs, evidence, "from langfuse.openai import openai; Langfuse client exporting OTLP to loopback"
+
+
+def setup_openllmetry(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+    saved = originals()
+    import openai
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    trace.set_tracer_provider(provider)
+    OpenAIInstrumentor().instrument()
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
+    pairs = pair(
+        unpatched(client, saved), openai_calls(client.chat.completions.create, client.responses.create)
+    )
+
+    def evidence() -> str:
+        provider.force_flush()
+        return f"sink: {sinks(url)}"
+
+    return (
+        pairs,
+        evidence,
+        "OpenAIInstrumentor().instrument(), OTel SDK BatchSpanProcessor + OTLP/HTTP to loopback",
+    )
+
+
+SETUPS = {
+    "usagetap": setup_usagetap,
+    "posthog": setup_posthog,
+    "langfuse": setup_langfuse,
+    "openllmetry": setup_openllmetry,
+}
+
+
+def pair(bare: dict[str, Call], instrumented: dict[str, Call]) -> dict[str, tuple[Call, Call]]:
+    return {mode: (bare[mode], instrumented[mode]) for mode in bare}
+
+
+def sinks(url: str, reset: bool = False) -> str:
+    """What reached the loopback server's catch-all (the peers' telemetry), since the last reset."""
+    with urllib.request.urlopen(f"{url}/__bench/sinks{'?reset' if reset else ''}") as response:
+        seen = json.loads(response.read())
+    return (
+        ", ".join(f"{path} {n} requests {size // 1024} KiB" for path, (n, size) in seen.items()) or "nothing"
+    )
+
+
+def measure(bare: Call, instrumented: Call, calls: int, warmup: int) -> tuple[list[float], list[float]]:
+    times: tuple[list[float], list[float]] = ([], [])
+    both = (bare, instrumented)
+    clock = time.perf_counter
+    for i in range(warmup + calls):
+        for side in (0, 1) if i % 2 == 0 else (1, 0):
+            started = clock()
+            both[side]()
+            elapsed = clock() - started
+            if i >= warmup:
+                times[side].append(elapsed)
+    return times
+
+
+def worker(subject: str, url: str, calls: int, warmup: int, modes: list[str]) -> None:
+    os.chdir(tempfile.mkdtemp(prefix=f"usagetap-bench-{subject}-"))
+    sinks(url, reset=True)
+    try:
+        pairs, evidence, how = SETUPS[subject](url)
+    except Exception as exc:
+        print(json.dumps({"subject": subject, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return
+    print(json.dumps({"subject": subject, "how": how}), flush=True)
+    for mode in modes:
+        if mode not in pairs:
+            continue
+        bare, instrumented = measure(*pairs[mode], calls, warmup)
+        print(
+            json.dumps({"subject": subject, "mode": mode, "bare": bare, "instrumented": instrumented}),
+            flush=True,
+        )
+    print(json.dumps({"subject": subject, "evidence": evidence()}), flush=True)
+
+
+# -- the parent: runs the subjects, prints the table ---------------------------------
+
+
+def ratio_interval(bare: list[float], inst: list[float], rounds: int = 400) -> tuple[float, float]:
+    """A bootstrap 95% interval of the ratio of medians."""
+    rng = random.Random(9)
+    ratios = sorted(
+        statistics.median(rng.choices(inst, k=len(inst))) / statistics.median(rng.choices(bare, k=len(bare)))
+        for _ in range(rounds)
+    )
+    return ratios[int(rounds * 0.025)], ratios[int(rounds * 0.975) - 1]
+
+
+def summarize(bare: list[float], inst: list[float]) -> dict[str, float]:
+    b, i = statistics.median(bare), statistics.median(inst)
+    low, high = ratio_interval(bare, inst)
+    return {
+        "bare_ms": b * 1e3,
+        "inst_ms": i * 1e3,
+        "ratio": i / b,
+        "low": low,
+        "high": high,
+        "added_us": (i - b) * 1e6,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    subjects = [s for s in args.subjects.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    results: dict[str, Any] = {"subjects": {}, "calls": args.calls, "warmup": args.warmup}
+    with provider_process() as url:
+        for subject in subjects:
+            command = [sys.executable, os.path.abspath(__file__), "--worker", subject, "--url", url]
+            command += ["--calls", str(args.calls), "--warmup", str(args.warmup), "--modes", ",".join(modes)]
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+            entry: dict[str, Any] = results["subjects"].setdefault(subject, {"modes": {}})
+            for line in proc.stdout.splitlines():
+                if not line.startswith("{"):
+                    continue
+                data = json.loads(line)
+                if "mode" in data:
+                    entry["modes"][data["mode"]] = summarize(data["bare"], data["instrumented"])
+                else:
+                    entry.update({k: v for k, v in data.items() if k != "subject"})
+            if proc.returncode and "error" not in entry:
+                entry["error"] = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    print(
+        f"method: {results['calls']} interleaved single calls per side and mode "
+        f"({results['warmup']} warm-up), "
+        f"loopback provider in its own process, each subject in its own process; ratio of median wall times "
+        f"(bootstrap 95% interval), median time added per call ({machine()})"
+    )
+    for mode in MODES:
+        print(f"\n{mode}")
+        for subject, entry in results["subjects"].items():
+            figures = entry["modes"].get(mode)
+            if figures is None:
+                why = entry.get("error") or "not supported by this peer"
+                print(f"  {subject:12} -  ({why})")
+                continue
+            print(
+                f"  {subject:12} ratio {figures['ratio']:.4f} [{figures['low']:.4f}, {figures['high']:.4f}]  "
+                f"bare {figures['bare_ms']:.3f} ms  instrumented {figures['inst_ms']:.3f} ms  "
+                f"{figures['added_us']:+.0f} µs/call"
+            )
+    print()
+    for subject, entry in results["subjects"].items():
+        print(f"{subject}: {entry.get('how', '')}; {entry.get('evidence') or entry.get('error', '')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--mode", choices=("chat", "chat-stream", "responses-stream"), default="chat")
+    parser.add_argument("--subjects", default=",".join(SUBJECTS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    os.chdir(tempfile.mkdtemp(prefix="usagetap-bench-"))
-    import openai
-
-    import usagetap
-
-    with provider_process() as url:
-        bare = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
-        wrapped = usagetap.wrap(
-            openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0), provider="openai"
-        )
-        calls = {"bare": make_call(bare, args.mode), "wrapped": make_call(wrapped, args.mode)}
-        times: dict[str, list[float]] = {"bare": [], "wrapped": []}
-        cpu: dict[str, list[float]] = {"bare": [], "wrapped": []}
-        for i in range(args.warmup + args.calls):
-            order = ("bare", "wrapped") if i % 2 == 0 else ("wrapped", "bare")
-            for name in order:
-                started, started_cpu = time.perf_counter(), time.thread_time()
-                calls[name]()
-                elapsed, elapsed_cpu = time.perf_counter() - started, time.thread_time() - started_cpu
-                if i >= args.warmup:
-                    times[name].append(elapsed)
-                    cpu[name].append(elapsed_cpu)
-        result = usagetap.flush(timeout=30)
-        metered = usagetap._stats.snapshot().get("captured", 0)
-    ratio = median_ratio(times["wrapped"], times["bare"])
-    cpu_ratio = median_ratio(cpu["wrapped"], cpu["bare"])
-    print(
-        f"method: {args.calls} interleaved single calls each, bare vs wrapped OpenAI client, "
-        f"loopback provider in its own process, ratio of medians ({machine()})"
-    )
-    print(
-        f"{args.mode}: bare median {statistics.median(times['bare']) * 1e3:.3f} ms, "
-        f"wrapped median {statistics.median(times['wrapped']) * 1e3:.3f} ms, ratio {ratio:.4f} "
-        f"(records metered: {metered}, undelivered: {result.pending})"
-    )
-    print(
-        f"{args.mode}: caller-thread CPU: bare median {statistics.median(cpu['bare']) * 1e3:.3f} ms, "
-        f"wrapped median {statistics.median(cpu['wrapped']) * 1e3:.3f} ms, ratio {cpu_ratio:.4f}"
-    )
+    if args.worker:
+        worker(args.worker, args.url, args.calls, args.warmup, args.modes.split(","))
+        return
+    results = run(args)
+    report(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

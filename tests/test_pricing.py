@@ -296,3 +296,43 @@ def test_delivered_records_carry_cost_billed_cost_and_price_version(
     assert r.cost == calc_price(usage, "gpt-4.1", provider_id="openai", **context).total_price
     assert r.billed_cost == r.cost * Decimal("1.25") and r.price_version == price_version()
     assert run.cost == r.cost and run.billed_cost == r.billed_cost
+
+
+# -- the linear path: token counts that vary from call to call ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4.1"),  # cache reads priced on their own; cache writes and reasoning as their whole
+        ("anthropic", "claude-sonnet-4-5"),  # cache writes priced on their own too
+        ("vertex", "gemini-2.5-pro"),  # tiered by input size: priced by genai-prices each time
+    ],
+)
+def test_varying_counts_cost_exactly_what_genai_prices_says_same_decimal(provider: str, model: str) -> None:
+    import random
+
+    rng = random.Random(7)
+    provider_id = {"vertex": "google"}.get(provider, provider)
+    for i in range(120):
+        total_in = rng.choice([rng.randint(1, 3000), rng.randint(1, 400_000), 1_000_000])
+        total_out = rng.choice([rng.randint(0, 4000), 1_000_000])
+        read = rng.choice([0, rng.randint(0, total_in // 2)])
+        write = rng.choice([0, rng.randint(0, total_in - read)])
+        reasoning = rng.choice([0, rng.randint(0, total_out), total_out])
+        r = record(model, provider, input_tokens=total_in, output_tokens=total_out)
+        r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens = read, write, reasoning
+        r.event_id = f"ev-{i}"
+        usage = {"input_tokens": total_in, "output_tokens": total_out}
+        for key, value in (("cache_read_tokens", read), ("cache_write_tokens", write)):
+            if value:
+                usage[key] = value
+        if reasoning and supports_usage_key("output_reasoning_tokens"):
+            usage["output_reasoning_tokens"] = reasoning
+        try:
+            expected = calc_price(Usage(**usage), model, provider_id=provider_id).total_price
+        except ValueError:  # detailed usage the model's prices refuse: priced without it
+            base = {k: v for k, v in usage.items() if k != "output_reasoning_tokens"}
+            expected = calc_price(Usage(**base), model, provider_id=provider_id).total_price
+        cost = price_record(r)
+        assert (cost, str(cost)) == (expected, str(expected)), usage

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import inspect
 import os
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
 from ._log import log
-from .delivery import DURABILITY, FlushResult, Item, Pipeline, Settings, default_spool_path
+from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
 from .sinks.base import Sink
+
+if TYPE_CHECKING:
+    from .delivery.pipeline import Item, Pipeline
 
 __all__ = [
     "aflush",
@@ -65,6 +67,8 @@ def get_pipeline() -> Pipeline:
     pipeline = _pipeline
     if pipeline is not None:
         return pipeline
+    from .delivery.pipeline import Pipeline  # the threads, the spool and pricing: on first use
+
     with _lock:
         if _pipeline is None:
             sink = _implicit_sink()
@@ -183,6 +187,8 @@ def configure(
         on_drop=on_drop,
         lease_seconds=lease_seconds,
     )
+    from .delivery.pipeline import Pipeline
+
     new = Pipeline(sinks, settings)
     global _exit_timeout
     with _lock:
@@ -229,6 +235,8 @@ async def aflush(timeout: Optional[float] = 5.0) -> FlushResult:
 
         result = await usagetap.aflush(timeout=2.0)
     """
+    import asyncio
+
     return await asyncio.get_running_loop().run_in_executor(None, flush, timeout)
 
 

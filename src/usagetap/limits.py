@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import sqlite3
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 from ._forksafe import SQLITE
@@ -382,7 +381,7 @@ def _seed(account: _Account) -> None:
     """Add what the ledger holds for the customer before ``account.since`` (one query, once)."""
     try:
         path = _ledger_path()
-        if path is None or not Path(path).exists():
+        if path is None or not os.path.exists(path):
             return
         rows = _ledger_sums(path, account.customer, account.tallies, account.since)
     except Exception as exc:
@@ -412,6 +411,9 @@ def _ledger_sums(
         params += [since] * 4
     sql = f"SELECT {', '.join(columns)} FROM usage WHERE customer = ? AND timestamp < ?"
     params += [customer, until.isoformat()]
+    import sqlite3
+    from pathlib import Path
+
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     with SQLITE:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)

@@ -2,6 +2,11 @@
 
 Pricing runs on the delivery worker, not on the caller's thread: genai-prices
 is imported on first use and a price costs about 100 µs, so results are memoised.
+Token counts vary from call to call, so for a model whose prices have no
+tiers (most) the cost is linear in the counts: genai-prices prices one
+million tokens of each kind once, and a record's cost is worked out from
+those rates in the same Decimal arithmetic (``price * count / per``), checked
+against genai-prices' own result for the first records of each kind.
 An unknown model prices as ``None`` (never 0) with one warning per model.
 
 What is priced, where the installed genai-prices has it: input (long-context
@@ -168,7 +173,7 @@ def price_record(record: UsageRecord) -> Optional[Decimal]:
         cost: Optional[Decimal] = _price_override(override, usage)
         version = override.version
     else:
-        cost = _price(record.provider, record.model, usage, context_of(record), record.timestamp.date())
+        cost = _cost(record.provider, record.model, usage, context_of(record), record.timestamp.date())
         version = price_version()
     record.cost = cost
     record.billed_cost = prices.billed(record)
@@ -187,11 +192,137 @@ def _price_override(price: Price, usage: UsageItems) -> Decimal:
 
 _BASE_KEYS = frozenset({"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"})
 
+# usage keys the linear path takes, with the key each is a part of (usagetap's convention)
+_PART_OF: dict[str, Optional[str]] = {
+    "input_tokens": None,
+    "output_tokens": None,
+    "cache_read_tokens": "input_tokens",
+    "cache_write_tokens": "input_tokens",
+    "output_reasoning_tokens": "output_tokens",
+}
+_PER = 1_000_000  # tokens per probe: genai-prices' per-million rates come back as they are
+_CHECKS = 4  # records of each kind priced both ways before the linear path is trusted alone
 
-@functools.lru_cache(maxsize=8192)
-def _price(
+LinearKey = tuple[str, str, tuple[str, ...], ContextItems, date]
+
+
+class _Linear:
+    """A cost linear in token counts: ``base`` (per call) plus ``rate * count / _PER`` per kind."""
+
+    __slots__ = ("base", "checks", "rates")
+
+    def __init__(self, base: Decimal, rates: tuple[tuple[str, Optional[str], Decimal], ...]) -> None:
+        self.base = base
+        self.rates = rates
+        self.checks = 0
+
+    def cost(self, usage: UsageItems) -> Optional[Decimal]:
+        """The cost of ``usage``, or None when a part exceeds its whole (genai-prices decides then).
+
+        A part whose ``parent`` is None is priced with its whole (not priced on its own).
+        """
+        counts = dict(usage)
+        own = dict(counts)
+        for key, parent, _ in self.rates:
+            if parent is not None:
+                own[parent] -= counts[key]
+        total = self.base
+        for key, parent, rate in self.rates:
+            if parent is None and _PART_OF[key] is not None:
+                continue
+            count = own[key]
+            if count < 0:
+                return None
+            total += rate * count / _PER
+        return total
+
+
+_linear: dict[LinearKey, Optional[_Linear]] = {}
+
+
+def _cost(
     provider: str, model: str, usage: UsageItems, context: ContextItems, day: date
 ) -> Optional[Decimal]:
+    """``_price``, through the linear rates of the model when its prices have no tiers."""
+    key = (provider, model, tuple(k for k, _ in usage), context, day)
+    if key in _linear:
+        linear = _linear[key]
+    else:
+        linear = _linear[key] = _fit(provider, model, key[2], context, day)
+    cost = None if linear is None else linear.cost(usage)
+    if linear is None or cost is None:
+        return _price(provider, model, usage, context, day)
+    if linear.checks < _CHECKS:
+        linear.checks += 1
+        exact = _price(provider, model, usage, context, day)
+        if exact is None or exact != cost or str(exact) != str(cost):
+            _linear[key] = None
+            return exact
+    return cost
+
+
+def _fit(
+    provider: str, model: str, keys: tuple[str, ...], context: ContextItems, day: date
+) -> Optional[_Linear]:
+    """The linear rates of a model for these usage keys, or None (tiers, unknown model, other keys)."""
+    if any(k not in _PART_OF for k in keys) or any(_PART_OF[k] not in (None, *keys) for k in keys):
+        return None
+    try:
+        zero = dict.fromkeys(keys, 0)
+        calculation = _calculate(provider, model, tuple(zero.items()), context, day)
+        prices = vars(calculation.model_price).values()
+        if not all(p is None or isinstance(p, Decimal) for p in prices):  # tiered or conditional prices
+            return None
+        base = Decimal(calculation.total_price)
+        rates = []
+        for k in keys:
+            probe = dict(zero)
+            probe[k] = _PER
+            parent = _PART_OF[k]
+            if parent is not None:
+                probe[parent] = _PER
+            probed = _calculate(provider, model, tuple(probe.items()), context, day)
+            rates.append((k, parent, Decimal(probed.total_price) - base))
+        return _settle_parts(provider, model, keys, context, day, base, rates)
+    except Exception:  # an unknown model, a refused usage, an older genai-prices: the exact path decides
+        return None
+
+
+def _settle_parts(
+    provider: str,
+    model: str,
+    keys: tuple[str, ...],
+    context: ContextItems,
+    day: date,
+    base: Decimal,
+    rates: list[tuple[str, Optional[str], Decimal]],
+) -> Optional[_Linear]:
+    """Whether each part is priced on its own or with its whole, as genai-prices' own results show.
+
+    Both give the same amount when a part costs what its whole does, but not the same
+    Decimal (``2.000000`` against ``2``): one token of each part, priced by genai-prices,
+    tells them apart. None when neither form reproduces genai-prices exactly.
+    """
+    rate_of = {k: rate for k, _, rate in rates}
+    for i, (k, parent, rate) in enumerate(rates):
+        if parent is None:
+            continue
+        probe = dict.fromkeys(keys, 0)
+        probe[parent], probe[k] = _PER, 1
+        usage = tuple(probe.items())
+        expected = str(_calculate(provider, model, usage, context, day).total_price)
+        forms = [parent, None] if rate == rate_of[parent] else [parent]
+        for form in forms:
+            rates[i] = (k, form, rate)
+            if str(_Linear(base, tuple(rates)).cost(usage)) == expected:
+                break
+        else:
+            return None
+    return _Linear(base, tuple(rates))
+
+
+def _calculate(provider: str, model: str, usage: UsageItems, context: ContextItems, day: date) -> Any:
+    """genai-prices' ``calc_price`` for a usage (its PriceCalculation)."""
     from genai_prices import Usage, calc_price
 
     provider_id, provider_api_url = pricing_provider(provider)
@@ -204,22 +335,29 @@ def _price(
         kwargs["provider_api_url"] = provider_api_url
     if context:
         kwargs["price_context"] = dict(context)
+    with _lock:
+        return calc_price(Usage(**dict(usage)), model, **kwargs)
+
+
+@functools.lru_cache(maxsize=8192)
+def _price(
+    provider: str, model: str, usage: UsageItems, context: ContextItems, day: date
+) -> Optional[Decimal]:
     try:
-        with _lock:
-            try:
-                result = calc_price(Usage(**dict(usage)), model, **kwargs)
-            except ValueError:
-                base = {k: v for k, v in usage if k in _BASE_KEYS}
-                if len(base) == len(usage):
-                    raise
-                log_once(
-                    logging.WARNING,
-                    f"inconsistent-usage:{provider}:{model}",
-                    "usagetap: genai-prices refused the detailed usage of a %s call (%s); priced without it",
-                    model,
-                    ", ".join(k for k, _ in usage if k not in _BASE_KEYS),
-                )
-                result = calc_price(Usage(**base), model, **kwargs)
+        try:
+            result = _calculate(provider, model, usage, context, day)
+        except ValueError:
+            base = tuple((k, v) for k, v in usage if k in _BASE_KEYS)
+            if len(base) == len(usage):
+                raise
+            log_once(
+                logging.WARNING,
+                f"inconsistent-usage:{provider}:{model}",
+                "usagetap: genai-prices refused the detailed usage of a %s call (%s); priced without it",
+                model,
+                ", ".join(k for k, _ in usage if k not in _BASE_KEYS),
+            )
+            result = _calculate(provider, model, base, context, day)
     except LookupError:
         log_once(
             logging.WARNING,

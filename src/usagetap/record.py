@@ -8,9 +8,7 @@ and ``reasoning_tokens`` are the parts, so they never exceed their total.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +30,7 @@ TOKEN_FIELDS = (
 )
 
 _STATUSES = frozenset({"ok", "partial"})
-_NAMESPACE = uuid.UUID("6f1c8f2e-3b5a-5d0c-9a44-2e7d1b9c0a11").bytes
+_NAMESPACE = bytes.fromhex("6f1c8f2e3b5a5d0c9a442e7d1b9c0a11")  # a UUID's bytes
 
 
 def _uuid_text(raw: bytes, version: int) -> str:
@@ -53,6 +51,8 @@ def derive_event_id(provider: str, operation: str, response_id: str) -> str:
 
     Same value as ``uuid.uuid5(namespace, ...)``, computed without building ``UUID`` objects (hot path).
     """
+    import hashlib  # imported here: its OpenSSL set-up is a tenth of usagetap's import time
+
     name = f"{provider}\x1f{operation}\x1f{response_id}".encode()
     return _uuid_text(hashlib.sha1(_NAMESPACE + name).digest(), 5)
 

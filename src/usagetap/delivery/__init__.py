@@ -1,5 +1,23 @@
-"""Delivery: from capture to a sink's acknowledgement."""
+"""Delivery: from capture to a sink's acknowledgement.
 
-from .pipeline import DURABILITY, FlushResult, Item, Pending, Pipeline, Settings, default_spool_path
+The pipeline (its threads, the spool, pricing) is imported on first use, not with ``usagetap``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .settings import DURABILITY, FlushResult, Settings, default_spool_path
+
+if TYPE_CHECKING:
+    from .pipeline import Item, Pending, Pipeline
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Item", "Pending", "Pipeline"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

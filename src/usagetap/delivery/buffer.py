@@ -1,10 +1,13 @@
 """The bounded hand-off between the caller's thread and the delivery threads.
 
 ``put()`` is the only delivery code on the caller's thread: an append to a
-deque, no I/O, no lock held across anything slow. The buffer is bounded by
+deque, no I/O, and no lock while there is room (threads putting at once
+would queue behind a holder the GIL preempted). The buffer is bounded by
 item count and (estimated) bytes; when full, the overflow policy decides:
 ``drop_newest`` drops the incoming item, ``block`` waits up to
-``block_timeout`` for room and then drops it.
+``block_timeout`` for room and then drops it. The bounds are soft: threads
+putting at the same moment may each pass the check, and the byte count,
+kept without a lock, is set right whenever the buffer drains.
 """
 
 from __future__ import annotations
@@ -52,13 +55,14 @@ class CaptureBuffer:
     def put(self, item: Any) -> bool:
         """Queue ``item``; False when it was dropped because the buffer is full."""
         size = estimate_bytes(item)
+        items = self._items
+        if len(items) < self.max_items and self._bytes + size <= self.max_bytes:
+            items.append((item, size))  # atomic: no lock needed
+            self._bytes += size
+            return True
+        if self.overflow != "block":
+            return False
         with self._room:
-            if len(self._items) < self.max_items and self._bytes + size <= self.max_bytes:
-                self._items.append((item, size))
-                self._bytes += size
-                return True
-            if self.overflow != "block":
-                return False
             deadline = time.monotonic() + self.block_timeout
             while len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
                 remaining = deadline - time.monotonic()
@@ -72,12 +76,14 @@ class CaptureBuffer:
     def take(self, limit: int) -> list[Any]:
         """Remove and return up to ``limit`` items, oldest first (delivery thread)."""
         out: list[Any] = []
+        removed = 0
         with self._room:
             items = self._items
             while items and len(out) < limit:
                 item, size = items.popleft()
                 out.append(item)
-                self._bytes -= size
+                removed += size
+            self._bytes = self._bytes - removed if items else 0
             if out:
                 self._room.notify_all()
         return out

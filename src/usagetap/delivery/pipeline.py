@@ -20,8 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, Union, cast
+from typing import Optional, Protocol, Union, cast
 
 from .. import _stats
 from .._log import internal_error, log, log_once
@@ -30,13 +29,11 @@ from ..record import UsageRecord
 from ..sinks.base import Sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
-from .spool import SpoolUnavailable, open_spool
-from .store import MemoryStore, Store, StoreFull, Tiered
+from .settings import DURABILITY, FlushResult, Settings, default_spool_path
+from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
 from .worker import SinkWorker
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
-
-DURABILITY = ("memory", "spool", "sync")
 
 
 class Pending(Protocol):
@@ -46,41 +43,6 @@ class Pending(Protocol):
 
 
 Item = Union[UsageRecord, Pending]
-
-
-def default_spool_path() -> str:
-    """``$USAGETAP_SPOOL``, or ``./.usagetap/spool.db``."""
-    return os.environ.get("USAGETAP_SPOOL") or os.path.join(".usagetap", "spool.db")
-
-
-@dataclass(frozen=True)
-class FlushResult:
-    """What a flush achieved: events ``sent`` and ``dead`` while it ran, ``pending`` when it returned."""
-
-    sent: int
-    pending: int
-    dead: int
-
-    def __bool__(self) -> bool:
-        return self.pending == 0
-
-
-@dataclass
-class Settings:
-    """How the pipeline buffers, stores and batches. See ``usagetap.configure()``."""
-
-    durability: str = "memory"
-    spool_path: str = field(default_factory=default_spool_path)
-    flush_interval: float = 1.0
-    batch_size: int = 500
-    commit_interval: float = 0.1
-    max_queue: int = 100_000
-    max_queue_bytes: int = 64 << 20
-    max_spool_bytes: int = 1 << 30
-    overflow: str = "drop_newest"
-    block_timeout: float = 1.0
-    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None
-    lease_seconds: float = 120.0
 
 
 _COMMIT_CHUNK = 5000
@@ -98,6 +60,14 @@ def _materialize(item: Item) -> Optional[UsageRecord]:
         except Exception as exc:
             internal_error("pricing", exc)
     return record
+
+
+def _has_pending(store: Store) -> bool:
+    if isinstance(store, Tiered):
+        spill = store.spill
+        return bool(store.memory.pending()) or (spill is not None and _has_pending(spill))
+    probe = getattr(store, "has_pending", None)
+    return bool(probe()) if callable(probe) else bool(store.pending(mine=True))
 
 
 def _sink_keys(sinks: Sequence[Sink]) -> list[str]:
@@ -167,7 +137,7 @@ class Pipeline:
             return
         if self._thread is None:
             self._start()
-        if len(self.buffer) >= _COMMIT_CHUNK:
+        if len(self.buffer) >= _COMMIT_CHUNK and not self._wake.is_set():  # set() takes a lock
             self._wake.set()
 
     def _commit_sync(self, item: Item) -> None:
@@ -221,6 +191,8 @@ class Pipeline:
                 MemoryStore(s.max_queue), self._open_spill, adopt=os.path.exists(s.spool_path)
             )
         else:
+            from .spool import open_spool  # imported on first use: sqlite3 is not needed before
+
             try:
                 self.store = open_spool(
                     s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds
@@ -243,6 +215,8 @@ class Pipeline:
         return self.store
 
     def _open_spill(self) -> Optional[Store]:
+        from .spool import open_spool
+
         s = self.settings
         try:
             return open_spool(s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds)
@@ -346,6 +320,19 @@ class Pipeline:
             stored = 0
         return held + stored
 
+    def _anything_pending(self) -> bool:
+        """``pending() > 0`` without counting a spool's rows (flush asks after every batch)."""
+        with self._cond:
+            if len(self.buffer) or self._transit or self._held:
+                return True
+        store = self.store
+        if store is None:
+            return False
+        try:
+            return _has_pending(store)
+        except Exception:
+            return False
+
     def _totals(self) -> tuple[int, int]:
         return sum(w.sent for w in self.workers), sum(w.dead for w in self.workers)
 
@@ -371,7 +358,7 @@ class Pipeline:
             self._wake.set()
             for worker in self.workers:
                 worker.wake.set()
-            if not self.pending():
+            if not self._anything_pending():
                 break
             left = remaining()
             if left is not None and left <= 0:
@@ -468,9 +455,9 @@ class Pipeline:
                     internal_error("sink.after_fork", exc)
 
 
-# The delivery threads import tenacity and genai-prices on first use. A fork in the middle
-# of such an import would leave the module's import lock held forever in the child, so a
-# fork waits (briefly) for those imports to finish.
+# The delivery threads import tenacity, genai-prices and the spool (sqlite3) on first use. A fork
+# in the middle of such an import would leave the module's import lock held forever in the
+# child, so a fork waits (briefly) for those imports to finish.
 _importing = threading.Event()
 _imported = threading.Event()
 
@@ -482,6 +469,8 @@ def _import_dependencies() -> None:
     try:
         import genai_prices  # noqa: F401
         import tenacity  # noqa: F401
+
+        from . import spool  # noqa: F401
     except Exception as exc:  # pragma: no cover - a broken install is reported where they are used
         internal_error("import", exc)
     finally:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from .._forksafe import SQLITE
 from .codec import decode, encode
-from .store import DeadLetter, Entry, StoreFull
+from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
 
 __all__ = ["Spool", "SpoolUnavailable", "open_spool"]
 
@@ -69,10 +69,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 # owners of the spools open in this process: their leases are live whatever the pid says
 _open_owners: set[str] = set()
-
-
-class SpoolUnavailable(Exception):
-    """The spool cannot be opened or written (unwritable path, disk full)."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -209,8 +205,8 @@ class Spool:
         now = time.time()
         payloads = [(r.event_id, encode(r)) for r in records]
         me = os.getpid()
-        rows = [
-            (sink, event_id, payload, now, 0, 0.0, self.owner, me)
+        rows = [  # due from now: leases take the earliest due first, in the index's order (no sort)
+            (sink, event_id, payload, now, 0, now, self.owner, me)
             for sink in sinks
             for event_id, payload in payloads
         ]
@@ -229,7 +225,7 @@ class Spool:
             try:
                 rows = conn.execute(
                     "SELECT seq, payload, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
-                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY seq LIMIT ?",
+                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY not_before, seq LIMIT ?",
                     (sink, now, now, limit),
                 ).fetchall()
                 if rows:
@@ -289,6 +285,14 @@ class Spool:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with SQLITE:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM spool{where}", params).fetchone()[0])
+
+    def has_pending(self) -> bool:
+        """Whether any row this process added is unacknowledged (stops at the first: no count)."""
+        with SQLITE:
+            return (
+                self._conn.execute("SELECT 1 FROM spool WHERE origin=? LIMIT 1", (self.owner,)).fetchone()
+                is not None
+            )
 
     def next_due(self, sink: str) -> Optional[float]:
         with SQLITE:

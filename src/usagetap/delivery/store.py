@@ -16,7 +16,11 @@ from typing import Callable, Optional, Protocol
 
 from ..record import UsageRecord
 
-__all__ = ["DeadLetter", "Entry", "MemoryStore", "Store", "StoreFull", "Tiered"]
+__all__ = ["DeadLetter", "Entry", "MemoryStore", "SpoolUnavailable", "Store", "StoreFull", "Tiered"]
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot be opened or written (unwritable path, disk full)."""
 
 
 class StoreFull(Exception):
@@ -48,7 +52,7 @@ class Store(Protocol):
         ...
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
-        """Up to ``limit`` due entries for ``sink``, oldest first, leased to this process."""
+        """Up to ``limit`` due entries for ``sink``, earliest due first (then oldest), leased to us."""
         ...
 
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:

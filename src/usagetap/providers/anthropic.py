@@ -169,7 +169,7 @@ class MessageStreamObserver:
         self.delta: Any = None
 
     def observe(self, event: Any) -> None:
-        kind = field_of(event, "type")
+        kind = event.get("type") if type(event) is dict else getattr(event, "type", None)  # per event: inline
         if kind == "message_start":
             message = field_of(event, "message")
             self.response_id = field_of(message, "id")

@@ -1,0 +1,63 @@
+"""Import time: ``python -X importtime -c "import usagetap"``, cumulative microseconds, median of runs.
+
+Method: a fresh interpreter per run; the figure is the cumulative time the
+``usagetap`` line reports (its own modules and everything they import), median
+over ``--runs``. Also lists the heaviest modules it pulls in, and checks that
+no provider SDK and no sink module other than the base is imported.
+
+    python bench/importtime.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+
+from _common import machine
+
+LAZY = ("openai", "anthropic", "httpx", "httpx2", "genai_prices", "tenacity", "wrapt", "rich", "asyncio")
+
+
+def one_run() -> dict[str, tuple[int, int, int]]:
+    """``{module: (self µs, cumulative µs, depth)}`` from one ``-X importtime`` run."""
+    code = "import usagetap"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    out: dict[str, tuple[int, int, int]] = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+            continue
+        own, cumulative, name = line[len("import time:") :].split("|")
+        depth = (len(name) - len(name.lstrip())) // 2
+        out[name.strip()] = (int(own), int(cumulative), depth)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    runs = [one_run() for _ in range(args.runs)]
+    totals = [run["usagetap"][1] for run in runs]
+    last = runs[-1]
+    loaded = set(last)
+    eager_sinks = sorted(m for m in loaded if m.startswith("usagetap.sinks.") and m != "usagetap.sinks.base")
+    heavy = sorted(
+        ((statistics.median(r[m][1] for r in runs if m in r), m) for m in loaded if last[m][2] <= 2),
+        reverse=True,
+    )[:8]
+    print(
+        f"method: python -X importtime -c 'import usagetap', cumulative time of the usagetap line, "
+        f"median of {args.runs} fresh interpreters ({machine()})"
+    )
+    print(f"import usagetap: {statistics.median(totals) / 1000:.1f} ms (min {min(totals) / 1000:.1f} ms)")
+    print("heaviest imports (median cumulative ms): " + ", ".join(f"{m} {us / 1000:.1f}" for us, m in heavy))
+    print(f"imported eagerly: {', '.join(m for m in LAZY if m in loaded) or 'none'} of {', '.join(LAZY)}")
+    print(f"sink modules imported eagerly: {', '.join(eager_sinks) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
