@@ -53,7 +53,7 @@ def spool_path(tmp_path: Path) -> Path:
     """A spool as a busy deployment leaves it: delivered, dead, in backoff, leased by a live and a dead
     process, and a lease that expired."""
     path = tmp_path / "spool.db"
-    spool = open_spool(str(path), max_bytes=0, lease_seconds=3600)
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=3600, hot_limit=0)
     spool.add(["spaire"], [make_record() for _ in range(5)])
     worker = SinkWorker(
         Picky(),
@@ -68,7 +68,7 @@ def spool_path(tmp_path: Path) -> Path:
     spool.add(["spaire"], [make_record()])
     spool.lease("spaire", 1, time.time())
     spool.add(["openmeter"], [make_record()])
-    Spool(path, max_bytes=0, lease_seconds=-60.0).lease("openmeter", 1, time.time())  # expired
+    Spool(path, max_bytes=0, lease_seconds=-60.0, hot_limit=0).lease("openmeter", 1, time.time())  # expired
     spool.add(["stripe"], [make_record() for _ in range(3)])
     child = subprocess.run(  # leases two rows and dies without releasing them
         [sys.executable, "-c", _LEASE_AND_DIE, str(path)], capture_output=True, text=True, check=True

@@ -91,7 +91,7 @@ def configure(
     flush_interval: float = 1.0,
     batch_size: int = 500,
     commit_interval: float = 0.1,
-    max_queue: int = 100_000,
+    max_queue: int = 10_000,
     max_queue_bytes: int = 64 << 20,
     max_spool_bytes: int = 1 << 30,
     overflow: str = "drop_newest",

@@ -19,7 +19,13 @@ from usagetap.delivery.store import StoreFull
 
 
 def spool_at(path: Path, **kw: float) -> Spool:
-    return open_spool(str(path), max_bytes=int(kw.get("max_bytes", 0)), lease_seconds=kw.get("lease", 60.0))
+    """A spool whose rows all wait on disk (``hot`` > 0: fresh rows written through, kept in memory)."""
+    return open_spool(
+        str(path),
+        max_bytes=int(kw.get("max_bytes", 0)),
+        lease_seconds=kw.get("lease", 60.0),
+        hot_limit=int(kw.get("hot", 0)),
+    )
 
 
 def test_records_round_trip_and_are_deleted_only_when_acknowledged(tmp_path: Path) -> None:
@@ -180,3 +186,57 @@ def test_a_corrupt_spool_is_moved_aside_and_replaced(
     aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
     assert "was corrupt" in caplog.text
+
+
+# -- fresh rows written through ------------------------------------------------------------
+
+
+def test_fresh_rows_are_written_leased_and_delivered_from_memory(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=100)
+    records = [make_record() for _ in range(5)]
+    spool.add(["a"], records)
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=60, hot_limit=0)
+    other.owner = "another-process"
+    assert other.lease("a", 10, time.time()) == [], "on disk they are leased to the writer already"
+    taken = spool.lease("a", 10, time.time())
+    assert [e.record for e in taken] == records, "the very record objects, no read back"
+    spool.ack("a", taken)
+    assert spool.pending() == 0
+    conn = sqlite3.connect(str(tmp_path / "s.db"))
+    assert conn.execute("SELECT COUNT(*) FROM spool").fetchone()[0] == 0
+
+
+def test_what_does_not_fit_in_memory_waits_on_disk_unleased(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=3)
+    spool.add(["a"], [make_record() for _ in range(3)])
+    spool.add(["a"], [make_record() for _ in range(2)])
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=60, hot_limit=0)
+    other.owner = "another-process"
+    assert len(other.lease("a", 10, time.time())) == 2
+    assert len(spool.lease("a", 10, time.time())) == 3
+
+
+def test_a_row_kept_in_memory_past_half_its_lease_is_left_to_the_database(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=100, lease=10)
+    spool.add(["a"], [make_record()])
+    assert spool.lease("a", 10, time.time() + 6) == [], "not sent on a lease about to expire"
+    [again] = spool.lease("a", 10, time.time() + 11)
+    assert again.attempts == 0
+
+
+def test_a_duplicate_event_is_kept_once(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=100)
+    record = make_record()
+    spool.add(["a"], [record])
+    spool.add(["a"], [record, make_record()])
+    assert spool.pending("a") == 2
+    taken = spool.lease("a", 10, time.time())
+    assert len(taken) == 2 and len({e.key for e in taken}) == 2
+
+
+def test_an_acknowledged_batch_is_deleted_by_ranges_leaving_other_rows(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=100)
+    spool.add(["a", "b"], [make_record() for _ in range(4)])
+    taken = spool.lease("a", 10, time.time())
+    spool.ack("a", taken[:1] + taken[2:])
+    assert (spool.pending("a"), spool.pending("b")) == (1, 4)

@@ -20,12 +20,13 @@ from typing import Any, Callable, Optional
 __all__ = ["CaptureBuffer", "estimate_bytes"]
 
 _BASE_BYTES = 600
+_CAPTURE_BYTES = 2048  # a captured call holds its SDK response until the intake builds its record
 
 
 def estimate_bytes(item: Any) -> int:
-    """A cheap size estimate: a fixed base plus the dimensions of a record (captures use the base)."""
+    """A cheap size estimate: a fixed base plus the dimensions of a record; a capture counts more."""
     dims = getattr(item, "dimensions", None)
-    return _BASE_BYTES + 48 * len(dims) if isinstance(dims, dict) else _BASE_BYTES
+    return _BASE_BYTES + 48 * len(dims) if isinstance(dims, dict) else _CAPTURE_BYTES
 
 
 class CaptureBuffer:

@@ -195,7 +195,10 @@ class Pipeline:
 
             try:
                 self.store = open_spool(
-                    s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds
+                    s.spool_path,
+                    max_bytes=s.max_spool_bytes,
+                    lease_seconds=s.lease_seconds,
+                    hot_limit=s.max_queue,
                 )
             except SpoolUnavailable as exc:
                 self._fall_back(exc)
@@ -219,7 +222,9 @@ class Pipeline:
 
         s = self.settings
         try:
-            return open_spool(s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds)
+            return open_spool(  # memory is full when it spills: spilled rows wait on disk only
+                s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds, hot_limit=0
+            )
         except SpoolUnavailable as exc:
             log_once(logging.WARNING, "spill-unavailable", "usagetap: cannot spill to disk: %s", exc)
             return None

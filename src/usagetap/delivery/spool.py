@@ -6,6 +6,12 @@ transaction, so two processes never send the same row at once; a row is
 deleted only when its sink acknowledged it. Leases of a process that died
 (SIGKILL, OOM) are void at the next start; other expired leases are
 reclaimed as they expire.
+
+Fresh rows are written through: they are inserted already leased to this
+process, and their records stay in memory (up to ``hot_limit``), so the
+worker delivers them without reading, decoding or re-leasing them, and
+acknowledges them by seq range. The database is read back only for retries,
+for what did not fit in memory, and for what an earlier process left.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -65,6 +72,12 @@ _INSERT = """
 INSERT OR IGNORE INTO spool (sink, event_id, payload, created, attempts, not_before, origin, origin_pid)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+_INSERT_LEASED = """
+INSERT OR IGNORE INTO spool (seq, sink, event_id, payload, created, attempts, not_before, origin, origin_pid,
+                             lease_owner, lease_pid, lease_until)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+"""
+HOT_LIMIT = 10_000
 
 
 # owners of the spools open in this process: their leases are live whatever the pid says
@@ -89,9 +102,10 @@ def _create_private(path: Path) -> None:
     os.chmod(str(path), 0o600)
 
 
-def open_spool(path: str, *, max_bytes: int, lease_seconds: float) -> Spool:
+def open_spool(path: str, *, max_bytes: int, lease_seconds: float, hot_limit: int = HOT_LIMIT) -> Spool:
     """Open (or create) the spool at ``path``. A corrupt file is moved aside and replaced.
 
+    ``hot_limit`` bounds the fresh records kept in memory for delivery (0: every row waits on disk).
     Raises :class:`SpoolUnavailable` when the path cannot be written.
     """
     from .._log import log
@@ -99,7 +113,7 @@ def open_spool(path: str, *, max_bytes: int, lease_seconds: float) -> Spool:
     target = Path(path)
     try:
         _create_private(target)
-        return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds)
+        return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
             raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
@@ -113,11 +127,22 @@ def open_spool(path: str, *, max_bytes: int, lease_seconds: float) -> Spool:
         )
         try:
             _create_private(target)
-            return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds)
+            return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit)
         except (OSError, sqlite3.Error) as again:
             raise SpoolUnavailable(f"cannot create spool {target}: {again}") from again
     except OSError as exc:
         raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
+
+
+def _runs(keys: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive integers as ``(first, last)`` ranges: a batch written together is one range."""
+    runs: list[tuple[int, int]] = []
+    for key in sorted(keys):
+        if runs and key == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], key)
+        else:
+            runs.append((key, key))
+    return runs
 
 
 def _looks_corrupt(exc: sqlite3.Error) -> bool:
@@ -128,10 +153,15 @@ def _looks_corrupt(exc: sqlite3.Error) -> bool:
 class Spool:
     """A :class:`~usagetap.delivery.store.Store` on SQLite. Use :func:`open_spool`."""
 
-    def __init__(self, path: Path, *, max_bytes: int, lease_seconds: float) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int, lease_seconds: float, hot_limit: int = HOT_LIMIT
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.lease_seconds = lease_seconds
+        self.hot_limit = hot_limit
+        self._hot: dict[str, deque[tuple[Entry, float]]] = {}  # sink -> (entry, lease expiry)
+        self._hot_count = 0
         self.owner = uuid.uuid4().hex
         _open_owners.add(self.owner)
         with SQLITE:
@@ -205,21 +235,88 @@ class Spool:
         now = time.time()
         payloads = [(r.event_id, encode(r)) for r in records]
         me = os.getpid()
-        rows = [  # due from now: leases take the earliest due first, in the index's order (no sort)
-            (sink, event_id, payload, now, 0, now, self.owner, me)
-            for sink in sinks
-            for event_id, payload in payloads
-        ]
         with SQLITE:
             if self.max_bytes and self._size() > self.max_bytes:
                 raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
+            hot = self._hot_count + len(sinks) * len(records) <= self.hot_limit
             try:
-                self._write(_INSERT, rows)
+                if hot:
+                    self._add_leased(sinks, records, payloads, now, me)
+                else:  # memory is full (a backend that is slow or down): rows wait on disk only
+                    rows = [  # due from now: leases take the earliest due first, in index order (no sort)
+                        (sink, event_id, payload, now, 0, now, self.owner, me)
+                        for sink in sinks
+                        for event_id, payload in payloads
+                    ]
+                    self._write(_INSERT, rows)
             except sqlite3.OperationalError as exc:
                 raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
 
+    def _add_leased(
+        self,
+        sinks: Sequence[str],
+        records: Sequence[Any],
+        payloads: list[tuple[str, str]],
+        now: float,
+        me: int,
+    ) -> None:
+        """Insert rows leased to this process with seqs chosen here, and keep their records in memory."""
+        conn = self._conn
+        until = now + self.lease_seconds
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='spool'").fetchone()
+            last = max(
+                int(found[0]) if found else 0,
+                int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM spool").fetchone()[0]),
+            )
+            rows = []
+            entries: list[tuple[str, Entry]] = []
+            seq = last
+            for sink in sinks:
+                for record, (event_id, payload) in zip(records, payloads):
+                    seq += 1
+                    rows.append(
+                        (seq, sink, event_id, payload, now, now, self.owner, me, self.owner, me, until)
+                    )
+                    entries.append((sink, Entry(seq, record, 0, now)))
+            before = conn.total_changes
+            conn.executemany(_INSERT_LEASED, rows)
+            if conn.total_changes - before != len(rows):  # some were already waiting (the same event)
+                stored = {
+                    r[0]
+                    for r in conn.execute("SELECT seq FROM spool WHERE seq > ? AND seq <= ?", (last, seq))
+                }
+                entries = [(s, e) for s, e in entries if e.key in stored]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        for sink, entry in entries:
+            self._hot.setdefault(sink, deque()).append((entry, until))
+        self._hot_count += len(entries)
+
+    def _take_hot(self, sink: str, limit: int, now: float) -> list[Entry]:
+        """Up to ``limit`` in-memory entries whose lease has at least half its time left.
+
+        One closer to expiry is left to the database: when its lease runs out, it is leased again
+        from there (by this process or another), so nothing is sent on an expired lease.
+        """
+        queue = self._hot.get(sink)
+        out: list[Entry] = []
+        margin = self.lease_seconds / 2
+        while queue and len(out) < limit:
+            entry, until = queue.popleft()
+            self._hot_count -= 1
+            if until - now >= margin:
+                out.append(entry)
+        return out
+
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
         with SQLITE:
+            hot = self._take_hot(sink, limit, now)
+            if hot:
+                return hot
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -244,7 +341,8 @@ class Spool:
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
         with SQLITE:
             self._write(
-                "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
+                "DELETE FROM spool WHERE seq BETWEEN ? AND ? AND lease_owner=?",
+                [(first, last, self.owner) for first, last in _runs(e.key for e in entries)],
             )
 
     def retry(self, sink: str, entries: Sequence[Entry]) -> None:
@@ -296,6 +394,9 @@ class Spool:
 
     def next_due(self, sink: str) -> Optional[float]:
         with SQLITE:
+            queue = self._hot.get(sink)
+            if queue:
+                return queue[0][0].not_before
             row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
         return None if row[0] is None else float(row[0])
 
