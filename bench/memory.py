@@ -10,9 +10,9 @@ is sampled every 20 ms; growth = peak - RSS after the warm-up, and the RSS
 once everything captured is in the spool, with RSS growth at each tenth of
 the run (flat once the capture buffer is full: the backlog is on disk).
 The capture buffer holds what the intake thread has not committed yet; it is
-bounded by ``max_queue`` (default 100,000), settable with ``--max-queue``.
+bounded by ``max_queue`` (default 10,000), settable with ``--max-queue``.
 
-    python bench/memory.py [--records 1000000] [--max-queue 100000]
+    python bench/memory.py [--records 1000000] [--max-queue 10000]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def dead_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--max-queue", type=int, default=100_000)
+    parser.add_argument("--max-queue", type=int, default=10_000)
     args = parser.parse_args()
     in_temp_dir("memory")
     openai_adapter: Any = importlib.import_module("usagetap.instrument._openai")
