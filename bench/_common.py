@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import platform
 import statistics
@@ -61,6 +62,29 @@ def completion(i: int) -> dict[str, Any]:
             "prompt_tokens_details": {"cached_tokens": (i % 7) * 64},
         },
     }
+
+
+class ChatCalls:
+    """Chat completions metered as a wrapped OpenAI client meters them, without HTTP.
+
+    ``new()`` plans a call; ``emit(source)`` queues the usage of a completion's JSON (extraction
+    and the record happen on the intake thread).
+    """
+
+    def __init__(self) -> None:
+        from usagetap.instrument._binding import Binding
+        from usagetap.providers.openai import chat_usage
+
+        adapter: Any = importlib.import_module("usagetap.instrument._openai")
+        self.adapter = adapter.ADAPTER
+        self._binding = Binding(adapter=self.adapter, provider="openai")
+        self._call, self._emit, self._usage = adapter.OpenAICall, adapter.emit, chat_usage
+
+    def new(self) -> Any:
+        return self._call(self._binding, "chat", "gpt-4.1", False, None)
+
+    def emit(self, source: dict[str, Any]) -> None:
+        self._emit(self.new(), self._usage, source)
 
 
 def rss_bytes() -> int:

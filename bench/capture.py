@@ -21,16 +21,14 @@ record's time then includes waiting for the GIL held by another thread.
 from __future__ import annotations
 
 import argparse
-import importlib
 import threading
 import time
 from typing import Any, Callable
 
-from _common import completion, in_temp_dir, machine, percentile, provider_process
+from _common import ChatCalls, completion, in_temp_dir, machine, percentile, provider_process
 
 import usagetap
 from usagetap import _runtime
-from usagetap.instrument._binding import Binding
 from usagetap.instrument._calls import make_record
 from usagetap.providers.openai import chat_usage
 
@@ -41,23 +39,19 @@ def steps() -> dict[str, Step]:
     """Each step: given ``i``, prepare (untimed) and return the timed part."""
     from openai.types.chat import ChatCompletion
 
-    openai_adapter: Any = importlib.import_module("usagetap.instrument._openai")
-    adapter = openai_adapter.ADAPTER
-    binding = Binding(adapter=adapter, provider="openai")
-    call_type = openai_adapter.OpenAICall
+    chats = ChatCalls()
 
     def after_sdk(i: int) -> Callable[[], Any]:
         result = ChatCompletion.model_validate(completion(i))
-        call = call_type(binding, "chat", "gpt-4.1", False, None)
-        return lambda: adapter.on_result(call, result)
+        call = chats.new()
+        return lambda: chats.adapter.on_result(call, result)
 
     def manual(i: int) -> Callable[[], Any]:
         result = ChatCompletion.model_validate(completion(i))
         return lambda: usagetap.record(result)
 
     def capture(i: int) -> Callable[[], Any]:
-        call = call_type(binding, "chat", "gpt-4.1", False, None)
-        record = make_record(call, chat_usage(completion(i)), "ok")
+        record = make_record(chats.new(), chat_usage(completion(i)), "ok")
         return lambda: _runtime.capture(record)
 
     return {"after the SDK returns": after_sdk, "usagetap.record()": manual, "_runtime.capture()": capture}

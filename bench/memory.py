@@ -18,14 +18,12 @@ bounded by ``max_queue`` (default 10,000), settable with ``--max-queue``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import socket
 import threading
 import time
-from typing import Any
 
-from _common import completion, in_temp_dir, machine, rss_bytes
+from _common import ChatCalls, completion, in_temp_dir, machine, rss_bytes
 
 import usagetap
 
@@ -43,12 +41,7 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=10_000)
     args = parser.parse_args()
     in_temp_dir("memory")
-    openai_adapter: Any = importlib.import_module("usagetap.instrument._openai")
-    from usagetap.instrument._binding import Binding
-    from usagetap.providers.openai import chat_usage
-
-    binding = Binding(adapter=openai_adapter.ADAPTER, provider="openai")
-    call_type, emit = openai_adapter.OpenAICall, openai_adapter.emit
+    chats = ChatCalls()
     usagetap.configure(
         sink=usagetap.sinks.HTTP(f"http://127.0.0.1:{dead_port()}/usage", timeout=1.0),
         durability="spool",
@@ -71,7 +64,7 @@ def main() -> None:
 
     with usagetap.customer("org_bench"):
         for i in range(10_000):
-            emit(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage, completion(i))
+            chats.emit(completion(i))
         spooled()
         base = rss_bytes()
         sampler = threading.Thread(target=sample, daemon=True)
@@ -80,7 +73,7 @@ def main() -> None:
         tenth = max(1, args.records // 10)
         steps = []
         for i in range(10_000, 10_000 + args.records):
-            emit(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage, completion(i))
+            chats.emit(completion(i))
             if (i - 9_999) % tenth == 0:
                 steps.append(rss_bytes() - base)
         spooled()

@@ -17,17 +17,15 @@ SQLite WAL table (``synchronous=NORMAL``), 1000 rows per transaction.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sqlite3
 import time
 from typing import Any
 
-from _common import completion, in_temp_dir, machine, provider_process
+from _common import ChatCalls, completion, in_temp_dir, machine, provider_process
 
 import usagetap
-from usagetap.instrument._binding import Binding
 from usagetap.instrument._calls import make_record
 from usagetap.providers.openai import chat_usage
 from usagetap.record import UsageRecord
@@ -78,17 +76,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
     in_temp_dir("throughput")
-    openai_adapter: Any = importlib.import_module("usagetap.instrument._openai")
-    binding = Binding(adapter=openai_adapter.ADAPTER, provider="openai")
-    call_type, emit = openai_adapter.OpenAICall, openai_adapter.emit
+    chats = ChatCalls()
     sources = [completion(i) for i in range(args.events)]
 
     records = []
     with usagetap.customer("org_bench"):
         for source in sources:
-            records.append(
-                make_record(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage(source), "ok")
-            )
+            records.append(make_record(chats.new(), chat_usage(source), "ok"))
     raw = raw_limit(records)
     del records
 
@@ -98,12 +92,12 @@ def main() -> None:
         )
         with usagetap.customer("org_bench"):
             for i in range(2000):  # warm-up: threads started, spool created, prices loaded
-                emit(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage, completion(10**9 + i))
+                chats.emit(completion(10**9 + i))
             usagetap.flush(timeout=60)
             before = usagetap.stats()
             started = time.perf_counter()
             for source in sources:
-                emit(call_type(binding, "chat", "gpt-4.1", False, None), chat_usage, source)
+                chats.emit(source)
             captured = time.perf_counter() - started
             result = usagetap.flush(timeout=600)
             elapsed = time.perf_counter() - started
