@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
+from .delivery.spool import immediate
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
@@ -274,11 +275,6 @@ def settle_dead_letters(
             delivered.extend((seq,) for seq in seqs)
     if not delivered and not refused:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         conn.executemany("DELETE FROM dead WHERE seq = ?", delivered)
         conn.executemany("UPDATE dead SET reason = ?, died = ? WHERE seq = ?", refused)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

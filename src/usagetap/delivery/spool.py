@@ -16,13 +16,14 @@ for what did not fit in memory, and for what an earlier process left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +31,7 @@ from .._forksafe import SQLITE
 from .codec import decode, encode
 from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
 
-__all__ = ["Spool", "SpoolUnavailable", "open_spool"]
+__all__ = ["Spool", "SpoolUnavailable", "immediate", "open_spool"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -145,6 +146,18 @@ def _runs(keys: Iterable[int]) -> list[tuple[int, int]]:
     return runs
 
 
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``), committed on exit, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _looks_corrupt(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text or "corrupt" in text
@@ -221,13 +234,8 @@ class Spool:
         return (pages - free) * self._page_size
 
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(sql, rows)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with immediate(self._conn) as conn:
+            conn.executemany(sql, rows)
 
     # -- Store -------------------------------------------------------------
 
@@ -263,8 +271,7 @@ class Spool:
         """Insert rows leased to this process with seqs chosen here, and keep their records in memory."""
         conn = self._conn
         until = now + self.lease_seconds
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='spool'").fetchone()
             last = max(
                 int(found[0]) if found else 0,
@@ -288,10 +295,6 @@ class Spool:
                     for r in conn.execute("SELECT seq FROM spool WHERE seq > ? AND seq <= ?", (last, seq))
                 }
                 entries = [(s, e) for s, e in entries if e.key in stored]
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         for sink, entry in entries:
             self._hot.setdefault(sink, deque()).append((entry, until))
         self._hot_count += len(entries)
@@ -318,8 +321,7 @@ class Spool:
             if hot:
                 return hot
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 rows = conn.execute(
                     "SELECT seq, payload, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
                     "AND (lease_until IS NULL OR lease_until<?) ORDER BY not_before, seq LIMIT ?",
@@ -330,10 +332,6 @@ class Spool:
                         "UPDATE spool SET lease_owner=?, lease_pid=?, lease_until=? WHERE seq=?",
                         [(self.owner, os.getpid(), now + self.lease_seconds, row[0]) for row in rows],
                     )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         return [
             Entry(seq, decode(payload), attempts, not_before) for seq, payload, attempts, not_before in rows
         ]
@@ -356,8 +354,7 @@ class Spool:
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
         with SQLITE:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.executemany(
                     "INSERT INTO dead (sink, event_id, payload, reason, created, died) "
                     "SELECT sink, event_id, payload, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
@@ -366,10 +363,6 @@ class Spool:
                 conn.executemany(
                     "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
         """Rows not yet acknowledged; with ``mine``, only those this process added."""
@@ -433,8 +426,7 @@ class Spool:
         """
         with SQLITE:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
                 try:
                     value = json.loads(row[0]) if row else {}
@@ -449,10 +441,6 @@ class Spool:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                     (key, json.dumps(value, separators=(",", ":"))),
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         with SQLITE:
