@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import make_record
 from usagetap.delivery.spool import Spool, SpoolUnavailable, open_spool
-from usagetap.delivery.store import StoreFull
+from usagetap.delivery.store import MemoryStore, StoreFull, Tiered
 
 
 def spool_at(path: Path, **kw: float) -> Spool:
@@ -240,3 +240,18 @@ def test_an_acknowledged_batch_is_deleted_by_ranges_leaving_other_rows(tmp_path:
     taken = spool.lease("a", 10, time.time())
     spool.ack("a", taken[:1] + taken[2:])
     assert (spool.pending("a"), spool.pending("b")) == (1, 4)
+
+
+def test_has_pending_in_memory_and_through_a_spill(tmp_path: Path) -> None:
+    memory = MemoryStore(max_entries=1)
+    spill = spool_at(tmp_path / "spool.db")
+    tiered = Tiered(memory, lambda: spill, adopt=False)
+    assert not memory.has_pending() and not tiered.has_pending()
+    tiered.add(["s"], [make_record(input_tokens=1)])
+    assert memory.has_pending() and tiered.has_pending() and not spill.has_pending()
+    tiered.add(["s"], [make_record(input_tokens=2)])  # memory is full: spills
+    assert spill.has_pending()
+    entries = tiered.lease("s", 10, time.time())
+    assert [e.tier for e in entries] == [memory, spill]
+    tiered.ack("s", entries)
+    assert not memory.has_pending() and not spill.has_pending() and not tiered.has_pending()

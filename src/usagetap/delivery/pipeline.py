@@ -62,14 +62,6 @@ def _materialize(item: Item) -> Optional[UsageRecord]:
     return record
 
 
-def _has_pending(store: Store) -> bool:
-    if isinstance(store, Tiered):
-        spill = store.spill
-        return bool(store.memory.pending()) or (spill is not None and _has_pending(spill))
-    probe = getattr(store, "has_pending", None)
-    return bool(probe()) if callable(probe) else bool(store.pending(mine=True))
-
-
 def _sink_keys(sinks: Sequence[Sink]) -> list[str]:
     keys: list[str] = []
     for sink in sinks:
@@ -334,7 +326,7 @@ class Pipeline:
         if store is None:
             return False
         try:
-            return _has_pending(store)
+            return store.has_pending()
         except Exception:
             return False
 

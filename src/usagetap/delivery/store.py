@@ -74,6 +74,10 @@ class Store(Protocol):
         """
         ...
 
+    def has_pending(self) -> bool:
+        """Whether any entry this process added is unacknowledged (without counting them)."""
+        ...
+
     def next_due(self, sink: str) -> Optional[float]:
         """When the earliest unleased entry of ``sink`` is due, or None when there is none."""
         ...
@@ -155,6 +159,9 @@ class MemoryStore:
                 len(self._ready.get(s, ())) + len(self._delayed.get(s, ())) + len(self._leased.get(s, {}))
                 for s in sinks
             )
+
+    def has_pending(self) -> bool:
+        return self.pending() > 0
 
     def next_due(self, sink: str) -> Optional[float]:
         with self._lock:
@@ -253,6 +260,10 @@ class Tiered:
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
         spill = self._spill
         return self.memory.pending(sink) + (spill.pending(sink, mine=mine) if spill is not None else 0)
+
+    def has_pending(self) -> bool:
+        spill = self._spill
+        return self.memory.has_pending() or (spill is not None and spill.has_pending())
 
     def next_due(self, sink: str) -> Optional[float]:
         dues = [
