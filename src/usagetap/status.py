@@ -1,6 +1,6 @@
 """What the spool holds, for ``usagetap status``: read-only, from the SQLite file alone.
 
-Per sink: rows waiting (due now, in backoff, leased by a live or a dead
+Per sink: records waiting (due now, in backoff, leased by a live or a dead
 process), the oldest one, dead letters, and what the delivering processes
 recorded in the spool's ``meta`` table: counters summed over every process
 that delivered from this spool, and the last delivery error.
@@ -37,7 +37,7 @@ class NotASpool(ValueError):
 
 @dataclass
 class Lease:
-    """Rows of one sink leased (in flight) by one process."""
+    """Records of one sink leased (in flight) by one process (``rows``: how many records)."""
 
     pid: int
     rows: int
@@ -181,12 +181,13 @@ def read_status(
     conn.execute("BEGIN")
     try:
         for name, pending, oldest, max_attempts in conn.execute(
-            "SELECT sink, COUNT(*), MIN(created), MAX(attempts) FROM spool GROUP BY sink"
+            "SELECT sink, SUM(n), MIN(created), MAX(attempts) FROM spool GROUP BY sink"
         ):
             s = sink(name)
             s.pending, s.oldest, s.max_attempts = pending, oldest, max_attempts
         for name, due, backoff, next_attempt in conn.execute(
-            "SELECT sink, SUM(not_before <= :now), SUM(not_before > :now), "
+            "SELECT sink, SUM(CASE WHEN not_before <= :now THEN n ELSE 0 END), "
+            "SUM(CASE WHEN not_before > :now THEN n ELSE 0 END), "
             "MIN(CASE WHEN not_before > :now THEN not_before END) "
             "FROM spool WHERE lease_until IS NULL OR lease_until < :now GROUP BY sink",
             {"now": now},
@@ -194,7 +195,7 @@ def read_status(
             s = sink(name)
             s.due, s.backoff, s.next_attempt = due, backoff, next_attempt
         for name, pid, rows, expires in conn.execute(
-            "SELECT sink, lease_pid, COUNT(*), MAX(lease_until) FROM spool "
+            "SELECT sink, lease_pid, SUM(n), MAX(lease_until) FROM spool "
             "WHERE lease_until >= ? GROUP BY sink, lease_pid ORDER BY sink, lease_pid",
             (now,),
         ):
@@ -203,7 +204,7 @@ def read_status(
             s.leases.append(lease)
             s.in_flight += rows
         for name, stale in conn.execute(
-            "SELECT sink, COUNT(*) FROM spool WHERE lease_until < ? GROUP BY sink", (now,)
+            "SELECT sink, SUM(n) FROM spool WHERE lease_until < ? GROUP BY sink", (now,)
         ):
             sink(name).stale = stale
         dead = [

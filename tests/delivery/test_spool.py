@@ -19,13 +19,27 @@ from usagetap.delivery.store import MemoryStore, StoreFull, Tiered
 
 
 def spool_at(path: Path, **kw: float) -> Spool:
-    """A spool whose rows all wait on disk (``hot`` > 0: fresh rows written through, kept in memory)."""
+    """A spool whose rows all wait on disk (``hot`` > 0: fresh rows written through, kept in memory);
+    ``chunk``: records per row for sink ``a``."""
     return open_spool(
         str(path),
         max_bytes=int(kw.get("max_bytes", 0)),
         lease_seconds=kw.get("lease", 60.0),
         hot_limit=int(kw.get("hot", 0)),
+        chunks={"a": int(kw["chunk"])} if "chunk" in kw else None,
     )
+
+
+def rows(path: Path) -> list[tuple[int, int, bool]]:
+    """The spool's rows: (records, attempts, leased) each, in seq order."""
+    conn = sqlite3.connect(str(path))
+    try:
+        return [
+            (n, attempts, owner is not None)
+            for n, attempts, owner in conn.execute("SELECT n, attempts, lease_owner FROM spool ORDER BY seq")
+        ]
+    finally:
+        conn.close()
 
 
 def test_records_round_trip_and_are_deleted_only_when_acknowledged(tmp_path: Path) -> None:
@@ -234,7 +248,7 @@ def test_a_duplicate_event_is_kept_once(tmp_path: Path) -> None:
     assert len(taken) == 2 and len({e.key for e in taken}) == 2
 
 
-def test_an_acknowledged_batch_is_deleted_by_ranges_leaving_other_rows(tmp_path: Path) -> None:
+def test_a_partly_acknowledged_batch_keeps_the_rest_and_other_sinks_rows(tmp_path: Path) -> None:
     spool = spool_at(tmp_path / "s.db", hot=100)
     spool.add(["a", "b"], [make_record() for _ in range(4)])
     taken = spool.lease("a", 10, time.time())
@@ -255,3 +269,114 @@ def test_has_pending_in_memory_and_through_a_spill(tmp_path: Path) -> None:
     assert [e.tier for e in entries] == [memory, spill]
     tiered.ack("s", entries)
     assert not memory.has_pending() and not spill.has_pending() and not tiered.has_pending()
+
+
+def test_a_row_holds_one_batch_and_a_lease_takes_whole_rows(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", chunk=4)
+    records = [make_record() for _ in range(10)]
+    spool.add(["a"], records)
+    assert rows(tmp_path / "s.db") == [(4, 0, False), (4, 0, False), (2, 0, False)]
+    taken = spool.lease("a", 9, time.time())
+    assert [e.record for e in taken] == records[:8], "two whole rows; the third would not fit"
+    assert rows(tmp_path / "s.db") == [(4, 0, True), (4, 0, True), (2, 0, False)]
+    spool.ack("a", taken)
+    assert rows(tmp_path / "s.db") == [(2, 0, False)]
+
+
+def test_a_row_larger_than_the_batch_is_split_when_leased(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", chunk=10)
+    records = [make_record() for _ in range(10)]
+    spool.add(["a"], records)
+    taken = spool.lease("a", 4, time.time())
+    assert [e.record for e in taken] == records[:4]
+    assert rows(tmp_path / "s.db") == [(4, 0, True), (4, 0, False), (2, 0, False)]
+    assert [e.record for e in spool.lease("a", 6, time.time())] == records[4:]
+
+
+def test_a_batch_with_mixed_outcomes_rewrites_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    spool = spool_at(path, hot=100, chunk=8)
+    records = [make_record() for _ in range(8)]
+    spool.add(["a"], records)
+    taken = spool.lease("a", 8, time.time())
+    now = time.time()
+    delivered, dead, soon, later = taken[:3], taken[3:4], taken[4:6], taken[6:]
+    for entry in soon:
+        entry.attempts, entry.not_before = 1, now - 1
+    for entry in later:
+        entry.attempts, entry.not_before = 2, now + 100
+    spool.ack("a", delivered)
+    assert rows(path) == [(5, 0, True)], "rewritten, still leased: the rest is not settled yet"
+    spool.dead("a", dead, ["422: customer unknown"], now)
+    spool.retry("a", soon + later)
+    assert sorted(rows(path)) == [(2, 1, False), (2, 2, False)], "one row per due time, released"
+    assert spool.pending("a") == 4
+    [letter] = spool.dead_letters("a")
+    assert letter.record == records[3] and letter.reason == "422: customer unknown"
+    other = Spool(path, max_bytes=0, lease_seconds=60, hot_limit=0)  # another process sees the same
+    other.owner = "another-process"
+    again = other.lease("a", 10, now)
+    assert [(e.record, e.attempts) for e in again] == [(records[4], 1), (records[5], 1)]
+    other.ack("a", again)
+    assert [e.record for e in other.lease("a", 10, now + 101)] == records[6:]
+
+
+def test_a_whole_row_retried_alike_is_released_in_place(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", chunk=3)
+    spool.add(["a"], [make_record() for _ in range(3)])
+    taken = spool.lease("a", 3, time.time())
+    due = time.time() + 5
+    for entry in taken:
+        entry.attempts, entry.not_before = 1, due
+    spool.retry("a", taken)
+    assert rows(tmp_path / "s.db") == [(3, 1, False)]
+
+
+def test_settling_a_row_whose_lease_was_lost_leaves_it_to_its_new_holder(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = spool_at(path, lease=0.05)
+    records = [make_record() for _ in range(3)]
+    first.add(["a"], records)
+    taken = first.lease("a", 10, time.time())
+    other = Spool(path, max_bytes=0, lease_seconds=60, hot_limit=0)
+    other.owner = "another-process"
+    again = other.lease("a", 10, time.time() + 0.1)
+    assert [e.record for e in again] == records
+    first.ack("a", taken[:1])
+    first.dead("a", taken[1:2], ["late"], time.time())
+    first.retry("a", taken[2:])
+    assert rows(path) == [(3, 0, True)] and first.dead_letters() == []
+    other.ack("a", again)
+    assert rows(path) == []
+
+
+def test_a_spool_of_one_row_per_record_is_upgraded_at_open(tmp_path: Path) -> None:
+    from usagetap.delivery.codec import encode
+
+    path = tmp_path / "s.db"
+    records = [make_record() for _ in range(3)]
+    conn = sqlite3.connect(str(path))
+    conn.executescript(
+        """
+        CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, event_id TEXT NOT NULL,
+            payload TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0, lease_owner TEXT, lease_pid INTEGER, lease_until REAL,
+            origin TEXT NOT NULL DEFAULT '', origin_pid INTEGER NOT NULL DEFAULT 0, UNIQUE (sink, event_id));
+        CREATE INDEX spool_due ON spool (sink, not_before, seq);
+        CREATE TABLE dead (seq INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, event_id TEXT NOT NULL,
+            payload TEXT NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL, died REAL NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+    conn.executemany(
+        "INSERT INTO spool (sink, event_id, payload, created, attempts) VALUES ('a', ?, ?, 1.0, ?)",
+        [(r.event_id, encode(r), i) for i, r in enumerate(records)],
+    )
+    conn.commit()
+    conn.close()
+    spool = spool_at(path)
+    assert spool.pending("a") == 3
+    taken = spool.lease("a", 10, time.time())
+    assert [(e.record, e.attempts) for e in taken] == [(r, i) for i, r in enumerate(records)]
+    spool.ack("a", taken)
+    assert spool.pending() == 0

@@ -1,15 +1,17 @@
-"""Records <-> spool payloads: a compact positional JSON array, versioned."""
+"""Records <-> spool payloads: each record a compact positional JSON array, versioned; a spool row
+holds a JSON array of them (a chunk)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..record import UsageRecord
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decode_chunk", "encode", "encode_chunk"]
 
 _VERSION = 1
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -45,9 +47,22 @@ def encode(r: UsageRecord) -> str:
     )
 
 
+def encode_chunk(payloads: Sequence[str]) -> str:
+    """Records already encoded (by :func:`encode`) as one chunk."""
+    return "[" + ",".join(payloads) + "]"
+
+
 def decode(payload: str) -> UsageRecord:
     """Inverse of :func:`encode`."""
-    v: list[Any] = _loads(payload)
+    return _record(_loads(payload))
+
+
+def decode_chunk(chunk: str) -> list[UsageRecord]:
+    """Inverse of :func:`encode_chunk` (of :func:`encode` each)."""
+    return [_record(v) for v in _loads(chunk)]
+
+
+def _record(v: list[Any]) -> UsageRecord:
     if v[0] != _VERSION:
         raise ValueError(f"unknown spool payload version {v[0]!r}")
     return UsageRecord(

@@ -31,7 +31,7 @@ from .backoff import Backoff
 from .buffer import CaptureBuffer
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
 from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
-from .worker import SinkWorker
+from .worker import SinkWorker, batch_limit
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
 
@@ -191,6 +191,7 @@ class Pipeline:
                     max_bytes=s.max_spool_bytes,
                     lease_seconds=s.lease_seconds,
                     hot_limit=s.max_queue,
+                    chunks=self._chunks(),
                 )
             except SpoolUnavailable as exc:
                 self._fall_back(exc)
@@ -209,13 +210,21 @@ class Pipeline:
             worker.start()
         return self.store
 
+    def _chunks(self) -> dict[str, int]:
+        """Records per spool row for each sink: its batch, so a row is leased and acknowledged whole."""
+        return {key: batch_limit(sink, self.settings.batch_size) for sink, key in zip(self.sinks, self.keys)}
+
     def _open_spill(self) -> Optional[Store]:
         from .spool import open_spool
 
         s = self.settings
         try:
             return open_spool(  # memory is full when it spills: spilled rows wait on disk only
-                s.spool_path, max_bytes=s.max_spool_bytes, lease_seconds=s.lease_seconds, hot_limit=0
+                s.spool_path,
+                max_bytes=s.max_spool_bytes,
+                lease_seconds=s.lease_seconds,
+                hot_limit=0,
+                chunks=self._chunks(),
             )
         except SpoolUnavailable as exc:
             log_once(logging.WARNING, "spill-unavailable", "usagetap: cannot spill to disk: %s", exc)

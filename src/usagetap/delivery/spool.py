@@ -1,17 +1,26 @@
 """The durable spool: SQLite in WAL mode, shared safely by every process that opens it.
 
-A row is one record waiting for one sink. Leasing a batch marks its rows
-with this process (owner, pid, expiry) inside one ``BEGIN IMMEDIATE``
-transaction, so two processes never send the same row at once; a row is
-deleted only when its sink acknowledged it. Leases of a process that died
-(SIGKILL, OOM) are void at the next start; other expired leases are
-reclaimed as they expire.
+A row is a chunk: up to one batch of records (``n`` of them, the sink's
+batch size) waiting for one sink, written, leased, retried and deleted
+together, so the database does one row's work per batch, not per event.
+Leasing marks rows with this process (owner, pid, expiry) inside one
+``BEGIN IMMEDIATE`` transaction, so two processes never send the same
+records at once. When a batch's events have different outcomes, its row is
+rewritten: what the backend took (or refused for good) leaves it, events to
+retry move to a row of their own with their attempts and due time. Leases
+of a process that died (SIGKILL, OOM) are void at the next start; other
+expired leases are reclaimed as they expire.
 
 Fresh rows are written through: they are inserted already leased to this
 process, and their records stay in memory (up to ``hot_limit``), so the
-worker delivers them without reading, decoding or re-leasing them, and
-acknowledges them by seq range. The database is read back only for retries,
-for what did not fit in memory, and for what an earlier process left.
+worker delivers them without reading, decoding or re-leasing them. The
+database is read back only for retries, for what did not fit in memory,
+and for what an earlier process left.
+
+A record added twice (the same event id) is kept once when its first copy is
+among the last ``RECENT`` this process added; beyond that (or from another
+process) it may wait twice, and the backend, which gets the event id as its
+idempotency key, counts the second as a duplicate.
 """
 
 from __future__ import annotations
@@ -23,21 +32,21 @@ import sqlite3
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from .._forksafe import SQLITE
-from .codec import decode, encode
+from .codec import decode, decode_chunk, encode, encode_chunk
 from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
 
 __all__ = ["Spool", "SpoolUnavailable", "immediate", "open_spool"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spool (
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS spool (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     sink TEXT NOT NULL,
-    event_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
     payload TEXT NOT NULL,
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -46,11 +55,10 @@ CREATE TABLE IF NOT EXISTS spool (
     lease_pid INTEGER,
     lease_until REAL,
     origin TEXT NOT NULL DEFAULT '',
-    origin_pid INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (sink, event_id)
-);
-CREATE INDEX IF NOT EXISTS spool_due ON spool (sink, not_before, seq);
-CREATE TABLE IF NOT EXISTS dead (
+    origin_pid INTEGER NOT NULL DEFAULT 0
+)""",
+    "CREATE INDEX IF NOT EXISTS spool_due ON spool (sink, not_before, seq)",
+    """CREATE TABLE IF NOT EXISTS dead (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     sink TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -58,9 +66,20 @@ CREATE TABLE IF NOT EXISTS dead (
     reason TEXT NOT NULL,
     created REAL NOT NULL,
     died REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+)""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+# a spool written before chunks (one row per record): its rows become chunks of one
+_UPGRADE = (
+    "ALTER TABLE spool RENAME TO spool_rows",
+    "DROP INDEX IF EXISTS spool_due",
+    _TABLES[0],
+    _TABLES[1],
+    "INSERT INTO spool (sink, n, payload, created, attempts, not_before, lease_owner, lease_pid, "
+    "lease_until, origin, origin_pid) SELECT sink, 1, '[' || payload || ']', created, attempts, not_before, "
+    "lease_owner, lease_pid, lease_until, origin, origin_pid FROM spool_rows ORDER BY seq",
+    "DROP TABLE spool_rows",
+)
 
 
 # when the earliest row not in flight here is due: unleased rows at not_before, rows leased by
@@ -70,15 +89,22 @@ SELECT MIN(CASE WHEN lease_until IS NULL THEN not_before ELSE MAX(not_before, le
 FROM spool WHERE sink=? AND (lease_owner IS NULL OR lease_owner<>?)
 """
 _INSERT = """
-INSERT OR IGNORE INTO spool (sink, event_id, payload, created, attempts, not_before, origin, origin_pid)
+INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_LEASED = """
-INSERT OR IGNORE INTO spool (seq, sink, event_id, payload, created, attempts, not_before, origin, origin_pid,
-                             lease_owner, lease_pid, lease_until)
+INSERT INTO spool (seq, sink, n, payload, created, attempts, not_before, origin, origin_pid,
+                   lease_owner, lease_pid, lease_until)
 VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
 """
+# a part of a leased row moved to a row of its own (events to retry), unleased
+_MOVE = """
+INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid)
+SELECT sink, ?, ?, created, ?, ?, origin, origin_pid FROM spool WHERE seq=? AND lease_owner=?
+"""
 HOT_LIMIT = 10_000
+CHUNK = 500
+RECENT = 10_000
 
 
 # owners of the spools open in this process: their leases are live whatever the pid says
@@ -103,10 +129,18 @@ def _create_private(path: Path) -> None:
     os.chmod(str(path), 0o600)
 
 
-def open_spool(path: str, *, max_bytes: int, lease_seconds: float, hot_limit: int = HOT_LIMIT) -> Spool:
+def open_spool(
+    path: str,
+    *,
+    max_bytes: int,
+    lease_seconds: float,
+    hot_limit: int = HOT_LIMIT,
+    chunks: Optional[Mapping[str, int]] = None,
+) -> Spool:
     """Open (or create) the spool at ``path``. A corrupt file is moved aside and replaced.
 
-    ``hot_limit`` bounds the fresh records kept in memory for delivery (0: every row waits on disk).
+    ``hot_limit`` bounds the fresh records kept in memory for delivery (0: every row waits on disk);
+    ``chunks``: records per row for each sink (its batch size; :data:`CHUNK` otherwise).
     Raises :class:`SpoolUnavailable` when the path cannot be written.
     """
     from .._log import log
@@ -114,7 +148,9 @@ def open_spool(path: str, *, max_bytes: int, lease_seconds: float, hot_limit: in
     target = Path(path)
     try:
         _create_private(target)
-        return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit)
+        return Spool(
+            target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit, chunks=chunks
+        )
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
             raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
@@ -128,22 +164,18 @@ def open_spool(path: str, *, max_bytes: int, lease_seconds: float, hot_limit: in
         )
         try:
             _create_private(target)
-            return Spool(target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit)
+            return Spool(
+                target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit, chunks=chunks
+            )
         except (OSError, sqlite3.Error) as again:
             raise SpoolUnavailable(f"cannot create spool {target}: {again}") from again
     except OSError as exc:
         raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
 
 
-def _runs(keys: Iterable[int]) -> list[tuple[int, int]]:
-    """Consecutive integers as ``(first, last)`` ranges: a batch written together is one range."""
-    runs: list[tuple[int, int]] = []
-    for key in sorted(keys):
-        if runs and key == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], key)
-        else:
-            runs.append((key, key))
-    return runs
+def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @contextlib.contextmanager
@@ -167,14 +199,24 @@ class Spool:
     """A :class:`~usagetap.delivery.store.Store` on SQLite. Use :func:`open_spool`."""
 
     def __init__(
-        self, path: Path, *, max_bytes: int, lease_seconds: float, hot_limit: int = HOT_LIMIT
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        lease_seconds: float,
+        hot_limit: int = HOT_LIMIT,
+        chunks: Optional[Mapping[str, int]] = None,
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.lease_seconds = lease_seconds
         self.hot_limit = hot_limit
-        self._hot: dict[str, deque[tuple[Entry, float]]] = {}  # sink -> (entry, lease expiry)
+        self.chunks = dict(chunks or {})
+        self._hot: dict[str, deque[tuple[list[Entry], float]]] = {}  # sink -> (a row's entries, lease expiry)
         self._hot_count = 0
+        self._leased: dict[int, list[Entry]] = {}  # seq -> the entries of a row leased here, not yet settled
+        self._recent: set[str] = set()  # the event ids added last
+        self._recent_order: deque[str] = deque()
         self.owner = uuid.uuid4().hex
         _open_owners.add(self.owner)
         with SQLITE:
@@ -185,11 +227,18 @@ class Spool:
 
     def _setup(self) -> None:
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute("PRAGMA quick_check").fetchone()
-            self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            conn = self._conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with immediate(conn):
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(spool)")}
+                for sql in _UPGRADE if "event_id" in columns else _TABLES:
+                    conn.execute(sql)
+                if "event_id" in columns:
+                    for sql in _TABLES[2:]:
+                        conn.execute(sql)
+            conn.execute("PRAGMA quick_check").fetchone()
+            self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             self._void_dead_leases()
             self._adopt_orphans()
         except BaseException:
@@ -237,13 +286,32 @@ class Spool:
         with immediate(self._conn) as conn:
             conn.executemany(sql, rows)
 
+    def _first_seen(self, records: Sequence[Any]) -> list[Any]:
+        """``records`` less those added already (among the last ``RECENT``) or earlier in ``records``."""
+        recent = self._recent
+        fresh = {r.event_id: r for r in reversed(records) if r.event_id not in recent}
+        return list(reversed(fresh.values()))
+
+    def _remember(self, records: Sequence[Any]) -> None:
+        for r in records:
+            self._recent.add(r.event_id)
+            self._recent_order.append(r.event_id)
+        while len(self._recent_order) > RECENT:
+            self._recent.discard(self._recent_order.popleft())
+
+    def _chunk(self, sink: str) -> int:
+        return max(1, self.chunks.get(sink, CHUNK))
+
     # -- Store -------------------------------------------------------------
 
     def add(self, sinks: Sequence[str], records: Sequence[Any]) -> None:
         now = time.time()
-        payloads = [(r.event_id, encode(r)) for r in records]
         me = os.getpid()
         with SQLITE:
+            records = self._first_seen(records)
+            if not records:
+                return
+            payloads = [encode(r) for r in records]
             if self.max_bytes and self._size() > self.max_bytes:
                 raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
             hot = self._hot_count + len(sinks) * len(records) <= self.hot_limit
@@ -252,67 +320,70 @@ class Spool:
                     self._add_leased(sinks, records, payloads, now, me)
                 else:  # memory is full (a backend that is slow or down): rows wait on disk only
                     rows = [  # due from now: leases take the earliest due first, in index order (no sort)
-                        (sink, event_id, payload, now, 0, now, self.owner, me)
+                        (sink, len(part), encode_chunk(part), now, 0, now, self.owner, me)
                         for sink in sinks
-                        for event_id, payload in payloads
+                        for part in _chunked(payloads, self._chunk(sink))
                     ]
                     self._write(_INSERT, rows)
             except sqlite3.OperationalError as exc:
                 raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
+            self._remember(records)
 
     def _add_leased(
-        self,
-        sinks: Sequence[str],
-        records: Sequence[Any],
-        payloads: list[tuple[str, str]],
-        now: float,
-        me: int,
+        self, sinks: Sequence[str], records: Sequence[Any], payloads: list[str], now: float, me: int
     ) -> None:
         """Insert rows leased to this process with seqs chosen here, and keep their records in memory."""
         conn = self._conn
         until = now + self.lease_seconds
+        rows = []
+        chunks: list[tuple[str, list[Entry]]] = []
         with immediate(conn):
             found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='spool'").fetchone()
-            last = max(
+            seq = max(
                 int(found[0]) if found else 0,
                 int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM spool").fetchone()[0]),
             )
-            rows = []
-            entries: list[tuple[str, Entry]] = []
-            seq = last
             for sink in sinks:
-                for record, (event_id, payload) in zip(records, payloads):
+                size = self._chunk(sink)
+                for start in range(0, len(records), size):
                     seq += 1
+                    part = payloads[start : start + size]
                     rows.append(
-                        (seq, sink, event_id, payload, now, now, self.owner, me, self.owner, me, until)
+                        (
+                            seq,
+                            sink,
+                            len(part),
+                            encode_chunk(part),
+                            now,
+                            now,
+                            self.owner,
+                            me,
+                            self.owner,
+                            me,
+                            until,
+                        )
                     )
-                    entries.append((sink, Entry(seq, record, 0, now)))
-            before = conn.total_changes
+                    chunks.append((sink, [Entry(seq, r, 0, now) for r in records[start : start + size]]))
             conn.executemany(_INSERT_LEASED, rows)
-            if conn.total_changes - before != len(rows):  # some were already waiting (the same event)
-                stored = {
-                    r[0]
-                    for r in conn.execute("SELECT seq FROM spool WHERE seq > ? AND seq <= ?", (last, seq))
-                }
-                entries = [(s, e) for s, e in entries if e.key in stored]
-        for sink, entry in entries:
-            self._hot.setdefault(sink, deque()).append((entry, until))
-        self._hot_count += len(entries)
+        for sink, entries in chunks:
+            self._hot.setdefault(sink, deque()).append((entries, until))
+            self._hot_count += len(entries)
 
     def _take_hot(self, sink: str, limit: int, now: float) -> list[Entry]:
-        """Up to ``limit`` in-memory entries whose lease has at least half its time left.
+        """In-memory rows, up to ``limit`` records, whose lease has at least half its time left.
 
-        One closer to expiry is left to the database: when its lease runs out, it is leased again
+        A row closer to expiry is left to the database: when its lease runs out, it is leased again
         from there (by this process or another), so nothing is sent on an expired lease.
         """
         queue = self._hot.get(sink)
         out: list[Entry] = []
         margin = self.lease_seconds / 2
-        while queue and len(out) < limit:
-            entry, until = queue.popleft()
-            self._hot_count -= 1
+        while queue and (not out or len(out) + len(queue[0][0]) <= limit):
+            entries, until = queue.popleft()
+            self._hot_count -= len(entries)
             if until - now >= margin:
-                out.append(entry)
+                self._leased[entries[0].key] = entries
+                out.extend(entries)
         return out
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
@@ -321,51 +392,131 @@ class Spool:
             if hot:
                 return hot
             conn = self._conn
+            picked: list[tuple[int, list[Any], int, float]] = []
             with immediate(conn):
-                rows = conn.execute(
-                    "SELECT seq, payload, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
+                rows = conn.execute(  # no payload yet: a row's payload is read only when it is leased
+                    "SELECT seq, n, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
                     "AND (lease_until IS NULL OR lease_until<?) ORDER BY not_before, seq LIMIT ?",
                     (sink, now, now, limit),
                 ).fetchall()
-                if rows:
+                total = 0
+                for seq, n, attempts, not_before in rows:
+                    if picked and total + n > limit:
+                        break
+                    (payload,) = conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()
+                    records = decode_chunk(payload)
+                    if len(records) > limit:  # written for a larger batch: the rest becomes a row of its own
+                        self._split(seq, records, limit)
+                        records = records[:limit]
+                    picked.append((seq, records, attempts, not_before))
+                    total += len(records)
+                if picked:
                     conn.executemany(
                         "UPDATE spool SET lease_owner=?, lease_pid=?, lease_until=? WHERE seq=?",
-                        [(self.owner, os.getpid(), now + self.lease_seconds, row[0]) for row in rows],
+                        [(self.owner, os.getpid(), now + self.lease_seconds, p[0]) for p in picked],
                     )
-        return [
-            Entry(seq, decode(payload), attempts, not_before) for seq, payload, attempts, not_before in rows
-        ]
+            out: list[Entry] = []
+            for seq, records, attempts, not_before in picked:
+                entries = [Entry(seq, r, attempts, not_before) for r in records]
+                self._leased[seq] = entries
+                out.extend(entries)
+        return out
 
-    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
-        with SQLITE:
-            self._write(
-                "DELETE FROM spool WHERE seq BETWEEN ? AND ? AND lease_owner=?",
-                [(first, last, self.owner) for first, last in _runs(e.key for e in entries)],
+    def _split(self, seq: int, records: list[Any], size: int) -> None:
+        """Keep the first ``size`` records in row ``seq``; the others move to rows of ``size`` (unleased)."""
+        conn = self._conn
+        head = [encode(r) for r in records[:size]]
+        conn.execute("UPDATE spool SET n=?, payload=? WHERE seq=?", (len(head), encode_chunk(head), seq))
+        for part in _chunked(records[size:], size):
+            conn.execute(
+                "INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid) "
+                "SELECT sink, ?, ?, created, attempts, not_before, origin, origin_pid FROM spool WHERE seq=?",
+                (len(part), encode_chunk([encode(r) for r in part]), seq),
             )
 
-    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
-        with SQLITE:
-            self._write(
-                "UPDATE spool SET attempts=?, not_before=?, lease_owner=NULL, lease_pid=NULL, "
-                "lease_until=NULL WHERE seq=? AND lease_owner=?",
-                [(e.attempts, e.not_before, e.key, self.owner) for e in entries],
-            )
+    def _settle(
+        self,
+        entries: Sequence[Entry],
+        *,
+        moved: bool = False,
+        dead: Optional[Sequence[tuple[str, str]]] = None,
+        now: float = 0.0,
+    ) -> None:
+        """These entries leave their rows: delivered, ``dead`` (sink, reason each) or ``moved`` to rows of
+        their own, to be retried (each with its attempts and due time).
 
-    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
-        with SQLITE:
-            conn = self._conn
-            with immediate(conn):
+        A row left empty is deleted (or, when all of it is retried alike, released in place); a row
+        with records left is rewritten to hold only those. Rows whose lease this process lost are
+        left alone: the process that holds them now delivers them.
+        """
+        groups: dict[int, list[int]] = {}
+        for i, entry in enumerate(entries):
+            groups.setdefault(entry.key, []).append(i)
+        owner = self.owner
+        settled: list[tuple[int, list[Entry]]] = []
+        with SQLITE, immediate(self._conn) as conn:
+            if dead is not None:
                 conn.executemany(
                     "INSERT INTO dead (sink, event_id, payload, reason, created, died) "
-                    "SELECT sink, event_id, payload, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
-                    [(reason, now, e.key, self.owner) for e, reason in zip(entries, reasons)],
+                    "SELECT ?, ?, ?, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
+                    [
+                        (sink, e.record.event_id, encode(e.record), reason, now, e.key, owner)
+                        for e, (sink, reason) in zip(entries, dead)
+                    ],
                 )
-                conn.executemany(
-                    "DELETE FROM spool WHERE seq=? AND lease_owner=?", [(e.key, self.owner) for e in entries]
-                )
+            for seq, indexes in groups.items():
+                row = self._leased.get(seq)
+                if row is None:  # not leased here: nothing to settle
+                    continue
+                gone = {id(entries[i]) for i in indexes}
+                rest = [e for e in row if id(e) not in gone]
+                leaving = [e for e in row if id(e) in gone]
+                if moved:
+                    alike = {(e.attempts, e.not_before) for e in leaving}
+                    if not rest and len(alike) == 1:
+                        attempts, not_before = alike.pop()
+                        conn.execute(
+                            "UPDATE spool SET attempts=?, not_before=?, lease_owner=NULL, lease_pid=NULL, "
+                            "lease_until=NULL WHERE seq=? AND lease_owner=?",
+                            (attempts, not_before, seq, owner),
+                        )
+                        settled.append((seq, rest))
+                        continue
+                    by_due: dict[tuple[int, float], list[str]] = {}
+                    for e in leaving:
+                        by_due.setdefault((e.attempts, e.not_before), []).append(encode(e.record))
+                    conn.executemany(
+                        _MOVE,
+                        [
+                            (len(p), encode_chunk(p), attempts, not_before, seq, owner)
+                            for (attempts, not_before), p in by_due.items()
+                        ],
+                    )
+                if rest:
+                    conn.execute(
+                        "UPDATE spool SET n=?, payload=? WHERE seq=? AND lease_owner=?",
+                        (len(rest), encode_chunk([encode(e.record) for e in rest]), seq, owner),
+                    )
+                else:
+                    conn.execute("DELETE FROM spool WHERE seq=? AND lease_owner=?", (seq, owner))
+                settled.append((seq, rest))
+        for seq, rest in settled:
+            if rest:
+                self._leased[seq] = rest
+            else:
+                self._leased.pop(seq, None)
+
+    def ack(self, sink: str, entries: Sequence[Entry]) -> None:
+        self._settle(entries)
+
+    def retry(self, sink: str, entries: Sequence[Entry]) -> None:
+        self._settle(entries, moved=True)
+
+    def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
+        self._settle(entries, dead=[(sink, reason) for reason in reasons], now=now)
 
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
-        """Rows not yet acknowledged; with ``mine``, only those this process added."""
+        """Records not yet acknowledged; with ``mine``, only those this process added."""
         clauses, params = [], []
         if sink is not None:
             clauses.append("sink=?")
@@ -375,7 +526,9 @@ class Spool:
             params.append(self.owner)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with SQLITE:
-            return int(self._conn.execute(f"SELECT COUNT(*) FROM spool{where}", params).fetchone()[0])
+            return int(
+                self._conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM spool{where}", params).fetchone()[0]
+            )
 
     def has_pending(self) -> bool:
         """Whether any row this process added is unacknowledged (stops at the first: no count)."""
@@ -389,16 +542,20 @@ class Spool:
         with SQLITE:
             queue = self._hot.get(sink)
             if queue:
-                return queue[0][0].not_before
+                return queue[0][0][0].not_before
             row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
         return None if row[0] is None else float(row[0])
 
     def add_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
         """Keep entries spilled from memory, with their attempts and due times."""
         now = time.time()
+        groups: dict[tuple[str, int, float], list[str]] = {}
+        for sink, e in items:
+            groups.setdefault((sink, e.attempts, e.not_before), []).append(encode(e.record))
         rows = [
-            (s, e.record.event_id, encode(e.record), now, e.attempts, e.not_before, self.owner, os.getpid())
-            for s, e in items
+            (sink, len(part), encode_chunk(part), now, attempts, not_before, self.owner, os.getpid())
+            for (sink, attempts, not_before), payloads in groups.items()
+            for part in _chunked(payloads, self._chunk(sink))
         ]
         with SQLITE:
             self._write(_INSERT, rows)

@@ -30,11 +30,16 @@ from .backoff import Backoff
 from .spool import Spool
 from .store import Entry, Store
 
-__all__ = ["COUNTERS", "SinkWorker", "status_key"]
+__all__ = ["COUNTERS", "SinkWorker", "batch_limit", "status_key"]
 
 HALT_PAUSE = 60.0
 # counter in the spool's meta -> the worker attribute it sums; "delivered" includes duplicates
 COUNTERS = {"delivered": "sent", "duplicates": "duplicates", "retried": "retried", "dead": "dead"}
+
+
+def batch_limit(sink: Sink, batch_size: int) -> int:
+    """Records per batch for ``sink``: ``batch_size``, at most the sink's ``max_batch``."""
+    return max(1, min(batch_size, int(getattr(sink, "max_batch", batch_size) or batch_size)))
 
 
 def status_key(sink_key: str) -> str:
@@ -83,7 +88,7 @@ class SinkWorker:
         self.sink = sink
         self.key = key
         self.store = store
-        self.batch_size = max(1, min(batch_size, int(getattr(sink, "max_batch", batch_size) or batch_size)))
+        self.batch_size = batch_limit(sink, batch_size)
         self.flush_interval = flush_interval
         self.backoff = backoff
         self.on_settled = on_settled
@@ -171,10 +176,10 @@ class SinkWorker:
 
     def _release(self, entries: Sequence[Entry]) -> None:
         """Something went wrong between lease and settle: make the entries due again after a backoff."""
-        now = time.time()
+        attempts = max((e.attempts for e in entries), default=0) + 1
+        due = time.time() + self.backoff.delay(attempts)  # one draw: the batch stays together
         for entry in entries:
-            entry.attempts += 1
-            entry.not_before = now + self.backoff.delay(entry.attempts)
+            entry.attempts, entry.not_before = attempts, due
         try:
             self.store.retry(self.key, entries)
         except Exception as exc:
