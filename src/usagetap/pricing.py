@@ -124,10 +124,12 @@ def usage_of(record: UsageRecord) -> UsageItems:
         items.append(("cache_write_tokens", record.cache_write_tokens))
     if record.reasoning_tokens:
         items.append(("output_reasoning_tokens", record.reasoning_tokens))
-    for dimension, key in _DIMENSION_USAGE.items():
-        value = record.dimensions.get(dimension)
-        if type(value) is int and value > 0:
-            items.append((key, value))
+    dimensions = record.dimensions
+    if dimensions:
+        for dimension, key in _DIMENSION_USAGE.items():
+            value = dimensions.get(dimension)
+            if type(value) is int and value > 0:
+                items.append((key, value))
     supported = []
     for key, value in items:
         if supports_usage_key(key):

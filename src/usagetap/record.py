@@ -138,10 +138,13 @@ class UsageRecord:
             raise InvalidRecord(f"status must be one of {sorted(_STATUSES)}, got {self.status!r}")
         if self.customer is not None and not isinstance(self.customer, str):
             raise InvalidRecord(f"customer must be a string or None, got {type(self.customer).__name__}")
-        try:
-            validate_dimensions(self.dimensions)
-        except TypeError as exc:
-            raise InvalidRecord(str(exc)) from None
+        if self.dimensions or not isinstance(self.dimensions, dict):
+            if not isinstance(self.dimensions, Mapping):
+                raise InvalidRecord(f"dimensions must be a dict, got {type(self.dimensions).__name__}")
+            try:
+                validate_dimensions(self.dimensions)
+            except TypeError as exc:
+                raise InvalidRecord(str(exc)) from None
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -38,6 +38,8 @@ def field_of(obj: Any, name: str) -> Any:
 def int_of(obj: Any, name: str) -> int:
     """An integer count from ``obj`` (0 when absent or null)."""
     value = field_of(obj, name)
+    if type(value) is int:
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
