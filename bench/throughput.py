@@ -117,12 +117,13 @@ def main() -> None:
     sent = after.get("sent", 0) - before.get("sent", 0)
     dropped = sum(v for k, v in after.items() if k.startswith("dropped."))
     rate = sent / elapsed
+    gc_inputs = "left to" if args.no_freeze else "frozen out of"
     print(
         f"method: {args.events} chat completions captured (emit) on one thread -> intake -> spool "
-        f"(SQLite WAL, group commit, a row per batch) -> HTTP sink, batches of 500, to a loopback receiver in its own "
-        f"process; events / (first capture -> flush done); raw limit: json.dumps + SQLite WAL insert "
-        f"of the same records, 1000 per transaction; inputs {'left to' if args.no_freeze else 'frozen out of'} "
-        f"the cyclic GC ({machine()})"
+        f"(SQLite WAL, group commit, a row per batch) -> HTTP sink, batches of 500, to a loopback "
+        f"receiver in its own process; events / (first capture -> flush done); raw limit: json.dumps "
+        f"+ SQLite WAL insert of the same records, 1000 per transaction; inputs {gc_inputs} the "
+        f"cyclic GC ({machine()})"
     )
     print(
         f"usagetap: {rate:,.0f} events/s ({sent} delivered in {elapsed:.2f} s; "

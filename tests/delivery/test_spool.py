@@ -380,3 +380,21 @@ def test_a_spool_of_one_row_per_record_is_upgraded_at_open(tmp_path: Path) -> No
     assert [(e.record, e.attempts) for e in taken] == [(r, i) for i, r in enumerate(records)]
     spool.ack("a", taken)
     assert spool.pending() == 0
+
+
+def test_a_row_in_memory_larger_than_the_batch_is_handed_out_a_batch_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    spool = spool_at(path, hot=100, chunk=5)
+    records = [make_record() for _ in range(5)]
+    spool.add(["a"], records)
+    first = spool.lease("a", 2, time.time())
+    assert [e.record for e in first] == records[:2]
+    spool.ack("a", first)
+    assert rows(path) == [(3, 0, True)]
+    second = spool.lease("a", 2, time.time())
+    assert [e.record for e in second] == records[2:4]
+    spool.ack("a", second)
+    last = spool.lease("a", 2, time.time())
+    assert [e.record for e in last] == records[4:]
+    spool.ack("a", last)
+    assert rows(path) == [] and spool.pending() == 0

@@ -380,9 +380,13 @@ class Spool:
         margin = self.lease_seconds / 2
         while queue and (not out or len(out) + len(queue[0][0]) <= limit):
             entries, until = queue.popleft()
+            if until - now >= margin:
+                self._leased.setdefault(entries[0].key, entries)  # the whole row, until it is settled
+            if len(entries) > limit:  # a row written for a larger batch: the rest waits its turn here
+                queue.appendleft((entries[limit:], until))
+                entries = entries[:limit]
             self._hot_count -= len(entries)
             if until - now >= margin:
-                self._leased[entries[0].key] = entries
                 out.extend(entries)
         return out
 

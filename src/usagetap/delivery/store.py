@@ -29,7 +29,8 @@ class StoreFull(Exception):
 
 @dataclass
 class Entry:
-    """One record waiting for one sink. ``key`` identifies it within its store."""
+    """One record waiting for one sink. ``key`` is where its store keeps it (on a spool: its row,
+    which the other records of its batch share)."""
 
     key: int
     record: UsageRecord
