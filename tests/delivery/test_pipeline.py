@@ -109,14 +109,15 @@ def test_flush_returns_at_its_deadline_when_the_sink_hangs() -> None:
     pipeline.shutdown()
 
 
-def test_an_exception_from_the_sink_means_retry_every_event() -> None:
+@pytest.mark.parametrize("durability", ["memory", "spool"])
+def test_an_exception_from_the_sink_means_retry_every_event(durability: str) -> None:
     def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
         if call <= 2:
             raise ConnectionError("backend down")
         return Outcomes.all_delivered(records)
 
     sink = Scripted(answer)
-    pipeline = Pipeline(sink, Settings(flush_interval=0.01))
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, durability=durability))
     records = [make_record() for _ in range(3)]
     for r in records:
         pipeline.submit(r)
@@ -127,7 +128,10 @@ def test_an_exception_from_the_sink_means_retry_every_event() -> None:
     pipeline.shutdown()
 
 
-def test_dead_letters_are_counted_and_logged_once_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("durability", ["memory", "spool"])
+def test_dead_letters_are_counted_and_logged_once_per_reason(
+    caplog: pytest.LogCaptureFixture, durability: str
+) -> None:
     caplog.set_level(logging.WARNING, logger="usagetap")
 
     def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
@@ -136,7 +140,7 @@ def test_dead_letters_are_counted_and_logged_once_per_reason(caplog: pytest.LogC
             dead={r.event_id: "odd" for r in records if r.input_tokens % 2},
         )
 
-    pipeline = Pipeline(Scripted(answer), Settings(flush_interval=0.01))
+    pipeline = Pipeline(Scripted(answer), Settings(flush_interval=0.01, durability=durability))
     for n in range(6):
         pipeline.submit(make_record(input_tokens=n))
     result = pipeline.flush(5.0)
@@ -146,7 +150,8 @@ def test_dead_letters_are_counted_and_logged_once_per_reason(caplog: pytest.LogC
     pipeline.shutdown()
 
 
-def test_per_event_outcomes_retry_only_the_failed_events() -> None:
+@pytest.mark.parametrize("durability", ["memory", "spool"])
+def test_per_event_outcomes_retry_only_the_failed_events(durability: str) -> None:
     flaky: set[str] = set()
 
     def answer(records: Sequence[UsageRecord], call: int) -> Outcomes:
@@ -156,7 +161,7 @@ def test_per_event_outcomes_retry_only_the_failed_events() -> None:
         return Outcomes(delivered=[r.event_id for r in records if r.event_id not in retry], retry=retry)
 
     sink = Scripted(answer)
-    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100))
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100, durability=durability))
     records = [make_record() for _ in range(10)]
     for r in records:
         pipeline.submit(r)
@@ -167,7 +172,8 @@ def test_per_event_outcomes_retry_only_the_failed_events() -> None:
     pipeline.shutdown()
 
 
-def test_a_batch_refused_as_a_whole_is_bisected_down_to_the_culprit() -> None:
+@pytest.mark.parametrize("durability", ["memory", "spool"])
+def test_a_batch_refused_as_a_whole_is_bisected_down_to_the_culprit(durability: str) -> None:
     records = [make_record() for _ in range(9)]
     culprit = records[5].event_id
 
@@ -177,7 +183,7 @@ def test_a_batch_refused_as_a_whole_is_bisected_down_to_the_culprit() -> None:
         return Outcomes.all_delivered(batch)
 
     sink = Scripted(answer)
-    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100))
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, batch_size=100, durability=durability))
     for r in records:
         pipeline.submit(r)
     result = pipeline.flush(5.0)

@@ -244,15 +244,6 @@ class SinkWorker:
                     entry.attempts += 1
                     entry.not_before = due
 
-        try:
-            if delivered:
-                self.store.ack(self.key, delivered)
-            if dead:
-                self.store.dead(self.key, dead, reasons, now)
-            if retry:
-                self.store.retry(self.key, retry)
-        except Exception as exc:
-            internal_error(f"store:{self.key}", exc)
         self.sent += len(delivered)
         self.dead += len(dead)
         self.duplicates += outcomes.duplicates
@@ -273,6 +264,16 @@ class SinkWorker:
                     self.key,
                     reason,
                 )
+        # counted (and logged) before the store forgets them: flush() reads the counts once nothing is pending
+        try:
+            if delivered:
+                self.store.ack(self.key, delivered)
+            if dead:
+                self.store.dead(self.key, dead, reasons, now)
+            if retry:
+                self.store.retry(self.key, retry)
+        except Exception as exc:
+            internal_error(f"store:{self.key}", exc)
         self.publish_status()
         self.on_settled()
 
