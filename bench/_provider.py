@@ -70,6 +70,7 @@ class App:
     def __init__(self) -> None:
         self.server = ProviderServer(impersonate=None)
         self.server.record_requests = False
+        self.server.anthropic_max_output = 4096  # replies as long as asked, as the OpenAI routes answer
         self.cache: dict[tuple[bytes, bytes, bytes], Canned] = {}
         self.counter = itertools.count(1)
         self.sinks: dict[str, list[int]] = {}

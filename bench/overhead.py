@@ -10,8 +10,9 @@ median time added per call. For peers that patch globally (Langfuse,
 OpenLLMetry), the bare side calls the SDK methods saved before the patch.
 
 Modes: non-streaming chat; a 200-token chat stream (202 chunks; 203 when usage
-is asked for); a 200-token Responses stream (208 events); an Anthropic
-Messages stream (53 events: the loopback server caps replies at 48 tokens).
+is asked for); a 200-token Responses stream (208 events); a 200-token Anthropic
+Messages stream (205 events); and a 48-token one (53 events, as the loopback
+server's default cap made it in earlier runs).
 
 Subjects (each records what a real deployment would, exported over loopback):
 
@@ -45,7 +46,7 @@ from typing import Any, Callable
 from _common import machine, provider_process
 
 MESSAGES: Any = [{"role": "user", "content": "Say something about metering in twenty words"}]
-MODES = ("chat", "chat-stream", "responses-stream", "anthropic-stream")
+MODES = ("chat", "chat-stream", "responses-stream", "anthropic-stream", "anthropic-stream-48")
 SUBJECTS = ("usagetap", "posthog", "langfuse", "openllmetry")
 CUSTOMER = "org_bench"
 
@@ -75,12 +76,19 @@ def openai_calls(chat: Callable[..., Any], respond: Callable[..., Any], **extra:
     return {"chat": chat_call, "chat-stream": chat_stream, "responses-stream": responses_stream}
 
 
-def anthropic_call(create: Callable[..., Any], **extra: Any) -> Call:
-    def stream() -> None:
-        for _ in create(model="claude-sonnet-4-6", messages=MESSAGES, max_tokens=200, stream=True, **extra):
-            pass
+def anthropic_calls(create: Callable[..., Any], **extra: Any) -> dict[str, Call]:
+    """The Anthropic modes through ``create`` (messages.create): a 200-token and a 48-token stream."""
 
-    return stream
+    def stream(tokens: int) -> Call:
+        def call() -> None:
+            for _ in create(
+                model="claude-sonnet-4-6", messages=MESSAGES, max_tokens=tokens, stream=True, **extra
+            ):
+                pass
+
+        return call
+
+    return {"anthropic-stream": stream(200), "anthropic-stream-48": stream(48)}
 
 
 def originals() -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -118,9 +126,11 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
         openai_calls(bare.chat.completions.create, bare.responses.create),
         openai_calls(wrapped.chat.completions.create, wrapped.responses.create),
     )
-    pairs["anthropic-stream"] = (
-        anthropic_call(claude().messages.create),
-        anthropic_call(usagetap.wrap(claude(), provider="anthropic").messages.create),
+    pairs.update(
+        pair(
+            anthropic_calls(claude().messages.create),
+            anthropic_calls(usagetap.wrap(claude(), provider="anthropic").messages.create),
+        )
     )
     usagetap.customer(CUSTOMER).__enter__()
 
@@ -153,9 +163,13 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
         openai_calls(wrapped.chat.completions.create, wrapped.responses.create, posthog_distinct_id=CUSTOMER),
     )
     claude = PostHogAnthropic(posthog_client=ph, base_url=url, api_key="bench", max_retries=0)
-    pairs["anthropic-stream"] = (
-        anthropic_call(anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0).messages.create),
-        anthropic_call(claude.messages.create, posthog_distinct_id=CUSTOMER),
+    pairs.update(
+        pair(
+            anthropic_calls(
+                anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0).messages.create
+            ),
+            anthropic_calls(claude.messages.create, posthog_distinct_id=CUSTOMER),
+        )
     )
 
     def evidence() -> str:

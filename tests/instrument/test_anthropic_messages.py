@@ -543,3 +543,45 @@ async def test_async_provider_error_is_the_sdks_own(
     with pytest.raises(anthropic.InternalServerError):
         await create(aclaude)
     assert delivered(sink) == []
+
+
+def test_the_stream_observer_reads_only_the_events_that_carry_usage(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usagetap.providers import anthropic as extract
+
+    seen: list[str] = []
+    observe = extract.MessageStreamObserver.observe
+
+    def counting(self: Any, event: Any) -> None:
+        seen.append(event.type)
+        observe(self, event)
+
+    monkeypatch.setattr(extract.MessageStreamObserver, "observe", counting)
+    events = list(create(claude, stream=True))
+    assert len(events) == 29, "every event still reaches the caller"
+    assert seen == ["message_start", "message_delta"]
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, claude_server)
+
+
+def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> None:
+    from usagetap.instrument._calls import Call
+    from usagetap.instrument._streams import StreamTap, _iterate
+
+    class Observer:
+        kinds = frozenset({"wanted"})
+
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        def observe(self, event: Any) -> None:
+            self.seen.append(event)
+
+    observer = Observer()
+    tap = StreamTap(Call.__new__(Call), observer, None)
+    tap._ended = True  # no record: only the filtering is under test
+    items = [{"type": "wanted"}, {"type": "other"}, object(), 42, {"type": "wanted", "n": 2}]
+    assert list(_iterate(iter(items), tap)) == items
+    assert observer.seen == [{"type": "wanted"}, {"type": "wanted", "n": 2}]

@@ -114,17 +114,47 @@ def _result_of(observer: Any) -> TokenUsage:
     return usage
 
 
-# Per item: the observer's observe() (and hide()), inline; a failure in them is ours, logged
-# and counted, and the item still reaches the caller.
+# Per item: one call, ``_seer()``'s, which observes the item and says whether to hide it; a
+# failure in it is ours, logged and counted, and the item still reaches the caller.
+
+
+def _seer(tap: StreamTap) -> Callable[[Any], bool]:
+    """What each item goes through: the observer, or only its ``kinds`` (event types) when it names them."""
+    observe, hide = tap.observer.observe, tap.hide
+    kinds = getattr(tap.observer, "kinds", None)
+    if hide is not None:
+
+        def see_and_hide(item: Any) -> bool:
+            observe(item)
+            return hide(item)
+
+        return see_and_hide
+    if kinds is None:
+
+        def see(item: Any) -> bool:
+            observe(item)
+            return False
+
+        return see
+
+    def see_kinds(item: Any) -> bool:
+        try:
+            kind = item.type
+        except AttributeError:
+            kind = item.get("type") if type(item) is dict else None
+        if kind in kinds:
+            observe(item)
+        return False
+
+    return see_kinds
 
 
 def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
-    observe, hide = tap.observer.observe, tap.hide
+    see = _seer(tap)
     try:
         for item in items:
             try:
-                observe(item)
-                if hide is not None and hide(item):
+                if see(item):
                     continue
             except Exception as exc:
                 internal_error("stream.observe", exc)
@@ -139,12 +169,11 @@ def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
-    observe, hide = tap.observer.observe, tap.hide
+    see = _seer(tap)
     try:
         async for item in items:
             try:
-                observe(item)
-                if hide is not None and hide(item):
+                if see(item):
                     continue
             except Exception as exc:
                 internal_error("stream.observe", exc)

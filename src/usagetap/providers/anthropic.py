@@ -162,6 +162,9 @@ class MessageStreamObserver:
 
     __slots__ = ("delta", "model", "response_id", "start")
 
+    kinds = frozenset({"message_start", "message_delta"})
+    """The only events :meth:`observe` reads: a stream may skip calling it for the others."""
+
     def __init__(self) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None

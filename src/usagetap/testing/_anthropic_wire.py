@@ -5,7 +5,8 @@ Token counts are deterministic. Input: the words of the tools, system prompt and
 messages, plus 3 per message. Prompt caching follows ``cache_control`` breakpoints
 (and the top-level ``cache_control`` of automatic caching): the longest prefix
 seen before is read from the cache, the rest up to the last breakpoint is
-written, split by each breakpoint's ``ttl``. Output: ``min(max_tokens, 48)``,
+written, split by each breakpoint's ``ttl``. Output: ``min(max_tokens, 48)`` (the
+server's ``anthropic_max_output``),
 a quarter of it thinking when ``thinking`` is on. A ``web_search`` /
 ``web_fetch`` server tool is used once per request that offers it.
 """
@@ -170,7 +171,7 @@ def _message(
     """A whole Message (as a non-streaming response returns it), issued under its id (or ``batch_key``)."""
     prompt = _usage_of_prompt(server, model, body)
     tools = _server_tools(body)
-    output = min(int(body["max_tokens"]), MAX_OUTPUT)
+    output = min(int(body["max_tokens"]), server.anthropic_max_output)
     thinking = body.get("thinking")
     thinks = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
     thinking_tokens = output // 4 if thinks else 0

@@ -110,6 +110,8 @@ class ProviderServer:
         self.report_usage = True
         self.reject_stream_options = False
         self.stream_error_after: Optional[int] = None
+        self.anthropic_max_output = _anthropic_wire.MAX_OUTPUT
+        """Output tokens of an Anthropic reply: ``min(max_tokens, anthropic_max_output)``."""
         self.background_polls = 2
         """Retrievals of a background response until it completes (the first ones find it in progress)."""
         self.stored: dict[str, Any] = {}
