@@ -30,6 +30,21 @@ sys.path.insert(0, {str(ROOT)!r})
 import usagetap
 from tests.delivery.backend import IngestSink
 from tests.helpers import make_record
+
+
+def spooled(n, path=".usagetap/spool.db", timeout=30.0):
+    # wait until the spool holds n records: the intake commits them on its own thread
+    import sqlite3
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(path) as conn:
+                if conn.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0] >= n:
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    raise SystemExit(f"the spool did not reach {{n}} records in {{timeout}} s")
 """
 
 
@@ -87,7 +102,7 @@ def test_sigkill_then_restart_loses_nothing_committed_and_bills_nothing_twice(
         usagetap.configure(sink=IngestSink({backend.url!r}), durability="spool", commit_interval=0.05)
         for i in range(300):
             usagetap._runtime.capture(make_record(event_id=f"ev-{{i}}", customer="org_k", input_tokens=10))
-        time.sleep(0.5)  # more than the commit interval: everything is on disk
+        spooled(300)
         print("READY", flush=True)
         time.sleep(3600)
         """,
