@@ -3,8 +3,10 @@
 Method: a fresh interpreter per run; the figure is the cumulative time the
 ``usagetap`` line reports (its own modules and everything they import), median
 over ``--runs``, bytecode cached (as after ``pip install``). Also lists the
-heaviest modules it pulls in, and checks that no provider SDK and no sink
-module other than the base is imported.
+heaviest modules it pulls in, the self time of usagetap's own modules, and
+checks that no provider SDK and no sink module other than the base is
+imported. Then the same after ``import openai``, as in an application that
+uses the SDK: the standard library modules both need are loaded already.
 
     python bench/importtime.py [--runs 15]
 """
@@ -12,6 +14,7 @@ module other than the base is imported.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -19,7 +22,18 @@ import sys
 
 from _common import machine
 
-LAZY = ("openai", "anthropic", "httpx", "httpx2", "genai_prices", "tenacity", "wrapt", "rich", "asyncio")
+LAZY = (
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpx2",
+    "genai_prices",
+    "tenacity",
+    "wrapt",
+    "rich",
+    "asyncio",
+    "logging",
+)
 
 
 # As after ``pip install``: bytecode cached (an environment with PYTHONDONTWRITEBYTECODE set would
@@ -27,9 +41,8 @@ LAZY = ("openai", "anthropic", "httpx", "httpx2", "genai_prices", "tenacity", "w
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def one_run() -> dict[str, tuple[int, int, int]]:
+def one_run(code: str = "import usagetap") -> dict[str, tuple[int, int, int]]:
     """``{module: (self µs, cumulative µs, depth)}`` from one ``-X importtime`` run."""
-    code = "import usagetap"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, env=ENV
     )
@@ -62,9 +75,19 @@ def main() -> None:
         f"median of {args.runs} fresh interpreters, bytecode cached ({machine()})"
     )
     print(f"import usagetap: {statistics.median(totals) / 1000:.1f} ms (min {min(totals) / 1000:.1f} ms)")
+    own = [sum(v[0] for m, v in run.items() if m.split(".")[0] == "usagetap") for run in runs]
+    print(f"of which usagetap's own modules (self time): {statistics.median(own) / 1000:.1f} ms")
     print("heaviest imports (median cumulative ms): " + ", ".join(f"{m} {us / 1000:.1f}" for us, m in heavy))
     print(f"imported eagerly: {', '.join(m for m in LAZY if m in loaded) or 'none'} of {', '.join(LAZY)}")
     print(f"sink modules imported eagerly: {', '.join(eager_sinks) or 'none'}")
+    if importlib.util.find_spec("openai") is None:
+        print("import usagetap after import openai: openai not installed here")
+        return
+    after = [one_run("import openai; import usagetap")["usagetap"][1] for _ in range(args.runs)]
+    print(
+        f"import usagetap after import openai: {statistics.median(after) / 1000:.1f} ms "
+        f"(min {min(after) / 1000:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ LAZY = (
     "wrapt",
     "rich",
     "asyncio",
+    "logging",
     "sqlite3",
     "hashlib",
     "usagetap.delivery.pipeline",

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from . import _stats
 from ._forksafe import module_lock
 
-__all__ = ["guarded", "log", "log_once"]
+if TYPE_CHECKING:
+    import logging
 
-log = logging.getLogger("usagetap")
+__all__ = ["DEBUG", "ERROR", "INFO", "WARNING", "guarded", "log", "log_once"]
+
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40  # logging's levels, without importing it with usagetap
+
+
+class _Logger:
+    """The ``usagetap`` logger, looked up (and :mod:`logging` imported) when first used."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("usagetap"), name)
+
+    def __repr__(self) -> str:
+        return "<usagetap logger>"
+
+
+log = cast("logging.Logger", _Logger())
 
 _seen: set[str] = set()
 _seen_lock = module_lock(globals(), "_seen_lock")
@@ -47,7 +66,7 @@ def internal_error(where: str, exc: BaseException) -> None:
     """Record an exception raised inside usagetap, without re-raising it."""
     _stats.incr("internal_errors")
     log_once(
-        logging.ERROR,
+        ERROR,
         f"internal:{where}:{type(exc).__name__}",
         "usagetap: internal error in %s; the call itself was not affected "
         "(further errors like it are counted in usagetap.stats(), not logged)",

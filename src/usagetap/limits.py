@@ -24,7 +24,6 @@ limit policy raises, the error is logged and the call goes ahead.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 from ._forksafe import SQLITE
-from ._log import internal_error, log_once
+from ._log import INFO, internal_error, log_once
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
 
@@ -370,7 +369,7 @@ def _ledger_path() -> Optional[str]:
         if isinstance(candidate, Ledger):
             return candidate.path
     log_once(
-        logging.INFO,
+        INFO,
         "limits-no-ledger",
         "usagetap: no local ledger is configured; budget limits count this process's calls only",
     )

@@ -9,11 +9,10 @@ Customer policy (``usagetap.configure(customer_policy=...)``) for a call with no
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from . import limits
-from ._log import internal_error, log, log_once
+from ._log import WARNING, internal_error, log, log_once
 from .errors import BudgetExceeded, ConfigurationError, MissingCustomer
 
 if TYPE_CHECKING:
@@ -75,4 +74,4 @@ def _no_customer(call: Call) -> None:
     if policy == "warn":
         log.warning(message, what)
     else:
-        log_once(logging.WARNING, "no-customer", message, what)
+        log_once(WARNING, "no-customer", message, what)

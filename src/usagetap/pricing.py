@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import warnings
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import prices
 from ._forksafe import module_lock
-from ._log import log_once
+from ._log import WARNING, log_once
 from .record import UsageRecord
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def usage_of(record: UsageRecord) -> UsageItems:
             supported.append((key, value))
         elif key not in _QUIET_KEYS:
             log_once(
-                logging.WARNING,
+                WARNING,
                 f"unsupported-usage:{key}",
                 "usagetap: the installed genai-prices has no %s prices; those are priced at the base "
                 "rate (upgrade genai-prices for exact costs)",
@@ -156,7 +155,7 @@ def context_of(record: UsageRecord) -> ContextItems:
         items.append(("service_tier", tier))
     if items and not supports_price_context():
         log_once(
-            logging.WARNING,
+            WARNING,
             "unsupported-price-context",
             "usagetap: the installed genai-prices has no batch or service-tier prices; such calls are "
             "priced at standard rates (upgrade genai-prices for exact costs)",
@@ -353,7 +352,7 @@ def _price(
             if len(base) == len(usage):
                 raise
             log_once(
-                logging.WARNING,
+                WARNING,
                 f"inconsistent-usage:{provider}:{model}",
                 "usagetap: genai-prices refused the detailed usage of a %s call (%s); priced without it",
                 model,
@@ -362,7 +361,7 @@ def _price(
             result = _calculate(provider, model, base, context, day)
     except LookupError:
         log_once(
-            logging.WARNING,
+            WARNING,
             f"unknown-model:{provider}:{model}",
             "usagetap: no price for model %r at provider %r; its records carry cost=None "
             "(set one with usagetap.prices.set)",
@@ -372,7 +371,7 @@ def _price(
         return None
     except ValueError as exc:
         log_once(
-            logging.WARNING,
+            WARNING,
             f"unpriceable:{provider}:{model}",
             "usagetap: genai-prices could not price a %s call (%s); its record carries cost=None",
             model,

@@ -7,14 +7,13 @@ exception. Anything usagetap fails at is logged and counted by the guard.
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .. import _runtime, _stats, limits
 from .._forksafe import module_lock
-from .._log import internal_error, log_once
+from .._log import ERROR, internal_error, log_once
 from ..context import Scope, current_scope
 from ..errors import InvalidRecord
 from ..policy import admit
@@ -139,7 +138,7 @@ class Capture:
             return make_record(self.call, usage, self.status, self.ts).validate()
         except InvalidRecord as exc:
             _stats.incr("dropped.invalid")
-            log_once(logging.ERROR, f"invalid:{exc}", "usagetap: dropped an invalid usage record: %s", exc)
+            log_once(ERROR, f"invalid:{exc}", "usagetap: dropped an invalid usage record: %s", exc)
         except Exception as exc:
             internal_error("extract", exc)
         return None

@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
-import logging
 import re
 from typing import Any, Callable, Optional, cast
 
-from .._log import log_once
+from .._log import DEBUG, WARNING, log_once
 from ..providers import openai as extract
 from ..providers.base import TokenUsage, field_of
 from ._binding import Binding
@@ -92,7 +91,7 @@ class OpenAIAdapter:
         beta = getattr(type(client), "beta", None)
         if hasattr(type(client), "realtime") or (beta is not None and hasattr(beta, "realtime")):
             log_once(
-                logging.DEBUG,
+                DEBUG,
                 "unmetered:realtime",
                 "usagetap: not metered, passed through untouched: realtime (websocket sessions)",
             )
@@ -163,7 +162,7 @@ class OpenAIAdapter:
         call.binding.stream_options_rejected = True
         call.hide_usage = False
         log_once(
-            logging.WARNING,
+            WARNING,
             f"stream-options-rejected:{call.provider}",
             "usagetap: %s rejects stream_options; streams from it are sent without and recorded as partial",
             call.provider,
@@ -312,7 +311,7 @@ def _log_unmetered(method: str, url: str) -> None:
     if parts[:1] == ["deployments"]:
         parts = parts[2:]
     name = "/".join(parts[:2] if len(parts) > 1 and _WORD.match(parts[1]) else parts[:1])
-    log_once(logging.DEBUG, f"unmetered:{name}", "usagetap: not metered, passed through untouched: %s", name)
+    log_once(DEBUG, f"unmetered:{name}", "usagetap: not metered, passed through untouched: %s", name)
 
 
 def _with_body(options: Any, body: dict[str, Any]) -> Any:

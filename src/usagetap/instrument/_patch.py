@@ -8,11 +8,10 @@ metered by its own hook only, so it still yields one record per call.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from typing import Any, Callable
 
 from .._forksafe import module_lock
-from .._log import log_once
+from .._log import DEBUG, WARNING, log_once
 from ._adapter import families, load, request_owner
 from ._binding import Binding
 from ._calls import intercept_async, intercept_sync
@@ -81,9 +80,7 @@ def instrument() -> list[str]:
     with _lock:
         for family in families():
             if importlib.util.find_spec(family) is None:
-                log_once(
-                    logging.DEBUG, f"instrument-missing:{family}", "usagetap: %s is not installed", family
-                )
+                log_once(DEBUG, f"instrument-missing:{family}", "usagetap: %s is not installed", family)
                 continue
             adapter = load(family)
             for cls in adapter.client_classes():
@@ -107,7 +104,7 @@ def uninstrument() -> None:
                 setattr(owner, "request", original)  # noqa: B010
             else:
                 log_once(
-                    logging.WARNING,
+                    WARNING,
                     f"uninstrument:{owner.__qualname__}",
                     "usagetap: %s.request was re-patched by someone else; leaving it in place",
                     owner.__qualname__,
