@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -180,3 +180,24 @@ def test_classify(method: str, url: str, kind: Any) -> None:
 def test_non_integer_counts_are_refused() -> None:
     with pytest.raises(TypeError, match="input_tokens"):
         extract.message_usage({"type": "message", "usage": {"input_tokens": "12", "output_tokens": 1}})
+
+
+def test_stream_usage_models_are_read_with_their_extra_fields() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Usage(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="allow")
+        input_tokens: Optional[int] = None
+        output_tokens: Optional[int] = None
+
+    start = Usage(input_tokens=10, output_tokens=1, cache_read_input_tokens=30)
+    delta = Usage(output_tokens=7, cache_creation_input_tokens=5, service_tier="priority")
+    observer = extract.MessageStreamObserver()
+    message = {"id": "msg_1", "model": "claude-x", "usage": start}
+    observer.observe({"type": "message_start", "message": message})
+    observer.observe({"type": "message_delta", "usage": delta})
+    usage = observer.result()
+    assert usage.reported
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (45, 30, 5)
+    assert usage.output_tokens == 7
+    assert usage.dimensions["service_tier"] == "priority"

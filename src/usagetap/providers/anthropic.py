@@ -107,6 +107,7 @@ def _usage_fields(
 ) -> TokenUsage:
     if usage is None:
         return TokenUsage(model=model, response_id=response_id, reported=False)
+    usage = _fields(usage)
     parts = [usage]
     parts.extend(i for i in field_of(usage, "iterations") or () if field_of(i, "type") == "compaction")
     uncached = sum(int_of(part, "input_tokens") for part in parts)
@@ -151,6 +152,23 @@ def _cache_split(part: Any) -> Optional[tuple[int, int]]:
     return (five, hour) if five + hour == write else None
 
 
+def _fields(usage: Any) -> dict[str, Any]:
+    """A usage object's fields as a mapping: a model's own and extra fields, read without a miss.
+
+    A field this SDK version does not define is absent here, where ``getattr`` would go
+    through the model's ``__getattr__`` and raise.
+    """
+    if usage is None:
+        return {}
+    if isinstance(usage, dict):
+        return usage
+    own = getattr(usage, "__dict__", None)
+    if not isinstance(own, dict):
+        return {name: getattr(usage, name, None) for name in _USAGE_FIELDS}
+    extra = getattr(usage, "__pydantic_extra__", None)
+    return {**extra, **own} if extra else own
+
+
 class MessageStreamObserver:
     """Follows a Messages stream event by event and keeps what the record needs.
 
@@ -186,10 +204,11 @@ class MessageStreamObserver:
     def result(self) -> TokenUsage:
         if self.start is None and self.delta is None:
             return TokenUsage(model=self.model, response_id=self.response_id, reported=False)
+        start, delta = _fields(self.start), _fields(self.delta)
         merged: dict[str, Any] = {}
         for name in _USAGE_FIELDS:
-            value = field_of(self.delta, name)
-            merged[name] = field_of(self.start, name) if value is None else value
+            value = delta.get(name)
+            merged[name] = start.get(name) if value is None else value
         return _usage_fields(
             merged, model=self.model, response_id=self.response_id, reported=self.delta is not None
         )
