@@ -33,15 +33,19 @@ from tests.helpers import make_record
 
 
 def spooled(n, path=".usagetap/spool.db", timeout=30.0):
-    # wait until the spool holds n records: the intake commits them on its own thread
+    # wait until the spool holds n records, as usagetap status counts them (the intake commits on its thread)
     import sqlite3
+    from usagetap.status import NotASpool, open_readonly, read_status
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with sqlite3.connect(path) as conn:
-                if conn.execute("SELECT COALESCE(SUM(n), 0) FROM spool").fetchone()[0] >= n:
+            conn = open_readonly(path)
+            try:
+                if read_status(conn, path).pending >= n:
                     return
-        except sqlite3.Error:
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error, NotASpool):
             pass
         time.sleep(0.02)
     raise SystemExit(f"the spool did not reach {{n}} records in {{timeout}} s")
