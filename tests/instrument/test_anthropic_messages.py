@@ -585,3 +585,46 @@ def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> 
     items = [{"type": "wanted"}, {"type": "other"}, object(), 42, {"type": "wanted", "n": 2}]
     assert list(_iterate(iter(items), tap)) == items
     assert observer.seen == [{"type": "wanted"}, {"type": "wanted", "n": 2}]
+
+
+def test_a_tail_observer_is_handed_the_first_and_last_items_only_when_the_stream_ends(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usagetap.providers import anthropic as extract
+
+    received: list[Any] = []
+    observed: list[tuple[str, int]] = []
+    observe = extract.MessageStreamObserver.observe
+
+    def noting(self: Any, event: Any) -> None:
+        observed.append((event.type, len(received)))
+        observe(self, event)
+
+    monkeypatch.setattr(extract.MessageStreamObserver, "observe", noting)
+    for event in create(claude, stream=True):
+        received.append(event)
+    assert len(received) == 29
+    assert observed == [("message_start", 29), ("message_delta", 29)], "read at the end, not per event"
+    [record] = delivered(sink)
+    assert record.status == "ok"
+    assert_matches_issued(record, claude_server)
+
+
+def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() -> None:
+    from usagetap.instrument._calls import Call
+    from usagetap.instrument._streams import StreamTap, _edges
+
+    tap = StreamTap(Call.__new__(Call), object(), None)
+    tap._ended = True  # no record: only the pass-through and what is kept are under test
+    items = [{"n": i} for i in range(50)]
+    passed = list(_edges(iter(items), tap, 3))
+    assert len(passed) == 50 and all(a is b for a, b in zip(passed, items))
+    assert tap.edges is not None
+    head, tail = tap.edges
+    assert [*head, *tail] == [items[0], *items[-3:]]
+
+    short = StreamTap(Call.__new__(Call), object(), None)
+    short._ended = True
+    assert list(_edges(iter(items[:2]), short, 3)) == items[:2]
+    assert short.edges is not None
+    assert [*short.edges[0], *short.edges[1]] == items[:2], "no item is kept twice"

@@ -5,7 +5,9 @@ generator that passes each item through an observer and emits exactly one
 record when the stream ends, however it ends: exhausted, broken off and
 closed, failed mid-way, or dropped unconsumed and garbage-collected.
 Per-item work is the observer's and stays small: the record itself is built
-later, on the delivery worker.
+later, on the delivery worker. An observer that needs only a stream's first
+and last items (``tail``) gets no Python call per item on a sync stream: the
+items pass through C iterators that keep those edges, observed at the end.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from itertools import chain, filterfalse, islice
 from typing import Any, Callable, Optional
 
 from .._log import internal_error, log
@@ -36,15 +40,20 @@ class StreamTap:
     send the usage (every choice finished, usage not seen). A stream closed in
     that state first reads up to :data:`DRAIN_LIMIT` more items, unseen by the
     caller, so the record carries the provider's usage instead of being partial.
+
+    An observer may instead define ``tail`` (an int): it needs only the first item
+    and the last ``tail`` ones, in order. A sync stream then records those
+    (:func:`_edges`) and hands them to ``observe`` when it ends.
     """
 
-    __slots__ = ("__weakref__", "_ended", "_lock", "call", "hide", "observer", "source")
+    __slots__ = ("__weakref__", "_ended", "_lock", "call", "edges", "hide", "observer", "source")
 
     def __init__(self, call: Call, observer: Any, hide: Optional[Callable[[Any], bool]]) -> None:
         self.call = call
         self.observer = observer
         self.hide = hide
         self.source: Optional[weakref.ReferenceType[Any]] = None  # the SDK's iterator, held by ours
+        self.edges: Optional[tuple[list[Any], deque[Any]]] = None  # (first item, last items) seen
         self._ended = False
         self._lock = threading.Lock()
 
@@ -62,6 +71,15 @@ class StreamTap:
             if self._ended:
                 return
             self._ended = True
+        if self.edges is not None:
+            head, tail = self.edges
+            self.edges = None
+            see = _seer(self)
+            for item in (*head, *tail):
+                try:
+                    see(item)
+                except Exception as exc:
+                    internal_error("stream.observe", exc)
         emit(self.call, _result_of, self.observer)
 
     def _wants_more(self) -> bool:
@@ -168,6 +186,26 @@ def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
     tap.end("done")
 
 
+def _ending(tap: StreamTap) -> Iterator[Any]:
+    """Ends the metering once the items before it are exhausted; yields nothing."""
+    tap.end("done")
+    yield from ()
+
+
+def _edges(items: Iterator[Any], tap: StreamTap, size: int) -> Iterator[Any]:
+    """``items`` unchanged; the first and the last ``size`` are kept for the observer (see ``tail``).
+
+    A failure of the SDK's iterator reaches the caller as it is; the stream's
+    record is then emitted when the SDK closes the response, or at the latest
+    when the stream is closed or collected.
+    """
+    head: list[Any] = []
+    tail: deque[Any] = deque(maxlen=size)
+    tap.edges = (head, tail)
+    # filterfalse(keep, ...) passes every item on (``append`` returns None) after keeping it
+    return chain(filterfalse(head.append, islice(items, 1)), filterfalse(tail.append, items), _ending(tap))
+
+
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
     see = _seer(tap)
     try:
@@ -233,7 +271,11 @@ def attach_sync(stream: Any, tap: StreamTap) -> None:
     """Meter a sync SDK stream in place."""
     source = stream._iterator
     tap.source = weakref.ref(source)
-    stream._iterator = _iterate(source, tap)
+    tail = getattr(tap.observer, "tail", None)
+    if tap.hide is None and type(tail) is int and tail > 0:
+        stream._iterator = _edges(source, tap, tail)
+    else:
+        stream._iterator = _iterate(source, tap)
     target, name = _close_target(stream, "close")
     setattr(target, name, _sync_close(target, name, tap))
     weakref.finalize(stream, tap.end, "gc")

@@ -183,6 +183,11 @@ class MessageStreamObserver:
     kinds = frozenset({"message_start", "message_delta"})
     """The only events :meth:`observe` reads: a stream may skip calling it for the others."""
 
+    tail = 8
+    """``message_start`` is the first event and the last ``message_delta`` comes just before
+    ``message_stop``, the last: a stream may hand :meth:`observe` only its first and last
+    ``tail`` events, at its end."""
+
     def __init__(self) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
