@@ -514,3 +514,56 @@ def test_legacy_completions_on_a_server_rejecting_stream_options_still_stream(
         assert all(chunk.choices for chunk in chunks)
     assert ["stream_options" in r["body"] for r in server.requests] == [True, False, False]
     assert [r.status for r in delivered(sink)] == ["partial", "partial"]
+
+
+def test_a_one_choice_stream_is_observed_at_its_end_from_its_first_and_last_chunks(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usagetap.instrument._streams import _closes_its_response
+    from usagetap.providers import openai as extract
+
+    received: list[Any] = []
+    observed: list[int] = []
+    observe = extract.ChatStreamObserver.observe
+
+    def noting(self: Any, chunk: Any) -> None:
+        observed.append(len(received))
+        observe(self, chunk)
+
+    monkeypatch.setattr(extract.ChatStreamObserver, "observe", noting)
+    stream = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, max_tokens=30)
+    for chunk in stream:
+        received.append(chunk)
+    assert len(received) == 32 and all(chunk.choices for chunk in received), "the usage chunk is hidden"
+    if _closes_its_response(stream):
+        assert observed == [32] * 9, "the first chunk and the last eight (usage included), at the end"
+    else:  # an SDK that leaves the response open on failure: chunk by chunk, as before
+        assert observed == list(range(33))
+    [record] = delivered(sink)
+    assert record.status == "ok" and record.output_tokens == 30
+    assert_matches_issued(record, server)
+
+
+def test_only_an_sdk_stream_that_closes_its_response_in_the_end_is_tapped_without_a_generator() -> None:
+    from usagetap.instrument._streams import _closes_its_response
+
+    class Response:
+        def close(self) -> None:
+            pass
+
+    class Closing:
+        response = Response()
+
+        def __stream__(self) -> Any:
+            try:
+                yield 1
+            finally:
+                self.response.close()
+
+    class LeavingOpen:
+        def __stream__(self) -> Any:
+            yield 1
+
+    assert _closes_its_response(Closing())
+    assert not _closes_its_response(LeavingOpen())
+    assert not _closes_its_response(object())

@@ -41,9 +41,10 @@ class StreamTap:
     that state first reads up to :data:`DRAIN_LIMIT` more items, unseen by the
     caller, so the record carries the provider's usage instead of being partial.
 
-    An observer may instead define ``tail`` (an int): it needs only the first item
-    and the last ``tail`` ones, in order. A sync stream then records those
-    (:func:`_edges`) and hands them to ``observe`` when it ends.
+    An observer may define ``tail`` (an int): it needs only the first item and the
+    last ``tail`` ones, in order. A sync stream then records those (:func:`_edges`)
+    and hands them to ``observe`` when it ends, or before it drains. ``hide`` then
+    decides from the item alone (it runs before ``observe`` has seen it).
     """
 
     __slots__ = ("__weakref__", "_ended", "_lock", "call", "edges", "hide", "observer", "source")
@@ -71,16 +72,20 @@ class StreamTap:
             if self._ended:
                 return
             self._ended = True
-        if self.edges is not None:
-            head, tail = self.edges
-            self.edges = None
-            see = _seer(self)
-            for item in (*head, *tail):
-                try:
-                    see(item)
-                except Exception as exc:
-                    internal_error("stream.observe", exc)
+        self._observe_edges()
         emit(self.call, _result_of, self.observer)
+
+    def _observe_edges(self) -> None:
+        """Hand the observer the first and last items a sync stream kept for it (see ``tail``)."""
+        edges, self.edges = self.edges, None
+        if edges is None:
+            return
+        see = _seer(self)
+        for item in (*edges[0], *edges[1]):
+            try:
+                see(item)
+            except Exception as exc:
+                internal_error("stream.observe", exc)
 
     def _wants_more(self) -> bool:
         wants = getattr(self.observer, "wants_more", None)
@@ -93,7 +98,10 @@ class StreamTap:
     def drain(self) -> None:
         """Read the usage the provider is about to send (sync source); never raises."""
         source = None if self.source is None else self.source()
-        if source is None or getattr(source, "gi_running", True) or not self._wants_more():
+        if source is None or getattr(source, "gi_running", True):
+            return
+        self._observe_edges()
+        if not self._wants_more():
             return
         try:
             for _ in range(DRAIN_LIMIT):
@@ -196,14 +204,16 @@ def _edges(items: Iterator[Any], tap: StreamTap, size: int) -> Iterator[Any]:
     """``items`` unchanged; the first and the last ``size`` are kept for the observer (see ``tail``).
 
     A failure of the SDK's iterator reaches the caller as it is; the stream's
-    record is then emitted when the SDK closes the response, or at the latest
-    when the stream is closed or collected.
+    record is emitted when the SDK closes the response (see :func:`_closes_its_response`).
     """
     head: list[Any] = []
     tail: deque[Any] = deque(maxlen=size)
     tap.edges = (head, tail)
     # filterfalse(keep, ...) passes every item on (``append`` returns None) after keeping it
-    return chain(filterfalse(head.append, islice(items, 1)), filterfalse(tail.append, items), _ending(tap))
+    first, rest = filterfalse(head.append, islice(items, 1)), filterfalse(tail.append, items)
+    if tap.hide is not None:
+        first, rest = filterfalse(tap.hide, first), filterfalse(tap.hide, rest)
+    return chain(first, rest, _ending(tap))
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
@@ -267,12 +277,30 @@ def _close_target(stream: Any, name: str) -> tuple[Any, str]:
     return stream, "close"
 
 
+_closing: dict[type, bool] = {}
+
+
+def _closes_its_response(stream: Any) -> bool:
+    """Whether the SDK's iterator closes the response however it ends (newer SDKs, in a ``finally``).
+
+    Only then does a failing stream reach the close hook at once without a generator of ours
+    around the SDK's iterator (older SDKs leave the response open until the stream is closed
+    or collected). Probed once per stream type, from the names its ``__stream__`` uses.
+    """
+    cls = type(stream)
+    closes = _closing.get(cls)
+    if closes is None:
+        code = getattr(getattr(cls, "__stream__", None), "__code__", None)
+        closes = _closing[cls] = code is not None and "close" in code.co_names
+    return closes
+
+
 def attach_sync(stream: Any, tap: StreamTap) -> None:
     """Meter a sync SDK stream in place."""
     source = stream._iterator
     tap.source = weakref.ref(source)
     tail = getattr(tap.observer, "tail", None)
-    if tap.hide is None and type(tail) is int and tail > 0:
+    if type(tail) is int and tail > 0 and _closes_its_response(stream):
         stream._iterator = _edges(source, tap, tail)
     else:
         stream._iterator = _iterate(source, tap)

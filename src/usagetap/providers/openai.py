@@ -212,8 +212,14 @@ def usage_from_json(operation: str, body: Any) -> TokenUsage:
 
 
 def is_usage_only_chunk(chunk: Any) -> bool:
-    """The extra final chunk that ``stream_options={"include_usage": True}`` adds: no choices, usage set."""
-    return not field_of(chunk, "choices") and field_of(chunk, "usage") is not None
+    """The extra final chunk that ``stream_options={"include_usage": True}`` adds: no choices, usage set.
+
+    Runs on every chunk of a stream whose usage chunk usagetap hides: usage, None on all the
+    others, is read first.
+    """
+    if isinstance(chunk, dict):
+        return chunk.get("usage") is not None and not chunk.get("choices")
+    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", None)
 
 
 def is_usage_only_event(event: bytes) -> bool:
@@ -246,20 +252,23 @@ class ChatStreamObserver:
 
     ``observe`` runs on the caller's thread for every chunk, so its common path
     is one attribute read and one store; whether the stream has finished is
-    worked out from the last chunk only when asked.
+    worked out from the last chunk only when asked. With one choice, the first
+    chunk and the last few say it all (id and model first; the finish reason,
+    then the usage, last): ``tail`` lets a stream hand only those to
+    :meth:`observe`, at its end. With several, a finish reason may come anywhere.
     """
 
-    __slots__ = ("_done", "choices", "last", "model", "response_id", "service_tier", "usage", "usage_chunk")
+    __slots__ = ("_done", "choices", "last", "model", "response_id", "service_tier", "tail", "usage")
 
     def __init__(self, choices: int = 1) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.usage: Any = None
-        self.usage_chunk: Any = None
         self.last: Any = None
         self.choices = max(choices, 1)
         self._done: set[int] = set()
+        self.tail = 8 if self.choices == 1 else 0
 
     def observe(self, chunk: Any) -> None:
         usage = chunk.get("usage") if type(chunk) is dict else getattr(chunk, "usage", None)
@@ -270,17 +279,14 @@ class ChatStreamObserver:
             self.service_tier = field_of(chunk, "service_tier") or self.service_tier
             if usage is not None:
                 self.usage = usage
-                if not field_of(chunk, "choices"):
-                    self.usage_chunk = chunk
                 return
         if self.choices > 1:
             for choice in field_of(chunk, "choices") or ():
                 if field_of(choice, "finish_reason"):
                     self._done.add(field_of(choice, "index") or 0)
 
-    def hidden(self, chunk: Any) -> bool:
-        """Whether ``chunk`` (just observed) is the usage-only chunk, to hide from a caller who didn't ask."""
-        return chunk is self.usage_chunk
+    hidden = staticmethod(is_usage_only_chunk)
+    """Whether a chunk is the usage-only one, to hide from a caller who didn't ask (observed or not)."""
 
     @property
     def finished(self) -> bool:
