@@ -567,3 +567,19 @@ def test_only_an_sdk_stream_that_closes_its_response_in_the_end_is_tapped_withou
     assert _closes_its_response(Closing())
     assert not _closes_its_response(LeavingOpen())
     assert not _closes_its_response(object())
+
+
+def test_a_failing_hide_on_the_edges_path_shows_the_item_and_is_counted() -> None:
+    from usagetap.instrument._calls import Call
+    from usagetap.instrument._streams import StreamTap, _edges
+
+    def hide(item: Any) -> bool:
+        if item == 3:
+            raise RuntimeError("boom")
+        return item == 5
+
+    tap = StreamTap(Call.__new__(Call), object(), hide)
+    tap._ended = True  # no record: only the pass-through is under test
+    before = _stats.snapshot().get("internal_errors", 0)
+    assert list(_edges(iter(range(8)), tap, 2)) == [0, 1, 2, 3, 4, 6, 7]
+    assert _stats.snapshot().get("internal_errors", 0) == before + 1

@@ -212,8 +212,22 @@ def _edges(items: Iterator[Any], tap: StreamTap, size: int) -> Iterator[Any]:
     # filterfalse(keep, ...) passes every item on (``append`` returns None) after keeping it
     first, rest = filterfalse(head.append, islice(items, 1)), filterfalse(tail.append, items)
     if tap.hide is not None:
-        first, rest = filterfalse(tap.hide, first), filterfalse(tap.hide, rest)
+        hide = _guarded(tap.hide)
+        first, rest = filterfalse(hide, first), filterfalse(hide, rest)
     return chain(first, rest, _ending(tap))
+
+
+def _guarded(hide: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``hide``, its failure ours (logged, counted) and the item shown."""
+
+    def guarded(item: Any) -> bool:
+        try:
+            return hide(item)
+        except Exception as exc:
+            internal_error("stream.hide", exc)
+            return False
+
+    return guarded
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
