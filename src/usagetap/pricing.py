@@ -26,6 +26,7 @@ import inspect
 import warnings
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import prices
@@ -210,27 +211,27 @@ LinearKey = tuple[str, str, tuple[str, ...], ContextItems, date]
 class _Linear:
     """A cost linear in token counts: ``base`` (per call) plus ``rate * count / _PER`` per kind."""
 
-    __slots__ = ("base", "checks", "rates")
+    __slots__ = ("_parts", "_terms", "base", "checks", "rates")
 
     def __init__(self, base: Decimal, rates: tuple[tuple[str, Optional[str], Decimal], ...]) -> None:
         self.base = base
         self.rates = rates
         self.checks = 0
+        self._parts = tuple((key, parent) for key, parent, _ in rates if parent is not None)
+        self._terms = tuple(
+            (key, rate) for key, parent, rate in rates if parent is not None or _PART_OF[key] is None
+        )
 
     def cost(self, usage: UsageItems) -> Optional[Decimal]:
         """The cost of ``usage``, or None when a part exceeds its whole (genai-prices decides then).
 
         A part whose ``parent`` is None is priced with its whole (not priced on its own).
         """
-        counts = dict(usage)
-        own = dict(counts)
-        for key, parent, _ in self.rates:
-            if parent is not None:
-                own[parent] -= counts[key]
+        own = dict(usage)
+        for key, parent in self._parts:  # a part is never a whole: own[key] is still its count
+            own[parent] -= own[key]
         total = self.base
-        for key, parent, rate in self.rates:
-            if parent is None and _PART_OF[key] is not None:
-                continue
+        for key, rate in self._terms:
             count = own[key]
             if count < 0:
                 return None
@@ -245,10 +246,10 @@ def _cost(
     provider: str, model: str, usage: UsageItems, context: ContextItems, day: date
 ) -> Optional[Decimal]:
     """``_price``, through the linear rates of the model when its prices have no tiers."""
-    key = (provider, model, tuple(k for k, _ in usage), context, day)
-    if key in _linear:
+    key = (provider, model, tuple(map(itemgetter(0), usage)), context, day)
+    try:
         linear = _linear[key]
-    else:
+    except KeyError:
         linear = _linear[key] = _fit(provider, model, key[2], context, day)
     cost = None if linear is None else linear.cost(usage)
     if linear is None or cost is None:

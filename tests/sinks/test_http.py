@@ -17,7 +17,7 @@ from tests.sinks.workload import TOKEN_KEYS, run_workload
 from usagetap import ConfigurationError
 from usagetap.record import UsageRecord
 from usagetap.sinks import HTTP
-from usagetap.sinks.http import SIGNATURE_HEADER, sign, verify
+from usagetap.sinks.http import SIGNATURE_HEADER, payload, sign, verify
 from usagetap.testing import ProviderServer
 from usagetap.testing.backends import HTTPReceiver
 
@@ -70,6 +70,44 @@ def test_per_event_answers_dead_letter_rejections_and_count_duplicates(
     outcomes = sink.send([good, stranger])
     assert outcomes.delivered == [good.event_id] and outcomes.duplicates == 1
     assert outcomes.dead == {stranger.event_id: "http: rejected: unknown customer"}
+
+
+def test_the_body_is_what_json_dumps_writes_for_each_records_dict() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    records = [
+        make_record(),
+        make_record(
+            customer=None,
+            request_model=None,
+            cost=Decimal("1.2E-7"),
+            billed_cost=Decimal("0.000000156"),
+            price_version='genai-prices 0.0.40 "x"',
+            cache_read_tokens=64,
+            reasoning_tokens=3,
+            dimensions={
+                "feature": "t\u00e9l\u00e9\n\u2028",
+                "n": 3,
+                "ratio": 0.25,
+                "flag": False,
+                "inf": float("inf"),
+            },
+            response_id="resp_\\1",
+            run_id="run_1",
+            parent_run_id="run_0",
+            status="partial",
+        ),
+        make_record(timestamp=datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))),
+    ]
+    events = []
+    for record in records:
+        event = record.to_dict()
+        event["dimensions"] = {k: v for k, v in event["dimensions"].items() if k != "inf"}
+        events.append(event)
+    expected = json.dumps({"events": events}, separators=(",", ":"), allow_nan=False).encode()
+    assert payload(records) == expected
+    assert json.loads(payload(records))["events"][2]["timestamp"] == "2026-03-02T04:30:00+00:00"
+    assert payload([]) == b'{"events":[]}'
 
 
 def test_non_finite_dimensions_are_dropped_so_the_body_stays_json(receiver: HTTPReceiver, sink: HTTP) -> None:

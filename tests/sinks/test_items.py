@@ -53,6 +53,24 @@ def test_an_event_is_delivered_only_when_all_its_items_are() -> None:
     assert outcomes.dead == {c.event_id: "refused", d.event_id: "no customer"}
 
 
+def test_an_event_is_a_duplicate_only_when_every_item_was_and_reasons_are_not_repeated() -> None:
+    a, b, c = (make_record(cache_read_tokens=10) for _ in range(3))
+    tally = Tally([a, b, c])
+    first, *rest = items_for(a, split=True)
+    tally.delivered(first, duplicate=True)
+    for item in rest:
+        tally.delivered(item)
+    for item in items_for(b, split=True):
+        tally.delivered(item, duplicate=True)
+    for item in items_for(c, split=True):
+        tally.dead(item, "refused")
+    tally.dead_event(c, "too large")
+    outcomes = tally.outcomes()
+    assert outcomes.delivered == [a.event_id, b.event_id]
+    assert outcomes.duplicates == 1
+    assert outcomes.dead == {c.event_id: "refused; too large"}
+
+
 def test_clean_scalars_keeps_only_what_json_backends_take() -> None:
     cleaned = clean_scalars(
         {

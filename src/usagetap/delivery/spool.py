@@ -311,27 +311,24 @@ class Spool:
             records = self._first_seen(records)
             if not records:
                 return
-            payloads = [encode(r) for r in records]
             if self.max_bytes and self._size() > self.max_bytes:
                 raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
             hot = self._hot_count + len(sinks) * len(records) <= self.hot_limit
             try:
                 if hot:
-                    self._add_leased(sinks, records, payloads, now, me)
+                    self._add_leased(sinks, records, now, me)
                 else:  # memory is full (a backend that is slow or down): rows wait on disk only
                     rows = [  # due from now: leases take the earliest due first, in index order (no sort)
                         (sink, len(part), encode_chunk(part), now, 0, now, self.owner, me)
                         for sink in sinks
-                        for part in _chunked(payloads, self._chunk(sink))
+                        for part in _chunked(records, self._chunk(sink))
                     ]
                     self._write(_INSERT, rows)
             except sqlite3.OperationalError as exc:
                 raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
             self._remember(records)
 
-    def _add_leased(
-        self, sinks: Sequence[str], records: Sequence[Any], payloads: list[str], now: float, me: int
-    ) -> None:
+    def _add_leased(self, sinks: Sequence[str], records: Sequence[Any], now: float, me: int) -> None:
         """Insert rows leased to this process with seqs chosen here, and keep their records in memory."""
         conn = self._conn
         until = now + self.lease_seconds
@@ -347,7 +344,7 @@ class Spool:
                 size = self._chunk(sink)
                 for start in range(0, len(records), size):
                     seq += 1
-                    part = payloads[start : start + size]
+                    part = records[start : start + size]
                     rows.append(
                         (
                             seq,
@@ -363,7 +360,7 @@ class Spool:
                             until,
                         )
                     )
-                    chunks.append((sink, [Entry(seq, r, 0, now) for r in records[start : start + size]]))
+                    chunks.append((sink, [Entry(seq, r, 0, now) for r in part]))
             conn.executemany(_INSERT_LEASED, rows)
         for sink, entries in chunks:
             self._hot.setdefault(sink, deque()).append((entries, until))
@@ -429,13 +426,13 @@ class Spool:
     def _split(self, seq: int, records: list[Any], size: int) -> None:
         """Keep the first ``size`` records in row ``seq``; the others move to rows of ``size`` (unleased)."""
         conn = self._conn
-        head = [encode(r) for r in records[:size]]
+        head = records[:size]
         conn.execute("UPDATE spool SET n=?, payload=? WHERE seq=?", (len(head), encode_chunk(head), seq))
         for part in _chunked(records[size:], size):
             conn.execute(
                 "INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid) "
                 "SELECT sink, ?, ?, created, attempts, not_before, origin, origin_pid FROM spool WHERE seq=?",
-                (len(part), encode_chunk([encode(r) for r in part]), seq),
+                (len(part), encode_chunk(part), seq),
             )
 
     def _settle(
@@ -486,9 +483,9 @@ class Spool:
                         )
                         settled.append((seq, rest))
                         continue
-                    by_due: dict[tuple[int, float], list[str]] = {}
+                    by_due: dict[tuple[int, float], list[Any]] = {}
                     for e in leaving:
-                        by_due.setdefault((e.attempts, e.not_before), []).append(encode(e.record))
+                        by_due.setdefault((e.attempts, e.not_before), []).append(e.record)
                     conn.executemany(
                         _MOVE,
                         [
@@ -499,7 +496,7 @@ class Spool:
                 if rest:
                     conn.execute(
                         "UPDATE spool SET n=?, payload=? WHERE seq=? AND lease_owner=?",
-                        (len(rest), encode_chunk([encode(e.record) for e in rest]), seq, owner),
+                        (len(rest), encode_chunk(e.record for e in rest), seq, owner),
                     )
                 else:
                     conn.execute("DELETE FROM spool WHERE seq=? AND lease_owner=?", (seq, owner))
@@ -553,13 +550,13 @@ class Spool:
     def add_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
         """Keep entries spilled from memory, with their attempts and due times."""
         now = time.time()
-        groups: dict[tuple[str, int, float], list[str]] = {}
+        groups: dict[tuple[str, int, float], list[Any]] = {}
         for sink, e in items:
-            groups.setdefault((sink, e.attempts, e.not_before), []).append(encode(e.record))
+            groups.setdefault((sink, e.attempts, e.not_before), []).append(e.record)
         rows = [
             (sink, len(part), encode_chunk(part), now, attempts, not_before, self.owner, os.getpid())
-            for (sink, attempts, not_before), payloads in groups.items()
-            for part in _chunked(payloads, self._chunk(sink))
+            for (sink, attempts, not_before), records in groups.items()
+            for part in _chunked(records, self._chunk(sink))
         ]
         with SQLITE:
             self._write(_INSERT, rows)
