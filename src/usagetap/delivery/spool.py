@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -469,9 +470,13 @@ class Spool:
                 row = self._leased.get(seq)
                 if row is None:  # not leased here: nothing to settle
                     continue
-                gone = {id(entries[i]) for i in indexes}
-                rest = [e for e in row if id(e) not in gone]
-                leaving = [e for e in row if id(e) in gone]
+                taken = [entries[i] for i in indexes]
+                if len(taken) == len(row) and all(map(operator.is_, taken, row)):
+                    rest, leaving = [], row  # the whole row, as leased (the usual case): no sets
+                else:
+                    gone = {id(entries[i]) for i in indexes}
+                    rest = [e for e in row if id(e) not in gone]
+                    leaving = [e for e in row if id(e) in gone]
                 if moved:
                     alike = {(e.attempts, e.not_before) for e in leaving}
                     if not rest and len(alike) == 1:

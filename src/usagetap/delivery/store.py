@@ -27,16 +27,35 @@ class StoreFull(Exception):
     """The store is at its size cap; the overflow policy decides what happens to the records."""
 
 
-@dataclass
 class Entry:
     """One record waiting for one sink. ``key`` is where its store keeps it (on a spool: its row,
-    which the other records of its batch share)."""
+    which the other records of its batch share).
 
-    key: int
-    record: UsageRecord
-    attempts: int = 0
-    not_before: float = 0.0
-    tier: Optional[Store] = field(default=None, repr=False, compare=False)
+    A class with slots, not a dataclass: a store holds thousands, and each would carry a ``__dict__``
+    for the cyclic collector to walk.
+    """
+
+    __slots__ = ("attempts", "key", "not_before", "record", "tier")
+
+    def __init__(
+        self,
+        key: int,
+        record: UsageRecord,
+        attempts: int = 0,
+        not_before: float = 0.0,
+        tier: Optional[Store] = None,
+    ) -> None:
+        self.key = key
+        self.record = record
+        self.attempts = attempts
+        self.not_before = not_before
+        self.tier = tier
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(key={self.key!r}, record={self.record!r}, attempts={self.attempts!r}, "
+            f"not_before={self.not_before!r})"
+        )
 
 
 @dataclass
