@@ -583,3 +583,26 @@ def test_a_failing_hide_on_the_edges_path_shows_the_item_and_is_counted() -> Non
     before = _stats.snapshot().get("internal_errors", 0)
     assert list(_edges(iter(range(8)), tap, 2)) == [0, 1, 2, 3, 4, 6, 7]
     assert _stats.snapshot().get("internal_errors", 0) == before + 1
+
+
+def test_on_the_edges_path_hide_runs_once_per_item_and_the_observer_sees_the_kept_ones() -> None:
+    from usagetap.instrument._calls import Call
+    from usagetap.instrument._streams import StreamTap, _edges
+
+    asked: list[int] = []
+    seen: list[int] = []
+
+    class Observer:
+        def observe(self, item: int) -> None:
+            seen.append(item)
+
+    def hide(item: int) -> bool:
+        asked.append(item)
+        return item == 6
+
+    tap = StreamTap(Call.__new__(Call), Observer(), hide)
+    tap._ended = True  # only the edges are under test, not the record
+    assert list(_edges(iter(range(8)), tap, 3)) == [0, 1, 2, 3, 4, 5, 7]
+    tap._observe_edges()
+    assert asked == list(range(8))
+    assert seen == [0, 5, 6, 7]

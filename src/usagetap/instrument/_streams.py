@@ -80,7 +80,7 @@ class StreamTap:
         edges, self.edges = self.edges, None
         if edges is None:
             return
-        see = _seer(self)
+        see = _seer(self) if self.hide is None else self.observer.observe  # hide ran as they passed
         for item in (*edges[0], *edges[1]):
             try:
                 see(item)
