@@ -247,6 +247,27 @@ def test_stream_broken_early_and_closed_is_one_partial_record(
     assert record.output_tokens == 1, "what message_start reported"
 
 
+def test_once_the_record_is_out_closing_is_the_sdks_own_again(
+    claude: anthropic.Anthropic, sink: Memory
+) -> None:
+    closes: list[str] = []
+    for early in (False, True):
+        stream = create(claude, stream=True)
+        response = stream.response
+        assert "close" in vars(response), "usagetap's hook reads the usage of a stream closed early"
+        for i, _ in enumerate(stream):
+            if early and i == 3:
+                break
+        if early:
+            stream.close()
+        assert "close" not in vars(response)
+        assert response.is_closed
+        stream.close()
+        closes.append(stream.response.close.__qualname__)
+    assert [r.status for r in delivered(sink)] == ["ok", "partial"]
+    assert all(name.endswith("Response.close") for name in closes)
+
+
 def test_stream_broken_early_without_close_is_metered_when_collected(
     claude: anthropic.Anthropic, sink: Memory
 ) -> None:

@@ -47,7 +47,7 @@ class StreamTap:
     decides from the item alone (it runs before ``observe`` has seen it).
     """
 
-    __slots__ = ("__weakref__", "_ended", "_lock", "call", "edges", "hide", "observer", "source")
+    __slots__ = ("__weakref__", "_ended", "_lock", "call", "edges", "hide", "hook", "observer", "source")
 
     def __init__(self, call: Call, observer: Any, hide: Optional[Callable[[Any], bool]]) -> None:
         self.call = call
@@ -55,6 +55,7 @@ class StreamTap:
         self.hide = hide
         self.source: Optional[weakref.ReferenceType[Any]] = None  # the SDK's iterator, held by ours
         self.edges: Optional[tuple[list[Any], deque[Any]]] = None  # (first item, last items) seen
+        self.hook: Optional[tuple[weakref.ReferenceType[Any], str, Any]] = None  # (target, name, close hook)
         self._ended = False
         self._lock = threading.Lock()
 
@@ -74,16 +75,33 @@ class StreamTap:
             self._ended = True
         self._observe_edges()
         emit(self.call, _result_of, self.observer)
+        self._unhook()
+
+    def _unhook(self) -> None:
+        """Take the close hook off its target: once the record is out, closing has nothing to meter."""
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            ref, name, closing = hook
+            state = getattr(ref(), "__dict__", None)
+            if state is not None and state.get(name) is closing:
+                del state[name]
 
     def _observe_edges(self) -> None:
         """Hand the observer the first and last items a sync stream kept for it (see ``tail``)."""
         edges, self.edges = self.edges, None
         if edges is None:
             return
-        see = _seer(self) if self.hide is None else self.observer.observe  # hide ran as they passed
+        observe = self.observer.observe  # hide ran on each as it passed
+        kinds = None if self.hide is not None else getattr(self.observer, "kinds", None)
         for item in (*edges[0], *edges[1]):
             try:
-                see(item)
+                if kinds is not None:  # as _seer's see_kinds, inline: these items are all read at once
+                    kind = getattr(item, "type", None)
+                    if kind is None and type(item) is dict:
+                        kind = item.get("type")
+                    if kind not in kinds:
+                        continue
+                observe(item)
             except Exception as exc:
                 internal_error("stream.observe", exc)
 
@@ -319,7 +337,9 @@ def attach_sync(stream: Any, tap: StreamTap) -> None:
     else:
         stream._iterator = _iterate(source, tap)
     target, name = _close_target(stream, "close")
-    setattr(target, name, _sync_close(target, name, tap))
+    closing = _sync_close(target, name, tap)
+    setattr(target, name, closing)
+    tap.hook = (weakref.ref(target), name, closing)
     weakref.finalize(stream, tap.end, "gc")
 
 
@@ -329,5 +349,7 @@ def attach_async(stream: Any, tap: StreamTap) -> None:
     tap.source = weakref.ref(source)
     stream._iterator = _aiterate(source, tap)
     target, name = _close_target(stream, "aclose")
-    setattr(target, name, _async_close(target, name, tap))
+    closing = _async_close(target, name, tap)
+    setattr(target, name, closing)
+    tap.hook = (weakref.ref(target), name, closing)
     weakref.finalize(stream, tap.end, "gc")
