@@ -91,17 +91,10 @@ class StreamTap:
         edges, self.edges = self.edges, None
         if edges is None:
             return
-        observe = self.observer.observe  # hide ran on each as it passed
-        kinds = None if self.hide is not None else getattr(self.observer, "kinds", None)
+        see = _seer(self) if self.hide is None else self.observer.observe  # hide ran as they passed
         for item in (*edges[0], *edges[1]):
             try:
-                if kinds is not None:  # as _seer's see_kinds, inline: these items are all read at once
-                    kind = getattr(item, "type", None)
-                    if kind is None and type(item) is dict:
-                        kind = item.get("type")
-                    if kind not in kinds:
-                        continue
-                observe(item)
+                see(item)
             except Exception as exc:
                 internal_error("stream.observe", exc)
 
@@ -309,6 +302,16 @@ def _close_target(stream: Any, name: str) -> tuple[Any, str]:
     return stream, "close"
 
 
+def _hook_close(
+    stream: Any, tap: StreamTap, name: str, make: Callable[[Any, str, StreamTap], Callable[[], Any]]
+) -> None:
+    """Put the close hook ``make`` builds on the stream's response (or the stream); the tap takes it off."""
+    target, name = _close_target(stream, name)
+    closing = make(target, name, tap)
+    setattr(target, name, closing)
+    tap.hook = (weakref.ref(target), name, closing)
+
+
 _closing: dict[type, bool] = {}
 
 
@@ -336,10 +339,7 @@ def attach_sync(stream: Any, tap: StreamTap) -> None:
         stream._iterator = _edges(source, tap, tail)
     else:
         stream._iterator = _iterate(source, tap)
-    target, name = _close_target(stream, "close")
-    closing = _sync_close(target, name, tap)
-    setattr(target, name, closing)
-    tap.hook = (weakref.ref(target), name, closing)
+    _hook_close(stream, tap, "close", _sync_close)
     weakref.finalize(stream, tap.end, "gc")
 
 
@@ -348,8 +348,5 @@ def attach_async(stream: Any, tap: StreamTap) -> None:
     source = stream._iterator
     tap.source = weakref.ref(source)
     stream._iterator = _aiterate(source, tap)
-    target, name = _close_target(stream, "aclose")
-    closing = _async_close(target, name, tap)
-    setattr(target, name, closing)
-    tap.hook = (weakref.ref(target), name, closing)
+    _hook_close(stream, tap, "aclose", _async_close)
     weakref.finalize(stream, tap.end, "gc")
