@@ -211,11 +211,10 @@ LinearKey = tuple[str, str, tuple[str, ...], ContextItems, date]
 class _Linear:
     """A cost linear in token counts: ``base`` (per call) plus ``rate * count / _PER`` per kind."""
 
-    __slots__ = ("_parts", "_terms", "base", "checks", "rates")
+    __slots__ = ("_parts", "_terms", "base", "checks")
 
     def __init__(self, base: Decimal, rates: tuple[tuple[str, Optional[str], Decimal], ...]) -> None:
         self.base = base
-        self.rates = rates
         self.checks = 0
         self._parts = tuple((key, parent) for key, parent, _ in rates if parent is not None)
         self._terms = tuple(

@@ -474,7 +474,7 @@ class Spool:
                 if len(taken) == len(row) and all(map(operator.is_, taken, row)):
                     rest, leaving = [], row  # the whole row, as leased (the usual case): no sets
                 else:
-                    gone = {id(entries[i]) for i in indexes}
+                    gone = {id(e) for e in taken}
                     rest = [e for e in row if id(e) not in gone]
                     leaving = [e for e in row if id(e) in gone]
                 if moved:

@@ -37,7 +37,7 @@ def field_of(obj: Any, name: str) -> Any:
 
 def int_of(obj: Any, name: str) -> int:
     """An integer count from ``obj`` (0 when absent or null)."""
-    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)  # field_of, inlined
+    value = field_of(obj, name)
     if type(value) is int:
         return value
     if value is None:
