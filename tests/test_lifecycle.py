@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from usagetap.sinks import Ledger
 
 
@@ -78,3 +80,56 @@ def test_exit_never_hangs_on_a_sink_that_never_answers(tmp_path: Path) -> None:
 
     kept = open_spool(str(tmp_path / ".usagetap" / "spool.db"), max_bytes=0, lease_seconds=60)
     assert kept.pending() == 1
+
+
+def test_a_stream_still_open_at_exit_is_recorded_before_the_final_flush(tmp_path: Path) -> None:
+    result = run(
+        """
+        import openai, usagetap
+        from usagetap.testing import ProviderServer
+        with ProviderServer() as server:
+            client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"))
+            with usagetap.customer("open-at-exit"):
+                stream = client.chat.completions.create(
+                    model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+                first = next(iter(stream))
+        print(type(stream).__name__, first.model)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Stream", "gpt-4.1"]
+    [record] = Ledger(tmp_path / ".usagetap" / "ledger.db").records()
+    assert (record.customer, record.model, record.status) == ("open-at-exit", "gpt-4.1", "partial")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_mid_stream_leaves_the_stream_to_the_parent(tmp_path: Path) -> None:
+    result = run(
+        """
+        import atexit, os, openai, usagetap
+        from usagetap.testing import ProviderServer
+        with ProviderServer() as server:
+            client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"))
+            with usagetap.customer("parent"):
+                stream = client.chat.completions.create(
+                    model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+                chunks = iter(stream)
+                next(chunks)
+                child = os.fork()
+                if child == 0:  # a worker that exits normally: its atexit hooks run
+                    atexit._run_exitfuncs()
+                    os._exit(0)
+                os.waitpid(child, 0)
+                rest = sum(1 for _ in chunks)
+        print(rest)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 10
+    [record] = Ledger(tmp_path / ".usagetap" / "ledger.db").records()
+    assert (record.customer, record.status) == ("parent", "ok")
+    assert record.output_tokens > 0

@@ -602,7 +602,6 @@ def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> 
 
     observer = Observer()
     tap = StreamTap(Call.__new__(Call), observer, None)
-    tap._ended = True  # no record: only the filtering is under test
     items = [{"type": "wanted"}, {"type": "other"}, object(), 42, {"type": "wanted", "n": 2}]
     assert list(_iterate(iter(items), tap)) == items
     assert observer.seen == [{"type": "wanted"}, {"type": "wanted", "n": 2}]
@@ -636,7 +635,6 @@ def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() ->
     from usagetap.instrument._streams import StreamTap, _edges
 
     tap = StreamTap(Call.__new__(Call), object(), None)
-    tap._ended = True  # no record: only the pass-through and what is kept are under test
     items = [{"n": i} for i in range(50)]
     passed = list(_edges(iter(items), tap, 3))
     assert len(passed) == 50 and all(a is b for a, b in zip(passed, items))
@@ -645,7 +643,6 @@ def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() ->
     assert [*head, *tail] == [items[0], *items[-3:]]
 
     short = StreamTap(Call.__new__(Call), object(), None)
-    short._ended = True
     assert list(_edges(iter(items[:2]), short, 3)) == items[:2]
     assert short.edges is not None
     assert [*short.edges[0], *short.edges[1]] == items[:2], "no item is kept twice"

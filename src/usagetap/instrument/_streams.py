@@ -12,8 +12,9 @@ items pass through C iterators that keep those edges, observed at the end.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import threading
+import os
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -47,7 +48,7 @@ class StreamTap:
     decides from the item alone (it runs before ``observe`` has seen it).
     """
 
-    __slots__ = ("__weakref__", "_ended", "_lock", "call", "edges", "hide", "hook", "observer", "source")
+    __slots__ = ("call", "edges", "gone", "hide", "hook", "observer", "source")
 
     def __init__(self, call: Call, observer: Any, hide: Optional[Callable[[Any], bool]]) -> None:
         self.call = call
@@ -56,8 +57,7 @@ class StreamTap:
         self.source: Optional[weakref.ReferenceType[Any]] = None  # the SDK's iterator, held by ours
         self.edges: Optional[tuple[list[Any], deque[Any]]] = None  # (first item, last items) seen
         self.hook: Optional[tuple[weakref.ReferenceType[Any], str, Any]] = None  # (target, name, close hook)
-        self._ended = False
-        self._lock = threading.Lock()
+        self.gone: Optional[weakref.ReferenceType[Any]] = None  # the stream; ends the tap when collected
 
     def observe(self, item: Any) -> bool:
         try:
@@ -67,12 +67,19 @@ class StreamTap:
             internal_error("stream.observe", exc)
             return False
 
+    def watch(self, stream: Any) -> None:
+        """Start metering ``stream``: its record is due from here on (see :func:`_end_open`)."""
+        self.gone = weakref.ref(stream, self._collected)
+        _open[id(self)] = self
+
+    def _collected(self, _: object) -> None:
+        self.end("gc")
+
     def end(self, how: str) -> None:
-        """Emit the stream's record, once. ``how``: done, closed, error, gc."""
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
+        """Emit the stream's record, once. ``how``: done, closed, error, gc, exit."""
+        if _open.pop(id(self), None) is not self:  # atomic: one of racing ends goes on
+            return
+        self.gone = None
         self._observe_edges()
         emit(self.call, _result_of, self.observer)
         self._unhook()
@@ -101,7 +108,7 @@ class StreamTap:
     def _wants_more(self) -> bool:
         wants = getattr(self.observer, "wants_more", None)
         try:
-            return not self._ended and wants is not None and bool(wants())
+            return id(self) in _open and wants is not None and bool(wants())
         except Exception as exc:
             internal_error("stream.drain", exc)
             return False
@@ -135,6 +142,20 @@ class StreamTap:
                         return
         except Exception as exc:
             log.debug("usagetap: stopped reading a closed stream's usage: %r", exc)
+
+
+_open: dict[int, StreamTap] = {}  # taps of streams being metered, by id
+
+
+def _end_open() -> None:
+    """At exit, the record of every stream still open (before usagetap's final flush, registered earlier)."""
+    for tap in list(_open.values()):
+        tap.end("exit")
+
+
+atexit.register(_end_open)
+if hasattr(os, "register_at_fork"):  # a child's copies of the parent's open streams are the parent's to meter
+    os.register_at_fork(after_in_child=_open.clear)
 
 
 def _deadline(seconds: float) -> Any:
@@ -266,9 +287,7 @@ async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[
 # (``chat.completions.stream()``, ``responses.stream()``) all close.
 
 
-def _sync_close(target: Any, name: str, tap: StreamTap) -> Callable[[], Any]:
-    ref, close = weakref.ref(target), getattr(type(target), name)
-
+def _sync_close(ref: weakref.ReferenceType[Any], close: Any, tap: StreamTap) -> Callable[[], Any]:
     def closing() -> Any:
         tap.drain()
         try:
@@ -280,9 +299,7 @@ def _sync_close(target: Any, name: str, tap: StreamTap) -> Callable[[], Any]:
     return closing
 
 
-def _async_close(target: Any, name: str, tap: StreamTap) -> Callable[[], Any]:
-    ref, close = weakref.ref(target), getattr(type(target), name)
-
+def _async_close(ref: weakref.ReferenceType[Any], close: Any, tap: StreamTap) -> Callable[[], Any]:
     async def closing() -> Any:
         await tap.adrain()
         try:
@@ -302,14 +319,16 @@ def _close_target(stream: Any, name: str) -> tuple[Any, str]:
     return stream, "close"
 
 
-def _hook_close(
-    stream: Any, tap: StreamTap, name: str, make: Callable[[Any, str, StreamTap], Callable[[], Any]]
-) -> None:
+Hook = Callable[[weakref.ReferenceType[Any], Any, StreamTap], Callable[[], Any]]
+
+
+def _hook_close(stream: Any, tap: StreamTap, name: str, make: Hook) -> None:
     """Put the close hook ``make`` builds on the stream's response (or the stream); the tap takes it off."""
     target, name = _close_target(stream, name)
-    closing = make(target, name, tap)
+    ref = weakref.ref(target)
+    closing = make(ref, getattr(type(target), name), tap)
     setattr(target, name, closing)
-    tap.hook = (weakref.ref(target), name, closing)
+    tap.hook = (ref, name, closing)
 
 
 _closing: dict[type, bool] = {}
@@ -340,7 +359,7 @@ def attach_sync(stream: Any, tap: StreamTap) -> None:
     else:
         stream._iterator = _iterate(source, tap)
     _hook_close(stream, tap, "close", _sync_close)
-    weakref.finalize(stream, tap.end, "gc")
+    tap.watch(stream)
 
 
 def attach_async(stream: Any, tap: StreamTap) -> None:
@@ -349,4 +368,4 @@ def attach_async(stream: Any, tap: StreamTap) -> None:
     tap.source = weakref.ref(source)
     stream._iterator = _aiterate(source, tap)
     _hook_close(stream, tap, "aclose", _async_close)
-    weakref.finalize(stream, tap.end, "gc")
+    tap.watch(stream)
