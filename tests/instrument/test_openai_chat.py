@@ -579,7 +579,6 @@ def test_a_failing_hide_on_the_edges_path_shows_the_item_and_is_counted() -> Non
         return item == 5
 
     tap = StreamTap(Call.__new__(Call), object(), hide)
-    tap._ended = True  # no record: only the pass-through is under test
     before = _stats.snapshot().get("internal_errors", 0)
     assert list(_edges(iter(range(8)), tap, 2)) == [0, 1, 2, 3, 4, 6, 7]
     assert _stats.snapshot().get("internal_errors", 0) == before + 1
@@ -601,8 +600,47 @@ def test_on_the_edges_path_hide_runs_once_per_item_and_the_observer_sees_the_kep
         return item == 6
 
     tap = StreamTap(Call.__new__(Call), Observer(), hide)
-    tap._ended = True  # only the edges are under test, not the record
     assert list(_edges(iter(range(8)), tap, 3)) == [0, 1, 2, 3, 4, 5, 7]
     tap._observe_edges()
     assert asked == list(range(8))
     assert seen == [0, 5, 6, 7]
+
+
+def _reachable_strings(roots: list[Any], limit: int = 200_000) -> set[str]:
+    """The strings reachable from ``roots`` (types, modules and functions not followed)."""
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+    seen: set[int] = set()
+    found: set[str] = set()
+    todo = list(roots)
+    while todo and len(seen) < limit:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            found.add(obj)
+        else:
+            todo.extend(gc.get_referents(obj))
+    return found
+
+
+def test_a_queued_capture_does_not_keep_the_prompt_alive(server: ProviderServer) -> None:
+    from usagetap import _runtime
+
+    sink = Memory()
+    usagetap.configure(sink=sink, commit_interval=3600, flush_interval=3600)
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+    marker = "a prompt of the caller's, 7f3a9c"
+    prompt = [{"role": "user", "content": marker}]
+    with usagetap.customer("org_1"):
+        client.chat.completions.create(model="gpt-4.1", messages=prompt)
+        for _ in client.chat.completions.create(model="gpt-4.1", messages=prompt, stream=True):
+            pass
+    queued = [item for item, _ in _runtime.get_pipeline().buffer._items]
+    assert len(queued) == 2, "both calls wait for the delivery thread"
+    assert not any(marker in text for text in _reachable_strings(queued))
+    assert usagetap.flush(timeout=5.0).pending == 0
+    assert [(r.customer, r.status) for r in sink.records] == [("org_1", "ok"), ("org_1", "ok")]
+    assert all(r.input_tokens > 0 and r.output_tokens > 0 for r in sink.records)

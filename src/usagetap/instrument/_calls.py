@@ -168,6 +168,7 @@ def _plan(binding: Binding, options: Any) -> Optional[Call]:
 
 
 def _settle(call: Call, result: Any) -> Any:
+    call.options = call.original_options = None  # sent: a capture waiting for delivery needs them no more
     try:
         return call.binding.adapter.on_result(call, result)
     except Exception as exc:
