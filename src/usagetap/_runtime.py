@@ -208,7 +208,7 @@ def capture(record: UsageRecord) -> None:
 def submit(item: Item) -> None:
     """Queue a record, or a capture that becomes one on the delivery thread."""
     _stats.incr("captured")
-    get_pipeline().submit(item)
+    (_pipeline or get_pipeline()).submit(item)
 
 
 def flush(timeout: Optional[float] = 5.0) -> FlushResult:

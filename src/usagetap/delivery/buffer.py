@@ -17,6 +17,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
+from ..record import UsageRecord
+
 __all__ = ["CaptureBuffer", "estimate_bytes"]
 
 _BASE_BYTES = 600
@@ -25,8 +27,9 @@ _CAPTURE_BYTES = 2048  # a captured call holds its SDK response until the intake
 
 def estimate_bytes(item: Any) -> int:
     """A cheap size estimate: a fixed base plus the dimensions of a record; a capture counts more."""
-    dims = getattr(item, "dimensions", None)
-    return _BASE_BYTES + 48 * len(dims) if isinstance(dims, dict) else _CAPTURE_BYTES
+    if isinstance(item, UsageRecord):
+        return _BASE_BYTES + 48 * len(item.dimensions)
+    return _CAPTURE_BYTES
 
 
 class CaptureBuffer:
