@@ -226,3 +226,45 @@ def test_error_mid_stream_reaches_the_caller_and_yields_one_partial_record(
     [record] = delivered(sink)
     assert record.status == "partial"
     assert record.response_id is not None and record.response_id.startswith("resp_")
+
+
+def test_the_stream_observer_is_handed_the_first_and_the_final_events_when_the_stream_ends(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usagetap.providers import openai as extract
+
+    received: list[object] = []
+    observed: list[tuple[str, int]] = []
+    observe = extract.ResponsesStreamObserver.observe
+
+    def noting(
+        self: extract.ResponsesStreamObserver, event: openai.types.responses.ResponseStreamEvent
+    ) -> None:
+        observed.append((event.type, len(received)))
+        observe(self, event)
+
+    monkeypatch.setattr(extract.ResponsesStreamObserver, "observe", noting)
+    with usagetap.customer("org_s"):
+        for event in client.responses.create(
+            model=MODEL, input="Stream to me", stream=True, max_output_tokens=20
+        ):
+            received.append(event)
+    assert len(received) > 20
+    assert observed == [("response.created", len(received)), ("response.completed", len(received))]
+    [record] = delivered(sink)
+    assert (record.customer, record.status) == ("org_s", "ok")
+    assert_issued(record, server)
+
+
+def test_a_background_stream_remembers_its_creator_as_soon_as_the_first_event_passes(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_stream"):
+        stream = client.responses.create(model=MODEL, input="Long", background=True, stream=True)
+        first = next(iter(stream))
+    done = client.responses.retrieve(first.response.id)  # the stream is still open
+    assert done.status == "completed"
+    [record] = delivered(sink)
+    assert (record.customer, record.request_model) == ("org_stream", MODEL)
+    assert_issued(record, server)
+    stream.close()

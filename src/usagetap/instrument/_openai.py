@@ -270,6 +270,8 @@ class _BackgroundObserver(_ResponsesObserver):
 
     __slots__ = ("remembered",)
 
+    tail = 0  # every event is observed as it passes: the creator is remembered at once
+
     def __init__(self, adapter: OpenAIAdapter, call: OpenAICall) -> None:
         super().__init__(adapter, call)
         self.remembered = False

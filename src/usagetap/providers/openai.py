@@ -46,6 +46,7 @@ OPERATIONS: dict[str, str] = {
 _PENDING_STATUSES = frozenset({"queued", "in_progress"})
 # stream events that carry the finished response (and its usage)
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_EARLY_EVENTS = frozenset({"response.created", "response.in_progress", "response.queued"})
 
 # Azure: /deployments/{deployment}/chat/completions, and the v1 API's /v1/... under /openai
 _AZURE_PREFIX = re.compile(r"^(?:/openai)?(?:/v1)?(?:/deployments/[^/]+)?(?=/)")
@@ -315,6 +316,13 @@ class ResponsesStreamObserver:
 
     __slots__ = ("final", "model", "response_id")
 
+    kinds = _FINAL_EVENTS | _EARLY_EVENTS
+    """The only events :meth:`observe` reads."""
+
+    tail = 8
+    """``response.created`` is the first event and the final event the last: a stream may hand
+    :meth:`observe` only its first and last ``tail`` events, at its end."""
+
     def __init__(self) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
@@ -324,11 +332,7 @@ class ResponsesStreamObserver:
         kind = event.get("type") if type(event) is dict else getattr(event, "type", None)
         if kind in _FINAL_EVENTS:
             self.final = field_of(event, "response")
-        elif self.response_id is None and kind in (
-            "response.created",
-            "response.in_progress",
-            "response.queued",
-        ):
+        elif self.response_id is None and kind in _EARLY_EVENTS:
             response = field_of(event, "response")
             self.response_id = field_of(response, "id")
             self.model = field_of(response, "model")
