@@ -77,6 +77,7 @@ QUICK = {
     "throughput.py": ["--events", "20000"],
     "memory.py": ["--records", "50000"],
     "importtime.py": ["--runs", "5"],
+    "calls.py": ["--calls", "10"],
 }
 
 

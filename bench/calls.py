@@ -1,0 +1,129 @@
+"""Work usagetap adds to a call, counted: Python and C function calls on the caller's thread.
+
+Method: the same modes as ``bench/overhead.py``, each call's HTTP exchange
+replayed in memory (the SDK's own ``MockTransport`` serving the bytes the
+loopback provider sent for that request, fetched once before counting), so a
+call does the same work every time; ``sys.setprofile`` counts the function
+calls of the caller's thread during ``--calls`` calls per side, bare client
+and ``usagetap.wrap()``-ed client, and prints the difference per call. Unlike
+wall time on a shared machine, the counts repeat exactly between runs: they
+show what a change to usagetap's per-call path adds or removes, not what it
+costs in time. Delivery runs on its own threads and is not counted.
+
+    python bench/calls.py [--calls 20] [--modes chat,chat-stream,...] [--detail]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import os
+import sys
+from typing import Any, Callable
+
+from _common import in_temp_dir, machine, provider_process
+from overhead import MODES, anthropic_calls, openai_calls
+
+
+def transport(sdk: Any, base: str) -> Any:
+    """An HTTP client for ``sdk`` whose responses are those of the provider at ``base``, replayed."""
+    client_cls = sdk.DefaultHttpxClient
+    httpx = importlib.import_module(client_cls.__mro__[1].__module__.split(".")[0])
+    upstream = httpx.Client(base_url=base, timeout=30)
+    replies: dict[tuple[str, str, bytes], tuple[int, list[tuple[str, str]], bytes]] = {}
+
+    def handler(request: Any) -> Any:
+        key = (request.method, request.url.path, request.content)
+        if key not in replies:
+            reply = upstream.request(
+                request.method,
+                request.url.path,
+                content=request.content,
+                headers={"content-type": "application/json"},
+            )
+            headers = [
+                (k, v)
+                for k, v in reply.headers.items()
+                if k.lower() not in ("content-length", "content-encoding")
+            ]
+            replies[key] = (reply.status_code, headers, reply.content)
+        status, headers, content = replies[key]
+        return httpx.Response(status, headers=headers, content=content)
+
+    return client_cls(transport=httpx.MockTransport(handler))
+
+
+def count(call: Callable[[], None], calls: int) -> collections.Counter[Any]:
+    counts: collections.Counter[Any] = collections.Counter()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            counts["python"] += 1
+            counts[(os.path.basename(code.co_filename), code.co_name)] += 1
+        elif event == "c_call":
+            counts["c"] += 1
+
+    sys.setprofile(profile)
+    try:
+        for _ in range(calls):
+            call()
+    finally:
+        sys.setprofile(None)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--detail", action="store_true", help="list the added functions by name")
+    args = parser.parse_args()
+    in_temp_dir("calls")
+    import anthropic
+    import openai
+
+    import usagetap
+
+    print(
+        f"method: function calls on the caller's thread per call (sys.setprofile), usagetap.wrap()-ed "
+        f"minus bare client, {args.calls} calls per side, HTTP replayed in memory ({machine()}, "
+        f"openai {openai.__version__}, anthropic {anthropic.__version__})"
+    )
+    with provider_process() as url:
+
+        def oai() -> Any:
+            return openai.OpenAI(
+                base_url=f"{url}/v1", api_key="bench", max_retries=0, http_client=transport(openai, url)
+            )
+
+        def claude() -> Any:
+            return anthropic.Anthropic(
+                base_url=url, api_key="bench", max_retries=0, http_client=transport(anthropic, url)
+            )
+
+        bare, wrapped = oai(), usagetap.wrap(oai(), provider="openai")
+        sides = [openai_calls(c.chat.completions.create, c.responses.create) for c in (bare, wrapped)]
+        for side, c in zip(sides, (claude(), usagetap.wrap(claude(), provider="anthropic"))):
+            side.update(anthropic_calls(c.messages.create))
+        usagetap.customer("org_bench").__enter__()
+        print(f"{'mode':22} {'bare py':>9} {'added py':>9} {'added C':>8}")
+        for mode in args.modes.split(","):
+            for side in sides:
+                for _ in range(3):
+                    side[mode]()  # the replies are fetched, the code paths warm
+            base, metered = (count(side[mode], args.calls) for side in sides)
+            added = {k: (metered[k] - base[k]) / args.calls for k in set(base) | set(metered)}
+            print(f"{mode:22} {base['python'] / args.calls:9.0f} {added['python']:+9.1f} {added['c']:+8.1f}")
+            if args.detail:
+                for (file, name), n in sorted(
+                    ((k, v) for k, v in added.items() if isinstance(k, tuple) and abs(v) >= 0.5),
+                    key=lambda kv: -kv[1],
+                ):
+                    print(f"{'':24}{n:+6.1f} {file}:{name}")
+        usagetap.shutdown(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
