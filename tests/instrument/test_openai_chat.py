@@ -569,18 +569,22 @@ def test_only_an_sdk_stream_that_closes_its_response_in_the_end_is_tapped_withou
     assert not _closes_its_response(object())
 
 
-def test_a_failing_hide_on_the_edges_path_shows_the_item_and_is_counted() -> None:
+def test_a_chunk_the_hide_check_cannot_read_is_shown_and_counted_on_the_edges_path() -> None:
     from usagetap.instrument._calls import Call
     from usagetap.instrument._streams import StreamTap, _edges
+    from usagetap.providers.openai import ChatStreamObserver
 
-    def hide(item: Any) -> bool:
-        if item == 3:
+    class Unreadable:
+        @property
+        def usage(self) -> Any:
             raise RuntimeError("boom")
-        return item == 5
 
-    tap = StreamTap(Call.__new__(Call), object(), hide)
+    usage_only = {"usage": {"prompt_tokens": 1}, "choices": []}
+    chunks = [{"choices": [{"index": 0}]}, Unreadable(), usage_only, {"choices": [{"index": 0}]}]
+    observer = ChatStreamObserver()
+    tap = StreamTap(Call.__new__(Call), observer, observer.hidden)
     before = _stats.snapshot().get("internal_errors", 0)
-    assert list(_edges(iter(range(8)), tap, 2)) == [0, 1, 2, 3, 4, 6, 7]
+    assert list(_edges(iter(chunks), tap, 2)) == [chunks[0], chunks[1], chunks[3]]
     assert _stats.snapshot().get("internal_errors", 0) == before + 1
 
 

@@ -45,7 +45,8 @@ class StreamTap:
     An observer may define ``tail`` (an int): it needs only the first item and the
     last ``tail`` ones, in order. A sync stream then records those (:func:`_edges`)
     and hands them to ``observe`` when it ends, or before it drains. ``hide`` then
-    decides from the item alone (it runs before ``observe`` has seen it).
+    decides from the item alone (it runs before ``observe`` has seen it), and must not
+    raise: it runs inside C iterators, where a failure would reach the caller.
     """
 
     __slots__ = ("call", "edges", "gone", "hide", "hook", "observer", "source")
@@ -243,23 +244,10 @@ def _edges(items: Iterator[Any], tap: StreamTap, size: int) -> Iterator[Any]:
     tap.edges = (head, tail)
     # filterfalse(keep, ...) passes every item on (``append`` returns None) after keeping it
     first, rest = filterfalse(head.append, islice(items, 1)), filterfalse(tail.append, items)
-    if tap.hide is not None:
-        hide = _guarded(tap.hide)
+    hide = tap.hide
+    if hide is not None:
         first, rest = filterfalse(hide, first), filterfalse(hide, rest)
     return chain(first, rest, _ending(tap))
-
-
-def _guarded(hide: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """``hide``, its failure ours (logged, counted) and the item shown."""
-
-    def guarded(item: Any) -> bool:
-        try:
-            return hide(item)
-        except Exception as exc:
-            internal_error("stream.hide", exc)
-            return False
-
-    return guarded
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:

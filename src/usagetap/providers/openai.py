@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, NamedTuple, Optional
 
+from .._log import internal_error
 from ..record import Scalar
 from .base import TokenUsage, field_of, int_of
 
@@ -215,12 +216,17 @@ def usage_from_json(operation: str, body: Any) -> TokenUsage:
 def is_usage_only_chunk(chunk: Any) -> bool:
     """The extra final chunk that ``stream_options={"include_usage": True}`` adds: no choices, usage set.
 
-    Runs on every chunk of a stream whose usage chunk usagetap hides: usage, None on all the
-    others, is read first.
+    Runs on every chunk of a stream whose usage chunk usagetap hides, inside the C iterators the
+    chunks pass through, so it never raises: a chunk it cannot read is shown, the failure logged
+    and counted. Usage, None on all the other chunks, is read first.
     """
-    if isinstance(chunk, dict):
-        return chunk.get("usage") is not None and not chunk.get("choices")
-    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", None)
+    try:
+        if isinstance(chunk, dict):
+            return chunk.get("usage") is not None and not chunk.get("choices")
+        return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", None)
+    except Exception as exc:
+        internal_error("stream.hide", exc)
+        return False
 
 
 def is_usage_only_event(event: bytes) -> bool:
