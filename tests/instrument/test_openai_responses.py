@@ -135,13 +135,16 @@ def test_a_cancelled_background_response_makes_no_record(
     assert delivered(sink) == []
 
 
-def test_a_background_stream_broken_off_is_billed_when_retrieved(
-    client: openai.OpenAI, server: ProviderServer, sink: Memory
+@pytest.mark.parametrize("closed", [True, False], ids=["broken-off", "still-open"])
+def test_a_background_stream_is_billed_to_its_creator_when_retrieved(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, closed: bool
 ) -> None:
+    """Broken off and closed, or still open: the creator is remembered as soon as the first event passes."""
     with usagetap.customer("org_stream"):
         stream = client.responses.create(model=MODEL, input="Long", background=True, stream=True)
         first = next(iter(stream))
-        stream.close()
+        if closed:
+            stream.close()
     assert first.type == "response.created"
     assert delivered(sink) == [], "the response goes on in the background: no partial record"
     done = client.responses.retrieve(first.response.id)
@@ -149,6 +152,7 @@ def test_a_background_stream_broken_off_is_billed_when_retrieved(
     [record] = delivered(sink)
     assert (record.customer, record.request_model) == ("org_stream", MODEL)
     assert_issued(record, server)
+    stream.close()
 
 
 def test_stream_of_a_stored_response_from_a_sequence_number(
@@ -259,17 +263,3 @@ def test_the_stream_observer_is_handed_the_first_and_the_final_events_when_the_s
     [record] = delivered(sink)
     assert (record.customer, record.status) == ("org_s", "ok")
     assert_issued(record, server)
-
-
-def test_a_background_stream_remembers_its_creator_as_soon_as_the_first_event_passes(
-    client: openai.OpenAI, server: ProviderServer, sink: Memory
-) -> None:
-    with usagetap.customer("org_stream"):
-        stream = client.responses.create(model=MODEL, input="Long", background=True, stream=True)
-        first = next(iter(stream))
-    done = client.responses.retrieve(first.response.id)  # the stream is still open
-    assert done.status == "completed"
-    [record] = delivered(sink)
-    assert (record.customer, record.request_model) == ("org_stream", MODEL)
-    assert_issued(record, server)
-    stream.close()
