@@ -336,3 +336,42 @@ def test_varying_counts_cost_exactly_what_genai_prices_says_same_decimal(provide
             expected = calc_price(Usage(**base), model, provider_id=provider_id).total_price
         cost = price_record(r)
         assert (cost, str(cost)) == (expected, str(expected)), usage
+
+
+# The vendors' published list prices (USD per million tokens: input, cache read, cache write 5 m, output)
+# of the models the demo calls. The same call costs the same on every supported Python: CI runs this on
+# 3.10 (which resolves an older genai-prices) and 3.13 (the newest).
+_LIST_PRICES = {
+    ("openai", "gpt-4.1"): ("2", "0.5", None, "8"),
+    ("openai", "gpt-4.1-mini"): ("0.4", "0.1", None, "1.6"),
+    ("openai", "gpt-4.1-nano"): ("0.1", "0.025", None, "0.4"),
+    ("openai", "o4-mini"): ("1.1", "0.275", None, "4.4"),
+    ("anthropic", "claude-sonnet-4-6"): ("3", "0.3", "3.75", "15"),
+    ("anthropic", "claude-haiku-4-5"): ("1", "0.1", "1.25", "5"),
+}
+
+
+@pytest.mark.parametrize(("provider", "model"), sorted(_LIST_PRICES))
+def test_the_demo_models_cost_their_list_price_on_every_python(provider: str, model: str) -> None:
+    rate_in, rate_read, rate_write, rate_out = (
+        None if r is None else Decimal(r) for r in _LIST_PRICES[provider, model]
+    )
+    write = 300 if rate_write is not None else 0
+    priced = record(
+        model,
+        provider,
+        input_tokens=2000 + write,
+        output_tokens=700,
+        cache_read_tokens=600,
+        cache_write_tokens=write,
+    )
+    expected = (1400 * rate_in + 600 * rate_read + write * (rate_write or 0) + 700 * rate_out) / 1_000_000
+    assert price_record(priced) == expected
+
+
+def test_the_declared_lowest_genai_prices_has_every_pricing_feature_usagetap_applies() -> None:
+    from usagetap.pricing import _DIMENSION_USAGE
+
+    keys = ["cache_read_tokens", "cache_write_tokens", "output_reasoning_tokens", *_DIMENSION_USAGE.values()]
+    assert [key for key in keys if not supports_usage_key(key)] == []
+    assert supports_price_context()
