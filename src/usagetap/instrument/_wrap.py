@@ -77,12 +77,8 @@ def wrap(
     defaults = validate_dimensions(dimensions or {}, where="usagetap.wrap(dimensions=...)")
     earlier = binding_of(client)
     if earlier is not None:
-        if (earlier.customer, earlier.dimensions, earlier.meter, earlier.provider_override) == (
-            billed,
-            defaults,
-            meter,
-            provider,
-        ):
+        bound = (earlier.customer, earlier.dimensions, earlier.meter, earlier.provider_override)
+        if bound == (billed, defaults, meter, provider):
             return client
         client = _copy_of(client)
     binding = Binding(
