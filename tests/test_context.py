@@ -1,17 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
 
 import openai
 import pytest
 
 import usagetap
 from usagetap.context import current_scope
+from usagetap.integrations._resolve import attribution
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
+
+CHAT_COMPLETION = Path(__file__).parent / "fixtures" / "openai" / "chat_completion.json"
 
 
 def test_scopes_nest_and_inner_wins() -> None:
@@ -43,9 +49,43 @@ def test_bad_dimension_is_rejected_at_the_scope_naming_the_key() -> None:
         usagetap.customer("org_1", payload={"a": 1})
 
 
-def test_customer_id_must_be_a_string() -> None:
-    with pytest.raises(TypeError):
-        usagetap.customer(42)  # type: ignore[arg-type]
+def test_an_int_customer_id_is_taken_as_its_decimal_string() -> None:
+    with usagetap.customer(12345, feature="chat"):
+        assert current_scope().customer == "12345"
+
+
+def _wrapped(customer: Any) -> Any:
+    return usagetap.wrap(
+        openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-test"), customer=customer
+    )
+
+
+def _recorded(customer: Any) -> Any:
+    return usagetap.record(json.loads(CHAT_COMPLETION.read_text()), provider="openai", customer=customer)
+
+
+TAKES_A_CUSTOMER: dict[str, Callable[[Any], Any]] = {
+    "customer": usagetap.customer,
+    "track": lambda who: usagetap.track(customer=who),
+    "wrap": _wrapped,
+    "record": _recorded,
+    "resolver": lambda who: attribution(who, {}),
+    "limits.set": lambda who: usagetap.limits.set(who, max_tokens=10),
+}
+
+
+@pytest.mark.parametrize("entry", TAKES_A_CUSTOMER)
+def test_a_bool_is_not_a_customer_id_anywhere(entry: str) -> None:
+    with pytest.raises(TypeError, match=r"customer id must be a str, an int or None, got bool$"):
+        TAKES_A_CUSTOMER[entry](True)
+
+
+def test_an_empty_customer_id_is_refused_with_one_error_everywhere_but_in_a_resolver() -> None:
+    for entry, take in TAKES_A_CUSTOMER.items():
+        if entry != "resolver":
+            with pytest.raises(ValueError, match=r"customer id must not be empty$"):
+                take("")
+    assert attribution("", {}) is None
 
 
 def test_decorator_scopes_sync_and_async_functions() -> None:

@@ -195,6 +195,16 @@ def test_clear_removes_limits(client: openai.OpenAI, sink: Memory) -> None:
     assert not usagetap.limits.enabled()
 
 
+def test_limits_take_an_int_customer_as_its_decimal_string(client: openai.OpenAI, sink: Memory) -> None:
+    usagetap.limits.set(42, max_tokens=1, period="day")
+    ask(client, "42")
+    with pytest.raises(usagetap.BudgetExceeded):
+        ask(client, "42")
+    assert usagetap.limits.spent(42, "day").calls == 1 and usagetap.limits.get(42)
+    usagetap.limits.clear(42)
+    assert usagetap.limits.get("42") == []
+
+
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match="max_cost and/or max_tokens"):
         usagetap.limits.set("org_1")

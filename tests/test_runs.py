@@ -252,13 +252,30 @@ def test_a_callable_customer_needs_a_decorated_function() -> None:
         pass
 
 
-def test_a_customer_callable_must_return_a_string() -> None:
+def test_a_customer_callable_returning_an_int_bills_its_decimal_string(
+    client: openai.OpenAI, sink: Memory
+) -> None:
+    @usagetap.track(customer=lambda org, **_: org)
+    def f(org: int) -> str:
+        return chat(client)
+
+    f(3)
+    assert [r.customer for r in delivered(sink)] == ["3"]
+
+
+def test_a_customer_callable_returning_another_type_is_refused_naming_it() -> None:
     @usagetap.track(customer=lambda n: n)
-    def f(n: int) -> None:
+    def f(n: float) -> None:
         pass
 
-    with pytest.raises(TypeError, match="customer id must be a string"):
-        f(3)
+    with pytest.raises(TypeError, match="customer id must be a str, an int or None, got float"):
+        f(3.5)
+
+
+def test_an_int_customer_of_a_run_is_taken_as_its_decimal_string(client: openai.OpenAI, sink: Memory) -> None:
+    with usagetap.track(customer=7) as run:
+        chat(client)
+    assert run.customer == "7" and [r.customer for r in delivered(sink)] == ["7"]
 
 
 def test_bad_dimensions_are_rejected_at_the_run_naming_the_key() -> None:

@@ -41,6 +41,9 @@ class Scope:
     token: Optional[contextvars.Token[Scope]] = field(default=None, compare=False, repr=False)
 
 
+CustomerId = Union[str, int, None]
+"""What a customer id may be given as; it is kept as a ``str`` (see :func:`customer_id`)."""
+
 _EMPTY = Scope()
 _scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("usagetap_scope", default=_EMPTY)
 
@@ -85,12 +88,22 @@ def exit_scope() -> None:
         _scope.set(_EMPTY if old is contextvars.Token.MISSING else old)
 
 
-def _check_customer(value: Any, where: str) -> Optional[str]:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{where}: customer id must be a string or None, got {type(value).__name__}")
-    if value == "":
-        raise ValueError(f"{where}: customer id must not be empty")
-    return value
+def customer_id(value: object, where: str) -> Optional[str]:
+    """``value`` as a customer id: a ``str`` as is, an ``int`` as its decimal string, None as None.
+
+    The one rule for every place that takes a customer id (scopes, runs,
+    ``wrap()``, ``record()``, resolvers, limits). Raises ``TypeError`` for any
+    other type (``bool`` included) and ``ValueError`` for an empty string.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value:
+            raise ValueError(f"{where}: customer id must not be empty")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    raise TypeError(f"{where}: customer id must be a str, an int or None, got {type(value).__name__}")
 
 
 class _Scoped:
@@ -141,13 +154,14 @@ class customer(_Scoped):
         @usagetap.customer("org_123")
         def handler(): ...
 
-    ``customer_id=None`` keeps the enclosing customer and only adds dimensions.
+    The id is a ``str``, or an ``int`` taken as its decimal string; ``None``
+    keeps the enclosing customer and only adds dimensions.
     Dimension values must be ``str``, ``int``, ``float`` or ``bool``; anything
     else raises ``TypeError`` here, naming the key.
     """
 
-    def __init__(self, customer_id: Optional[str], /, **dimensions: Any) -> None:
-        self.customer_id = _check_customer(customer_id, "usagetap.customer()")
+    def __init__(self, customer: CustomerId, /, **dimensions: Any) -> None:
+        self.customer_id = customer_id(customer, "usagetap.customer()")
         self.dimensions = validate_dimensions(dimensions, where="usagetap.customer()")
 
     def _scope(self, outer: Scope, call: CallArgs = None, name: Optional[str] = None) -> Scope:
@@ -165,7 +179,7 @@ class customer(_Scoped):
         return f"usagetap.customer({self.customer_id!r}, **{self.dimensions!r})"
 
 
-CustomerSpec = Union[str, None, Callable[..., Optional[str]]]
+CustomerSpec = Union[CustomerId, Callable[..., CustomerId]]
 
 
 class track(_Scoped):
@@ -182,10 +196,11 @@ class track(_Scoped):
             run = usagetap.current_run()
             ...
 
-    ``customer`` is an id, None (keep the enclosing customer), or, for the
-    decorator, a callable given the decorated function's arguments by
-    parameter name (defaults applied), so ``lambda user_id, **_: user_id``
-    picks one out however the function is called.
+    ``customer`` is an id (``str``, or ``int`` taken as its decimal string),
+    None (keep the enclosing customer), or, for the decorator, a callable
+    given the decorated function's arguments by parameter name (defaults
+    applied), so ``lambda user_id, **_: user_id`` picks one out however the
+    function is called; what it returns follows the same rule.
     Each call of a decorated function (each iteration of a decorated
     generator, from first ``next()`` to its end) is one run. A run inside a
     run is its child: its calls count in both, and records carry the inner
@@ -193,9 +208,7 @@ class track(_Scoped):
     """
 
     def __init__(self, customer: CustomerSpec = None, **dimensions: Any) -> None:
-        if not callable(customer):
-            _check_customer(customer, "usagetap.track()")
-        self.customer = customer
+        self.customer = customer if callable(customer) else customer_id(customer, "usagetap.track()")
         self.dimensions = validate_dimensions(dimensions, where="usagetap.track()")
 
     def _scope(self, outer: Scope, call: CallArgs = None, name: Optional[str] = None) -> Scope:
@@ -206,11 +219,11 @@ class track(_Scoped):
                     "usagetap.track(customer=<callable>) needs the decorated function's arguments: "
                     "use it as a decorator, or pass a customer id to use it in a with statement"
                 )
-            who = _check_customer(_call_with_arguments(who, *call), f"usagetap.track(customer={who!r})")
-        customer_id = who if who is not None else outer.customer
+            who = customer_id(_call_with_arguments(who, *call), f"usagetap.track(customer={who!r})")
+        billed = who if who is not None else outer.customer
         dimensions = self._merged(outer)
-        run = Run(customer=customer_id, dimensions=dimensions, parent=outer.run, name=name)
-        return Scope(customer=customer_id, dimensions=dimensions, run=run)
+        run = Run(customer=billed, dimensions=dimensions, parent=outer.run, name=name)
+        return Scope(customer=billed, dimensions=dimensions, run=run)
 
     def _finish(self, scope: Scope, error: Optional[BaseException]) -> None:
         if scope.run is not None:

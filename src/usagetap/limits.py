@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 from ._forksafe import SQLITE
 from ._log import INFO, internal_error, log_once
+from .context import customer_id
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
 
@@ -94,7 +95,7 @@ _enabled = False
 
 
 def set(
-    customer: Union[str, Policy],
+    customer: Union[str, int, Policy],
     *,
     max_cost: Optional[Number] = None,
     max_tokens: Optional[int] = None,
@@ -123,17 +124,17 @@ def set(
             _policy = customer
             _enabled = True
         return
-    if not isinstance(customer, str) or not customer:
-        raise TypeError("limits.set(): customer must be a non-empty string or a callable policy")
+    who = _required(customer, "limits.set()")
     limit = Limit(max_cost=max_cost, max_tokens=max_tokens, period=period)
     with _lock:
-        _explicit[customer] = {**_explicit.get(customer, {}), period: limit}
+        _explicit[who] = {**_explicit.get(who, {}), period: limit}
         _enabled = True
 
 
-def clear(customer: Optional[str] = None) -> None:
+def clear(customer: Union[str, int, None] = None) -> None:
     """Remove ``customer``'s limits, or with no argument every limit, the policy and all counted spend."""
     global _policy, _enabled
+    customer = customer_id(customer, "limits.clear()")
     with _lock:
         if customer is None:
             _explicit.clear()
@@ -144,8 +145,9 @@ def clear(customer: Optional[str] = None) -> None:
         _enabled = bool(_explicit) or _policy is not None
 
 
-def get(customer: str) -> list[Limit]:
+def get(customer: Union[str, int]) -> list[Limit]:
     """The limits that apply to ``customer``: set by id, else from the policy."""
+    customer = _required(customer, "limits.get()")
     explicit = _explicit.get(customer)
     if explicit:
         return list(explicit.values())
@@ -285,7 +287,7 @@ def observe(customer: Optional[str], item: Union[Item, UsageRecord]) -> None:
         account.pending.append(item)
 
 
-def spent(customer: str, period: str = "month") -> Spend:
+def spent(customer: Union[str, int], period: str = "month") -> Spend:
     """What ``customer`` has spent in the current ``period`` (prices the calls not priced yet).
 
     ::
@@ -295,6 +297,7 @@ def spent(customer: str, period: str = "month") -> Spend:
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+    customer = _required(customer, "limits.spent()")
     account = _account(customer)
     with account.lock:
         account.update(datetime.now(timezone.utc), with_cost=True)
@@ -323,6 +326,14 @@ def check(customer: Optional[str]) -> None:
             if over_cost or over_tokens:
                 account.update(datetime.now(timezone.utc), with_cost=True)
                 raise _exceeded(customer, limit, tally, "cost" if over_cost else "tokens")
+
+
+def _required(customer: object, where: str) -> str:
+    """A customer id by the one rule of :func:`usagetap.context.customer_id`; None is refused here."""
+    who = customer_id(customer, where)
+    if who is None:
+        raise TypeError(f"{where}: customer id must be a str or an int, got None")
+    return who
 
 
 def _exceeded(customer: str, limit: Limit, tally: _Tally, what: str) -> BudgetExceeded:

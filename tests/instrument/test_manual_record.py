@@ -29,6 +29,11 @@ def test_record_meters_an_sdk_response_and_returns_its_event_id(server: Provider
     assert record.input_tokens == server.issued[completion.id].input_tokens
 
 
+def test_record_takes_an_int_customer_as_its_decimal_string(sink: Memory) -> None:
+    usagetap.record(json.loads(FIXTURE.read_text()), provider="openai", customer=4711)
+    assert [r.customer for r in delivered(sink)] == ["4711"]
+
+
 def test_recording_the_same_response_twice_is_deduplicated(sink: Memory) -> None:
     data = json.loads(FIXTURE.read_text())
     first = usagetap.record(data, provider="openai", customer="org_1")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from .. import _runtime, limits
-from ..context import Scope, current_scope
+from ..context import CustomerId, Scope, current_scope, customer_id
 from ..record import validate_dimensions
 from ._adapter import family_of, load
 from ._binding import Binding
@@ -18,7 +18,7 @@ __all__ = ["record"]
 def record(
     response: Any,
     *,
-    customer: Optional[str] = None,
+    customer: CustomerId = None,
     dimensions: Optional[Mapping[str, Any]] = None,
     provider: Optional[str] = None,
     request_model: Optional[str] = None,
@@ -30,11 +30,13 @@ def record(
         completion = some_library_call(...)          # an openai ChatCompletion
         usagetap.record(completion, customer="org_1")
 
-    ``customer`` and ``dimensions`` win over the scope in effect. The event id
+    ``customer`` (a ``str``, or an ``int`` taken as its decimal string) and
+    ``dimensions`` win over the scope in effect. The event id
     is derived from the response id, so recording the same response twice is
     deduplicated downstream. Raises ``TypeError`` for an object usagetap
     cannot meter and :class:`usagetap.InvalidRecord` for malformed usage.
     """
+    billed = customer_id(customer, "usagetap.record(customer=...)")
     family = family_of(response) if provider is None else _family_for_provider(provider)
     if family is None:
         raise TypeError(
@@ -51,7 +53,7 @@ def record(
     extra = validate_dimensions(dimensions or {}, where="usagetap.record(dimensions=...)")
     scope = current_scope()
     call.scope = Scope(
-        customer=customer if customer is not None else scope.customer,
+        customer=billed if billed is not None else scope.customer,
         dimensions={**scope.dimensions, **extra},
         run=scope.run,
     )

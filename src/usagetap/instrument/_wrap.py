@@ -1,4 +1,4 @@
-"""``wrap()``: meter one client in place, keeping its type and every attribute."""
+"""``wrap()``: meter one client in place, keeping its type and every attribute; a wrapped one by a copy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
+from ..context import CustomerId, customer_id
 from ..record import validate_dimensions
 from ._adapter import adapter_for, is_async_client
 from ._binding import Binding
@@ -30,12 +31,12 @@ def binding_of(client: Any) -> Optional[Binding]:
 def wrap(
     client: T,
     *,
-    customer: Optional[str] = None,
+    customer: CustomerId = None,
     dimensions: Optional[Mapping[str, Any]] = None,
     meter: Optional[str] = None,
     provider: Optional[str] = None,
 ) -> T:
-    """Meter every billable call made through ``client``; return the same client.
+    """Meter every billable call made through ``client``; return it metered.
 
     Works on ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, OpenAI-compatible
     base URLs, ``Anthropic``, ``AsyncAnthropic`` and Anthropic's Bedrock and
@@ -44,35 +45,72 @@ def wrap(
         client = usagetap.wrap(OpenAI())
         claude = usagetap.wrap(Anthropic(), customer="org_9", dimensions={"product": "assistant"})
 
-    ``customer`` and ``dimensions`` are defaults for this client; a
-    ``usagetap.customer()`` scope in effect at call time wins. ``meter`` sends
-    this client's records to another meter (Open Spanner meter, Stripe or
-    Spaire event name, OpenMeter event type) than the sink's default; the
-    record carries it as the ``meter`` dimension. ``provider``
-    overrides the provider name derived from the base URL (for gateways and
-    proxies). The client is metered in place: ``isinstance`` checks, its type
-    and all its other attributes are unchanged, and ``with_options()`` /
-    ``copy()`` return metered clients with the same defaults. Wrapping again
-    replaces the defaults.
+    ``customer`` (a ``str``, or an ``int`` taken as its decimal string) and
+    ``dimensions`` are defaults for this client; a ``usagetap.customer()``
+    scope in effect at call time wins. ``meter`` sends this client's records
+    to another meter (Open Spanner meter, Stripe or Spaire event name,
+    OpenMeter event type) than the sink's default; the record carries it as
+    the ``meter`` dimension. ``provider`` overrides the provider name derived
+    from the base URL (for gateways and proxies). A client is metered in
+    place: ``isinstance`` checks, its type and all its other attributes are
+    unchanged, and ``with_options()`` / ``copy()`` return metered clients
+    with the same defaults.
+
+    Wrapping a client that is already wrapped never changes it: with other
+    defaults, you get a metered copy (the SDK's ``copy()``, sharing its
+    connection pool) bound to them, so one shared client serves many tenants::
+
+        org_a = usagetap.wrap(shared, customer="org_a")   # shared itself, bound to org_a
+        org_b = usagetap.wrap(shared, customer="org_b")   # a copy; org_a still bills org_a
+
+    With the same defaults, you get the client itself back. Raises
+    ``TypeError`` for an argument of the wrong type, naming it.
     """
     adapter = adapter_for(client)
     if not hasattr(type(client), "request") or not hasattr(client, "base_url"):
         raise TypeError(f"usagetap.wrap() needs an SDK client, got {type(client).__qualname__}")
-    if customer is not None and (not isinstance(customer, str) or not customer):
-        raise TypeError("wrap(customer=...) must be a non-empty string")
+    billed = customer_id(customer, "usagetap.wrap(customer=...)")
+    _check_optional_str(meter, "meter")
+    _check_optional_str(provider, "provider")
+    if dimensions is not None and not isinstance(dimensions, Mapping):
+        raise TypeError(f"usagetap.wrap(dimensions=...) must be a mapping, got {type(dimensions).__name__}")
+    defaults = validate_dimensions(dimensions or {}, where="usagetap.wrap(dimensions=...)")
+    earlier = binding_of(client)
+    if earlier is not None:
+        bound = (earlier.customer, earlier.dimensions, earlier.meter, earlier.provider_override)
+        if bound == (billed, defaults, meter, provider):
+            return client
+        client = _copy_of(client)
     binding = Binding(
         adapter=adapter,
         provider=provider or adapter.provider_for(client),
-        customer=customer,
-        dimensions=validate_dimensions(dimensions or {}, where="usagetap.wrap(dimensions=...)"),
+        customer=billed,
+        dimensions=defaults,
         meter=meter,
         provider_override=provider,
+        stream_options_rejected=earlier is not None and earlier.stream_options_rejected,
     )
     _install(client, binding)
     note = getattr(adapter, "note_unmetered", None)
     if note is not None:
         note(client)
     return client
+
+
+def _copy_of(client: T) -> T:
+    """A fresh, unwrapped copy of ``client`` made by the SDK (sharing its HTTP client)."""
+    try:
+        return type(client).copy(client)  # type: ignore[attr-defined,no-any-return]
+    except Exception as exc:
+        raise TypeError(
+            f"usagetap.wrap(): this {type(client).__qualname__} is already wrapped with other defaults and "
+            "the SDK could not copy it; wrap a new client, or pass a customer() scope per call"
+        ) from exc
+
+
+def _check_optional_str(value: object, name: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"usagetap.wrap({name}=...) must be a str or None, got {type(value).__name__}")
 
 
 def _install(client: Any, binding: Binding) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Union
 
 from .. import _stats
 from .._log import log_once
-from ..context import customer
+from ..context import customer, customer_id
 from ..record import Scalar, validate_dimensions
 
 __all__ = ["Resolved", "attribution", "missing", "resolver_failed"]
@@ -22,21 +22,20 @@ Resolver = Callable[[Any], Any]
 def attribution(resolved: Any, dimensions: Mapping[str, Scalar]) -> Optional[customer]:
     """The scope for ``resolved`` on top of the integration's fixed ``dimensions``; None if there is nothing.
 
-    Raises ``TypeError`` (or ``ValueError``) for an answer of the wrong shape.
+    The id follows :func:`usagetap.context.customer_id`, except that an empty
+    string means no customer (an empty header is an absent one). Raises
+    ``TypeError`` (or ``ValueError``) for an answer of the wrong shape.
     """
     extra: Mapping[str, Any] = {}
     if isinstance(resolved, tuple):
         if len(resolved) != 2 or not isinstance(resolved[1], Mapping):
             raise TypeError("a resolver returns a customer id, None, or a (customer id, dimensions) pair")
         resolved, extra = resolved
-    if isinstance(resolved, int) and not isinstance(resolved, bool):
-        resolved = str(resolved)
-    if resolved == "":
-        resolved = None
+    who = None if resolved == "" else customer_id(resolved, "resolver")
     merged = {**dimensions, **validate_dimensions(extra, where="resolver")} if extra else dimensions
-    if resolved is None and not merged:
+    if who is None and not merged:
         return None
-    return customer(resolved, **merged)
+    return customer(who, **merged)
 
 
 def resolver_failed(where: str, exc: BaseException) -> None:
