@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +242,64 @@ def test_unreadable_ledger_is_one_clear_line(tmp_path: Path, capsys: pytest.Capt
     assert main(["report", "--db", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"usagetap: error: cannot open the ledger at {path}")
+
+
+def run_cli(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "usagetap.cli", *args],
+        env={**os.environ, **env},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("command", [["status"], ["report"], ["replay", "--dead"]])
+def test_an_over_long_path_is_a_one_line_error_not_a_traceback(command: list[str], tmp_path: Path) -> None:
+    long = str(tmp_path / ("a" * 300))
+    env = {
+        "USAGETAP_SPOOL": long,
+        "USAGETAP_DB": long,
+        "USAGETAP_SINK": "http",
+        "USAGETAP_URL": "http://127.0.0.1:9/usage",
+    }
+    done = run_cli(*command, env=env)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("usagetap: error: ")
+    assert "File name too long" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_report_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    Ledger(path).send([make_record(customer=f"c{n}") for n in range(5000)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "usagetap.cli",
+            "report",
+            "--db",
+            str(path),
+            "--by",
+            "customer",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, "128 + SIGPIPE, as a tool the signal ends"
+    assert stderr == "", stderr
+
+
+def test_an_html_report_is_written_readable_by_its_owner_only(ledger: Path, tmp_path: Path) -> None:
+    target = tmp_path / "usage.html"
+    assert main(["report", "--db", str(ledger), "--html", str(target)]) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -94,3 +94,30 @@ def test_event_ids_are_valid_uuids_of_the_right_version() -> None:
     derived = derive_event_id("openai", "chat", "chatcmpl-xyz")
     assert derived == str(uuid.uuid5(uuid.UUID(bytes=_NAMESPACE), "openai\x1fchat\x1fchatcmpl-xyz"))
     assert uuid.UUID(new_event_id()).version == 4
+
+
+def test_dimensions_are_capped_in_name_length_value_length_and_count() -> None:
+    from usagetap import _stats
+    from usagetap.record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS, validate_dimensions
+
+    given = {"k" * 500: "v", "big": "x" * 5_000_000, "n": 1.5}
+    given.update({f"d{n}": n for n in range(MAX_DIMENSIONS)})
+    out = validate_dimensions(given)
+    assert len(out) == MAX_DIMENSIONS
+    assert out["k" * MAX_DIMENSION_KEY] == "v" and out["big"] == "x" * MAX_DIMENSION_VALUE and out["n"] == 1.5
+    assert _stats.snapshot()["dimensions_capped"] == 2 + 3  # a name, a value, three over the count
+
+
+def test_dimensions_within_the_caps_are_kept_as_given() -> None:
+    from usagetap import _stats
+    from usagetap.record import validate_dimensions
+
+    given = {"feature": "chat", "plan": "pro", "seats": 3, "beta": True}
+    assert validate_dimensions(given) == given
+    assert _stats.snapshot()["dimensions_capped"] == 0
+
+
+def test_the_documented_dimension_caps() -> None:
+    from usagetap.record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS
+
+    assert (MAX_DIMENSIONS, MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE) == (50, 64, 1000)

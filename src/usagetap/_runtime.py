@@ -256,13 +256,16 @@ def shutdown(timeout: Optional[float] = None) -> FlushResult:
 
 
 def stats() -> dict[str, int]:
-    """Counters since start: captured, spooled, sent, retried, duplicate, dead, dropped.<reason>, ...
+    """Counters since start, every one always present (0 until it counts): ``captured``, ``spooled``,
+    ``sent``, ``duplicate``, ``retried``, ``dead``, ``dropped.invalid``, ``dropped.queue_full``,
+    ``dropped.spool_full``, ``dropped.shutdown``, ``dropped.after_shutdown``, ``spool_failures``,
+    ``internal_errors``, ``resolver_errors``, ``celery.bad_header``, ``dimensions_capped``.
 
     Plus ``pending``: records captured by this process and not yet delivered::
 
         counts = usagetap.stats()
         metrics.gauge("usagetap.pending", counts["pending"])
-        metrics.gauge("usagetap.dead", counts.get("dead", 0))
+        metrics.gauge("usagetap.dead", counts["dead"])
     """
     counts = _stats.snapshot()
     pipeline = _pipeline

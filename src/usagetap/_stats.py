@@ -1,5 +1,8 @@
 """Process-wide counters: captured, sent, retried, dead, dropped (by reason), internal errors.
 
+Every counter in :data:`COUNTERS` is always in a snapshot, at 0 until it counts
+(``stats()["dead"]`` never raises ``KeyError``).
+
 Every metered call counts, so counting takes no lock: each thread adds to its
 own dict and :func:`snapshot` sums them. (With a lock, threads queue behind
 a holder the GIL preempted, and a microsecond step takes milliseconds.) The
@@ -12,7 +15,26 @@ import threading
 
 from ._forksafe import module_lock
 
-__all__ = ["incr", "reset", "snapshot"]
+__all__ = ["COUNTERS", "incr", "reset", "snapshot"]
+
+COUNTERS = (
+    "captured",  # calls metered
+    "spooled",  # records written to the spool
+    "sent",  # records a backend acknowledged
+    "duplicate",  # of those, ones it already had
+    "retried",  # records kept for another attempt
+    "dead",  # records a backend refused for good (dead letters)
+    "dropped.invalid",  # records that failed validation
+    "dropped.queue_full",  # overflow="drop_newest" with a full buffer
+    "dropped.spool_full",
+    "dropped.shutdown",  # still in memory when the final flush ran out of time
+    "dropped.after_shutdown",  # captured after shutdown()
+    "spool_failures",  # spool writes that failed (records kept in memory)
+    "internal_errors",  # exceptions inside usagetap, never raised into the call
+    "resolver_errors",  # customer resolvers of the integrations that raised
+    "celery.bad_header",  # a Celery task header usagetap could not read
+    "dimensions_capped",  # dimension keys or values cut at capture (see validate_dimensions)
+)
 
 _lock = module_lock(globals(), "_lock")
 _local = threading.local()
@@ -52,7 +74,8 @@ def incr(name: str, n: int = 1) -> None:
 def snapshot() -> dict[str, int]:
     with _lock:
         _fold()
-        total = dict(_ended)
+        total = dict.fromkeys(COUNTERS, 0)
+        total.update(_ended)
         for _, counts in _live:
             for name, n in dict(counts).items():
                 total[name] = total.get(name, 0) + n

@@ -282,12 +282,17 @@ def _write_html(target: str, page: str, rows: Sequence[Row]) -> None:
         sys.stdout.write(page)
         return
     try:
-        with open(target, "w", encoding="utf-8") as out:
+        with open(target, "w", encoding="utf-8", opener=_private) as out:
             out.write(page)
     except OSError as exc:
         raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
     total = totals(rows)
     print(f"wrote {target}: {total.calls:,} calls, {cost_cell(total)}", file=sys.stderr)
+
+
+def _private(path: str, flags: int) -> int:
+    """Create files readable by their owner only: reports hold per-customer billing data."""
+    return os.open(path, flags, 0o600)
 
 
 def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
@@ -653,12 +658,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args))
-    except CLIError as exc:
-        print(f"usagetap: error: {exc}", file=sys.stderr)
-        return 1
+        code = int(args.run(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        return _fail(exc)
+
+
+def _fail(exc: Exception) -> int:
+    """Print ``exc`` as one line on stderr (never a traceback); exit status 1."""
+    from .errors import ConfigurationError
+
+    if isinstance(exc, (CLIError, ConfigurationError)):
+        message = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = f": {_clip(os.fsdecode(exc.filename))}" if exc.filename is not None else ""
+        message = f"{exc.strerror}{where}"
+    elif isinstance(exc, sqlite3.Error):
+        message = f"database error: {exc}"
+    else:
+        message = f"unexpected {type(exc).__name__}: {exc}"
+    print(f"usagetap: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1) :]}"
+
+
+def _reader_gone() -> int:
+    """``usagetap report | head``: the reader left. Stop quietly, as other Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,19 @@ from typing import Any, Optional, Union
 
 from .errors import InvalidRecord
 
-__all__ = ["TOKEN_FIELDS", "Scalar", "UsageRecord", "derive_event_id", "new_event_id", "validate_dimensions"]
+__all__ = [
+    "MAX_DIMENSIONS",
+    "MAX_DIMENSION_KEY",
+    "MAX_DIMENSION_VALUE",
+    "TOKEN_FIELDS",
+    "Scalar",
+    "UsageRecord",
+    "cap_dimensions",
+    "check_dimensions",
+    "derive_event_id",
+    "new_event_id",
+    "validate_dimensions",
+]
 
 Scalar = Union[str, int, float, bool]
 
@@ -28,6 +40,10 @@ TOKEN_FIELDS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
+
+MAX_DIMENSIONS = 50  # per record, from the user (wrap, scopes, resolvers, record()); the first ones kept
+MAX_DIMENSION_KEY = 64  # characters; a longer name is cut to this
+MAX_DIMENSION_VALUE = 1000  # characters of a string value; a longer one is cut to this
 
 _STATUSES = frozenset({"ok", "partial"})
 _NAMESPACE = bytes.fromhex("6f1c8f2e3b5a5d0c9a442e7d1b9c0a11")  # a UUID's bytes
@@ -58,17 +74,57 @@ def derive_event_id(provider: str, operation: str, response_id: str) -> str:
 
 
 def validate_dimensions(dimensions: Mapping[str, Any], *, where: str = "dimensions") -> dict[str, Scalar]:
-    """Return a copy of ``dimensions`` or raise ``TypeError`` naming the first bad key."""
+    """Return a copy of ``dimensions``, capped (:func:`cap_dimensions`), or raise ``TypeError``
+    naming the first bad key."""
+    out = check_dimensions(dimensions, where=where)
+    over = len(out) > MAX_DIMENSIONS or any(
+        len(key) > MAX_DIMENSION_KEY or (type(value) is str and len(value) > MAX_DIMENSION_VALUE)
+        for key, value in out.items()
+    )
+    return cap_dimensions(out) if over else out
+
+
+def check_dimensions(dimensions: Mapping[str, Any], *, where: str = "dimensions") -> dict[str, Scalar]:
+    """Return a copy of ``dimensions`` (not capped) or raise ``TypeError`` naming the first bad key."""
     out: dict[str, Scalar] = {}
     for key, value in dimensions.items():
         if not isinstance(key, str) or not key:
-            raise TypeError(f"{where}: dimension names must be non-empty strings, got {key!r}")
+            raise TypeError(f"{where}: dimension names must be non-empty strings, got {_short(key)}")
         if not isinstance(value, (str, int, float, bool)):
-            raise TypeError(
-                f"{where}: dimension {key!r} must be str, int, float or bool, got {type(value).__name__}"
-            )
+            kind = type(value).__name__
+            raise TypeError(f"{where}: dimension {_short(key)} must be str, int, float or bool, got {kind}")
         out[key] = value
     return out
+
+
+def cap_dimensions(dimensions: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    """``dimensions`` within the caps: the first :data:`MAX_DIMENSIONS` names, each cut to
+    :data:`MAX_DIMENSION_KEY` characters (a name that then repeats one kept is dropped), string
+    values cut to :data:`MAX_DIMENSION_VALUE` characters. Each cut counts in ``stats()["dimensions_capped"]``.
+    """
+    from . import _stats
+
+    out: dict[str, Scalar] = {}
+    cut = 0
+    for name, value in dimensions.items():
+        key = name[:MAX_DIMENSION_KEY]
+        if len(out) >= MAX_DIMENSIONS or (key != name and key in out):
+            cut += 1
+            continue
+        cut += key != name
+        if isinstance(value, str) and len(value) > MAX_DIMENSION_VALUE:
+            out[key] = value[:MAX_DIMENSION_VALUE]
+            cut += 1
+        else:
+            out[key] = value
+    if cut:
+        _stats.incr("dimensions_capped", cut)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
@@ -142,7 +198,7 @@ class UsageRecord:
             if not isinstance(self.dimensions, Mapping):
                 raise InvalidRecord(f"dimensions must be a dict, got {type(self.dimensions).__name__}")
             try:
-                validate_dimensions(self.dimensions)
+                check_dimensions(self.dimensions)
             except TypeError as exc:
                 raise InvalidRecord(str(exc)) from None
         return self

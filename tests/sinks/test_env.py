@@ -170,3 +170,24 @@ def test_an_unconfigured_process_with_a_bad_environment_logs_and_keeps_the_ledge
     assert "records go to the local ledger instead" in caplog.text
     assert "sk_live_abc" not in caplog.text
     usagetap.shutdown()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5", "1e9"])
+def test_a_timeout_that_is_not_a_sane_number_of_seconds_is_refused(value: str) -> None:
+    env = {"USAGETAP_SINK": "http", "USAGETAP_URL": "https://b.example/usage", "USAGETAP_TIMEOUT": value}
+    with pytest.raises(ConfigurationError, match="USAGETAP_TIMEOUT") as info:
+        sink_from_env(env)
+    assert "\n" not in str(info.value)
+
+
+def test_a_blank_secret_is_refused_instead_of_building_an_unsigned_sink() -> None:
+    env = {"USAGETAP_SINK": "http", "USAGETAP_URL": "https://b.example/usage", "USAGETAP_SECRET": " "}
+    with pytest.raises(ConfigurationError, match="USAGETAP_SECRET"):
+        sink_from_env(env)
+
+
+@pytest.mark.parametrize("value", ["100000", "0", "-1"])
+def test_a_concurrency_out_of_range_is_refused(value: str) -> None:
+    env = {"USAGETAP_SINK": "stripe", "USAGETAP_API_KEY": "sk_test_abc", "USAGETAP_CONCURRENCY": value}
+    with pytest.raises(ConfigurationError, match="USAGETAP_CONCURRENCY"):
+        sink_from_env(env)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import httpx
 import pytest
 
 import usagetap
@@ -21,6 +23,8 @@ from usagetap.sinks.http import SIGNATURE_HEADER, payload, sign, verify
 from usagetap.testing import ProviderServer
 from usagetap.testing.backends import HTTPReceiver
 
+TIMESTAMP_HEADER = "X-Usagetap-Timestamp"
+
 
 @pytest.fixture
 def receiver() -> Iterator[HTTPReceiver]:
@@ -33,25 +37,31 @@ def sink(receiver: HTTPReceiver) -> HTTP:
     return HTTP(receiver.endpoint, secret="s3cret")
 
 
-def test_batches_are_json_records_signed_over_the_raw_body(receiver: HTTPReceiver, sink: HTTP) -> None:
+def test_batches_are_json_records_signed_over_the_timestamp_and_raw_body(
+    receiver: HTTPReceiver, sink: HTTP
+) -> None:
     record = make_record(cost=Decimal("0.5"), dimensions={"feature": "chat"})
     assert sink.send([record]).delivered == [record.event_id]
     [request] = receiver.requests
     assert request.headers["content-type"] == "application/json"
-    expected = "sha256=" + hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
+    timestamp = request.headers[TIMESTAMP_HEADER.lower()]
+    assert abs(int(timestamp) - time.time()) < 600
+    signed = timestamp.encode() + b"." + request.body
+    expected = "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert request.headers[SIGNATURE_HEADER.lower()] == expected
     [event] = request.json()["events"]
     assert UsageRecord.from_dict(event) == record
 
 
-def test_verify_accepts_only_the_exact_body_and_secret() -> None:
-    body = b'{"events":[]}'
-    signature = sign(body, "k")
-    assert verify(body, signature, "k")
-    assert not verify(body + b" ", signature, "k")
-    assert not verify(body, signature, "other")
-    assert not verify(body, None, "k")
-    assert not verify(body, "sha256=" + "0" * 64, "k")
+def test_verify_accepts_only_the_exact_body_secret_and_timestamp() -> None:
+    body, now = b'{"events":[]}', int(time.time())
+    signature = sign(body, "k", now)
+    assert verify(body, signature, "k", str(now))
+    assert not verify(body + b" ", signature, "k", str(now))
+    assert not verify(body, signature, "other", str(now))
+    assert not verify(body, signature, "k", str(now + 1))
+    assert not verify(body, None, "k", str(now))
+    assert not verify(body, "sha256=" + "0" * 64, "k", str(now))
 
 
 def test_a_bad_signature_is_refused_and_pauses_delivery(receiver: HTTPReceiver) -> None:
@@ -154,3 +164,55 @@ def test_a_mixed_workload_through_the_pipeline_with_faults_lands_exactly_once(
             assert totals[customer][key] == expected[key]
         assert totals[customer]["cost"] > 0
     assert len(receiver.events) == 9
+
+
+def test_verify_answers_false_to_a_non_ascii_signature_instead_of_raising() -> None:
+    body, now = b'{"events":[]}', int(time.time())
+    assert verify(body, "sha256=é" + "0" * 63, "k", str(now)) is False
+
+
+def test_verify_refuses_an_empty_secret() -> None:
+    body, now = b'{"events":[]}', int(time.time())
+    with pytest.raises(ConfigurationError, match="secret"):
+        verify(body, "sha256=" + "0" * 64, "", str(now))
+
+
+def test_verify_refuses_a_captured_request_replayed_after_the_tolerance() -> None:
+    body, signed_at = b'{"events":[]}', int(time.time()) - 301
+    signature = sign(body, "k", signed_at)
+    assert not verify(body, signature, "k", str(signed_at))
+    assert verify(body, signature, "k", str(signed_at), tolerance=600)
+    assert not verify(body, signature, "k", None), "a signature without its timestamp proves nothing"
+
+
+def test_the_receiver_refuses_a_replayed_request_with_401(receiver: HTTPReceiver, sink: HTTP) -> None:
+    sink.send([make_record()])
+    [request] = receiver.requests
+    old = str(int(time.time()) - 3600)
+    replayed = httpx.post(
+        receiver.endpoint,
+        content=request.body,
+        headers={
+            SIGNATURE_HEADER: sign(request.body, "s3cret", int(old)),
+            TIMESTAMP_HEADER: old,
+            "Content-Type": "application/json",
+        },
+    )
+    assert replayed.status_code == 401
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0, -1])
+def test_a_non_finite_or_non_positive_timeout_is_refused(timeout: float) -> None:
+    with pytest.raises(ConfigurationError, match="timeout"):
+        HTTP("https://billing.example.com/usage", timeout=timeout)
+
+
+def test_a_blank_secret_is_refused_rather_than_sending_unsigned() -> None:
+    with pytest.raises(ConfigurationError, match="secret"):
+        HTTP("https://billing.example.com/usage", secret="   ")
+
+
+def test_a_header_value_with_a_newline_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        HTTP("https://billing.example.com/usage", headers={"X-Token": "tok-0123456789\n"})
+    assert "tok-0123456789" not in str(info.value)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,3 +64,17 @@ def test_bad_write_rolls_back_the_whole_batch(tmp_path: Path) -> None:
         ledger.send([make_record(), bad])
     assert ledger.records() == []
     assert isinstance(ledger._connection(), sqlite3.Connection)
+
+
+def test_a_new_ledger_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "ledger.db"
+    Ledger(path).send([make_record()])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_existing_world_readable_ledger_is_made_private_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    Ledger(path).send([make_record()])
+    path.chmod(0o644)
+    Ledger(path).send([make_record()])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -175,3 +175,8 @@ def test_a_mixed_workload_through_the_pipeline_with_faults_lands_exactly_once(
             assert totals[customer]["cache_read"] == expected["cache_read_tokens"]
     if not split:
         assert len(backend.events) == 9
+
+
+def test_a_concurrency_beyond_the_limit_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        Stripe(api_key="sk_test_abc", concurrency=100_000)

@@ -60,7 +60,14 @@ def send_bisecting(sink: Sink, records: list[UsageRecord], on_error: Callable[[s
         on_error(type(exc).__name__, f"{type(exc).__name__}: {exc}")
         return Outcomes.all_retry(records)
     if outcomes.retry and not outcomes.halt and not outcomes.split:
-        on_error("retry", f"the backend asked to retry {len(outcomes.retry)} event(s)")
+        count = len(outcomes.retry)
+        reason = outcomes.retry_reason
+        on_error(
+            "retry",
+            f"{reason}; retrying {count} event(s)"
+            if reason
+            else f"the backend asked to retry {count} event(s)",
+        )
     if outcomes.split and not outcomes.halt:
         if len(records) > 1:
             middle = len(records) // 2

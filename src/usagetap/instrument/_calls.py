@@ -7,6 +7,7 @@ exception. Anything usagetap fails at is logged and counted by the guard.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -18,7 +19,7 @@ from ..context import Scope, current_scope
 from ..errors import InvalidRecord
 from ..policy import admit
 from ..providers.base import TokenUsage
-from ..record import Scalar, UsageRecord, derive_event_id, new_event_id
+from ..record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
 
 if TYPE_CHECKING:
     from ._binding import Binding
@@ -72,6 +73,8 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
     binding, scope = call.binding, call.scope
     run = scope.run
     dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
+    if len(dimensions) > MAX_DIMENSIONS:  # nested scopes each within the cap, together over it
+        dimensions = {**cap_dimensions({**binding.dimensions, **scope.dimensions}), **usage.dimensions}
     if binding.meter:
         dimensions["meter"] = binding.meter
     if usage.response_id and call.provider in _TRUSTED_IDS:
@@ -138,10 +141,16 @@ class Capture:
             return make_record(self.call, usage, self.status, self.ts).validate()
         except InvalidRecord as exc:
             _stats.incr("dropped.invalid")
-            log_once(ERROR, f"invalid:{exc}", "usagetap: dropped an invalid usage record: %s", exc)
+            log_once(ERROR, f"invalid:{_rule(exc)}", "usagetap: dropped an invalid usage record: %s", exc)
         except Exception as exc:
             internal_error("extract", exc)
         return None
+
+
+def _rule(exc: InvalidRecord) -> str:
+    """The rule a record broke, without its values: one log line per rule, not per bad value."""
+    text = str(exc).split(", got ")[0].split(" (")[0]
+    return re.sub(r"(['\"]).*?\1|\d+", "_", text)[:200]
 
 
 def emit(call: Call, extract: Callable[[Any], Optional[TokenUsage]], source: Any, status: str = "ok") -> None:

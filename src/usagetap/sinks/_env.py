@@ -14,13 +14,15 @@ stripe          API_KEY*, BASE_URL, EVENT_NAME, SPLIT_BY_TOKEN_TYPE, CONCURRENCY
 http            URL* (or BASE_URL), SECRET, API_KEY (sent as ``Authorization: Bearer``)
 ==============  ===================================================================================
 
-Every sink also reads ``USAGETAP_TIMEOUT`` (seconds). A missing or malformed
-value raises :class:`usagetap.ConfigurationError`; its message names the
-variable and never contains the key.
+Every sink also reads ``USAGETAP_TIMEOUT`` (seconds, finite, > 0). A missing
+or malformed value (``nan``, ``inf``, a blank ``USAGETAP_SECRET``, a
+``USAGETAP_CONCURRENCY`` out of range) raises :class:`usagetap.ConfigurationError`;
+its message names the variable and never contains the key.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
@@ -29,6 +31,7 @@ from .base import Sink
 
 __all__ = ["SINKS", "sink_from_env"]
 
+MAX_TIMEOUT = 3600.0  # seconds; every sink's timeout is at most this
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -57,6 +60,13 @@ class _Env:
             )
         return value
 
+    def secret(self, name: str) -> Optional[str]:
+        """A secret that is unset (None) or non-blank; a blank one is a mistake, never "unsigned"."""
+        value = self._environ.get(f"USAGETAP_{name}")
+        if value is not None and not value.strip():
+            raise ConfigurationError(f"USAGETAP_{name} is set but blank; set a value or unset it")
+        return None if value is None else value.strip()
+
     def flag(self, name: str) -> bool:
         value = (self.get(name) or "").lower()
         if value in _TRUE:
@@ -74,8 +84,19 @@ class _Env:
         except ValueError:
             raise ConfigurationError(f"USAGETAP_{name} must be a number, got {value!r}") from None
 
+    def within(self, name: str, cast: Callable[[str], Any], low: float, high: float) -> Any:
+        """A number from ``low`` to ``high`` (finite), or None when unset."""
+        value = self.number(name, cast)
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise ConfigurationError(f"USAGETAP_{name} must be from {low:g} to {high:g}, got {value!r}")
+        return value
+
     def common(self) -> dict[str, Any]:
         timeout = self.number("TIMEOUT", float)
+        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+            raise ConfigurationError(
+                f"USAGETAP_TIMEOUT must be a number of seconds > 0 and <= {MAX_TIMEOUT:g}, got {timeout!r}"
+            )
         return {} if timeout is None else {"timeout": timeout}
 
     def options(self, **names: str) -> dict[str, Any]:
@@ -142,9 +163,9 @@ def _openmeter(env: _Env) -> Sink:
 
 
 def _stripe(env: _Env) -> Sink:
-    from .stripe import Stripe
+    from .stripe import MAX_CONCURRENCY, Stripe
 
-    concurrency = env.number("CONCURRENCY", int)
+    concurrency = env.within("CONCURRENCY", int, 1, MAX_CONCURRENCY)
     return Stripe(
         env.api_key(),
         split_by_token_type=env.flag("SPLIT_BY_TOKEN_TYPE"),
@@ -161,7 +182,7 @@ def _http(env: _Env) -> Sink:
     headers = {}
     if env.get("API_KEY") is not None:
         headers["Authorization"] = f"Bearer {env.api_key()}"
-    return HTTP(url, secret=env.get("SECRET"), headers=headers, **env.common())
+    return HTTP(url, secret=env.secret("SECRET"), headers=headers, **env.common())
 
 
 SINKS: dict[str, Callable[[_Env], Sink]] = {

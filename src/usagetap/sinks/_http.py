@@ -22,7 +22,6 @@ from __future__ import annotations
 import email.utils
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -34,12 +33,15 @@ import httpx
 from .._version import __version__
 from ..errors import ConfigurationError
 from ..record import UsageRecord
+from ._env import MAX_TIMEOUT
+from ._redact import Redactor, redact_url, watch_httpx_log
 from .base import Outcomes
 
 __all__ = [
     "Endpoint",
     "answer_outcomes",
     "check_api_key",
+    "check_timeout",
     "is_retryable",
     "retry_after_of",
     "rfc3339",
@@ -49,9 +51,6 @@ USER_AGENT = f"usagetap/{__version__}"
 DEFAULT_TIMEOUT = 30.0
 MAX_REASON = 500
 MAX_RETRY_AFTER = 3600.0
-
-# Things that look like credentials in a backend's error text (Stripe echoes a masked key, for one).
-_KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
 
 
 def check_api_key(api_key: Optional[str], sink: str, *, env: str = "USAGETAP_API_KEY") -> str:
@@ -65,6 +64,15 @@ def check_api_key(api_key: Optional[str], sink: str, *, env: str = "USAGETAP_API
     if not api_key.isascii() or not api_key.isprintable():
         raise ConfigurationError(f"{sink}: the API key contains non-printable or non-ASCII characters")
     return api_key
+
+
+def check_timeout(timeout: object, sink: str) -> float:
+    """``timeout`` as a float, or :class:`ConfigurationError` unless it is a finite number of seconds > 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ConfigurationError(f"{sink}: timeout must be a number of seconds")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise ConfigurationError(f"{sink}: timeout must be seconds > 0 and <= {MAX_TIMEOUT:g}, got {timeout}")
+    return float(timeout)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -127,7 +135,8 @@ def is_retryable(status: int) -> bool:
 class Endpoint:
     """One backend base URL: a lazily built ``httpx.Client`` (rebuilt after ``fork()``) and its clock.
 
-    ``secrets`` are redacted from every reason this endpoint produces.
+    ``secrets`` (and the credentials and query values of ``base_url``) are
+    redacted from every reason this endpoint produces and from httpx's log.
     """
 
     def __init__(
@@ -141,11 +150,9 @@ class Endpoint:
         max_connections: int = 10,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"{sink}: base URL must start with http:// or https://, got {base_url!r}"
-            )
-        if timeout <= 0:
-            raise ConfigurationError(f"{sink}: timeout must be > 0")
+            shown = redact_url(base_url) if isinstance(base_url, str) else type(base_url).__name__
+            raise ConfigurationError(f"{sink}: base URL must start with http:// or https://, got {shown!r}")
+        timeout = check_timeout(timeout, sink)
         self.sink = sink
         self.base_url = base_url.rstrip("/")
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
@@ -155,8 +162,8 @@ class Endpoint:
             max_keepalive_connections=max_connections,
             keepalive_expiry=30.0,
         )
-        # Redacting a very short "secret" would mangle every reason; real keys are long.
-        self._secrets = tuple(s for s in secrets if len(s) >= 6)
+        self.redact = Redactor([*secrets, *(headers or {}).values()], [base_url, self.base_url])
+        watch_httpx_log(self.redact)
         self._client: Optional[httpx.Client] = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -232,10 +239,20 @@ class Endpoint:
 
     # -- answers ---------------------------------------------------------
 
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return _KEYLIKE.sub("[redacted]", text)
+    @property
+    def shown_url(self) -> str:
+        """The base URL as reprs and messages may show it."""
+        return redact_url(self.base_url)
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the base URL, without credentials."""
+        return httpx.URL(self.base_url).netloc.decode("ascii", "replace").rpartition("@")[2]
+
+    def unreachable(self, exc: BaseException) -> str:
+        """``"http: no answer from api.example.com: ConnectError: [Errno 111] Connection refused"``."""
+        text = f"{self.sink}: no answer from {self.host}: {type(exc).__name__}: {exc}".rstrip(": ")
+        return _short(self.redact(" ".join(text.split())))
 
     def reason(self, response: httpx.Response, what: str = "") -> str:
         """``"spaire: HTTP 422: events.0.metadata.x: String should have at most 500 characters"``."""
@@ -245,8 +262,11 @@ class Endpoint:
             body = response.text
         detail = _message(body) or response.reason_phrase or ""
         text = f"{self.sink}: HTTP {response.status_code}{' ' + what if what else ''}: {detail}".rstrip(": ")
-        text = self.redact(" ".join(text.split()))
-        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+        return _short(self.redact(" ".join(text.split())))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 def answer_outcomes(
@@ -279,7 +299,9 @@ def answer_outcomes(
             "delivery is paused and nothing is dropped)",
         )
     if is_retryable(status):
-        return Outcomes.all_retry(records, retry_after=retry_after_of(response))
+        return Outcomes.all_retry(
+            records, retry_after=retry_after_of(response), reason=f"{reason} (from {endpoint.host})"
+        )
     if len(records) > 1 and (status == 413 or atomic):
         return Outcomes.split_batch(records, reason)
     return Outcomes.all_dead(records, reason)

@@ -128,6 +128,7 @@ class Tally:
         self.retry_after: Optional[float] = None
         self.halt: Optional[str] = None
         self.split: Optional[str] = None
+        self.retry_reason: Optional[str] = None
 
     def collect(self, make: Callable[[UsageRecord], Iterable[Item]]) -> list[Item]:
         """Every record's items; a record that can never be sent is dead-lettered with the reason."""
@@ -154,9 +155,10 @@ class Tally:
         self._items[event_id].append("delivered")
         self._duplicate[event_id] = duplicate and self._duplicate.get(event_id, True)
 
-    def retry(self, item: Item, retry_after: Optional[float] = None) -> None:
+    def retry(self, item: Item, retry_after: Optional[float] = None, reason: Optional[str] = None) -> None:
         self._items[item.record.event_id].append("retry")
         self.wait(retry_after)
+        self.retry_reason = self.retry_reason or reason
 
     def dead(self, item: Item, reason: str) -> None:
         self.dead_event(item.record, reason)
@@ -184,10 +186,15 @@ class Tally:
         self.wait(outcomes.retry_after)
         self.halt = self.halt or outcomes.halt
         self.split = self.split or outcomes.split
+        self.retry_reason = self.retry_reason or outcomes.retry_reason
 
     def outcomes(self) -> Outcomes:
         result = Outcomes(
-            duplicates=self.duplicates, retry_after=self.retry_after, halt=self.halt, split=self.split
+            duplicates=self.duplicates,
+            retry_after=self.retry_after,
+            halt=self.halt,
+            split=self.split,
+            retry_reason=self.retry_reason,
         )
         for record in self.records:
             states = self._items[record.event_id]

@@ -23,7 +23,8 @@ class Outcomes:
 
     ``delivered``: acknowledged by the backend (``duplicates`` of them were
     already there). ``retry``: try again, not before ``retry_after`` seconds if
-    set. ``dead``: event id -> the backend's reason; never retried.
+    set; ``retry_reason`` says why (a status code, an unreachable host).
+    ``dead``: event id -> the backend's reason; never retried.
     ``halt``: the sink cannot deliver anything until someone acts (a rejected
     API key): every event of the batch stays pending, delivery to this sink
     pauses, and the reason is logged loudly once.
@@ -40,6 +41,7 @@ class Outcomes:
     retry_after: Optional[float] = None
     halt: Optional[str] = None
     split: Optional[str] = None
+    retry_reason: Optional[str] = None
 
     @classmethod
     def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
@@ -47,9 +49,14 @@ class Outcomes:
         return cls(delivered=[r.event_id for r in records], duplicates=duplicates)
 
     @classmethod
-    def all_retry(cls, records: Iterable[UsageRecord], retry_after: Optional[float] = None) -> Outcomes:
-        """Every record to be retried, not before ``retry_after`` seconds if given."""
-        return cls(retry=[r.event_id for r in records], retry_after=retry_after)
+    def all_retry(
+        cls,
+        records: Iterable[UsageRecord],
+        retry_after: Optional[float] = None,
+        reason: Optional[str] = None,
+    ) -> Outcomes:
+        """Every record to be retried, not before ``retry_after`` seconds if given; ``reason``: why."""
+        return cls(retry=[r.event_id for r in records], retry_after=retry_after, retry_reason=reason)
 
     @classmethod
     def all_dead(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
@@ -79,6 +86,7 @@ class Outcomes:
             retry_after=max(after) if after else None,
             halt=self.halt or other.halt,
             split=self.split or other.split,
+            retry_reason=self.retry_reason or other.retry_reason,
         )
 
 

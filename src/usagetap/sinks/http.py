@@ -6,13 +6,16 @@ the deduplication key; ``cost`` is a decimal string in USD)::
 
     POST /usage
     Content-Type: application/json
-    X-Usagetap-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the shared secret>
+    X-Usagetap-Timestamp: <Unix time of signing, in seconds>
+    X-Usagetap-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>", keyed with the shared secret>
 
-To verify, recompute the HMAC over the raw bytes received (before parsing)
-and compare in constant time::
+To verify, recompute the HMAC over the timestamp and the raw bytes received
+(before parsing), compare in constant time and refuse old timestamps, so a
+captured request cannot be replayed later::
 
     from usagetap.sinks.http import verify
-    if not verify(raw_body, request.headers["X-Usagetap-Signature"], SECRET):
+    if not verify(raw_body, request.headers.get("X-Usagetap-Signature"), SECRET,
+                  timestamp=request.headers.get("X-Usagetap-Timestamp")):
         return 401
 
 Answer 2xx when the batch is stored. The answer may say what became of
@@ -28,11 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import timezone
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import httpx
 
@@ -42,19 +46,62 @@ from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes
 from ._items import Item, Tally, clean_scalars
 from .base import Outcomes
 
-__all__ = ["HTTP", "SIGNATURE_HEADER", "sign", "verify"]
+__all__ = ["HTTP", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign", "verify"]
 
 SIGNATURE_HEADER = "X-Usagetap-Signature"
+TIMESTAMP_HEADER = "X-Usagetap-Timestamp"
+DEFAULT_TOLERANCE = 300.0
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-Usagetap-Signature`` value for ``body``: ``sha256=<hex digest>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _secret_bytes(secret: object) -> bytes:
+    if not isinstance(secret, str) or not secret.strip():
+        raise ConfigurationError("http: the signing secret must be a non-empty string")
+    return secret.encode()
 
 
-def verify(body: bytes, signature: Optional[str], secret: str) -> bool:
-    """Whether ``signature`` (the header's value) is ``body``'s signature under ``secret``."""
-    return bool(signature) and hmac.compare_digest(sign(body, secret), str(signature).strip())
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The ``X-Usagetap-Signature`` value for ``body`` sent at ``timestamp`` (Unix seconds).
+
+    ``sha256=<hex HMAC-SHA256 of b"<timestamp>." + body>``.
+    """
+    message = str(int(timestamp)).encode() + b"." + body
+    return "sha256=" + hmac.new(_secret_bytes(secret), message, hashlib.sha256).hexdigest()
+
+
+def verify(
+    body: bytes,
+    signature: Union[str, bytes, None],
+    secret: str,
+    timestamp: Union[str, bytes, int, None] = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: Optional[float] = None,
+) -> bool:
+    """Whether ``signature`` and ``timestamp`` (the two headers' values) sign ``body`` under ``secret``
+    at most ``tolerance`` seconds from ``now`` (default: the current time).
+
+    Never raises on what the request carries (a missing, malformed or non-ASCII header is False);
+    raises :class:`usagetap.ConfigurationError` for an empty ``secret``.
+    """
+    key = _secret_bytes(secret)
+    if isinstance(timestamp, bytes):
+        timestamp = timestamp.decode("ascii", "replace")
+    if isinstance(timestamp, str):
+        timestamp = timestamp.strip()
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return False
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, str)):
+        return False
+    moment = int(timestamp)
+    if abs((time.time() if now is None else now) - moment) > tolerance:
+        return False
+    if isinstance(signature, str):
+        signature = signature.encode("utf-8", "replace")
+    if not isinstance(signature, bytes) or not signature.strip():
+        return False
+    message = str(moment).encode() + b"." + body
+    expected = b"sha256=" + hmac.new(key, message, hashlib.sha256).hexdigest().encode()
+    return hmac.compare_digest(expected, signature.strip())
 
 
 _quote: Callable[[str], str] = getattr(json.encoder, "encode_basestring_ascii", json.dumps)
@@ -117,8 +164,11 @@ class HTTP:
 
         usagetap.configure(sink=usagetap.sinks.HTTP("https://billing.example.com/usage", secret="..."))
 
-    ``secret`` signs every body (``X-Usagetap-Signature``); ``headers`` are
-    added to every request (an ``Authorization`` header, for instance).
+    ``secret`` signs every body with the time of sending (``X-Usagetap-Signature``,
+    ``X-Usagetap-Timestamp``); ``headers`` are added to every request (an
+    ``Authorization`` header, for instance). The secret, every header value
+    and the URL's credentials and query values are kept out of reasons, logs
+    and ``repr()``.
     """
 
     name = "http"
@@ -132,15 +182,18 @@ class HTTP:
         headers: Optional[Mapping[str, str]] = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if secret is not None and (not isinstance(secret, str) or not secret):
-            raise ConfigurationError("http: secret must be a non-empty string")
+        if secret is not None:
+            _secret_bytes(secret)
+        for key, value in (headers or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ConfigurationError("http: header names and values must be strings")
+            if not value.isprintable() or not value.isascii():
+                raise ConfigurationError(
+                    f"http: the value of header {key!r} contains non-printable or non-ASCII characters"
+                )
         self.url = url
         self._secret = secret
-        secrets = [secret or ""]
-        for key, value in (headers or {}).items():
-            if key.lower() in ("authorization", "x-api-key"):
-                secrets += [value, value.partition(" ")[2]]
-        self._endpoint = Endpoint(self.name, url, headers=headers, timeout=timeout, secrets=secrets)
+        self._endpoint = Endpoint(self.name, url, headers=headers, timeout=timeout, secrets=[secret or ""])
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the batch as one signed JSON request and read per-event duplicates and rejections."""
@@ -151,12 +204,15 @@ class HTTP:
         body = payload(tally.records)
         headers = {"Content-Type": "application/json"}
         if self._secret is not None:
-            headers[SIGNATURE_HEADER] = sign(body, self._secret)
+            now = int(time.time())
+            headers[TIMESTAMP_HEADER] = str(now)
+            headers[SIGNATURE_HEADER] = sign(body, self._secret, now)
         try:
             response = self._endpoint.post(self.url, content=body, headers=headers)
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            reason = self._endpoint.unreachable(exc)
             for item in items:
-                tally.retry(item)
+                tally.retry(item, reason=reason)
             return tally.outcomes()
         if not response.is_success:
             tally.apply(answer_outcomes(self._endpoint, response, tally.records, atomic=True), items)
@@ -179,7 +235,7 @@ class HTTP:
         self._endpoint.close()
 
     def __repr__(self) -> str:
-        return f"HTTP(url={self.url!r}, signed={self._secret is not None})"
+        return f"HTTP(url={self._endpoint.shown_url!r}, signed={self._secret is not None})"
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -6,6 +6,7 @@ a second row). Costs are stored as decimal strings so sums stay exact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -81,10 +82,14 @@ def default_path() -> str:
 
 
 def connect(path: Union[str, os.PathLike[str]], *, create: bool = True) -> sqlite3.Connection:
-    """Open the ledger at ``path`` (WAL mode), creating it and its schema when ``create``."""
+    """Open the ledger at ``path`` (WAL mode), creating it and its schema when ``create``.
+
+    The file holds per-customer billing data: it is created readable by its owner only
+    (mode 0600, which its -wal and -shm files inherit).
+    """
     target = Path(path)
     if create:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(target)
     elif not target.exists():
         raise FileNotFoundError(f"no ledger at {target}")
     conn = sqlite3.connect(str(target), timeout=30.0, check_same_thread=False, isolation_level=None)
@@ -93,6 +98,15 @@ def connect(path: Union[str, os.PathLike[str]], *, create: bool = True) -> sqlit
     if create:
         conn.executescript(_SCHEMA)
     return conn
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) == ":memory:":
+        return
+    os.close(os.open(str(path), os.O_CREAT | os.O_RDWR, 0o600))
+    with contextlib.suppress(OSError):  # another user's shared ledger is not ours to change
+        os.chmod(str(path), 0o600)  # an older ledger of ours was created 0644
 
 
 def _row(r: UsageRecord) -> tuple[object, ...]:

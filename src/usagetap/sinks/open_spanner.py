@@ -208,9 +208,10 @@ class OpenSpanner:
     def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:
         try:
             response = self._endpoint.post("/v1/usages/bulk", json=[self.body(i) for i in chunk])
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            reason = self._endpoint.unreachable(exc)
             for item in chunk:
-                tally.retry(item)
+                tally.retry(item, reason=reason)
             return
         body = _json(response)
         if response.is_success or (response.status_code == 400 and _is_bulk(body)):
@@ -252,7 +253,7 @@ class OpenSpanner:
 
     def __repr__(self) -> str:
         return (
-            f"OpenSpanner(base_url={self.base_url!r}, meter={self.meter!r}, "
+            f"OpenSpanner(base_url={self._endpoint.shown_url!r}, meter={self.meter!r}, "
             f"split_by_token_type={self.split_by_token_type})"
         )
 

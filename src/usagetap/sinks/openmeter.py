@@ -127,9 +127,10 @@ class OpenMeter:
             response = self._endpoint.post(
                 "/api/v1/events", content=body, headers={"Content-Type": CONTENT_TYPE}
             )
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            reason = self._endpoint.unreachable(exc)
             for item in items:
-                tally.retry(item)
+                tally.retry(item, reason=reason)
             return tally.outcomes()
         if response.is_success:
             for item in items:
@@ -146,5 +147,6 @@ class OpenMeter:
 
     def __repr__(self) -> str:
         return (
-            f"OpenMeter(base_url={self.base_url!r}, source={self.source!r}, event_type={self.event_type!r})"
+            f"OpenMeter(base_url={self._endpoint.shown_url!r}, source={self.source!r}, "
+            f"event_type={self.event_type!r})"
         )

@@ -151,9 +151,10 @@ class SolvaPay:
             response = self._endpoint.post(
                 "/v1/sdk/usages/bulk", json={"events": [self.event(i) for i in chunk]}
             )
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            reason = self._endpoint.unreachable(exc)
             for item in chunk:
-                tally.retry(item)
+                tally.retry(item, reason=reason)
             return
         if not response.is_success:
             records = list({i.record.event_id: i.record for i in chunk}.values())
@@ -184,6 +185,6 @@ class SolvaPay:
 
     def __repr__(self) -> str:
         return (
-            f"SolvaPay(base_url={self.base_url!r}, product_ref={self.product_ref!r}, "
+            f"SolvaPay(base_url={self._endpoint.shown_url!r}, product_ref={self.product_ref!r}, "
             f"split_by_token_type={self.split_by_token_type})"
         )

@@ -190,9 +190,10 @@ class Spaire:
             return tally.outcomes()
         try:
             response = self._endpoint.post("/v1/events/ingest", json={"events": events})
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            reason = self._endpoint.unreachable(exc)
             for item in items:
-                tally.retry(item)
+                tally.retry(item, reason=reason)
             return tally.outcomes()
         if response.is_success:
             for item in items:
@@ -239,7 +240,7 @@ class Spaire:
         self._endpoint.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, event_name={self.event_name!r})"
+        return f"{type(self).__name__}(base_url={self._endpoint.shown_url!r}, event_name={self.event_name!r})"
 
 
 def _clean(values: Mapping[str, object]) -> dict[str, Scalar]:

@@ -58,6 +58,9 @@ def is_duplicate(response: httpx.Response) -> bool:
     return error.get("code") in _DUPLICATE_CODES or "already exists with identifier" in message
 
 
+MAX_CONCURRENCY = 64  # requests in flight (threads, connections); Stripe's live rate limit is 1000/s
+
+
 class Stripe:
     """Send usage to Stripe as billing meter events.
 
@@ -98,8 +101,10 @@ class Stripe:
             raise ConfigurationError(
                 "stripe: event_name contains {token_type} but split_by_token_type is off"
             )
-        if concurrency < 1:
-            raise ConfigurationError("stripe: concurrency must be >= 1")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            raise ConfigurationError("stripe: concurrency must be an int")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ConfigurationError(f"stripe: concurrency must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
         self.event_name = event_name
         self.split_by_token_type = split_by_token_type
         self.customer_key = customer_key
@@ -166,14 +171,16 @@ class Stripe:
                 return item, "retry", None
             try:
                 response = self._endpoint.post("/v1/billing/meter_events", data=self.form(item))
-            except httpx.TransportError:
-                return item, "retry", None
+            except httpx.TransportError as exc:
+                reason = self._endpoint.unreachable(exc)
+                return item, "answer", Outcomes.all_retry([item.record], reason=reason)
             if response.is_success:
                 return item, "delivered", None
             if is_duplicate(response):
                 return item, "duplicate", None
             if response.headers.get("stripe-should-retry") == "true":
-                return item, "retry", None
+                reason = f"{self._endpoint.reason(response)} (Stripe-Should-Retry)"
+                return item, "answer", Outcomes.all_retry([item.record], reason=reason)
             outcomes = answer_outcomes(self._endpoint, response, [item.record], atomic=False)
             if outcomes.halt or response.status_code == 429:
                 stop.set()
@@ -206,4 +213,4 @@ class Stripe:
         self._endpoint.close()
 
     def __repr__(self) -> str:
-        return f"Stripe(base_url={self.base_url!r}, event_name={self.event_name!r})"
+        return f"Stripe(base_url={self._endpoint.shown_url!r}, event_name={self.event_name!r})"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from ...sinks.http import SIGNATURE_HEADER, verify
+from ...sinks.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ._base import Answer, LoopbackBackend, Request
 
 __all__ = ["HTTPReceiver"]
@@ -18,7 +18,8 @@ _TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_writ
 class HTTPReceiver(LoopbackBackend):
     """A home-grown backend as the HTTP sink documents it.
 
-    ``POST /usage`` with a valid ``X-Usagetap-Signature`` (401 otherwise) and
+    ``POST /usage`` with a valid ``X-Usagetap-Signature`` of a recent
+    ``X-Usagetap-Timestamp`` (401 otherwise) and
     a body ``{"events": [...]}`` of records (400 otherwise). Records are kept
     by ``event_id``; the answer lists ``duplicates`` and, for events a
     :meth:`reject` rule refuses, ``rejected``.
@@ -45,7 +46,9 @@ class HTTPReceiver(LoopbackBackend):
     def handle(self, request: Request) -> Answer:
         if request.method != "POST" or request.path != self.path:
             return Answer(404, {"error": "not found"})
-        if not verify(request.body, request.headers.get(SIGNATURE_HEADER.lower()), self.secret):
+        signature = request.headers.get(SIGNATURE_HEADER.lower())
+        timestamp = request.headers.get(TIMESTAMP_HEADER.lower())
+        if not verify(request.body, signature, self.secret, timestamp):
             return Answer(401, {"error": "bad signature"})
         try:
             body = request.json()
