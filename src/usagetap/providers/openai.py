@@ -148,9 +148,10 @@ def _unlisted_output(usage: Any, prompt: int, completion: int) -> int:
 
     xAI and Gemini's OpenAI-compatible endpoint leave reasoning (thinking) out of
     ``completion_tokens`` but bill it as output and count it in ``total_tokens``.
+    A negative count is left for validation to refuse, not mended by the total.
     """
     total = field_of(usage, "total_tokens")
-    if type(total) is not int or total <= prompt + completion:
+    if type(total) is not int or prompt < 0 or completion < 0 or total <= prompt + completion:
         return 0
     return total - prompt - completion
 
