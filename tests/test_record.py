@@ -47,6 +47,15 @@ def test_non_integer_token_count_is_rejected(value: object) -> None:
         make(output_tokens=value).validate()
 
 
+@pytest.mark.parametrize("field", ["input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"])
+@pytest.mark.parametrize("value", [10**12 + 1, 2**53, 2**63, 2**64])
+def test_a_count_above_a_trillion_is_rejected(field: str, value: int) -> None:
+    at_most = {"input_tokens": 10**12, "output_tokens": 10**12, "cache_write_tokens": 0}
+    make(**{**at_most, field: 10**12}).validate()
+    with pytest.raises(InvalidRecord, match=f"{field} must be <= 1000000000000, got {value}"):
+        make(**{**at_most, field: value}).validate()
+
+
 def test_cached_tokens_must_be_part_of_input() -> None:
     with pytest.raises(InvalidRecord, match="input_tokens must include cached tokens"):
         make(input_tokens=30, cache_read_tokens=40, cache_write_tokens=0).validate()

@@ -4,6 +4,7 @@ Token convention (OpenTelemetry GenAI): ``input_tokens`` counts *all* input
 tokens, cache reads and cache writes included; ``output_tokens`` counts all
 output tokens, reasoning included. ``cache_read_tokens``, ``cache_write_tokens``
 and ``reasoning_tokens`` are the parts, so they never exceed their total.
+Every count is an int from 0 to :data:`MAX_TOKENS`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "MAX_DIMENSIONS",
     "MAX_DIMENSION_KEY",
     "MAX_DIMENSION_VALUE",
+    "MAX_TOKENS",
     "TOKEN_FIELDS",
     "Scalar",
     "UsageRecord",
@@ -44,6 +46,9 @@ TOKEN_FIELDS = (
 MAX_DIMENSIONS = 50  # per record, from the user (wrap, scopes, resolvers, record()); the first ones kept
 MAX_DIMENSION_KEY = 64  # characters; a longer name is cut to this
 MAX_DIMENSION_VALUE = 1000  # characters of a string value; a longer one is cut to this
+MAX_TOKENS = 10**12
+"""The largest count a record takes: a thousand times any context window, below the 2**53 that JSON
+numbers hold exactly, and low enough that a ledger sums millions of such records within 64 bits."""
 
 _STATUSES = frozenset({"ok", "partial"})
 _NAMESPACE = bytes.fromhex("6f1c8f2e3b5a5d0c9a442e7d1b9c0a11")  # a UUID's bytes
@@ -133,7 +138,8 @@ class UsageRecord:
 
     ``cost`` is Decimal USD from the pricing table, or ``None`` when the model
     is unknown (never 0 for an unknown model). ``status`` is ``"ok"``, or
-    ``"partial"`` when a stream ended before the provider reported usage.
+    ``"partial"`` when a stream ended before the provider reported usage or
+    the usage it reported had to be fitted (the ``usage_issue`` dimension says how).
     """
 
     event_id: str
@@ -175,6 +181,8 @@ class UsageRecord:
                 raise InvalidRecord(f"{name} must be an int, got {type(value).__name__} {value!r}")
             if value < 0:
                 raise InvalidRecord(f"{name} must be >= 0, got {value}")
+            if value > MAX_TOKENS:
+                raise InvalidRecord(f"{name} must be <= {MAX_TOKENS}, got {value}")
         if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
             raise InvalidRecord(
                 "cache_read_tokens + cache_write_tokens exceed input_tokens "

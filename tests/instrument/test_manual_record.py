@@ -52,10 +52,19 @@ def test_record_refuses_what_it_cannot_meter(sink: Memory) -> None:
 
 def test_record_raises_invalid_record_for_malformed_usage(sink: Memory) -> None:
     data = json.loads(FIXTURE.read_text())
-    data["usage"]["prompt_tokens"] = 10  # fewer than the cached 1024
-    with pytest.raises(usagetap.InvalidRecord, match="input_tokens must include cached tokens"):
+    data["usage"]["completion_tokens"] = -3
+    with pytest.raises(usagetap.InvalidRecord, match="output_tokens must be >= 0"):
         usagetap.record(data, provider="openai")
     assert delivered(sink) == []
+
+
+def test_record_keeps_usage_that_does_not_add_up_as_a_partial_record(sink: Memory) -> None:
+    data = json.loads(FIXTURE.read_text())
+    data["usage"]["prompt_tokens"] = 10  # fewer than the cached 1024
+    usagetap.record(data, provider="openai")
+    [record] = delivered(sink)
+    assert (record.status, record.input_tokens, record.cache_read_tokens) == ("partial", 10, 10)
+    assert record.dimensions["usage_issue"] == "cache_read_tokens 1024 over input_tokens 10, cut to 10"
 
 
 def test_record_meters_responses_embeddings_and_completions(server: ProviderServer, sink: Memory) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.providers.conftest import FIXTURES
+from usagetap import _stats
 from usagetap.providers import openai as extract
 
 
@@ -165,6 +166,83 @@ def test_with_two_choices_the_stream_is_finished_when_both_are() -> None:
     assert not observer.wants_more()
     observer.observe({"id": "c", "choices": [{"index": 1, "delta": {}, "finish_reason": "length"}]})
     assert observer.wants_more()
+
+
+def test_thinking_only_total_tokens_shows_is_billed_as_reasoning_output(
+    load_json: Callable[[str], Any],
+) -> None:
+    usage = extract.chat_usage(load_json("openai/chat_completion_gemini_hidden_thoughts.json"))
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (21, 187 - 21, 187 - 21 - 9)
+
+
+@pytest.mark.parametrize(
+    "total", [30, 29, None, "187", 187.0], ids=["equal", "smaller", "missing", "str", "float"]
+)
+def test_a_total_that_is_not_a_larger_int_leaves_the_output_as_reported(total: object) -> None:
+    usage = extract.chat_usage(
+        {"usage": {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": total}}
+    )
+    assert (usage.output_tokens, usage.reasoning_tokens, usage.issue) == (9, 0, None)
+    assert (
+        extract.chat_usage(
+            {"usage": {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 187}}
+        ).output_tokens
+        == 166
+    )
+
+
+def test_xai_reasoning_outside_completion_tokens_is_output_once(load_json: Callable[[str], Any]) -> None:
+    usage = extract.chat_usage(load_json("openai/chat_completion_xai_reasoning.json"))
+    assert (usage.input_tokens, usage.cache_read_tokens) == (28, 16)
+    assert (usage.output_tokens, usage.reasoning_tokens) == (6 + 313, 313)
+
+
+def test_together_top_level_cached_tokens_are_cache_reads(load_json: Callable[[str], Any]) -> None:
+    usage = extract.chat_usage(load_json("openai/chat_completion_together_cached.json"))
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (612, 512, 3)
+
+
+def test_deepseek_hits_plus_misses_are_the_input_when_prompt_tokens_is_absent() -> None:
+    usage = extract.chat_usage({"usage": {"prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 9}})
+    assert (usage.input_tokens, usage.cache_read_tokens) == (73, 64)
+
+
+def test_what_the_provider_charged_is_kept_as_provider_cost(load_json: Callable[[str], Any]) -> None:
+    openrouter = extract.chat_usage(load_json("openai/chat_completion_openrouter_reasoning_cost.json"))
+    xai = extract.chat_usage(load_json("openai/chat_completion_xai_reasoning.json"))
+    assert openrouter.dimensions == {"provider_cost": 0.0036875}
+    assert xai.dimensions == {"provider_cost": 1602500 / 1e10}
+
+
+def test_groq_legacy_stream_usage_under_x_groq_is_read_from_the_last_chunk(
+    load_sse: Callable[[str], list[Any]],
+) -> None:
+    observer = extract.ChatStreamObserver()
+    for chunk in load_sse("openai/chat_stream_groq_x_groq_usage.sse"):
+        observer.observe(chunk)
+    assert not observer.wants_more()
+    usage = observer.result()
+    assert usage.reported
+    assert (usage.input_tokens, usage.output_tokens, usage.model) == (24, 6, "llama-3.1-8b-instant")
+
+
+@pytest.mark.parametrize("value", ["n/a", [12, 3], 15], ids=["str", "list", "int"])
+@pytest.mark.parametrize(
+    ("reader", "body"),
+    [
+        (extract.chat_usage, {"id": "c-1", "model": "m"}),
+        (extract.embedding_usage, {"model": "m"}),
+        (extract.responses_usage, {"id": "c-1", "model": "m", "status": "completed"}),
+    ],
+    ids=["chat", "embeddings", "responses"],
+)
+def test_usage_that_is_not_an_object_is_flagged_never_a_silent_zero(
+    reader: Callable[[Any], Any], body: dict[str, Any], value: object
+) -> None:
+    usage = reader({**body, "usage": value})
+    assert usage.issue == f"usage is a {type(value).__name__}, not an object"
+    assert usage.model == "m"
+    assert _stats.snapshot()["internal_errors"] == 1
 
 
 # -- legacy completions ------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .. import _runtime, _stats, limits
 from .._forksafe import module_lock
-from .._log import ERROR, internal_error, log_once
+from .._log import ERROR, WARNING, internal_error, log_once
 from ..context import Scope, current_scope
 from ..errors import InvalidRecord
 from ..policy import admit
-from ..providers.base import TokenUsage
+from ..providers.base import TokenUsage, settle
 from ..record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
 
 if TYPE_CHECKING:
@@ -70,13 +70,17 @@ class Call:
 
 
 def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] = None) -> UsageRecord:
+    """The record of ``usage``; usage that breaks the record's rules is fitted and flagged ``partial``."""
     binding, scope = call.binding, call.scope
     run = scope.run
+    _settle_usage(call, usage)
     dimensions: dict[str, Scalar] = {**binding.dimensions, **scope.dimensions, **usage.dimensions}
     if len(dimensions) > MAX_DIMENSIONS:  # nested scopes each within the cap, together over it
         dimensions = {**cap_dimensions({**binding.dimensions, **scope.dimensions}), **usage.dimensions}
     if binding.meter:
         dimensions["meter"] = binding.meter
+    if usage.issue:
+        dimensions["usage_issue"] = usage.issue
     if usage.response_id and call.provider in _TRUSTED_IDS:
         event_id = derive_event_id(call.provider, call.operation, usage.response_id)
     else:
@@ -95,11 +99,23 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
         cache_write_tokens=usage.cache_write_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         dimensions=dimensions,
-        status=status if usage.reported else "partial",
+        status=status if usage.reported and not usage.issue else "partial",
         response_id=usage.response_id,
         run_id=None if run is None else run.id,
         parent_run_id=None if run is None else run.parent_id,
     )
+
+
+def _settle_usage(call: Call, usage: TokenUsage) -> None:
+    for kind in settle(usage):
+        _stats.incr(f"partial.{kind}")
+        log_once(
+            WARNING,
+            f"usage:{kind}:{call.provider}",
+            "usagetap: %s reported usage that does not add up (%s); recorded as partial with a usage_issue",
+            call.provider,
+            usage.issue,
+        )
 
 
 _materialize_lock = module_lock(globals(), "_materialize_lock")

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of
+from .base import TokenUsage, field_of, int_of, is_object, unreadable
 
 __all__ = [
     "BATCHES",
@@ -107,6 +107,8 @@ def _usage_fields(
 ) -> TokenUsage:
     if usage is None:
         return TokenUsage(model=model, response_id=response_id, reported=False)
+    if not is_object(usage):
+        return unreadable(usage, model=model, response_id=response_id)
     usage = _fields(usage)
     parts = [usage]
     parts.extend(i for i in field_of(usage, "iterations") or () if field_of(i, "type") == "compaction")
@@ -209,6 +211,9 @@ class MessageStreamObserver:
     def result(self) -> TokenUsage:
         if self.start is None and self.delta is None:
             return TokenUsage(model=self.model, response_id=self.response_id, reported=False)
+        for part in (self.start, self.delta):
+            if part is not None and not is_object(part):
+                return unreadable(part, model=self.model, response_id=self.response_id)
         start, delta = _fields(self.start), _fields(self.delta)
         merged: dict[str, Any] = {}
         for name in _USAGE_FIELDS:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..record import Scalar
+from .._log import internal_error
+from ..record import MAX_TOKENS, TOKEN_FIELDS, Scalar
 
-__all__ = ["TokenUsage", "field_of", "int_of"]
+__all__ = ["TokenUsage", "field_of", "int_of", "is_object", "settle", "unreadable"]
 
 
 @dataclass
@@ -15,6 +16,8 @@ class TokenUsage:
     """Usage of one response. ``input_tokens`` includes cache reads and writes; ``output_tokens`` reasoning.
 
     ``reported`` is False when the provider sent no usage at all (the record will be ``partial``).
+    ``issue`` says why usage that was reported cannot be billed as exact (the record will be
+    ``partial``, with the issue in its ``usage_issue`` dimension).
     """
 
     model: Optional[str] = None
@@ -26,6 +29,7 @@ class TokenUsage:
     reasoning_tokens: int = 0
     dimensions: dict[str, Scalar] = field(default_factory=dict)
     reported: bool = True
+    issue: Optional[str] = None
 
 
 def field_of(obj: Any, name: str) -> Any:
@@ -47,3 +51,52 @@ def int_of(obj: Any, name: str) -> int:
             return int(value)
         raise TypeError(f"usage field {name!r} is not an integer: {value!r}")
     return value
+
+
+def is_object(value: Any) -> bool:
+    """Whether a usage value can hold fields: a mapping or an object, not a string, a number or a list."""
+    return not isinstance(value, (str, bytes, bytearray, int, float, list, tuple))
+
+
+def unreadable(usage: Any, *, model: Optional[str], response_id: Optional[str]) -> TokenUsage:
+    """Usage that is not an object: nothing can be counted, so the record is flagged and the error counted."""
+    issue = f"usage is a {type(usage).__name__}, not an object"
+    internal_error("usage", TypeError(issue))
+    return TokenUsage(model=model, response_id=response_id, issue=issue)
+
+
+# (part, total) pairs: a part larger than its total is cut down to it
+_PARTS = (
+    ("cache_write_tokens", "input_tokens"),
+    ("cache_read_tokens", "input_tokens"),
+    ("reasoning_tokens", "output_tokens"),
+)
+
+
+def settle(usage: TokenUsage) -> list[str]:
+    """Fit ``usage`` to the record's rules in place, noting each change in ``issue``; return their kinds.
+
+    A count above :data:`~usagetap.record.MAX_TOKENS` cannot be a real call's: it is not billed
+    (set to 0) and the reported value is kept in the issue (``out_of_range``). A part larger than
+    its total (reasoning above output, cache reads and writes above input) is cut down to what the
+    total leaves; the totals, which the provider bills, stay as reported (``parts_exceed_total``).
+    Negative and non-integer counts are left for validation to refuse.
+    """
+    notes: dict[str, list[str]] = {}
+    for name in TOKEN_FIELDS:
+        value = getattr(usage, name)
+        if type(value) is int and value > MAX_TOKENS:
+            notes.setdefault("out_of_range", []).append(f"{name} {value} over {MAX_TOKENS}, not billed")
+            setattr(usage, name, 0)
+    for part, total in _PARTS:
+        value, whole = getattr(usage, part), getattr(usage, total)
+        room = whole - usage.cache_write_tokens if part == "cache_read_tokens" else whole
+        if type(value) is int and type(room) is int and 0 <= room < value:
+            notes.setdefault("parts_exceed_total", []).append(
+                f"{part} {value} over {total} {whole}, cut to {room}"
+            )
+            setattr(usage, part, room)
+    if notes:
+        texts = [text for kind in notes.values() for text in kind]
+        usage.issue = "; ".join(([usage.issue] if usage.issue else []) + texts)
+    return list(notes)

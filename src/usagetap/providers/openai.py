@@ -5,6 +5,13 @@ imports the SDK or does I/O. OpenAI's ``prompt_tokens`` / ``input_tokens``
 already include cached tokens and ``completion_tokens`` / ``output_tokens``
 include reasoning tokens, which is usagetap's convention, so counts are
 taken as reported.
+
+Compatible servers differ (see :func:`chat_usage`): cache reads come as
+``prompt_tokens_details.cached_tokens``, DeepSeek's ``prompt_cache_hit_tokens``
+or Together's top-level ``cached_tokens``; Groq's legacy streams carry usage
+under ``x_groq.usage``; xAI's ``completion_tokens`` and Gemini's leave reasoning
+out, which only ``total_tokens`` shows; OpenRouter (``cost``) and xAI
+(``cost_in_usd_ticks``) also say what they charged.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 
 from .._log import internal_error
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of
+from .base import TokenUsage, field_of, int_of, is_object, unreadable
 
 __all__ = [
     "OPERATIONS",
@@ -118,15 +125,53 @@ def _audio(dims: dict[str, Scalar], input_details: Any, output_details: Any) -> 
 
 
 def _cache_reads(usage: Any, details: Any) -> int:
-    """``cached_tokens``; DeepSeek reports ``prompt_cache_hit_tokens`` at the top level instead."""
-    cached = field_of(details, "cached_tokens")
-    if cached is None:
-        return int_of(usage, "prompt_cache_hit_tokens")
-    return int_of(details, "cached_tokens")
+    """``cached_tokens``; at the top: DeepSeek's ``prompt_cache_hit_tokens``, Together's ``cached_tokens``."""
+    for source, name in (
+        (details, "cached_tokens"),
+        (usage, "prompt_cache_hit_tokens"),
+        (usage, "cached_tokens"),
+    ):
+        if field_of(source, name) is not None:
+            return int_of(source, name)
+    return 0
+
+
+def _prompt_tokens(usage: Any) -> int:
+    """``prompt_tokens``; without it, DeepSeek's cache hits plus misses."""
+    if field_of(usage, "prompt_tokens") is None and field_of(usage, "prompt_cache_miss_tokens") is not None:
+        return int_of(usage, "prompt_cache_hit_tokens") + int_of(usage, "prompt_cache_miss_tokens")
+    return int_of(usage, "prompt_tokens")
+
+
+def _unlisted_output(usage: Any, prompt: int, completion: int) -> int:
+    """Output tokens only ``total_tokens`` shows: its surplus over prompt and completion, else 0.
+
+    xAI and Gemini's OpenAI-compatible endpoint leave reasoning (thinking) out of
+    ``completion_tokens`` but bill it as output and count it in ``total_tokens``.
+    A negative count is left for validation to refuse, not mended by the total.
+    """
+    total = field_of(usage, "total_tokens")
+    if type(total) is not int or prompt < 0 or completion < 0 or total <= prompt + completion:
+        return 0
+    return total - prompt - completion
+
+
+def _provider_cost(dims: dict[str, Scalar], usage: Any) -> None:
+    """What the provider says it charged, in USD: OpenRouter's ``cost``, xAI's ``cost_in_usd_ticks``."""
+    cost = field_of(usage, "cost")
+    ticks = field_of(usage, "cost_in_usd_ticks")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        dims["provider_cost"] = float(cost)
+    elif type(ticks) is int:
+        dims["provider_cost"] = ticks / 1e10
 
 
 def chat_usage(response: Any) -> TokenUsage:
-    """Usage of a chat completion, a legacy completion or a chunk that carries ``usage``."""
+    """Usage of a chat completion, a legacy completion or a chunk that carries ``usage``.
+
+    Reads OpenAI's fields and those of the compatible servers (DeepSeek, Groq, Together,
+    OpenRouter, Fireworks, Mistral, xAI, vLLM, Gemini): see the module's docstring.
+    """
     return _chat_usage_fields(
         field_of(response, "usage"),
         model=field_of(response, "model"),
@@ -141,17 +186,23 @@ def _chat_usage_fields(
     dims = _tier({}, service_tier)
     if usage is None:
         return TokenUsage(model=model, response_id=response_id or None, dimensions=dims, reported=False)
+    if not is_object(usage):
+        return unreadable(usage, model=model, response_id=response_id or None)
     prompt_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     completion_details = _details(usage, "completion_tokens_details", "output_tokens_details")
     _audio(dims, prompt_details, completion_details)
+    _provider_cost(dims, usage)
+    prompt, completion = _prompt_tokens(usage), int_of(usage, "completion_tokens")
+    reasoning = int_of(completion_details, "reasoning_tokens")
+    unlisted = _unlisted_output(usage, prompt, completion)
     return TokenUsage(
         model=model,
         response_id=response_id or None,
-        input_tokens=int_of(usage, "prompt_tokens"),
-        output_tokens=int_of(usage, "completion_tokens"),
+        input_tokens=prompt,
+        output_tokens=completion + unlisted,
         cache_read_tokens=_cache_reads(usage, prompt_details),
         cache_write_tokens=int_of(prompt_details, "cache_write_tokens"),
-        reasoning_tokens=int_of(completion_details, "reasoning_tokens"),
+        reasoning_tokens=max(reasoning, unlisted),
         dimensions=dims,
     )
 
@@ -162,6 +213,8 @@ def embedding_usage(response: Any) -> TokenUsage:
     model = field_of(response, "model")
     if usage is None:
         return TokenUsage(model=model, reported=False)
+    if not is_object(usage):
+        return unreadable(usage, model=model, response_id=None)
     return TokenUsage(model=model, input_tokens=int_of(usage, "prompt_tokens"))
 
 
@@ -187,6 +240,9 @@ def responses_usage(response: Any) -> TokenUsage:
         dims["web_search_calls"] = searches
     if usage is None or not response_is_final(response):
         return TokenUsage(model=model, response_id=response_id, dimensions=dims, reported=False)
+    if not is_object(usage):
+        return unreadable(usage, model=model, response_id=response_id)
+    _provider_cost(dims, usage)
     input_details = field_of(usage, "input_tokens_details")
     output_details = field_of(usage, "output_tokens_details")
     _audio(dims, input_details, output_details)
@@ -305,12 +361,18 @@ class ChatStreamObserver:
 
     def wants_more(self) -> bool:
         """Every choice has finished but usage has not arrived: it is the next chunk."""
-        return self.usage is None and self.finished
+        return self.usage is None and self.finished and _groq_usage(self.last) is None
 
     def result(self) -> TokenUsage:
+        usage = self.usage if self.usage is not None else _groq_usage(self.last)
         return _chat_usage_fields(
-            self.usage, model=self.model, response_id=self.response_id, service_tier=self.service_tier
+            usage, model=self.model, response_id=self.response_id, service_tier=self.service_tier
         )
+
+
+def _groq_usage(chunk: Any) -> Any:
+    """Groq's legacy streams: usage only under ``x_groq.usage``, on the last chunk."""
+    return field_of(field_of(chunk, "x_groq"), "usage")
 
 
 class ResponsesStreamObserver:
