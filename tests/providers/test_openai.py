@@ -49,7 +49,7 @@ def test_stream_usage_comes_from_the_final_chunk(load_sse: Callable[[str], list[
     hidden = []
     for chunk in chunks:
         observer.observe(chunk)
-        hidden.append(extract.is_usage_only_chunk(chunk))
+        hidden.append(observer.hidden(chunk))
     assert hidden == [False, False, False, False, True]
     assert not observer.wants_more()
     usage = observer.result()
@@ -63,7 +63,7 @@ def test_stream_without_usage_is_unreported(load_sse: Callable[[str], list[Any]]
     observer = extract.ChatStreamObserver()
     for chunk in load_sse("openai/chat_stream_no_usage.sse"):
         observer.observe(chunk)
-        assert not extract.is_usage_only_chunk(chunk)
+        assert not observer.hidden(chunk)
     usage = observer.result()
     assert not usage.reported
     assert usage.model == "gpt-4.1-mini-2025-04-14"
@@ -372,9 +372,10 @@ def test_sse_payloads_of_a_raw_body() -> None:
 
 def test_usage_only_event_is_recognised_in_raw_bytes() -> None:
     events = (FIXTURES / "openai" / "chat_stream_include_usage.sse").read_bytes().split(b"\n\n")
-    assert [extract.is_usage_only_event(e) for e in events if e.strip()] == [False] * 4 + [True, False]
-    assert extract.is_usage_only_event(b'data: {"choices": [ ], "usage": {"prompt_tokens": 1}}\n\n')
-    assert not extract.is_usage_only_event(b'data: {"choices": [], "prompt_filter_results": []}\n\n')
+    hider = extract.UsageEventHider()
+    assert [hider(e) for e in events if e.strip()] == [False] * 4 + [True, False]
+    assert extract.UsageEventHider()(b'data: {"choices": [ ], "usage": {"prompt_tokens": 1}}\n\n')
+    assert not extract.UsageEventHider()(b'data: {"choices": [], "prompt_filter_results": []}\n\n')
 
 
 def test_usage_from_json_bytes_by_operation(load_json: Callable[[str], Any]) -> None:
@@ -388,3 +389,75 @@ def test_usage_from_json_bytes_by_operation(load_json: Callable[[str], Any]) -> 
         assert extract.usage_from_json(operation, body).input_tokens > 0
     with pytest.raises(ValueError):
         extract.usage_from_json("chat", b'{"id": "chatcmpl-1", "usa')
+
+
+# -- which chunk usagetap hides, and when usage is final -----------------------------------------
+
+
+def _chunk(finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": "chatcmpl-u1", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], **extra}
+
+
+def _usage(completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": 9, "completion_tokens": completion_tokens, "total_tokens": 9 + completion_tokens}
+
+
+def test_cumulative_usage_is_settled_only_once_the_choice_finishes() -> None:
+    observer = extract.ChatStreamObserver()
+    settled = []
+    for chunk in [_chunk(usage=_usage(1)), _chunk(usage=_usage(2)), _chunk("stop", usage=_usage(3))]:
+        observer.observe(chunk)
+        settled.append(observer.settled)
+    assert settled == [False, False, True]
+
+
+def test_usage_on_a_chunk_after_the_finish_is_settled() -> None:
+    observer = extract.ChatStreamObserver()
+    for chunk in [_chunk(), _chunk("stop"), _chunk(usage=_usage(2))]:
+        observer.observe(chunk)
+    assert observer.settled
+
+
+def test_with_two_choices_usage_is_settled_once_both_have_finished() -> None:
+    observer = extract.ChatStreamObserver(choices=2)
+    observer.observe({"id": "c", "choices": [{"index": 0, "finish_reason": "stop"}], "usage": _usage(1)})
+    assert not observer.settled
+    observer.observe({"id": "c", "choices": [{"index": 1, "finish_reason": "stop"}], "usage": _usage(2)})
+    assert observer.settled
+
+
+def test_usage_seen_before_the_finish_still_wants_the_final_usage() -> None:
+    observer = extract.ChatStreamObserver()
+    observer.observe(_chunk(usage=_usage(1)))
+    observer.observe(_chunk("stop"))
+    assert observer.wants_more()
+
+
+def test_null_usage_chunk_is_hidden_only_once_the_choices_have_begun() -> None:
+    observer = extract.ChatStreamObserver()
+    chunks = [
+        {"id": "", "choices": [], "usage": None, "prompt_filter_results": []},
+        _chunk(usage=None),
+        _chunk("stop", usage=None),
+        {"id": "chatcmpl-u1", "choices": [], "usage": None},
+    ]
+    assert [observer.hidden(chunk) for chunk in chunks] == [False, False, False, True]
+
+
+def test_only_the_first_usage_chunk_without_choices_is_hidden() -> None:
+    observer = extract.ChatStreamObserver()
+    usage_only = {"id": "chatcmpl-u1", "choices": [], "usage": _usage(2)}
+    chunks = [_chunk(), _chunk("stop"), usage_only, dict(usage_only)]
+    assert [observer.hidden(chunk) for chunk in chunks] == [False, False, True, False]
+
+
+def test_raw_usage_event_hider_follows_the_chunk_rule() -> None:
+    hider = extract.UsageEventHider()
+    events = [
+        b'data: {"choices":[],"usage":null,"prompt_filter_results":[]}\n\n',
+        b'data: {"choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}\n\n',
+        b'data: {"choices": [ ], "usage": null}\n\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":9}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    assert [hider(event) for event in events] == [False, False, True, False, False]

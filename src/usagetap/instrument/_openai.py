@@ -147,6 +147,8 @@ class OpenAIAdapter:
 
     def on_result(self, call: Call, result: Any) -> Any:
         planned = cast(OpenAICall, call)
+        if planned.hide_usage and _sends_usage_unasked(planned, result):
+            planned.hide_usage = False
         if is_raw_response(result):
             attach_raw(result, lambda parsed: self._meter(planned, parsed), _RawBody(self, planned))
         else:
@@ -215,6 +217,17 @@ class OpenAIAdapter:
         chat = extract.ChatStreamObserver(call.choices)
         return StreamTap(call, chat, chat.hidden if call.hide_usage else None)
 
+    def observed(self, call: OpenAICall, body: bytes) -> Any:
+        """An observer of ``call``'s stream that has seen the events of a raw SSE body."""
+        observer: Any = (
+            extract.ResponsesStreamObserver()
+            if call.operation.startswith("responses")
+            else extract.ChatStreamObserver(call.choices)
+        )
+        for payload in extract.sse_payloads(body):
+            observer.observe(payload)
+        return observer
+
     def settle(self, call: OpenAICall, usage: TokenUsage) -> Optional[TokenUsage]:
         """A Responses API usage as recorded: none for a response still pending or already metered."""
         response_id = usage.response_id
@@ -230,23 +243,21 @@ class OpenAIAdapter:
 
     def from_body(self, call: OpenAICall, sse: bool, body: Optional[bytes]) -> Optional[TokenUsage]:
         """Usage from a raw response's body (JSON, or SSE events), as the caller read it."""
-        usage: Optional[TokenUsage] = None
         if body is not None and sse:
-            observer: Any = (
-                extract.ResponsesStreamObserver()
-                if call.operation.startswith("responses")
-                else extract.ChatStreamObserver(call.choices)
-            )
-            for payload in extract.sse_payloads(body):
-                observer.observe(payload)
-            usage = observer.result()
-        elif body is not None:
+            return self.from_events(call, self.observed(call, body))
+        usage: Optional[TokenUsage] = None
+        if body is not None:
             try:
                 usage = extract.usage_from_json(call.operation, body)
             except ValueError:  # a body cut short: the call happened, its usage is unknown
                 usage = None
         if usage is None:
             usage = TokenUsage(reported=False)
+        return self.settle(call, usage) if call.operation.startswith("responses") else usage
+
+    def from_events(self, call: OpenAICall, observer: Any) -> Optional[TokenUsage]:
+        """Usage from an observer that has seen a raw body's SSE events."""
+        usage: TokenUsage = observer.result()
         return self.settle(call, usage) if call.operation.startswith("responses") else usage
 
 
@@ -295,12 +306,36 @@ class _RawBody:
     def on_stream(self, parsed: Any) -> None:
         self.adapter._meter(self.call, parsed)
 
-    def on_body(self, body: Optional[bytes], sse: bool) -> None:
+    def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         adapter, call = self.adapter, self.call
+        if sse and body is not None and not complete:  # read in part: is the usage seen final?
+            observer = adapter.observed(call, body)
+            status = "ok" if getattr(observer, "settled", True) else "partial"
+            emit(call, lambda seen: adapter.from_events(call, seen), observer, status)
+            return
         emit(call, lambda source: adapter.from_body(call, sse, source), body)
 
-    def hides(self, event: bytes) -> bool:
-        return self.call.hide_usage and extract.is_usage_only_event(event)
+    def hider(self) -> Optional[Callable[[bytes], bool]]:
+        return extract.UsageEventHider() if self.call.hide_usage else None
+
+
+# Servers that send the usage-only chunk whether asked or not: theirs is shown. Novita, directly or
+# through Hugging Face's router (a path of its own, or a model named ``...:novita``).
+_UNASKED_USAGE_HOSTS = frozenset({"api.novita.ai"})
+_HF_ROUTER = "router.huggingface.co"
+
+
+def _sends_usage_unasked(call: OpenAICall, result: Any) -> bool:
+    """Whether the server that answered ``call`` sends usage unasked (see ``_UNASKED_USAGE_HOSTS``)."""
+    response = getattr(result, "http_response", None) or getattr(result, "response", None)
+    url = getattr(response, "url", None)
+    host = getattr(url, "host", None)
+    if host in _UNASKED_USAGE_HOSTS:
+        return True
+    if host != _HF_ROUTER:
+        return False
+    path = getattr(url, "path", "") or ""
+    return path.startswith("/novita/") or (call.request_model or "").endswith(":novita")
 
 
 def _log_unmetered(method: str, url: str) -> None:

@@ -11,7 +11,9 @@ and hooks, on the instances only:
   and when it is closed or dropped unread (then the record is partial).
 
 Exactly one of these meters a response. For a raw event stream that usagetap
-asked usage for, the usage-only event is cut out of the bytes the caller reads.
+asked usage for, the usage-only event is cut out of the bytes the caller reads;
+from a body already in memory (a transport that returns ``content=bytes``), it is
+cut out of that body.
 """
 
 from __future__ import annotations
@@ -43,23 +45,40 @@ class BodyMeter(Protocol):
         """``parse()`` returned ``parsed`` (an SDK stream, or an object) before the body was read."""
         ...
 
-    def on_body(self, body: Optional[bytes], sse: bool) -> None:
-        """The body (None if never read; for an event stream, its first and last usage events)."""
+    def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
+        """The body (None if never read; for an event stream, its first and last usage events);
+        ``complete``: it was read to its end."""
         ...
 
-    def hides(self, event: bytes) -> bool:
-        """Whether to cut this raw SSE event (bytes, with its terminator) out of what the caller reads."""
+    def hider(self) -> Optional[Callable[[bytes], bool]]:
+        """For an event stream: what says whether to cut a raw SSE event (bytes, with its
+        terminator) out of what the caller reads, called on each in order; None to cut none."""
         ...
 
 
 class _State:
     """Who meters one raw response (``parse`` or ``body``), and the body seen so far."""
 
-    __slots__ = ("__weakref__", "_lock", "chunks", "first", "last", "meter", "owner", "reader", "sse", "tail")
+    __slots__ = (
+        "__weakref__",
+        "_lock",
+        "chunks",
+        "complete",
+        "first",
+        "hide",
+        "last",
+        "meter",
+        "owner",
+        "reader",
+        "sse",
+        "tail",
+    )
 
     def __init__(self, meter: BodyMeter, sse: bool) -> None:
         self.meter = meter
         self.sse = sse
+        self.hide = meter.hider() if sse else None
+        self.complete = False
         self.owner: Optional[str] = None
         self.reader: Any = None
         self.chunks: list[bytes] = []
@@ -88,7 +107,7 @@ class _State:
             else:
                 body = b"".join(self.chunks) if self.chunks else None
             self.chunks = []
-            self.meter.on_body(body, self.sse)
+            self.meter.on_body(body, self.sse, self.complete)
         except Exception as exc:
             internal_error("raw.body", exc)
 
@@ -98,6 +117,7 @@ class _State:
         data = self.tail + chunk
         out: list[bytes] = []
         start = 0
+        hide = self.hide
         for match in _BOUNDARY.finditer(data):
             event = data[start : match.end()]
             start = match.end()
@@ -105,8 +125,8 @@ class _State:
                 self.first = event
             if _REPORTS_USAGE.search(event):
                 self.last = event
-                if self.meter.hides(event):
-                    continue
+            if hide is not None and hide(event):
+                continue
             out.append(event)
         self.tail = data[start:]
         return b"".join(out)
@@ -122,6 +142,7 @@ def _read_sync(state: _State, items: Iterator[bytes]) -> Iterator[bytes]:
                 yield chunk
         if state.tail:
             yield state.tail
+        state.complete = True
     finally:
         state.finish()
 
@@ -136,6 +157,7 @@ async def _read_async(state: _State, items: AsyncIterator[bytes]) -> AsyncIterat
                 yield chunk
         if state.tail:
             yield state.tail
+        state.complete = True
     finally:
         state.finish()
 
@@ -192,6 +214,30 @@ def _hook_body(http_response: Any, state: _State) -> None:
     weakref.finalize(http_response, state.finish)
 
 
+def _meter_in_memory(http_response: Any, state: _State, content: bytes) -> None:
+    """Meter a body already read; from an event stream, first cut out the events to hide."""
+    state.owner = "body"
+    state.complete = True
+    if state.sse:
+        shown = state.events(content) + state.tail
+        if shown != content:
+            _replace_body(http_response, shown)
+    else:
+        state.chunks.append(content)
+    state.finish()
+
+
+def _replace_body(http_response: Any, body: bytes) -> None:
+    """What the caller reads from an httpx response already in memory, however it reads it."""
+    try:
+        http_response._content = body
+        stream = http_response.stream
+        if type(stream).__name__ == "ByteStream":  # what ``iter_raw()`` reads from
+            http_response.stream = type(stream)(body)
+    except Exception as exc:
+        internal_error("raw.body", exc)
+
+
 def _already_read(http_response: Any) -> Optional[bytes]:
     try:
         content = http_response.content
@@ -234,9 +280,7 @@ def attach_raw(raw: Any, on_parsed: Callable[[Any], None], body: Optional[BodyMe
         state = _State(body, sse=content_type.startswith("text/event-stream"))
         content = _already_read(http_response)
         if content is not None:
-            state.owner = "body"
-            state.chunks.append(content)
-            state.finish()
+            _meter_in_memory(http_response, state, content)
         else:
             _hook_body(http_response, state)
     _hook_parse(raw, on_parsed if state is None else _parse_first(state, on_parsed))

@@ -42,6 +42,9 @@ class StreamTap:
     that state first reads up to :data:`DRAIN_LIMIT` more items, unseen by the
     caller, so the record carries the provider's usage instead of being partial.
 
+    An observer may define ``settled``: False when the usage it saw may still change (a stream
+    broken off before the provider's final usage); the record is then ``partial``.
+
     An observer may define ``tail`` (an int): it needs only the first item and the
     last ``tail`` ones, in order. A sync stream then records those (:func:`_edges`)
     and hands them to ``observe`` when it ends, or before it drains. ``hide`` then
@@ -82,7 +85,8 @@ class StreamTap:
             return
         self.gone = None
         self._observe_edges()
-        emit(self.call, _result_of, self.observer)
+        status = "ok" if getattr(self.observer, "settled", True) else "partial"  # a plain attribute
+        emit(self.call, _result_of, self.observer, status)
         self._unhook()
 
     def _unhook(self) -> None:

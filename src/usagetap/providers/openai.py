@@ -29,10 +29,9 @@ __all__ = [
     "ChatStreamObserver",
     "ResponsesStreamObserver",
     "Surface",
+    "UsageEventHider",
     "chat_usage",
     "embedding_usage",
-    "is_usage_only_chunk",
-    "is_usage_only_event",
     "operation_for",
     "response_is_final",
     "responses_usage",
@@ -60,7 +59,9 @@ _EARLY_EVENTS = frozenset({"response.created", "response.in_progress", "response
 _AZURE_PREFIX = re.compile(r"^(?:/openai)?(?:/v1)?(?:/deployments/[^/]+)?(?=/)")
 _RESPONSE_PATH = re.compile(r"^/responses/([^/]+)(/cancel)?$")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_CHOICES = re.compile(rb'"choices"\s*:')
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_USAGE_NULL = re.compile(rb'"usage"\s*:\s*null')
 
 
 class Surface(NamedTuple):
@@ -269,25 +270,35 @@ def usage_from_json(operation: str, body: Any) -> TokenUsage:
     return chat_usage(body)
 
 
-def is_usage_only_chunk(chunk: Any) -> bool:
-    """The extra final chunk that ``stream_options={"include_usage": True}`` adds: no choices, usage set.
+def _sends_usage_field(chunk: Any) -> bool:
+    """Whether an SDK chunk came with a ``usage`` field (null included), as its JSON had it."""
+    fields: Any = getattr(chunk, "model_fields_set", None)
+    if fields is None:
+        fields = getattr(chunk, "__fields_set__", ())  # pydantic 1
+    return "usage" in fields
 
-    Runs on every chunk of a stream whose usage chunk usagetap hides, inside the C iterators the
-    chunks pass through, so it never raises: a chunk it cannot read is shown, the failure logged
-    and counted. Usage, None on all the other chunks, is read first.
-    """
-    try:
-        if isinstance(chunk, dict):
-            return chunk.get("usage") is not None and not chunk.get("choices")
-        return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", None)
-    except Exception as exc:
-        internal_error("stream.hide", exc)
+
+class UsageEventHider:
+    """Says which raw SSE event of a chat stream is the chunk ``include_usage`` added; see
+    :meth:`ChatStreamObserver.hidden`, whose rule it applies to the event's bytes."""
+
+    __slots__ = ("_begun", "_hid")
+
+    def __init__(self) -> None:
+        self._begun = False
+        self._hid = False
+
+    def __call__(self, event: bytes) -> bool:
+        if self._hid:
+            return False
+        if not _EMPTY_CHOICES.search(event):
+            if not self._begun and _CHOICES.search(event):
+                self._begun = True
+            return False
+        if _USAGE_OBJECT.search(event) or (self._begun and _USAGE_NULL.search(event)):
+            self._hid = True
+            return True
         return False
-
-
-def is_usage_only_event(event: bytes) -> bool:
-    """The raw SSE event of the usage-only chunk (``"choices": []`` and a ``usage`` object)."""
-    return bool(_USAGE_OBJECT.search(event) and _EMPTY_CHOICES.search(event))
 
 
 def sse_payloads(body: bytes) -> list[Any]:
@@ -311,7 +322,9 @@ class ChatStreamObserver:
     The last chunk that carries ``usage`` wins (OpenAI sends it once, at the end;
     some compatible servers repeat cumulative usage on every chunk). ``choices``
     is the number of choices asked for (``n``): once each has a ``finish_reason``
-    only the usage chunk is still to come (see :meth:`wants_more`).
+    only the usage chunk is still to come (see :meth:`wants_more`). The usage is
+    final (``settled``) when it comes on a chunk without choices, or once every
+    choice has finished: a stream broken off before then is recorded partial.
 
     ``observe`` runs on the caller's thread for every chunk, so its common path
     is one attribute read and one store; whether the stream has finished is
@@ -321,35 +334,104 @@ class ChatStreamObserver:
     :meth:`observe`, at its end. With several, a finish reason may come anywhere.
     """
 
-    __slots__ = ("_done", "choices", "last", "model", "response_id", "service_tier", "tail", "usage")
+    __slots__ = (
+        "_begun",
+        "_done",
+        "_hid",
+        "_settled",
+        "choices",
+        "last",
+        "model",
+        "response_id",
+        "service_tier",
+        "tail",
+        "usage",
+    )
 
     def __init__(self, choices: int = 1) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.usage: Any = None
+        self._settled = False
         self.last: Any = None
         self.choices = max(choices, 1)
         self._done: set[int] = set()
         self.tail = 8 if self.choices == 1 else 0
+        self._begun = False
+        self._hid = False
 
     def observe(self, chunk: Any) -> None:
         usage = chunk.get("usage") if type(chunk) is dict else getattr(chunk, "usage", None)
-        self.last = chunk
         if usage is not None or not self.response_id:
             self.response_id = self.response_id or field_of(chunk, "id")
             self.model = field_of(chunk, "model") or self.model
             self.service_tier = field_of(chunk, "service_tier") or self.service_tier
             if usage is not None:
                 self.usage = usage
+                self._settled = self._settles(chunk)
+                self.last = chunk
                 return
+        self.last = chunk
         if self.choices > 1:
-            for choice in field_of(chunk, "choices") or ():
-                if field_of(choice, "finish_reason"):
-                    self._done.add(field_of(choice, "index") or 0)
+            self._finish(field_of(chunk, "choices") or ())
 
-    hidden = staticmethod(is_usage_only_chunk)
-    """Whether a chunk is the usage-only one, to hide from a caller who didn't ask (observed or not)."""
+    def _finish(self, choices: Any) -> None:
+        for choice in choices:
+            if field_of(choice, "finish_reason"):
+                self._done.add(field_of(choice, "index") or 0)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the usage seen is final (read once, when the stream ends)."""
+        if self._settled:
+            return True
+        return self.usage is None and _groq_usage(self.last) is not None and self._settles(self.last)
+
+    def _settles(self, chunk: Any) -> bool:
+        """Whether usage on this chunk is final: it has no choices, or every choice has finished."""
+        choices = field_of(chunk, "choices") or ()
+        if not choices:
+            return True
+        if self.choices > 1:
+            self._finish(choices)
+            return len(self._done) >= self.choices
+        return self.finished or all(field_of(choice, "finish_reason") for choice in choices)
+
+    def hidden(self, chunk: Any) -> bool:
+        """Whether ``chunk`` is the one ``include_usage`` added, to hide from a caller who didn't ask.
+
+        That is the first chunk without choices that carries usage; or carries ``usage: null``
+        once the choices have begun (a server that asked for usage but has none; before them it
+        is e.g. Azure's prompt filter chunk). Later ones are the server's own: they are shown.
+        Runs on every chunk of a stream whose usage usagetap asked for, inside the C iterators the
+        chunks pass through, so it never raises: a chunk it cannot read is shown, the failure
+        logged and counted. Choices, set on all the other chunks, are read first.
+        """
+        try:
+            if type(chunk) is dict:
+                if chunk.get("choices"):
+                    self._begun = True
+                    return False
+                if self._hid or "usage" not in chunk:
+                    return False
+                usage = chunk["usage"]
+            else:
+                if getattr(chunk, "choices", None):
+                    self._begun = True
+                    return False
+                if self._hid:
+                    return False
+                usage = getattr(chunk, "usage", None)
+                if usage is None and not _sends_usage_field(chunk):
+                    return False
+            if usage is None and not self._begun:
+                return False
+            self._hid = True
+            return True
+        except Exception as exc:
+            internal_error("stream.hide", exc)
+            return False
 
     @property
     def finished(self) -> bool:
@@ -360,8 +442,8 @@ class ChatStreamObserver:
         return bool(choices) and all(field_of(choice, "finish_reason") for choice in choices)
 
     def wants_more(self) -> bool:
-        """Every choice has finished but usage has not arrived: it is the next chunk."""
-        return self.usage is None and self.finished and _groq_usage(self.last) is None
+        """Every choice has finished but the final usage has not arrived: it is the next chunk."""
+        return not self.settled and self.finished
 
     def result(self) -> TokenUsage:
         usage = self.usage if self.usage is not None else _groq_usage(self.last)
