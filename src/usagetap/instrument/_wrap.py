@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
+from .. import _switch
 from ..record import validate_dimensions
 from ._adapter import adapter_for, is_async_client
 from ._binding import Binding
@@ -53,8 +54,11 @@ def wrap(
     proxies). The client is metered in place: ``isinstance`` checks, its type
     and all its other attributes are unchanged, and ``with_options()`` /
     ``copy()`` return metered clients with the same defaults. Wrapping again
-    replaces the defaults.
+    replaces the defaults. With metering off (``USAGETAP_DISABLED=1`` or
+    ``configure(enabled=False)``) the client is returned untouched.
     """
+    if not _switch.enabled:
+        return client
     adapter = adapter_for(client)
     if not hasattr(type(client), "request") or not hasattr(client, "base_url"):
         raise TypeError(f"usagetap.wrap() needs an SDK client, got {type(client).__qualname__}")
@@ -89,11 +93,15 @@ def _install(client: Any, binding: Binding) -> None:
 
 def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
     send = type(self).request.__get__(self, type(self))
+    if not _switch.enabled:
+        return send(cast_to, options, *args, **kwargs)
     return intercept_sync(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 
 async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
     send = type(self).request.__get__(self, type(self))
+    if not _switch.enabled:
+        return await send(cast_to, options, *args, **kwargs)
     return await intercept_async(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 
