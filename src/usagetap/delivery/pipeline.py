@@ -46,6 +46,7 @@ Item = Union[UsageRecord, Pending]
 
 
 _COMMIT_CHUNK = 5000
+_CLOSE_WAIT = 1.0  # seconds shutdown() waits for a commit in progress before closing the store
 
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
@@ -471,13 +472,18 @@ class Pipeline:
                 sink.close()
             except Exception as exc:
                 internal_error("sink.close", exc)
-        with self._store_lock:  # a commit in progress ends first; later ones go to the successor
+        # a commit in progress ends first (within a bound: never hang); later ones go to the successor
+        locked = self._store_lock.acquire(timeout=_CLOSE_WAIT)
+        try:
             self._store_closed = True
             if self.store is not None:
                 try:
                     self.store.close()  # its rows become the next pipeline's (or the next process's)
                 except Exception as exc:
                     internal_error("store.close", exc)
+        finally:
+            if locked:
+                self._store_lock.release()
         self._report(result, kept)
         return result
 
