@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 import usagetap
-from usagetap import _log, _stats, limits, prices
+from usagetap import _log, _runtime, _stats, limits, prices
 from usagetap.policy import set_customer_policy
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
@@ -22,6 +22,7 @@ def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     _log.reset_once()
     yield
     usagetap.shutdown(timeout=5.0)
+    _runtime.reset_configuration()
     limits.clear()
     prices.clear()
     set_customer_policy("allow")

@@ -133,3 +133,71 @@ def test_a_child_forked_mid_stream_leaves_the_stream_to_the_parent(tmp_path: Pat
     [record] = Ledger(tmp_path / ".usagetap" / "ledger.db").records()
     assert (record.customer, record.status) == ("parent", "ok")
     assert record.output_tokens > 0
+
+
+def _run_with(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**base, **env},
+    )
+
+
+_THREE_CALLS = """
+import openai, usagetap
+from usagetap.testing import ProviderServer
+with ProviderServer() as server:
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k"))
+    for customer in ("a", "b", "c"):
+        with usagetap.customer(customer):
+            client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+result = usagetap.flush(5.0)
+print(result.sent, result.pending, usagetap.stats()["misconfigured"])
+"""
+
+
+def test_a_broken_environment_keeps_records_for_the_process_that_fixes_it(tmp_path: Path) -> None:
+    from usagetap.testing.backends import SpaireBackend
+
+    broken = _run_with(_THREE_CALLS, tmp_path, {"USAGETAP_SINK": "spaire"})
+    assert broken.returncode == 0, broken.stderr
+    assert broken.stdout.split() == ["0", "3", "1"]
+    assert "USAGETAP_SINK=spaire needs USAGETAP_API_KEY" in broken.stderr
+    assert not (tmp_path / ".usagetap" / "ledger.db").exists()
+    with SpaireBackend() as backend:
+        fixed = _run_with(
+            """
+            import usagetap
+            usagetap.configure()
+            result = usagetap.flush(10.0)
+            print(result.sent, result.pending)
+            """,
+            tmp_path,
+            {
+                "USAGETAP_SINK": "spaire",
+                "USAGETAP_API_KEY": backend.api_key,
+                "USAGETAP_BASE_URL": backend.url,
+            },
+        )
+        assert fixed.returncode == 0, fixed.stderr
+        assert fixed.stdout.split() == ["3", "0"]
+        customers = sorted(e["external_customer_id"] for e in backend.events.values())
+    assert customers == ["a", "b", "c"]
+
+
+def test_usagetap_status_shows_the_unbuildable_sink_paused_with_its_reason(tmp_path: Path) -> None:
+    secret = "os_secret_0123456789"
+    env = {"USAGETAP_SINK": "open_spanner", "USAGETAP_API_KEY": secret}
+    assert _run_with(_THREE_CALLS, tmp_path, env).returncode == 0
+    status = _run_with("from usagetap.cli import main; main(['status'])", tmp_path, {})
+    assert status.returncode == 0, status.stderr
+    assert "Paused" in status.stdout
+    assert (
+        "open_spanner: paused, 3 waiting: USAGETAP_SINK=open_spanner needs USAGETAP_BASE_URL" in status.stdout
+    )
+    assert secret not in status.stdout

@@ -180,3 +180,55 @@ def test_a_database_that_is_no_spool_is_named_so(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().err.strip() == (
         f"usagetap: error: {tmp_path / 'ledger.db'} is not a usagetap spool (no dead, meta, spool table)"
     )
+
+
+def _worker(spool: Spool, halt: str | None) -> SinkWorker:
+    """A worker for a sink that refuses every batch with ``halt``, or (None) accepts every batch."""
+
+    class Backend:
+        name, max_batch = "spaire", 100
+
+        def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+            return Outcomes.all_delivered(records) if halt is None else Outcomes.halted(records, halt)
+
+        def close(self) -> None:
+            pass
+
+    return SinkWorker(
+        Backend(),
+        "spaire",
+        spool,
+        batch_size=100,
+        flush_interval=1.0,
+        backoff=Backoff(),
+        on_settled=lambda: None,
+    )
+
+
+def test_a_halted_sink_shows_as_paused_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spool.db"
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=3600, hot_limit=0)
+    spool.add(["spaire"], [make_record() for _ in range(2)])
+    worker = _worker(spool, "401 Unauthorized: invalid API key")
+    worker.deliver_due()
+    worker.publish_status(force=True)
+    assert status_of(path, ahead=0).sinks[0].halted == "401 Unauthorized: invalid API key"
+    assert main(["status", "--spool", str(path)]) == 0
+    assert "spaire: paused, 2 waiting: 401 Unauthorized: invalid API key" in capsys.readouterr().out
+
+
+def test_a_sink_that_delivers_again_is_no_longer_shown_paused(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=3600, hot_limit=0)
+    spool.add(["spaire"], [make_record()])
+    halted = _worker(spool, "unused")
+    halted.hold("USAGETAP_SINK=spaire needs USAGETAP_API_KEY (the backend's API key)")
+    halted.publish_status(force=True)
+    assert status_of(path, ahead=0).sinks[0].halted is not None
+    healthy = _worker(spool, None)
+    healthy.halted = "USAGETAP_SINK=spaire needs USAGETAP_API_KEY (the backend's API key)"
+    healthy.deliver_due()
+    healthy.publish_status(force=True)
+    assert status_of(path, ahead=0).sinks[0].halted is None

@@ -35,8 +35,35 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 _lock = module_lock(globals(), "_lock")
+_configuring = module_lock(globals(), "_configuring")  # one configure() at a time
 _pipeline: Optional[Pipeline] = None
 _exit_timeout = 5.0
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_UNSET: Any = _Unset()  # a configure() parameter left out: the value in effect stays
+
+# configure() parameters that shape the pipeline (changing one builds a new pipeline, same sinks)
+_PIPELINE = (
+    "sink",
+    "spool_path",
+    "durability",
+    "flush_interval",
+    "batch_size",
+    "commit_interval",
+    "max_queue",
+    "max_queue_bytes",
+    "max_spool_bytes",
+    "overflow",
+    "block_timeout",
+    "on_drop",
+    "lease_seconds",
+)
+_named: dict[str, Any] = {}  # the pipeline parameters configure() was given, the last value of each
 
 
 def _default_sink() -> Sink:
@@ -48,18 +75,33 @@ def _default_sink() -> Sink:
 
 
 def _implicit_sink() -> Sink:
-    """The default sink for a pipeline nobody configured: a bad environment is logged, not raised."""
+    """The default sink for a pipeline nobody configured.
+
+    A bad environment is logged, not raised, and never sends the records elsewhere: they wait in
+    the spool, under the name of the sink the environment names, with its delivery halted.
+    """
     try:
         return _default_sink()
     except ConfigurationError as exc:
-        from .sinks.ledger import Ledger
+        from .sinks._env import Unbuildable, sink_name_from_env
 
-        log.error("usagetap: %s; records go to the local ledger instead", exc)
-        return Ledger()
+        placeholder = Unbuildable(sink_name_from_env(os.environ), str(exc))
+        log.error(
+            "usagetap: %s. Usage records for sink %s are kept in the spool %s and not delivered "
+            "until the environment is fixed (see 'usagetap status')",
+            exc,
+            placeholder.name,
+            default_spool_path(),
+        )
+        return cast(Sink, placeholder)
 
 
 def _is_local(sink: Sink) -> bool:
     return bool(getattr(sink, "local", False))
+
+
+def _unbuilt(sinks: Sequence[Sink]) -> bool:
+    return any(getattr(s, "unavailable", None) for s in sinks)
 
 
 def get_pipeline() -> Pipeline:
@@ -72,8 +114,7 @@ def get_pipeline() -> Pipeline:
     with _lock:
         if _pipeline is None:
             sink = _implicit_sink()
-            durability = "memory" if _is_local(sink) else "spool"
-            _install(Pipeline(sink, Settings(durability=durability, spool_path=default_spool_path())))
+            _install(Pipeline(sink, _settings([sink], _named)))
         assert _pipeline is not None
         return _pipeline
 
@@ -83,23 +124,86 @@ def _install(pipeline: Pipeline) -> None:
     _pipeline = pipeline
 
 
+def _check(named: dict[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` for a bad value among the parameters given."""
+    durability = named.get("durability")
+    if durability is not None and durability not in DURABILITY:
+        raise ConfigurationError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+    overflow = named.get("overflow", "drop_newest")
+    if overflow not in ("drop_newest", "block"):
+        raise ConfigurationError(f"overflow must be 'drop_newest' or 'block', not {overflow!r}")
+    for name in ("flush_interval", "commit_interval", "lease_seconds"):
+        if name in named and named[name] <= 0:
+            raise ConfigurationError(f"{name} must be > 0")
+    for name in ("batch_size", "max_queue", "max_queue_bytes"):
+        if name in named and named[name] < 1:
+            raise ConfigurationError(f"{name} must be >= 1")
+    if named.get("on_drop") is not None and not callable(named["on_drop"]):
+        raise ConfigurationError("on_drop must be callable")
+    if "enabled" in named and not isinstance(named["enabled"], bool):
+        raise ConfigurationError(f"enabled must be True or False, not {named['enabled']!r}")
+    policy = named.get("customer_policy")
+    if policy is not None:
+        from .policy import CUSTOMER_POLICIES
+
+        if policy not in CUSTOMER_POLICIES:
+            raise ConfigurationError(
+                f"customer_policy must be one of {', '.join(map(repr, CUSTOMER_POLICIES))}; got {policy!r}"
+            )
+
+
+def _sink_list(sink: Union[Sink, Sequence[Sink]]) -> list[Sink]:
+    sinks = list(sink) if isinstance(sink, (list, tuple)) else [cast(Sink, sink)]
+    if not sinks:
+        raise ConfigurationError("sink needs at least one sink")
+    for candidate in sinks:
+        if not callable(getattr(candidate, "send", None)) or not isinstance(
+            getattr(candidate, "name", None), str
+        ):
+            raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
+    return sinks
+
+
+def _settings(sinks: Sequence[Sink], named: dict[str, Any]) -> Settings:
+    """The pipeline's settings: each parameter as last named, else its default."""
+    durability = named.get("durability")
+    if durability is None:
+        durability = "memory" if all(_is_local(s) for s in sinks) else "spool"
+    given: dict[str, Any] = {k: v for k, v in named.items() if k not in ("sink", "durability", "spool_path")}
+    return Settings(
+        durability=durability, spool_path=named.get("spool_path") or default_spool_path(), **given
+    )
+
+
+def _changes(named: dict[str, Any], pipeline: Pipeline) -> bool:
+    """Whether the pipeline parameters in ``named`` differ from those ``pipeline`` runs with."""
+    for key, value in named.items():
+        if key == "sink":
+            if len(value) != len(pipeline.sinks) or any(a is not b for a, b in zip(value, pipeline.sinks)):
+                return True
+        elif key not in _named or (_named[key] is not value and _named[key] != value):
+            return True
+    return False
+
+
 def configure(
     *,
-    sink: Union[Sink, Sequence[Sink], None] = None,
-    spool_path: Optional[str] = None,
-    durability: Optional[str] = None,
-    flush_interval: float = 1.0,
-    batch_size: int = 500,
-    commit_interval: float = 0.1,
-    max_queue: int = 10_000,
-    max_queue_bytes: int = 64 << 20,
-    max_spool_bytes: int = 1 << 30,
-    overflow: str = "drop_newest",
-    block_timeout: float = 1.0,
-    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = None,
-    lease_seconds: float = 120.0,
-    exit_timeout: float = 5.0,
-    customer_policy: Optional[str] = None,
+    sink: Union[Sink, Sequence[Sink], None] = _UNSET,
+    spool_path: Optional[str] = _UNSET,
+    durability: Optional[str] = _UNSET,
+    flush_interval: float = _UNSET,
+    batch_size: int = _UNSET,
+    commit_interval: float = _UNSET,
+    max_queue: int = _UNSET,
+    max_queue_bytes: int = _UNSET,
+    max_spool_bytes: int = _UNSET,
+    overflow: str = _UNSET,
+    block_timeout: float = _UNSET,
+    on_drop: Optional[Callable[[Optional[UsageRecord], str], None]] = _UNSET,
+    lease_seconds: float = _UNSET,
+    exit_timeout: float = _UNSET,
+    customer_policy: Optional[str] = _UNSET,
+    enabled: bool = _UNSET,
 ) -> None:
     """Choose where records go and how they are kept until a sink acknowledges them.
 
@@ -111,7 +215,14 @@ def configure(
             durability="spool",                         # "memory" | "spool" | "sync"
             flush_interval=1.0, batch_size=500,
         )
+        usagetap.configure(customer_policy="require")  # later: the sink above stays
 
+    Each call changes only the parameters it names; the others keep the value
+    in effect (their default until named). A sink is replaced only by naming
+    another one.
+
+    - ``sink``: with none named, the one ``USAGETAP_SINK`` describes (a bad
+      environment raises :class:`ConfigurationError`), else the local ledger.
     - ``durability``: ``"spool"`` (default for remote sinks) group-commits
       records to SQLite every ``commit_interval`` seconds (<= 0.1 by
       default: the most a SIGKILL can lose); ``"sync"`` commits before the
@@ -128,76 +239,99 @@ def configure(
     - ``customer_policy``: what happens to a call with no customer in scope:
       ``"allow"`` (the default: recorded with ``customer=None``, warned about
       once), ``"warn"`` (warned about every time) or ``"require"`` (raises
-      :class:`usagetap.MissingCustomer` before the provider is called). Left
-      out, the policy in effect stays.
+      :class:`usagetap.MissingCustomer` before the provider is called).
+    - ``enabled=False`` turns metering off (as ``USAGETAP_DISABLED=1`` does):
+      ``wrap()`` returns clients untouched, ``instrument()`` patches nothing,
+      and clients wrapped or instrumented before pass every call straight
+      through until ``enabled=True``.
 
     With no call, records go to a SQLite ledger (``./.usagetap/ledger.db`` or
-    ``$USAGETAP_DB``). Calling it again replaces the pipeline; the old one is
-    flushed (and keeps what it could not deliver on disk).
+    ``$USAGETAP_DB``). Changing ``sink`` or another delivery parameter builds a
+    new pipeline with the same sinks (unless ``sink`` is named); the old one
+    delivers what it can within ``exit_timeout`` without waiting for a halted
+    or pausing sink, and what it could not deliver stays in the spool.
     """
-    if durability is not None and durability not in DURABILITY:
-        raise ConfigurationError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
-    if overflow not in ("drop_newest", "block"):
-        raise ConfigurationError(f"overflow must be 'drop_newest' or 'block', not {overflow!r}")
-    for name, value in (
-        ("flush_interval", flush_interval),
-        ("commit_interval", commit_interval),
-        ("lease_seconds", lease_seconds),
-    ):
-        if value <= 0:
-            raise ConfigurationError(f"{name} must be > 0")
-    for name, ivalue in (
-        ("batch_size", batch_size),
-        ("max_queue", max_queue),
-        ("max_queue_bytes", max_queue_bytes),
-    ):
-        if ivalue < 1:
-            raise ConfigurationError(f"{name} must be >= 1")
-    if on_drop is not None and not callable(on_drop):
-        raise ConfigurationError("on_drop must be callable")
-    if customer_policy is not None:
+    given: dict[str, Any] = {
+        "sink": sink,
+        "spool_path": spool_path,
+        "durability": durability,
+        "flush_interval": flush_interval,
+        "batch_size": batch_size,
+        "commit_interval": commit_interval,
+        "max_queue": max_queue,
+        "max_queue_bytes": max_queue_bytes,
+        "max_spool_bytes": max_spool_bytes,
+        "overflow": overflow,
+        "block_timeout": block_timeout,
+        "on_drop": on_drop,
+        "lease_seconds": lease_seconds,
+        "exit_timeout": exit_timeout,
+        "customer_policy": customer_policy,
+        "enabled": enabled,
+    }
+    named = {k: v for k, v in given.items() if v is not _UNSET}
+    _check(named)
+    if named.get("sink") is not None:
+        named["sink"] = _sink_list(named["sink"])
+    elif "sink" in named:
+        del named["sink"]  # sink=None: the sink in effect stays
+    with _configuring:
+        _reconfigure(named)
+
+
+def _reconfigure(named: dict[str, Any]) -> None:
+    global _exit_timeout
+    delivery = {k: v for k, v in named.items() if k in _PIPELINE}
+    current = _pipeline
+    # a sink the environment names but that could not be built is built now, or the error raised
+    rebuild = current is None or current.closed or _unbuilt(current.sinks) or _changes(delivery, current)
+    sinks: list[Sink] = []
+    if rebuild:
+        if "sink" in delivery:
+            sinks = delivery["sink"]
+        elif current is not None and not _unbuilt(current.sinks):
+            sinks = current.sinks
+        else:
+            sinks = [_default_sink()]  # a bad environment raises here
+    if named.get("customer_policy") is not None:
         from .policy import set_customer_policy
 
-        set_customer_policy(customer_policy)
-    sinks: list[Sink] = (
-        [_default_sink()]
-        if sink is None
-        else list(sink)
-        if isinstance(sink, (list, tuple))
-        else [cast(Sink, sink)]
-    )
-    for candidate in sinks:
-        if not callable(getattr(candidate, "send", None)) or not isinstance(
-            getattr(candidate, "name", None), str
-        ):
-            raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
-    if durability is None:
-        durability = "memory" if all(_is_local(s) for s in sinks) else "spool"
-    settings = Settings(
-        durability=durability,
-        spool_path=spool_path or default_spool_path(),
-        flush_interval=flush_interval,
-        batch_size=batch_size,
-        commit_interval=commit_interval,
-        max_queue=max_queue,
-        max_queue_bytes=max_queue_bytes,
-        max_spool_bytes=max_spool_bytes,
-        overflow=overflow,
-        block_timeout=block_timeout,
-        on_drop=on_drop,
-        lease_seconds=lease_seconds,
-    )
+        set_customer_policy(named["customer_policy"])
+    if "enabled" in named:
+        from . import _switch
+
+        _switch.set_enabled(named["enabled"])
+    if "exit_timeout" in named:
+        _exit_timeout = named["exit_timeout"]
+    if not rebuild:
+        _named.update(delivery)
+        return
     from .delivery.pipeline import Pipeline
 
-    new = Pipeline(sinks, settings)
-    global _exit_timeout
+    settings = {**_named, **delivery}
+    new = Pipeline(sinks, _settings(sinks, settings))
+    _named.clear()
+    _named.update(settings)
     with _lock:
         old = _pipeline
         _install(new)
-        _exit_timeout = exit_timeout
     if old is not None:
-        old.shutdown(timeout=exit_timeout)
-    new.resume()
+        old.shutdown(timeout=_exit_timeout, keep_open=sinks, skip_paused=True, successor=new)
+        new.adopt()
+    else:
+        new.resume()
+
+
+def reset_configuration() -> None:
+    """Forget the pipeline and every parameter configure() was given (for tests)."""
+    from . import _switch
+
+    global _pipeline, _exit_timeout
+    with _configuring:
+        _named.clear()
+        _pipeline = None
+        _exit_timeout = 5.0
+        _switch.reset()
 
 
 def capture(record: UsageRecord) -> None:
@@ -261,7 +395,10 @@ def stats() -> dict[str, int]:
     ``dropped.spool_full``, ``dropped.shutdown``, ``dropped.after_shutdown``, ``spool_failures``,
     ``internal_errors``, ``resolver_errors``, ``celery.bad_header``, ``dimensions_capped``.
 
-    Plus ``pending``: records captured by this process and not yet delivered::
+    Plus ``pending``: records captured by this process and not yet delivered; ``halted``: sinks
+    whose delivery is halted (a rejected key, a sink that could not be built); ``misconfigured``:
+    1 when ``USAGETAP_SINK`` and its variables name a sink that cannot be built, so records wait
+    in the spool for it::
 
         counts = usagetap.stats()
         metrics.gauge("usagetap.pending", counts["pending"])
@@ -270,6 +407,8 @@ def stats() -> dict[str, int]:
     counts = _stats.snapshot()
     pipeline = _pipeline
     counts["pending"] = pipeline.pending() if pipeline is not None else 0
+    counts["halted"] = pipeline.halted() if pipeline is not None else 0
+    counts["misconfigured"] = int(pipeline is not None and _unbuilt(pipeline.sinks))
     return counts
 
 

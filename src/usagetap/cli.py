@@ -458,6 +458,11 @@ def _print_status(status: SpoolStatus, console: Console) -> None:
             console.print(
                 f"  {escape(s.sink)}: {s.stale:,} with an expired lease (taken over by the next worker)"
             )
+    halted = [s for s in status.sinks if s.halted]
+    if halted:
+        console.print("\n[bold]Paused[/bold]")
+        for s in halted:
+            console.print(f"  {escape(s.sink)}: paused, {s.pending:,} waiting: {escape(s.halted or '')}")
     errors = [s for s in status.sinks if s.last_error]
     if errors:
         console.print("\n[bold]Last delivery error[/bold]")

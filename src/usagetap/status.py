@@ -3,7 +3,8 @@
 Per sink: records waiting (due now, in backoff, leased by a live or a dead
 process), the oldest one, dead letters, and what the delivering processes
 recorded in the spool's ``meta`` table: counters summed over every process
-that delivered from this spool, and the last delivery error.
+that delivered from this spool, the last delivery error, and why delivery is
+halted (a rejected key, a sink the environment names but that cannot be built).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class SinkStatus:
     last_error: Optional[str] = None
     last_error_at: Optional[float] = None
     updated: Optional[float] = None
+    halted: Optional[str] = None
 
 
 @dataclass
@@ -128,6 +130,7 @@ class SpoolStatus:
             "last_error": None
             if s.last_error is None
             else {"at": _iso(s.last_error_at), "message": s.last_error},
+            "halted": s.halted,
         }
 
 
@@ -238,6 +241,8 @@ def _apply_meta(s: SinkStatus, value: str) -> None:
     error = data.get("last_error")
     s.last_error = error if isinstance(error, str) else None
     s.last_error_at = _number(data.get("last_error_at"))
+    halted = data.get("halted")
+    s.halted = halted if isinstance(halted, str) else None
     s.updated = _number(data.get("updated"))
 
 

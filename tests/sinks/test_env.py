@@ -155,19 +155,18 @@ def test_configure_refuses_a_missing_key_naming_the_variable(monkeypatch: pytest
         usagetap.configure()
 
 
-def test_an_unconfigured_process_with_a_bad_environment_logs_and_keeps_the_ledger(
+def test_an_unconfigured_process_with_a_bad_environment_holds_records_for_the_named_sink(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import usagetap
     from usagetap import _runtime
-    from usagetap.sinks.ledger import Ledger
 
-    monkeypatch.setattr(_runtime, "_pipeline", None)
     monkeypatch.setenv("USAGETAP_SINK", "stripe")
     monkeypatch.setenv("USAGETAP_API_KEY", "not-a-stripe-key-sk_live_abc")
     pipeline = _runtime.get_pipeline()
-    assert [type(s) for s in pipeline.sinks] == [Ledger]
-    assert "records go to the local ledger instead" in caplog.text
+    assert [s.name for s in pipeline.sinks] == ["stripe"]
+    assert pipeline.settings.durability == "spool"
+    assert any(r.levelname == "ERROR" and "not delivered" in r.getMessage() for r in caplog.records)
     assert "sk_live_abc" not in caplog.text
     usagetap.shutdown()
 
@@ -191,3 +190,71 @@ def test_a_concurrency_out_of_range_is_refused(value: str) -> None:
     env = {"USAGETAP_SINK": "stripe", "USAGETAP_API_KEY": "sk_test_abc", "USAGETAP_CONCURRENCY": value}
     with pytest.raises(ConfigurationError, match="USAGETAP_CONCURRENCY"):
         sink_from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"USAGETAP_SINK": "nonsense"},
+        {"USAGETAP_SINK": "spaire"},
+        {"USAGETAP_SINK": "open_spanner", "USAGETAP_API_KEY": "os_key_123"},
+    ],
+    ids=["unknown-sink", "spaire-without-key", "open-spanner-without-base-url"],
+)
+def test_a_bad_environment_never_sends_records_to_the_ledger_and_flush_reports_them_pending(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import usagetap
+    from tests.helpers import make_record
+    from usagetap import _runtime
+
+    monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for _ in range(3):
+        _runtime.capture(make_record())
+    result = usagetap.flush(5.0)
+    assert (result.sent, result.pending) == (0, 3)
+    assert not result
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_stats_flag_a_sink_the_environment_names_but_cannot_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    import usagetap
+    from tests.helpers import make_record
+    from usagetap import _runtime
+
+    monkeypatch.setenv("USAGETAP_SINK", "spaire")
+    monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
+    _runtime.capture(make_record())
+    counts = usagetap.stats()
+    assert (counts["misconfigured"], counts["halted"]) == (1, 1)
+
+
+def test_the_placeholder_keys_its_records_as_the_real_sink_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    from usagetap.sinks._env import sink_name_from_env
+
+    for kind in SINKS:
+        env = {
+            "USAGETAP_SINK": kind.upper().replace("_", "-"),
+            "USAGETAP_API_KEY": "sk_test_" + KEY,
+            "USAGETAP_BASE_URL": "https://x.example",
+        }
+        sink = sink_from_env(env)
+        assert sink is not None and sink_name_from_env(env) == sink.name
+        sink.close()
+
+
+def test_configure_refuses_a_bad_environment_and_the_held_records_stay_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import usagetap
+    from tests.helpers import make_record
+    from usagetap import _runtime
+
+    monkeypatch.setenv("USAGETAP_SINK", "spaire")
+    monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
+    _runtime.capture(make_record())
+    with pytest.raises(usagetap.ConfigurationError, match="USAGETAP_API_KEY"):
+        usagetap.configure(customer_policy="warn")
+    assert usagetap.flush(1.0).pending == 1

@@ -46,6 +46,7 @@ Item = Union[UsageRecord, Pending]
 
 
 _COMMIT_CHUNK = 5000
+_CLOSE_WAIT = 1.0  # seconds shutdown() waits for a commit in progress before closing the store
 
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
@@ -107,6 +108,8 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self._store_lock = threading.Lock()
         self._transit = 0
+        self._store_closed = False
+        self._successor: Optional[Pipeline] = None
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
@@ -206,6 +209,9 @@ class Pipeline:
                 backoff=self._backoff,
                 on_settled=self._notify,
             )
+            reason = getattr(sink, "unavailable", None)
+            if isinstance(reason, str):
+                worker.hold(reason)
             self.workers.append(worker)
             worker.start()
         return self.store
@@ -293,6 +299,9 @@ class Pipeline:
 
     def _store(self, records: list[UsageRecord]) -> bool:
         """Add records to the store; False when they must wait (store full under the block policy)."""
+        if self._store_closed:  # a commit that outlived shutdown()
+            self._pass_on(records)
+            return True
         store = self._ensure_store()
         try:
             store.add(self.keys, records)
@@ -339,11 +348,58 @@ class Pipeline:
         except Exception:
             return False
 
+    def _waiting_only_on_stuck(self, now: float, *, paused: bool) -> bool:
+        """Whether all that is pending waits for sinks that are halted (or, with ``paused``, pausing)."""
+        stuck = {w.key for w in self.workers if w.halted or (paused and w.paused_until > now)}
+        if not stuck:
+            return False
+        with self._cond:
+            if len(self.buffer) or self._transit or self._held:
+                return False
+        store = self.store
+        if store is None:
+            return False
+        try:
+            return not any(store.pending(key, mine=True) for key in self.keys if key not in stuck)
+        except Exception:
+            return False
+
+    def halted(self) -> int:
+        """How many sinks have their delivery halted (a rejected key, a sink that could not be built)."""
+        unbuilt = {key for sink, key in zip(self.sinks, self.keys) if getattr(sink, "unavailable", None)}
+        return len(unbuilt | {w.key for w in self.workers if w.halted})
+
+    def adopt(self) -> None:
+        """Take over what an earlier pipeline of this process left in the spool, and deliver it."""
+        if self.closed:
+            return
+        with self._store_lock:
+            if self.store is None and os.path.exists(self.settings.spool_path):
+                try:
+                    self._ensure_store()  # opening the spool adopts those rows
+                except Exception as exc:
+                    internal_error("adopt.open", exc)
+            store = self.store
+            if isinstance(store, Tiered):
+                store = store._spill_store() if os.path.exists(self.settings.spool_path) else None
+            if store is not None:
+                from .spool import Spool
+
+                if isinstance(store, Spool):
+                    store.adopt()
+        self.resume()
+        for worker in self.workers:
+            worker.wake.set()
+
     def _totals(self) -> tuple[int, int]:
         return sum(w.sent for w in self.workers), sum(w.dead for w in self.workers)
 
-    def flush(self, timeout: Optional[float] = 5.0) -> FlushResult:
-        """Deliver what this process captured, waiting at most ``timeout`` seconds (None: no limit)."""
+    def flush(self, timeout: Optional[float] = 5.0, *, skip_paused: bool = False) -> FlushResult:
+        """Deliver what this process captured, waiting at most ``timeout`` seconds (None: no limit).
+
+        It stops waiting early when what is left waits for halted sinks only (with ``skip_paused``,
+        for sinks pausing after a 429 too): they keep it, pending, for later.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         sent0, dead0 = self._totals()
         if self._pid != os.getpid():
@@ -366,6 +422,8 @@ class Pipeline:
                 worker.wake.set()
             if not self._anything_pending():
                 break
+            if self._waiting_only_on_stuck(time.time(), paused=skip_paused):
+                break
             left = remaining()
             if left is not None and left <= 0:
                 break
@@ -374,12 +432,23 @@ class Pipeline:
         sent, dead = self._totals()
         return FlushResult(sent=sent - sent0, pending=self.pending(), dead=dead - dead0)
 
-    def shutdown(self, timeout: Optional[float] = 5.0) -> FlushResult:
-        """Flush within ``timeout`` (one deadline), stop the threads, keep what is left on disk."""
+    def shutdown(
+        self,
+        timeout: Optional[float] = 5.0,
+        *,
+        keep_open: Sequence[Sink] = (),
+        skip_paused: bool = False,
+        successor: Optional[Pipeline] = None,
+    ) -> FlushResult:
+        """Flush within ``timeout`` (one deadline), stop the threads, keep what is left on disk.
+
+        When a new pipeline replaces this one: sinks in ``keep_open`` (the new one's) are not
+        closed, and records still waiting in the buffer go to ``successor``.
+        """
         if self.closed:
             return FlushResult(sent=0, pending=0, dead=0)
         started = time.monotonic()
-        result = self.flush(timeout)
+        result = self.flush(timeout, skip_paused=skip_paused)
         self.closed = True
         self._stopping = True
         self._wake.set()
@@ -392,19 +461,50 @@ class Pipeline:
             self._thread.join(max(0.0, grace - time.monotonic()))
         for worker in self.workers:  # a worker stuck in a send (a black-holed backend) is left behind
             worker.join(max(0.0, grace - time.monotonic()))
+        if successor is not None:
+            self._successor = successor
+            self._hand_over(successor)
         kept = self._keep_leftovers()
         for sink in self.sinks:
+            if any(sink is other for other in keep_open):
+                continue
             try:
                 sink.close()
             except Exception as exc:
                 internal_error("sink.close", exc)
-        if self.store is not None:
-            try:
-                self.store.close()  # its rows become the next pipeline's (or the next process's)
-            except Exception as exc:
-                internal_error("store.close", exc)
+        # a commit in progress ends first (within a bound: never hang); later ones go to the successor
+        locked = self._store_lock.acquire(timeout=_CLOSE_WAIT)
+        try:
+            self._store_closed = True
+            if self.store is not None:
+                try:
+                    self.store.close()  # its rows become the next pipeline's (or the next process's)
+                except Exception as exc:
+                    internal_error("store.close", exc)
+        finally:
+            if locked:
+                self._store_lock.release()
         self._report(result, kept)
         return result
+
+    def _hand_over(self, successor: Pipeline) -> None:
+        """Give records not yet committed to a store to the pipeline that replaces this one."""
+        with self._cond:
+            items: list[Item] = [*self._held, *self.buffer.take(len(self.buffer))]
+            self._held = []
+        for item in items:
+            successor.submit(item)
+
+    def _pass_on(self, records: list[UsageRecord]) -> None:
+        successor = self._successor
+        if successor is None:
+            _stats.incr("dropped.shutdown", len(records))
+            log.warning(
+                "usagetap: %d usage records not delivered at shutdown and not kept on disk", len(records)
+            )
+            return
+        for record in records:
+            successor.submit(record)
 
     def _keep_leftovers(self) -> int:
         """Spill what memory still holds to the spool; return how many records stay on disk."""

@@ -249,6 +249,11 @@ class Spool:
 
     # -- helpers ---------------------------------------------------------
 
+    def adopt(self) -> None:
+        """Take over the rows of spools closed since this one was opened (to deliver and flush them)."""
+        with SQLITE:
+            self._adopt_orphans()
+
     def _void_dead_leases(self) -> None:
         """Release leases of a process that is gone, or of an earlier life of this pid (a restart)."""
         me = os.getpid()
@@ -606,6 +611,22 @@ class Spool:
                 )
 
     def close(self) -> None:
+        """Release the rows kept in memory for delivery and not sent yet, then close the connection."""
         with SQLITE:
+            unsent = {entries[0].key for queue in self._hot.values() for entries, _ in queue} - set(
+                self._leased
+            )
+            if unsent:
+                try:
+                    with immediate(self._conn) as conn:
+                        conn.executemany(
+                            "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL "
+                            "WHERE seq=? AND lease_owner=?",
+                            [(seq, self.owner) for seq in unsent],
+                        )
+                except sqlite3.Error:
+                    pass  # the next process that opens the spool releases them
+            self._hot.clear()
+            self._hot_count = 0
             self._conn.close()
         _open_owners.discard(self.owner)

@@ -121,13 +121,22 @@ class SinkWorker:
     # -- control (any thread) --------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"usagetap-sink-{self.key}", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name=f"usagetap-sink-{self.key}", daemon=True)
+        thread.start()
+        self._thread = thread  # join() from another thread never sees a thread not yet started
 
     def added(self, n: int) -> None:
         self._backlog += n
         if self._backlog >= self.batch_size:
             self.wake.set()
+
+    def hold(self, reason: str) -> None:
+        """Start halted: the sink cannot deliver anything until someone acts (``reason``, logged by
+        whoever found it)."""
+        self.paused_until = time.time() + HALT_PAUSE
+        self.halted = reason
+        self._error("halt", f"halted: {reason}", quiet=True)
+        self.wake.set()  # publish the halt at once
 
     def stop(self) -> None:
         self.stopped = True
@@ -197,12 +206,14 @@ class SinkWorker:
     def _send(self, records: list[UsageRecord]) -> Outcomes:
         return send_bisecting(self.sink, records, self._error)
 
-    def _error(self, kind: str, reason: str) -> None:
+    def _error(self, kind: str, reason: str, *, quiet: bool = False) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""
         self.last_error_at = time.time()
         self._last_reason = reason
         self.last_error = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.last_error_at))} {reason}"
         self._error_unpublished = True
+        if quiet:
+            return
         log_once(
             logging.WARNING,
             f"sink-error:{self.key}:{kind}",
@@ -304,7 +315,7 @@ class SinkWorker:
         new_error = self._error_unpublished and self._last_reason != self._published_reason
         if not (force or new_error) and now - self._published_at < self.status_interval:
             return
-        put: dict[str, object] = {"updated": time.time(), "pid": os.getpid()}
+        put: dict[str, object] = {"updated": time.time(), "pid": os.getpid(), "halted": self.halted}
         if self._error_unpublished:
             put.update(last_error=self._last_reason, last_error_at=self.last_error_at)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Callable
 
+from .. import _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
 from ._adapter import families, load, request_owner
@@ -42,7 +43,7 @@ def _split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, tup
 
 def _sync_wrapper(family: str) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if instance is None or _ATTR in vars(instance):
+        if not _switch.enabled or instance is None or _ATTR in vars(instance):
             return wrapped(*args, **kwargs)
         cast_to, options, rest, kw = _split(args, kwargs)
         return intercept_sync(_auto_binding(instance, family), wrapped, cast_to, options, rest, kw)
@@ -52,7 +53,7 @@ def _sync_wrapper(family: str) -> Callable[..., Any]:
 
 def _async_wrapper(family: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if instance is None or _ATTR in vars(instance):
+        if not _switch.enabled or instance is None or _ATTR in vars(instance):
             return await wrapped(*args, **kwargs)
         cast_to, options, rest, kw = _split(args, kwargs)
         return await intercept_async(_auto_binding(instance, family), wrapped, cast_to, options, rest, kw)
@@ -71,7 +72,12 @@ def instrument() -> list[str]:
         client = OpenAI()                     # metered, like every client made by any library
         with usagetap.customer("org_123"):
             client.chat.completions.create(model="gpt-4.1", messages=[...])
+
+    With metering off (``USAGETAP_DISABLED=1`` or ``configure(enabled=False)``)
+    nothing is patched and it returns ``[]``.
     """
+    if not _switch.enabled:
+        return []
     import inspect
 
     import wrapt

@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
+from .. import _switch
 from ..context import CustomerId, customer_id
 from ..record import validate_dimensions
 from ._adapter import adapter_for, is_async_client
@@ -64,8 +65,12 @@ def wrap(
         org_b = usagetap.wrap(shared, customer="org_b")   # a copy; org_a still bills org_a
 
     With the same defaults, you get the client itself back. Raises
-    ``TypeError`` for an argument of the wrong type, naming it.
+    ``TypeError`` for an argument of the wrong type, naming it. With metering
+    off (``USAGETAP_DISABLED=1`` or ``configure(enabled=False)``) the client is
+    returned untouched.
     """
+    if not _switch.enabled:
+        return client
     adapter = adapter_for(client)
     if not hasattr(type(client), "request") or not hasattr(client, "base_url"):
         raise TypeError(f"usagetap.wrap() needs an SDK client, got {type(client).__qualname__}")
@@ -127,11 +132,15 @@ def _install(client: Any, binding: Binding) -> None:
 
 def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
     send = type(self).request.__get__(self, type(self))
+    if not _switch.enabled:
+        return send(cast_to, options, *args, **kwargs)
     return intercept_sync(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 
 async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
     send = type(self).request.__get__(self, type(self))
+    if not _switch.enabled:
+        return await send(cast_to, options, *args, **kwargs)
     return await intercept_async(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
 
 

@@ -23,13 +23,14 @@ its message names the variable and never contains the key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from ..errors import ConfigurationError
-from .base import Sink
+from ..record import UsageRecord
+from .base import Outcomes, Sink
 
-__all__ = ["SINKS", "sink_from_env"]
+__all__ = ["SINKS", "Unbuildable", "sink_from_env", "sink_name_from_env"]
 
 MAX_TIMEOUT = 3600.0  # seconds; every sink's timeout is at most this
 _TRUE = ("1", "true", "yes", "on")
@@ -197,12 +198,46 @@ SINKS: dict[str, Callable[[_Env], Sink]] = {
 }
 
 
+def _kind(environ: Mapping[str, str]) -> str:
+    return (environ.get("USAGETAP_SINK") or "").strip().lower().replace("-", "_")
+
+
+def sink_name_from_env(environ: Mapping[str, str]) -> str:
+    """The name (and so the spool key) of the sink the environment names, even one that cannot be built."""
+    return _kind(environ) or "ledger"
+
+
+class Unbuildable:
+    """Stands for a sink the environment names but that cannot be built (``reason``).
+
+    It delivers nothing: every record stays pending under the real sink's name, so a process whose
+    environment is fixed delivers them; the pipeline keeps its delivery halted with ``reason``.
+    """
+
+    local = False
+    max_batch = 500
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.unavailable = reason
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Keep every record; delivery stays halted."""
+        return Outcomes.halted(records, self.unavailable)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"Unbuildable(name={self.name!r})"
+
+
 def sink_from_env(environ: Mapping[str, str]) -> Optional[Sink]:
     """The sink ``USAGETAP_SINK`` and its variables describe, or None when ``USAGETAP_SINK`` is unset.
 
     Raises :class:`usagetap.ConfigurationError` for an unknown sink or a missing or malformed variable.
     """
-    kind = (environ.get("USAGETAP_SINK") or "").strip().lower().replace("-", "_")
+    kind = _kind(environ)
     if not kind:
         return None
     build = SINKS.get(kind)
