@@ -180,3 +180,27 @@ def test_a_database_that_is_no_spool_is_named_so(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().err.strip() == (
         f"usagetap: error: {tmp_path / 'ledger.db'} is not a usagetap spool (no dead, meta, spool table)"
     )
+
+
+def test_a_spool_salvaged_from_a_corrupt_one_shows_what_was_salvaged_and_what_could_not_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spool_path = tmp_path / "spool.db"
+    spool = open_spool(str(spool_path), max_bytes=0, lease_seconds=60, hot_limit=0, chunks={"spaire": 1})
+    records = [make_record() for _ in range(200)]
+    spool.add(["spaire"], records)
+    spool.close()
+    data = bytearray(spool_path.read_bytes())
+    leaf = data.index(records[0].event_id.encode()) // 4096
+    data[leaf * 4096 : (leaf + 1) * 4096] = bytes(4096)
+    spool_path.write_bytes(bytes(data))
+    open_spool(str(spool_path), max_bytes=0, lease_seconds=60).close()
+
+    assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
+    salvage = json.loads(capsys.readouterr().out)["salvage"]
+    lost = salvage["unreadable_rows"]
+    assert 0 < lost < 200 and salvage["salvaged"] == 200 - lost
+    assert main(["status", "--spool", str(spool_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{200 - lost} records salvaged from the corrupt spool" in out
+    assert f"unreadable: 0 records, {lost} rows of unknown size" in out
