@@ -186,7 +186,7 @@ def _salvage(spool: Spool, aside: Path, exc: sqlite3.Error) -> None:
         finally:
             conn.close()
         spool.restore(found, source=str(aside))
-    except (OSError, sqlite3.Error) as failed:
+    except Exception as failed:
         internal_error("spool.salvage", failed)
         log.warning(
             "usagetap: spool %s was corrupt (%s); moved it to %s and started a fresh one; nothing could "
