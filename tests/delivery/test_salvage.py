@@ -175,3 +175,36 @@ def test_an_unreadable_file_is_moved_aside_and_nothing_invented(tmp_path: Path) 
     assert spool.pending() == 0
     assert drain(spool) == []
     assert usagetap._stats.snapshot()["spool_salvaged"] == 0
+
+
+def test_records_past_an_overflow_page_whose_link_is_damaged_are_salvaged(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    made = [make_record(dimensions={"pad": "y" * 40}) for _ in range(100)]
+    spool_of(path, made, chunk=100)  # one row; its payload runs over several overflow pages
+    pristine = path.read_bytes()
+    page = pristine.index(made[50].event_id.encode()) // PAGE  # (from 0)
+    with open(path, "r+b") as f:  # the first half of that page, its link to the next included
+        f.seek(page * PAGE)
+        f.write(bytes([0xEE]) * 2048)
+
+    conn = sqlite3.connect(str(path))
+    found = salvage_spool(conn)
+    conn.close()
+
+    damaged = range(page * PAGE, page * PAGE + 2048)
+
+    def intact(r: UsageRecord) -> bool:
+        """Its bytes lie outside the damage (one cut by a page link is not counted on)."""
+        start = pristine.find(r.event_id.encode()) - len('[1,"')
+        if start < 0:
+            return False
+        end = start + len(encode(r).encode()) + 4  # a page link may sit inside
+        return end <= damaged.start or start >= damaged.stop
+
+    salvaged = [r.event_id for row in found.rows for r in row.records]
+    assert salvaged == [r.event_id for r in made if r.event_id in salvaged]
+    assert {r.event_id for r in made if intact(r)} <= set(salvaged)
+    assert any(intact(r) for r in made[made.index(next(r for r in made if not intact(r))) :]), (
+        "records lie past the damage"
+    )
+    assert len(salvaged) + found.unreadable == len(made)

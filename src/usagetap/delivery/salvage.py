@@ -328,13 +328,34 @@ def _cell(pages: dict[int, bytes], page: bytes, at: int, usable: int) -> tuple[i
         payload = page[at : at + local]
         nxt = int.from_bytes(page[at + local : at + local + 4], "big")
         seen: set[int] = set()
-        while nxt and len(payload) < length and nxt in pages and nxt not in seen:
+        last = 0
+        while len(payload) < length:
+            if not nxt or nxt not in pages or nxt in seen:  # a damaged link
+                nxt = _continuation(pages, last, length - len(payload), usable, seen) if last else 0
+                if not nxt:
+                    break
             seen.add(nxt)
+            last = nxt
             over = pages[nxt]
             payload += over[4:usable]
             nxt = int.from_bytes(over[:4], "big")
         payload = payload[:length]
     return rowid, _values(payload)
+
+
+def _continuation(pages: dict[int, bytes], after: int, remaining: int, usable: int, seen: set[int]) -> int:
+    """The page after ``after`` (overflow pages are written in order) when it starts the rest of the
+    chain: as many pages as ``remaining`` bytes need, each linked to the next, the last to none. 0 if not."""
+    first = page = after + 1
+    need = -(-remaining // (usable - 4))
+    for i in range(need):
+        if page not in pages or page in seen:
+            return 0
+        link = int.from_bytes(pages[page][:4], "big")
+        if i == need - 1:
+            return first if link == 0 else 0
+        page = link
+    return 0
 
 
 def _values(record: bytes) -> list[Any]:
