@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -14,6 +15,7 @@ from tests.helpers import make_record
 from usagetap.cli import main
 from usagetap.delivery import Pipeline, Settings
 from usagetap.delivery.backoff import Backoff
+from usagetap.delivery.spool import open_spool
 from usagetap.record import UsageRecord
 from usagetap.replay import Replayer
 from usagetap.sinks import Ledger, SolvaPay, Spaire
@@ -330,3 +332,73 @@ def test_a_dry_run_of_a_ledger_range_needs_no_sink(
         f"dry run: would replay 4 ledger records ({day(1)} .. today) to no sink (USAGETAP_SINK is not set): "
         f"3 customer(s), used {day(1)} .. {day(0)}, {tokens:,} tokens"
     )
+
+
+# -- files: a corrupt spool moved aside, a plain spool, a ledger --------------------------
+
+
+def damaged_spool(path: Path, records: list[UsageRecord], sink: str = "spaire") -> None:
+    """A spool of ``records`` (one a row) for ``sink``, the table page holding the first overwritten."""
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=60, hot_limit=0, chunks={sink: 1})
+    spool.add([sink], records)
+    spool.close()
+    data = bytearray(path.read_bytes())
+    leaf = data.index(records[0].event_id.encode()) // 4096
+    data[leaf * 4096 : (leaf + 1) * 4096] = bytes(range(256)) * 16
+    path.write_bytes(bytes(data))
+
+
+def test_replay_from_a_corrupt_spool_moved_aside_sends_its_readable_records_under_their_ids(
+    env_spaire: SpaireBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spool.db"
+    made = [make_record() for _ in range(300)]
+    damaged_spool(path, made)
+    open_spool(str(path), max_bytes=0, lease_seconds=60).close()  # moves it aside
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.endswith(tuple("0123456789"))]
+
+    code, out, err = run(capsys, "--from", str(aside))
+
+    sent = set(env_spaire.events)
+    assert 0 < len(sent) < len(made) and sent <= {r.event_id for r in made}
+    assert code == 3, "some records could not be read"
+    assert f"{len(sent)} selected: {len(sent)} sent, 0 duplicates" in out
+    assert f"0 records and {len(made) - len(sent)} rows of {aside} could not be read" in err
+    code, out, _ = run(capsys, "--from", str(aside))
+    assert f"{len(sent)} selected: 0 sent, {len(sent)} duplicates" in out, "replayed twice, billed once"
+    assert set(env_spaire.events) == sent
+
+
+def test_replay_from_a_spool_file_sends_every_waiting_record_and_nothing_else(
+    env_spaire: SpaireBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spool.db"
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=60, hot_limit=0, chunks={"spaire": 3})
+    waiting = [make_record() for _ in range(7)]
+    spool.add(["spaire", "other"], waiting)
+    gone = spool.lease("spaire", 3, time.time())
+    spool.ack("spaire", gone)
+    spool.close()
+
+    code, out, _ = run(capsys, "--from", str(path))
+
+    assert code == 0
+    assert "ledger" not in out and "4 selected: 4 sent" in out
+    assert set(env_spaire.events) == {r.event_id for r in waiting[3:]}
+
+
+def test_replay_from_a_ledger_file_sends_its_records_in_the_window(
+    env_spaire: SpaireBackend, ledger: list[UsageRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--from", str(tmp_path / "ledger.db"), "--since", day(1))
+    assert code == 0 and "4 selected: 4 sent" in out
+    assert set(env_spaire.events) == {r.event_id for r in ledger if r.timestamp.date().isoformat() >= day(1)}
+
+
+def test_replay_from_does_not_go_with_dead_letters(
+    env_spaire: SpaireBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--from", str(tmp_path / "x.db"), "--dead")
+    assert code == 1 and "does not go with --dead" in err
+    code, _, err = run(capsys, "--from", str(tmp_path / "x.db"))
+    assert code == 1 and f"no file at {tmp_path / 'x.db'}" in err

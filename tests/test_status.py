@@ -232,3 +232,27 @@ def test_a_sink_that_delivers_again_is_no_longer_shown_paused(tmp_path: Path) ->
     healthy.deliver_due()
     healthy.publish_status(force=True)
     assert status_of(path, ahead=0).sinks[0].halted is None
+
+
+def test_a_spool_salvaged_from_a_corrupt_one_shows_what_was_salvaged_and_what_could_not_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spool_path = tmp_path / "spool.db"
+    spool = open_spool(str(spool_path), max_bytes=0, lease_seconds=60, hot_limit=0, chunks={"spaire": 1})
+    records = [make_record() for _ in range(200)]
+    spool.add(["spaire"], records)
+    spool.close()
+    data = bytearray(spool_path.read_bytes())
+    leaf = data.index(records[0].event_id.encode()) // 4096
+    data[leaf * 4096 : (leaf + 1) * 4096] = bytes(4096)
+    spool_path.write_bytes(bytes(data))
+    open_spool(str(spool_path), max_bytes=0, lease_seconds=60).close()
+
+    assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
+    salvage = json.loads(capsys.readouterr().out)["salvage"]
+    lost = salvage["unreadable_rows"]
+    assert 0 < lost < 200 and salvage["salvaged"] == 200 - lost
+    assert main(["status", "--spool", str(spool_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{200 - lost} records salvaged from the corrupt spool" in out
+    assert f"unreadable: 0 records, {lost} rows of unknown size" in out

@@ -71,6 +71,7 @@ examples:
   usagetap replay --dead --reason "customer not found" --since 2026-11-01
   usagetap replay --since 2026-11-01 --until 2026-11-30      a month of the local ledger
   USAGETAP_SINK=spaire USAGETAP_API_KEY=... usagetap replay --db usage.db --since 2026-11-01
+  usagetap replay --from .usagetap/spool.db.corrupt-1796391329     a corrupt spool moved aside
 
 The target is the sink the environment configures (USAGETAP_SINK, USAGETAP_API_KEY, ...).
 Events keep their ids, which the backend deduplicates on: replaying twice never bills twice.
@@ -177,6 +178,13 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("--dead", action="store_true", help="replay the spool's dead letters")
+    replay.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="replay every readable record waiting in a spool file (a corrupt one moved aside included: "
+        "damaged pages are read around) or held in a ledger file",
+    )
     replay.add_argument(
         "--since",
         type=_day,
@@ -417,6 +425,14 @@ def _print_status(status: SpoolStatus, console: Console) -> None:
         f"Spool {escape(status.path)}: {status.size / 1024:,.0f} KiB, {status.pending:,} waiting, "
         f"{status.dead_letters:,} dead letters"
     )
+    salvage = status.salvage
+    if salvage:
+        source = f" from the corrupt spool {escape(salvage['from'])}" if salvage["from"] else ""
+        console.print(
+            f"[bold]Damaged data[/bold] ({salvage['at']}): {salvage['salvaged']:,} records salvaged{source}; "
+            f"unreadable: {salvage['unreadable']:,} records, {salvage['unreadable_rows']:,} rows of unknown "
+            f"size, {salvage['unreadable_dead']:,} dead letters"
+        )
     if not status.sinks:
         console.print("Empty: nothing is waiting and nothing was delivered from this spool yet.")
         return
@@ -499,7 +515,12 @@ def _configured_sink() -> Optional[Sink]:
 def _replay(args: argparse.Namespace) -> int:
     if args.since and args.until and args.since > args.until:
         raise CLIError(f"--since {args.since} is after --until {args.until}")
-    if not args.dead:
+    if args.from_file:
+        if args.dead or args.db or args.spool or args.reason:
+            raise CLIError(
+                "--from replays a file's records; it does not go with --dead, --db, --spool or --reason"
+            )
+    elif not args.dead:
         if args.sink or args.reason or args.spool:
             raise CLIError("--sink, --reason and --spool select dead letters; add --dead")
         if args.since is None and args.until is None:
@@ -513,6 +534,8 @@ def _replay(args: argparse.Namespace) -> int:
             "stripe, http, ledger) and its variables, e.g. USAGETAP_API_KEY"
         )
     try:
+        if args.from_file:
+            return _replay_file(args, sink)
         if args.dead:
             return _replay_dead(args, sink)
         return _replay_ledger(args, sink)
@@ -560,6 +583,47 @@ def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
     finally:
         conn.close()
     return _report_replay(result, sink, what, undelivered_before=len(letters.unreadable))
+
+
+def _replay_file(args: argparse.Namespace, sink: Optional[Sink]) -> int:
+    from .replay import read_file
+    from .status import NotASpool
+
+    path = args.from_file
+    try:
+        found = read_file(
+            path,
+            sink=args.sink or (sink.name if sink is not None else None),
+            since=args.since,
+            until=args.until,
+        )
+    except FileNotFoundError:
+        raise CLIError(f"no file at {path}") from None
+    except NotASpool as exc:
+        raise CLIError(f"{path} is {exc}") from None
+    except sqlite3.Error as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from None
+    what = f"{found.kind} records" + (f" of sink {found.sink}" if found.sink else "") + f" from {path}"
+    if found.kind == "spool" and found.sink is None and len(found.sinks) > 1:
+        print(
+            f"usagetap: note: taking the rows of every sink in {path}: {', '.join(found.sinks)}",
+            file=sys.stderr,
+        )
+    lost = found.unreadable + found.unreadable_rows
+    if lost:
+        print(
+            f"usagetap: warning: {found.unreadable:,} records and {found.unreadable_rows:,} rows of {path} "
+            "could not be read",
+            file=sys.stderr,
+        )
+    if not found.records:
+        print(f"nothing to replay: no readable {what}", file=sys.stderr)
+        return _EXIT_UNDELIVERED if lost else 0
+    if args.dry_run or sink is None:
+        _dry_run(what, found.records, sink)
+        return 0
+    result = _run_replay(sink, found.records, len(found.records), args.retries)
+    return _report_replay(result, sink, what, undelivered_before=lost)
 
 
 def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:

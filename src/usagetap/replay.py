@@ -1,4 +1,5 @@
-"""Re-send records to a sink, for ``usagetap replay``: dead letters from the spool, or a ledger range.
+"""Re-send records to a sink, for ``usagetap replay``: dead letters from the spool, a ledger range, or
+what a spool or ledger file holds (a corrupt spool moved aside, read around its damaged pages).
 
 Records keep their event ids, so the backend deduplicates what it already
 has: a replay never bills twice. Records are sent through the sink directly,
@@ -9,6 +10,7 @@ a batch refused as a whole is bisected, and a ``halt`` stops the replay.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,21 +21,24 @@ from typing import Callable, Optional
 
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
+from .delivery.salvage import readable_rows, salvage_spool, text
 from .delivery.spool import immediate
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
-from .sinks.ledger import iter_records
+from .sinks.ledger import COLUMNS, iter_records
 from .status import NotASpool, check_spool
 
 __all__ = [
     "DeadLetters",
+    "FileRecords",
     "ReplayResult",
     "Replayer",
     "count_ledger",
     "ledger_records",
     "load_dead_letters",
     "open_spool_file",
+    "read_file",
     "settle_dead_letters",
 ]
 
@@ -278,3 +283,75 @@ def settle_dead_letters(
     with immediate(conn):
         conn.executemany("DELETE FROM dead WHERE seq = ?", delivered)
         conn.executemany("UPDATE dead SET reason = ?, died = ? WHERE seq = ?", refused)
+
+
+@dataclass
+class FileRecords:
+    """The records of a spool or ledger file (``kind``), once each, and what could not be read.
+
+    ``unreadable``: records known lost; ``unreadable_rows``: rows not readable at all (how many
+    records they held is unknown); ``sinks``: a spool's sinks, ``sink`` the one whose rows were taken
+    (None: all of them).
+    """
+
+    kind: str
+    records: list[UsageRecord] = field(default_factory=list)
+    unreadable: int = 0
+    unreadable_rows: int = 0
+    sinks: tuple[str, ...] = ()
+    sink: Optional[str] = None
+
+
+def read_file(
+    path: str, *, sink: Optional[str] = None, since: Optional[date] = None, until: Optional[date] = None
+) -> FileRecords:
+    """Every readable record of the spool (waiting rows) or ledger at ``path``, used within the UTC days.
+
+    Damaged pages are read around. Of a spool, the rows of ``sink`` when it has any, else every row.
+    Raises FileNotFoundError, :class:`NotASpool` (neither a spool nor a ledger) or sqlite3.Error.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(path)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    try:
+        conn.text_factory = text
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "usage" in tables:
+            out = _ledger_file(conn)
+        elif "spool" in tables:
+            out = _spool_file(conn, sink)
+        else:
+            raise NotASpool("neither a usagetap spool nor a ledger (no spool or usage table)")
+    finally:
+        conn.close()
+    out.records = [r for r in out.records if _in_window(r, since, until)]
+    return out
+
+
+def _spool_file(conn: sqlite3.Connection, sink: Optional[str]) -> FileRecords:
+    found = salvage_spool(conn)
+    sinks = tuple(sorted({row.sink for row in found.rows}))
+    taken = sink if sink in sinks else None
+    out = FileRecords("spool", unreadable=found.unreadable, unreadable_rows=found.lost_rows, sinks=sinks)
+    out.sink = taken
+    seen: set[str] = set()
+    for row in found.rows:
+        if taken is None or row.sink == taken:
+            fresh = [r for r in row.records if r.event_id not in seen]
+            seen.update(r.event_id for r in fresh)
+            out.records.extend(fresh)
+    return out
+
+
+def _ledger_file(conn: sqlite3.Connection) -> FileRecords:
+    rows, lost = readable_rows(conn, "usage", COLUMNS, index="usage_ts")
+    out = FileRecords("ledger", unreadable_rows=len(lost))
+    for row in rows:
+        data = dict(zip(COLUMNS, row[1:]))
+        try:
+            data["dimensions"] = json.loads(data["dimensions"])
+            out.records.append(UsageRecord.from_dict(data))
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError):
+            out.unreadable += 1
+    out.records.sort(key=lambda r: r.timestamp)
+    return out

@@ -4,7 +4,9 @@ Per sink: records waiting (due now, in backoff, leased by a live or a dead
 process), the oldest one, dead letters, and what the delivering processes
 recorded in the spool's ``meta`` table: counters summed over every process
 that delivered from this spool, the last delivery error, and why delivery is
-halted (a rejected key, a sink the environment names but that cannot be built).
+halted (a rejected key, a sink the environment names but that cannot be built);
+and what was salvaged from a corrupt spool it replaced, with the count of what
+could not be read.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .delivery.spool import _pid_alive
+from .delivery.spool import SALVAGE_KEY, _pid_alive
 from .delivery.worker import COUNTERS, status_key
+
+SALVAGE_COUNTERS = ("salvaged", "unreadable", "unreadable_rows", "unreadable_dead")
 
 __all__ = [
     "DeadGroup",
@@ -85,6 +89,7 @@ class SpoolStatus:
     now: float
     sinks: list[SinkStatus]
     dead: list[DeadGroup]
+    salvage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pending(self) -> int:
@@ -107,6 +112,7 @@ class SpoolStatus:
                 {"sink": g.sink, "reason": g.reason, "count": g.count, "latest": _iso(g.latest)}
                 for g in self.dead
             ],
+            "salvage": self.salvage or None,
         }
 
     def _sink(self, s: SinkStatus) -> dict[str, Any]:
@@ -224,10 +230,25 @@ def read_status(
             "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
         ):
             _apply_meta(sink(key[len(prefix) :]), value)
+        salvage = conn.execute("SELECT value FROM meta WHERE key=?", (SALVAGE_KEY,)).fetchone()
     finally:
         conn.execute("COMMIT")
     size = _size(conn)
-    return SpoolStatus(path, size, now, sorted(sinks.values(), key=lambda s: s.sink), dead)
+    return SpoolStatus(path, size, now, sorted(sinks.values(), key=lambda s: s.sink), dead, _salvage(salvage))
+
+
+def _salvage(row: Optional[tuple[str]]) -> dict[str, Any]:
+    """What was salvaged from a corrupt spool, and what could not be read (counters, source, time)."""
+    try:
+        data = json.loads(row[0]) if row else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {name: int(data.get(name) or 0) for name in SALVAGE_COUNTERS}
+    out["from"] = data.get("from") if isinstance(data.get("from"), str) else None
+    out["at"] = _iso(_number(data.get("at")))
+    return out
 
 
 def _apply_meta(s: SinkStatus, value: str) -> None:

@@ -39,9 +39,10 @@ from typing import Any, Optional
 
 from .._forksafe import SQLITE
 from .codec import decode, decode_chunk, encode, encode_chunk
+from .salvage import Salvage, readable_records, salvage_spool, text
 from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
 
-__all__ = ["Spool", "SpoolUnavailable", "immediate", "open_spool"]
+__all__ = ["SALVAGE_KEY", "Spool", "SpoolUnavailable", "immediate", "open_spool"]
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS spool (
@@ -106,6 +107,7 @@ SELECT sink, ?, ?, created, ?, ?, origin, origin_pid FROM spool WHERE seq=? AND 
 HOT_LIMIT = 10_000
 CHUNK = 500
 RECENT = 10_000
+SALVAGE_KEY = "salvage"  # meta: what was salvaged from a corrupt spool, and what could not be read
 
 
 # owners of the spools open in this process: their leases are live whatever the pid says
@@ -138,14 +140,13 @@ def open_spool(
     hot_limit: int = HOT_LIMIT,
     chunks: Optional[Mapping[str, int]] = None,
 ) -> Spool:
-    """Open (or create) the spool at ``path``. A corrupt file is moved aside and replaced.
+    """Open (or create) the spool at ``path``. A corrupt file is moved aside and replaced by a fresh one
+    holding every record still readable in it (:mod:`.salvage`); what is not is counted and logged.
 
     ``hot_limit`` bounds the fresh records kept in memory for delivery (0: every row waits on disk);
     ``chunks``: records per row for each sink (its batch size; :data:`CHUNK` otherwise).
     Raises :class:`SpoolUnavailable` when the path cannot be written.
     """
-    from .._log import log
-
     target = Path(path)
     try:
         _create_private(target)
@@ -160,18 +161,59 @@ def open_spool(
             src = Path(str(target) + suffix)
             if src.exists():
                 os.replace(src, Path(str(aside) + suffix))
-        log.warning(
-            "usagetap: spool %s was corrupt (%s); moved it to %s and started a fresh one", target, exc, aside
-        )
         try:
             _create_private(target)
-            return Spool(
+            spool = Spool(
                 target, max_bytes=max_bytes, lease_seconds=lease_seconds, hot_limit=hot_limit, chunks=chunks
             )
         except (OSError, sqlite3.Error) as again:
             raise SpoolUnavailable(f"cannot create spool {target}: {again}") from again
+        _salvage(spool, aside, exc)
+        return spool
     except OSError as exc:
         raise SpoolUnavailable(f"cannot open spool {target}: {exc}") from exc
+
+
+def _salvage(spool: Spool, aside: Path, exc: sqlite3.Error) -> None:
+    """Move every readable record of the corrupt spool at ``aside`` into ``spool``, and count the rest."""
+    from .. import _stats
+    from .._log import internal_error, log
+
+    try:
+        conn = sqlite3.connect(str(aside), timeout=30.0, isolation_level=None)
+        try:
+            found = salvage_spool(conn)
+        finally:
+            conn.close()
+        spool.restore(found, source=str(aside))
+    except Exception as failed:
+        internal_error("spool.salvage", failed)
+        log.warning(
+            "usagetap: spool %s was corrupt (%s); moved it to %s and started a fresh one; nothing could "
+            "be salvaged from it (%s): replay it with 'usagetap replay --from %s'",
+            spool.path,
+            exc,
+            aside,
+            failed,
+            aside,
+        )
+        return
+    _stats.incr("spool_salvaged", found.records)
+    _stats.incr("spool_unreadable", found.unreadable)
+    _stats.incr("spool_unreadable_rows", found.lost_rows)
+    log.warning(
+        "usagetap: spool %s was corrupt (%s); moved it to %s and started a fresh one with the %d records "
+        "and %d dead letters still readable; %d records could not be read, %d rows (of unknown size) "
+        "and %d dead letters not at all",
+        spool.path,
+        exc,
+        aside,
+        found.records,
+        len(found.dead),
+        found.unreadable,
+        found.lost_rows,
+        found.lost_dead,
+    )
 
 
 def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -189,6 +231,26 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _merge_meta(
+    conn: sqlite3.Connection, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]
+) -> None:
+    """:meth:`Spool.update_meta`, inside the caller's transaction."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    try:
+        value = json.loads(row[0]) if row else {}
+    except ValueError:
+        value = {}
+    if not isinstance(value, dict):
+        value = {}
+    for name, n in add.items():
+        value[name] = int(value.get(name) or 0) + n
+    value.update(put)
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (key, json.dumps(value, separators=(",", ":"))),
+    )
 
 
 def _looks_corrupt(exc: sqlite3.Error) -> bool:
@@ -238,7 +300,10 @@ class Spool:
                 if "event_id" in columns:
                     for sql in _TABLES[2:]:
                         conn.execute(sql)
-            conn.execute("PRAGMA quick_check").fetchone()
+            (check,) = conn.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                first = str(check).replace("*** in database main ***", "").strip().splitlines()[:1]
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {' '.join(first)[:200]}")
             self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             self._void_dead_leases()
             self._adopt_orphans()
@@ -410,8 +475,9 @@ class Spool:
                 for seq, n, attempts, not_before in rows:
                     if picked and total + n > limit:
                         break
-                    (payload,) = conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()
-                    records = decode_chunk(payload)
+                    records = self._read(seq, n)
+                    if not records:
+                        continue
                     if len(records) > limit:  # written for a larger batch: the rest becomes a row of its own
                         self._split(seq, records, limit)
                         records = records[:limit]
@@ -428,6 +494,78 @@ class Spool:
                 self._leased[seq] = entries
                 out.extend(entries)
         return out
+
+    def _read(self, seq: int, n: int) -> list[Any]:
+        """The records of row ``seq`` (in a transaction). A damaged payload gives up the records still
+        whole in it: the row is rewritten to hold those (deleted when none is left), the rest counted."""
+        conn = self._conn
+        try:
+            (payload,) = conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()
+            return decode_chunk(payload)
+        except (sqlite3.OperationalError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+            pass
+        (raw,) = conn.execute("SELECT CAST(payload AS BLOB) FROM spool WHERE seq=?", (seq,)).fetchone()
+        records = readable_records(text(raw)) if isinstance(raw, bytes) else []
+        if records:
+            conn.execute(
+                "UPDATE spool SET n=?, payload=? WHERE seq=?", (len(records), encode_chunk(records), seq)
+            )
+        else:
+            conn.execute("DELETE FROM spool WHERE seq=?", (seq,))
+        lost = max(0, n - len(records))
+        _merge_meta(conn, SALVAGE_KEY, add={"unreadable": lost}, put={"at": time.time()})
+        self._unreadable(seq, lost, len(records))
+        return records
+
+    def _unreadable(self, seq: int, lost: int, kept: int) -> None:
+        from .. import _stats
+        from .._log import log
+
+        _stats.incr("spool_unreadable", lost)
+        log.warning(
+            "usagetap: spool %s: row %d was damaged; %d records could not be read, %d still could",
+            self.path,
+            seq,
+            lost,
+            kept,
+        )
+
+    def restore(self, found: Salvage, *, source: str) -> None:
+        """Keep what was salvaged from another spool (``source``): its rows wait here, unleased, for this
+        process to deliver; dead letters and meta rows are copied; ``meta[SALVAGE_KEY]`` counts it all."""
+        me = os.getpid()
+        rows = [
+            (
+                row.sink,
+                len(part),
+                encode_chunk(part),
+                row.created,
+                row.attempts,
+                row.not_before,
+                self.owner,
+                me,
+            )
+            for row in found.rows
+            for part in _chunked(row.records, self._chunk(row.sink))
+        ]
+        with SQLITE, immediate(self._conn) as conn:
+            conn.executemany(_INSERT, rows)
+            conn.executemany(
+                "INSERT INTO dead (sink, event_id, payload, reason, created, died) VALUES (?, ?, ?, ?, ?, ?)",
+                found.dead,
+            )
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", found.meta)
+            _merge_meta(
+                conn,
+                SALVAGE_KEY,
+                add={
+                    "salvaged": found.records,
+                    "unreadable": found.unreadable,
+                    "unreadable_rows": found.lost_rows,
+                    "unreadable_dead": found.lost_dead,
+                },
+                put={"from": source, "at": time.time()},
+            )
 
     def _split(self, seq: int, records: list[Any], size: int) -> None:
         """Keep the first ``size`` records in row ``seq``; the others move to rows of ``size`` (unleased)."""
@@ -592,23 +730,8 @@ class Spool:
 
         One transaction, so processes sharing the spool add up their counters.
         """
-        with SQLITE:
-            conn = self._conn
-            with immediate(conn):
-                row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-                try:
-                    value = json.loads(row[0]) if row else {}
-                except ValueError:
-                    value = {}
-                if not isinstance(value, dict):
-                    value = {}
-                for name, n in add.items():
-                    value[name] = int(value.get(name) or 0) + n
-                value.update(put)
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (key, json.dumps(value, separators=(",", ":"))),
-                )
+        with SQLITE, immediate(self._conn) as conn:
+            _merge_meta(conn, key, add=add, put=put)
 
     def close(self) -> None:
         """Release the rows kept in memory for delivery and not sent yet, then close the connection."""
