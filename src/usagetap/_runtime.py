@@ -7,7 +7,7 @@ import functools
 import inspect
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
@@ -119,7 +119,7 @@ def get_pipeline() -> Pipeline:
         return _pipeline
 
 
-def _install(pipeline: Pipeline) -> None:
+def _install(pipeline: Optional[Pipeline]) -> None:
     global _pipeline
     _pipeline = pipeline
 
@@ -332,6 +332,50 @@ def reset_configuration() -> None:
         _pipeline = None
         _exit_timeout = 5.0
         _switch.reset()
+
+
+class Saved(NamedTuple):
+    """What :func:`saved_configuration` took: the pipeline (None: none built yet) and parameters."""
+
+    pipeline: Optional[Pipeline]
+    closed: bool
+    named: dict[str, Any]
+    exit_timeout: float
+
+
+def saved_configuration() -> Saved:
+    """The configuration in effect, for :func:`restore_configuration` (``testing.recording()``)."""
+    with _configuring:
+        closed = _pipeline is not None and _pipeline.closed
+        return Saved(_pipeline, closed, dict(_named), _exit_timeout)
+
+
+def restore_configuration(saved: Saved) -> None:
+    """Put back what :func:`saved_configuration` took: its sinks, parameters and exit deadline.
+
+    The pipeline in effect is shut down first (what it could not deliver stays in the spool).
+    A configuration that had built no pipeline yet builds its default one on next use again;
+    one that was shut down stays shut down.
+    """
+    global _exit_timeout
+    with _configuring:
+        current = _pipeline
+        if current is not None and not current.closed:
+            current.shutdown(timeout=_exit_timeout)
+        _named.clear()
+        _named.update(saved.named)
+        _exit_timeout = saved.exit_timeout
+        old = saved.pipeline
+        if old is None or saved.closed or _unbuilt(old.sinks):
+            with _lock:
+                _install(None if old is None or _unbuilt(old.sinks) else old)
+            return
+        from .delivery.pipeline import Pipeline
+
+        restored = Pipeline(old.sinks, _settings(old.sinks, _named))
+        with _lock:
+            _install(restored)
+    restored.resume()
 
 
 def capture(record: UsageRecord) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .._runtime import configure, shutdown
+from .._runtime import configure, restore_configuration, saved_configuration
 from ..sinks.memory import Memory
 from ._server import Fault, Issued, ProviderServer, Reply
 
@@ -29,10 +29,15 @@ __all__ = ["Fault", "Issued", "Memory", "ProviderServer", "Reply", "recording"]
 
 @contextlib.contextmanager
 def recording(flush_interval: float = 0.05) -> Iterator[Memory]:
-    """Send records to a fresh :class:`Memory` sink inside the block; flush it on exit."""
+    """Send records to a fresh :class:`Memory` sink inside the block; flush it on exit.
+
+    On exit the configuration in effect before the block is restored: its sinks and settings
+    (records meant for them wait in the spool meanwhile), or none, if nothing had been set up.
+    """
+    previous = saved_configuration()
     sink = Memory()
     configure(sink=sink, flush_interval=flush_interval)
     try:
         yield sink
     finally:
-        shutdown(timeout=5.0)
+        restore_configuration(previous)
