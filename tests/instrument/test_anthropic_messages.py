@@ -431,7 +431,8 @@ def test_failure_inside_usagetap_never_breaks_the_call(
     with stream_manager(claude) as stream:
         assert len(stream.get_final_text().split()) == 24
     records = delivered(sink)
-    assert [(r.status, r.input_tokens) for r in records] == [("partial", 0), ("partial", 0)]
+    assert [(r.status, r.input_tokens) for r in records] == [("partial", 0)] * 3, "every billed call"
+    assert records[0].dimensions["usage_issue"] == "usage unreadable: RuntimeError"
     assert _stats.snapshot()["internal_errors"] > 2
     logged = [r.getMessage() for r in caplog_usagetap.records if "internal error" in r.getMessage()]
     assert sorted(m.split(";")[0] for m in logged) == [

@@ -44,22 +44,25 @@ def test_nested_scopes_together_over_the_count_cap_keep_the_first_and_the_provid
     assert _stats.snapshot()["dimensions_capped"] == 10
 
 
-def test_invalid_records_are_logged_once_per_rule_not_once_per_bad_value(
+def test_invalid_records_are_kept_partial_and_logged_once_per_rule_not_once_per_bad_value(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from usagetap.providers import openai as extract
     from usagetap.providers.base import TokenUsage
 
     caplog.set_level(logging.ERROR, logger="usagetap")
-    bad = iter(range(-1, -6, -1))
+    bad = iter(range(5))
 
-    def negative(_: Any) -> TokenUsage:
-        return TokenUsage(model="gpt-4.1", input_tokens=next(bad))
+    def odd_dimension(_: Any) -> TokenUsage:
+        return TokenUsage(model="gpt-4.1", input_tokens=5, dimensions={"tier": [next(bad)]})  # type: ignore[dict-item]
 
-    monkeypatch.setattr(extract, "chat_usage", negative)
+    monkeypatch.setattr(extract, "chat_usage", odd_dimension)
     for _ in range(5):
         client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     usagetap.flush(timeout=5.0)
-    lines = [r.getMessage() for r in caplog.records if "invalid usage record" in r.getMessage()]
-    assert len(lines) == 1 and "input_tokens must be >= 0" in lines[0]
-    assert _stats.snapshot()["dropped.invalid"] == 5
+    lines = [r.getMessage() for r in caplog.records if "broke a rule" in r.getMessage()]
+    assert len(lines) == 1 and "tier" in lines[0]
+    records = delivered(sink)
+    assert [r.status for r in records] == ["partial"] * 5
+    assert all(r.dimensions["usage_issue"].startswith("invalid record: ") for r in records)
+    assert (_stats.snapshot()["partial.invalid"], _stats.snapshot()["dropped.invalid"]) == (5, 0)

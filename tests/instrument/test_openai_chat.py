@@ -256,7 +256,8 @@ def test_failure_inside_usagetap_never_breaks_the_call(
     assert type(response) is openai.types.chat.ChatCompletion
     response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     assert response.choices[0].message.content
-    assert delivered(sink) == []
+    kept = [(r.status, r.input_tokens, r.dimensions["usage_issue"]) for r in delivered(sink)]
+    assert kept == [("partial", 0, "usage unreadable: RuntimeError")] * 2, "both calls billed, flagged"
     assert _stats.snapshot()["internal_errors"] == 2
     assert sum("internal error in extract" in r.getMessage() for r in caplog_usagetap.records) == 1
 
@@ -350,18 +351,23 @@ async def _aenumerate(items: Any) -> Any:
         i += 1
 
 
-def test_invalid_usage_from_a_provider_never_reaches_the_sink(
+def test_invalid_usage_from_a_provider_is_a_partial_record_naming_it_never_a_drop(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
 ) -> None:
     from usagetap.providers import openai as extract
     from usagetap.providers.base import TokenUsage
 
-    monkeypatch.setattr(extract, "chat_usage", lambda _: TokenUsage(model="gpt-4.1", input_tokens=-5))
+    monkeypatch.setattr(
+        extract, "chat_usage", lambda _: TokenUsage(model="gpt-4.1", input_tokens=-5, output_tokens=9)
+    )
     response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     assert response.choices
-    assert delivered(sink) == []
-    assert _stats.snapshot()["dropped.invalid"] == 1
-    assert any("input_tokens must be >= 0" in r.getMessage() for r in caplog_usagetap.records)
+    [record] = delivered(sink)
+    assert (record.status, record.input_tokens, record.output_tokens) == ("partial", 0, 9)
+    assert record.dimensions["usage_issue"] == "input_tokens -5 is not a count, not billed"
+    assert _stats.snapshot()["dropped.invalid"] == 0
+    assert _stats.snapshot()["partial.not_a_count"] == 1
+    assert any("does not add up" in r.getMessage() for r in caplog_usagetap.records)
 
 
 def test_server_rejecting_stream_options_still_streams_and_records_partial(

@@ -83,3 +83,21 @@ def test_a_count_of_2_to_the_63_is_not_billed_and_the_call_is_kept_as_partial(si
         record.dimensions["usage_issue"] == "input_tokens 9223372036854775808 over 1000000000000, not billed"
     )
     assert _stats.snapshot()["partial.out_of_range"] == 1
+
+
+def test_usage_that_extraction_cannot_read_is_a_partial_record_naming_why(
+    sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usagetap.providers import openai as extract
+
+    def broken(_: object) -> None:
+        raise ZeroDivisionError("a shape nobody expected")
+
+    monkeypatch.setattr(extract, "chat_usage", broken)
+    body = (FIXTURES / "openai" / "chat_completion.json").read_bytes()
+    response = _openai(body).chat.completions.create(model="gpt-4.1", messages=MESSAGES)
+    assert response.choices
+    [record] = delivered(sink)
+    assert (record.status, record.input_tokens, record.output_tokens) == ("partial", 0, 0)
+    assert record.dimensions["usage_issue"] == "usage unreadable: ZeroDivisionError"
+    assert _stats.snapshot()["internal_errors"] == 1

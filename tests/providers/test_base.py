@@ -32,12 +32,24 @@ def test_a_count_above_a_trillion_is_not_billed_and_its_reported_value_kept_in_t
     )
 
 
-def test_consistent_usage_and_counts_that_validation_refuses_are_left_alone() -> None:
+def test_consistent_usage_is_left_alone() -> None:
     fine = TokenUsage(input_tokens=10**12, output_tokens=5, cache_read_tokens=10**12, reasoning_tokens=5)
-    negative = TokenUsage(input_tokens=-5, cache_read_tokens=3)
-    assert settle(fine) == settle(negative) == []
-    assert fine.issue is negative.issue is None
-    assert (negative.input_tokens, negative.cache_read_tokens) == (-5, 3)
+    assert settle(fine) == []
+    assert fine.issue is None
+
+
+@pytest.mark.parametrize("value", [-5, 2.5, float("nan"), "12", None, True, [3]])
+def test_a_count_that_is_no_count_is_not_billed_and_named_in_the_issue(value: object) -> None:
+    usage = TokenUsage(input_tokens=value, output_tokens=7, cache_read_tokens=3)  # type: ignore[arg-type]
+    assert settle(usage)[0] == "not_a_count"
+    assert (usage.input_tokens, usage.output_tokens) == (0, 7)
+    assert usage.issue is not None and usage.issue.startswith(f"input_tokens {value!r} is not a count")
+
+
+def test_a_whole_float_count_is_taken_as_its_integer() -> None:
+    usage = TokenUsage(input_tokens=12.0, output_tokens=7)  # type: ignore[arg-type]
+    assert settle(usage) == []
+    assert (type(usage.input_tokens), usage.input_tokens, usage.issue) == (int, 12, None)
 
 
 @pytest.mark.parametrize("usage", ["12 tokens", [1, 2], 42, 4.5])

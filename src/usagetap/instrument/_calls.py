@@ -156,11 +156,28 @@ class Capture:
                 return None
             return make_record(self.call, usage, self.status, self.ts).validate()
         except InvalidRecord as exc:
-            _stats.incr("dropped.invalid")
-            log_once(ERROR, f"invalid:{_rule(exc)}", "usagetap: dropped an invalid usage record: %s", exc)
+            _stats.incr("partial.invalid")
+            log_once(
+                ERROR,
+                f"invalid:{_rule(exc)}",
+                "usagetap: a usage record broke a rule (%s); kept as a partial record without its usage",
+                exc,
+            )
+            issue = f"invalid record: {_rule(exc)}"
         except Exception as exc:
             internal_error("extract", exc)
-        return None
+            issue = f"usage unreadable: {type(exc).__name__}"
+        return self._unread(issue)
+
+    def _unread(self, issue: str) -> Optional[UsageRecord]:
+        """The billed call's record when its usage could not be read: partial, the reason named."""
+        try:
+            usage = TokenUsage(model=self.call.request_model, reported=False, issue=issue)
+            return make_record(self.call, usage, "partial", self.ts).validate()
+        except Exception as exc:
+            _stats.incr("dropped.invalid")
+            internal_error("extract", exc)
+            return None
 
 
 def _rule(exc: InvalidRecord) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, unreadable
+from .base import TokenUsage, field_of, int_of, is_object, unreadable, unreported
 
 __all__ = [
     "BATCHES",
@@ -141,6 +141,7 @@ def _usage_fields(
         reasoning_tokens=int_of(field_of(usage, "output_tokens_details"), "thinking_tokens"),
         dimensions=dims,
         reported=reported,
+        issue=unreported(usage, "input_tokens", "output_tokens"),
     )
 
 

@@ -53,6 +53,15 @@ def int_of(obj: Any, name: str) -> int:
     return value
 
 
+def unreported(obj: Any, *names: str) -> Optional[str]:
+    """An issue naming the counts among ``names`` that ``obj`` leaves out or reports as null, or None.
+
+    A count a provider always sends, missing, is unknown: never billed as a silent zero.
+    """
+    absent = [name for name in names if field_of(obj, name) is None]
+    return f"{', '.join(absent)} not reported" if absent else None
+
+
 def is_object(value: Any) -> bool:
     """Whether a usage value can hold fields: a mapping or an object, not a string, a number or a list."""
     return not isinstance(value, (str, bytes, bytearray, int, float, list, tuple))
@@ -73,6 +82,12 @@ _PARTS = (
 )
 
 
+def _shown(value: object) -> str:
+    """A reported value for an issue text: its repr, cut short (it is the provider's, unchecked)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def settle(usage: TokenUsage) -> list[str]:
     """Fit ``usage`` to the record's rules in place, noting each change in ``issue``; return their kinds.
 
@@ -80,12 +95,18 @@ def settle(usage: TokenUsage) -> list[str]:
     (set to 0) and the reported value is kept in the issue (``out_of_range``). A part larger than
     its total (reasoning above output, cache reads and writes above input) is cut down to what the
     total leaves; the totals, which the provider bills, stay as reported (``parts_exceed_total``).
-    Negative and non-integer counts are left for validation to refuse.
+    A count that is no count (negative, fractional, not a number) is not billed either
+    (``not_a_count``); a whole float is taken as its integer.
     """
     notes: dict[str, list[str]] = {}
     for name in TOKEN_FIELDS:
         value = getattr(usage, name)
-        if type(value) is int and value > MAX_TOKENS:
+        if type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKENS:
+            setattr(usage, name, int(value))
+        elif type(value) is not int or value < 0:
+            notes.setdefault("not_a_count", []).append(f"{name} {_shown(value)} is not a count, not billed")
+            setattr(usage, name, 0)
+        elif value > MAX_TOKENS:
             notes.setdefault("out_of_range", []).append(f"{name} {value} over {MAX_TOKENS}, not billed")
             setattr(usage, name, 0)
     for part, total in _PARTS:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 
 from .._log import internal_error
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, unreadable
+from .base import TokenUsage, field_of, int_of, is_object, unreadable, unreported
 
 __all__ = [
     "OPERATIONS",
@@ -181,6 +181,9 @@ def chat_usage(response: Any) -> TokenUsage:
     )
 
 
+_CHAT_COUNTS = ("prompt_tokens", "completion_tokens")
+
+
 def _chat_usage_fields(
     usage: Any, *, model: Optional[str], response_id: Optional[str], service_tier: Optional[str]
 ) -> TokenUsage:
@@ -196,6 +199,9 @@ def _chat_usage_fields(
     prompt, completion = _prompt_tokens(usage), int_of(usage, "completion_tokens")
     reasoning = int_of(completion_details, "reasoning_tokens")
     unlisted = _unlisted_output(usage, prompt, completion)
+    counts = (
+        ("completion_tokens",) if field_of(usage, "prompt_cache_miss_tokens") is not None else _CHAT_COUNTS
+    )
     return TokenUsage(
         model=model,
         response_id=response_id or None,
@@ -203,8 +209,9 @@ def _chat_usage_fields(
         output_tokens=completion + unlisted,
         cache_read_tokens=_cache_reads(usage, prompt_details),
         cache_write_tokens=int_of(prompt_details, "cache_write_tokens"),
-        reasoning_tokens=max(reasoning, unlisted),
+        reasoning_tokens=max(reasoning, unlisted) if unlisted else reasoning,
         dimensions=dims,
+        issue=unreported(usage, *counts),
     )
 
 
