@@ -15,6 +15,11 @@ from usagetap.testing import ProviderServer
 MODEL = "claude-haiku-4-5"
 
 
+def batches(client: Any) -> Any:
+    """``messages.batches``, or ``beta.messages.batches`` in anthropic versions that have only that."""
+    return getattr(client.messages, "batches", None) or client.beta.messages.batches
+
+
 def requests(n: int = 2) -> list[Any]:
     good = [
         {
@@ -35,10 +40,10 @@ def test_results_meter_each_succeeded_item_with_batch_dimension(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
     with usagetap.customer("org_batch", feature="nightly"):
-        batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
+        batch = batches(claude).create(requests=requests())  # type: ignore[arg-type]
     assert batch.processing_status == "in_progress"
     assert delivered(sink) == [], "creating a batch is not billed"
-    lines = list(claude.messages.batches.results(batch.id))
+    lines = list(batches(claude).results(batch.id))
     assert [line.result.type for line in lines] == ["succeeded", "succeeded", "errored"]
     records = delivered(sink)
     assert len(records) == 2
@@ -58,16 +63,16 @@ def test_results_meter_each_succeeded_item_with_batch_dimension(
 
 
 def test_reading_results_again_is_deduplicated(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
-    first = list(claude.messages.batches.results(batch.id))
-    second = list(claude.messages.batches.results(batch.id))
+    batch = batches(claude).create(requests=requests())  # type: ignore[arg-type]
+    first = list(batches(claude).results(batch.id))
+    second = list(batches(claude).results(batch.id))
     assert len(first) == len(second) == 3
     assert len(delivered(sink)) == 2
 
 
 def test_results_read_partly_meter_what_was_read(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests(3))  # type: ignore[arg-type]
-    for _ in claude.messages.batches.results(batch.id):
+    batch = batches(claude).create(requests=requests(3))  # type: ignore[arg-type]
+    for _ in batches(claude).results(batch.id):
         break
     [record] = delivered(sink)
     assert record.response_id == f"{batch.id}:req-0"
@@ -75,16 +80,16 @@ def test_results_read_partly_meter_what_was_read(claude: anthropic.Anthropic, si
 
 def test_the_scope_in_effect_when_reading_wins(claude: anthropic.Anthropic, sink: Memory) -> None:
     with usagetap.customer("creator"):
-        batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
+        batch = batches(claude).create(requests=requests(1))  # type: ignore[arg-type]
     with usagetap.customer("reader"):
-        list(claude.messages.batches.results(batch.id))
+        list(batches(claude).results(batch.id))
     [record] = delivered(sink)
     assert record.customer == "reader"
 
 
 def test_retrieve_list_and_count_tokens_are_not_billed(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
-    assert claude.messages.batches.retrieve(batch.id).processing_status == "ended"
+    batch = batches(claude).create(requests=requests(1))  # type: ignore[arg-type]
+    assert batches(claude).retrieve(batch.id).processing_status == "ended"
     assert delivered(sink) == []
 
 
@@ -101,8 +106,8 @@ async def test_async_batch_results(
     aclaude: anthropic.AsyncAnthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
     with usagetap.customer("org_async_batch"):
-        batch = await aclaude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
-    results = await aclaude.messages.batches.results(batch.id)
+        batch = await batches(aclaude).create(requests=requests())  # type: ignore[arg-type]
+    results = await batches(aclaude).results(batch.id)
     types = [line.result.type async for line in results]
     assert types == ["succeeded", "succeeded", "errored"]
     records = delivered(sink)

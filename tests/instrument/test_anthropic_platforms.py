@@ -7,6 +7,7 @@ is driven with an access token (no google-auth); its streams are SSE.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from usagetap.testing import ProviderServer
 BEDROCK_MODEL = "anthropic.claude-sonnet-4-6-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-6@20250929"
 MESSAGES = [{"role": "user", "content": "Which cloud am I on?"}]
+HAS_BEDROCK_API_KEY = "api_key" in inspect.signature(AnthropicBedrock.__init__).parameters
 
 
 @pytest.fixture
@@ -31,6 +33,8 @@ def platform_server() -> Iterator[ProviderServer]:
 
 
 def bedrock(server: ProviderServer, cls: Any = AnthropicBedrock) -> Any:
+    if not HAS_BEDROCK_API_KEY:
+        pytest.skip("Bedrock API keys are not in this anthropic version (AWS credentials only)")
     return usagetap.wrap(
         cls(api_key="bedrock-key", aws_region="us-east-1", base_url=server.url, max_retries=0)
     )
@@ -128,6 +132,8 @@ def test_error_mid_stream_is_partial(provider: str, platform_server: ProviderSer
 
 def test_vertex_count_tokens_is_not_billed(platform_server: ProviderServer, sink: Memory) -> None:
     client = vertex(platform_server)
+    if not hasattr(client.messages, "count_tokens"):
+        pytest.skip("messages.count_tokens() is not in this anthropic version")
     assert client.messages.count_tokens(model=VERTEX_MODEL, messages=MESSAGES).input_tokens > 0
     assert platform_server.requests[-1]["path"].endswith("/count-tokens:rawPredict")
     assert delivered(sink) == []
