@@ -76,8 +76,11 @@ def test_unknown_model_costs_none_never_zero_and_warns_once(caplog: pytest.LogCa
     assert len(warnings) == 1
 
 
-def test_unknown_provider_host_is_unpriced() -> None:
-    assert price_record(record("gpt-4.1", provider="localhost", input_tokens=10, output_tokens=1)) is None
+def test_unknown_provider_host_serving_its_own_model_is_unpriced() -> None:
+    assert (
+        price_record(record("qwen2.5-coder:7b", provider="localhost", input_tokens=10, output_tokens=1))
+        is None
+    )
 
 
 def test_priced_record_is_not_priced_again() -> None:
@@ -336,3 +339,17 @@ def test_varying_counts_cost_exactly_what_genai_prices_says_same_decimal(provide
             expected = calc_price(Usage(**base), model, provider_id=provider_id).total_price
         cost = price_record(r)
         assert (cost, str(cost)) == (expected, str(expected)), usage
+
+
+@pytest.mark.parametrize(("vendor", "model"), [("anthropic", "claude-haiku-4-5"), ("openai", "gpt-4.1-mini")])
+def test_an_unknown_host_is_priced_at_the_rates_of_the_sdk_vendor_whose_model_it_serves(
+    vendor: str, model: str
+) -> None:
+    r = record(model, "llm-gateway.internal.example", input_tokens=4200, output_tokens=310)
+    expected = calc_price(Usage(input_tokens=4200, output_tokens=310), model, provider_id=vendor).total_price
+    assert price_record(r) == Decimal(expected) and expected > 0
+
+
+def test_an_unknown_host_serving_another_vendor_model_has_no_price() -> None:
+    r = record("llama-3.3-70b-versatile", "llm-gateway.internal.example", input_tokens=900, output_tokens=40)
+    assert price_record(r) is None

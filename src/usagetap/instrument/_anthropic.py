@@ -84,7 +84,7 @@ class AnthropicAdapter:
                 if marker in cls.__name__:
                     return provider
         url = client.base_url
-        return provider_for_host(url.host, url.port, _KNOWN_HOSTS)
+        return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
 
     def client_classes(self) -> tuple[type, ...]:
         import anthropic
