@@ -17,7 +17,7 @@ OPENAI_LOWEST = [
     "openai==1.40.0",
     "httpx<0.28",
 ]  # openai < 1.55.3 passes httpx the proxies= that 0.28 removed
-ANTHROPIC_LOWEST = ["anthropic==0.40.0"]
+ANTHROPIC_LOWEST = ["anthropic[bedrock]==0.40.0"]  # boto3: Bedrock requests are SigV4-signed there
 OPENAI_TESTS = ["tests/instrument", "tests/providers", "tests/test_cli.py"]
 
 

@@ -33,11 +33,12 @@ def platform_server() -> Iterator[ProviderServer]:
 
 
 def bedrock(server: ProviderServer, cls: Any = AnthropicBedrock) -> Any:
-    if not HAS_BEDROCK_API_KEY:
-        pytest.skip("Bedrock API keys are not in this anthropic version (AWS credentials only)")
-    return usagetap.wrap(
-        cls(api_key="bedrock-key", aws_region="us-east-1", base_url=server.url, max_retries=0)
-    )
+    if HAS_BEDROCK_API_KEY:
+        credentials = {"api_key": "bedrock-key"}
+    else:  # SigV4-signed by botocore
+        pytest.importorskip("boto3", reason="this anthropic version signs Bedrock requests with boto3")
+        credentials = {"aws_access_key": "AKIDTESTKEY", "aws_secret_key": "test-secret"}
+    return usagetap.wrap(cls(**credentials, aws_region="us-east-1", base_url=server.url, max_retries=0))
 
 
 def vertex(server: ProviderServer, cls: Any = AnthropicVertex) -> Any:
@@ -103,6 +104,21 @@ def test_create_stream_and_helper(provider: str, platform_server: ProviderServer
 
 
 @pytest.mark.parametrize("provider", list(CLIENTS))
+def test_a_raw_stream_read_without_parse_is_metered(
+    provider: str, platform_server: ProviderServer, sink: Memory
+) -> None:
+    _needs_botocore(provider, stream=True)
+    make, cls, _, model = CLIENTS[provider]
+    raw = make(platform_server, cls).messages.with_raw_response.create(
+        model=model, max_tokens=20, messages=MESSAGES, stream=True
+    )
+    assert raw.http_response.read()
+    [record] = delivered(sink)
+    assert (record.provider, record.status, record.output_tokens) == (provider, "ok", 20)
+    assert_matches_issued(record, platform_server)
+
+
+@pytest.mark.parametrize("provider", list(CLIENTS))
 def test_prompt_caching(provider: str, platform_server: ProviderServer, sink: Memory) -> None:
     make, cls, _, model = CLIENTS[provider]
     client = make(platform_server, cls)
@@ -142,8 +158,11 @@ def test_vertex_count_tokens_is_not_billed(platform_server: ProviderServer, sink
 def test_unsupported_platform_calls_fail_as_the_sdk_says_with_no_record(
     platform_server: ProviderServer, sink: Memory
 ) -> None:
+    client = bedrock(platform_server)
+    if not hasattr(client.messages, "batches"):
+        pytest.skip("Message Batches are not in this anthropic version's Messages API")
     with pytest.raises(anthropic.AnthropicError, match="not supported"):
-        bedrock(platform_server).messages.batches.create(requests=[])
+        client.messages.batches.create(requests=[])
     assert delivered(sink) == []
 
 

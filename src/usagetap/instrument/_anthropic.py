@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
 
-from .._log import internal_error
+from .._log import internal_error, log
 from ..context import Scope
 from ..providers import anthropic as extract
 from ..providers.base import TokenUsage, field_of
@@ -151,7 +151,7 @@ class AnthropicAdapter:
             (attach_async if self._is_async_stream(result) else attach_sync)(result, tap)
         elif extract.is_message(result):
             emit(call, extract.message_usage, result)
-            _advise(call, extract.message_advisors(result), field_of(result, "id"))
+            _advise(call, extract.message_advisors(result))
 
     def meter_body(self, call: Call, body: Optional[bytes], sse: bool) -> None:
         """Meter a raw response from its body as the caller read it (None: closed or dropped unread)."""
@@ -162,11 +162,13 @@ class AnthropicAdapter:
             for line in (body or b"").splitlines():
                 if line.strip():
                     _record_line(call, json.loads(line))
+        elif body is not None and not sse and call.stream and call.provider == "bedrock":
+            events = _aws_events(body)
+            emit(call, extract.events_usage, events)
+            _advise(call, extract.events_advisors(events))
         else:
             emit(call, lambda source: _body_usage(source, sse), body)
-            advisors = extract.body_advisors(body, sse)
-            if advisors and advisors[0].response_id:
-                _advise(call, advisors, advisors[0].response_id.rpartition(":advisor:")[0])
+            _advise(call, extract.body_advisors(body, sse))
 
     def _is_stream(self, result: Any) -> bool:
         if self._streams is None:
@@ -252,21 +254,37 @@ class _AdvisedTap(StreamTap):
             return
         try:
             observer: extract.MessageStreamObserver = self.observer
-            _advise(self.call, observer.advisors(), observer.response_id)
+            _advise(self.call, observer.advisors())
         except Exception as exc:
             internal_error("stream.advisors", exc)
 
 
-def _advise(call: Call, advisors: list[TokenUsage], parent_response_id: Optional[str]) -> None:
-    """Emit each advisor turn of a call, after the call's own record, linked to it by ``parent_event_id``."""
+def _advise(call: Call, advisors: list[TokenUsage]) -> None:
+    """Emit each advisor turn of a call, after the call's own record, linked to it by ``parent_event_id``
+    (advisor turns are keyed ``{call's response id}:advisor:{n}``)."""
     if not advisors:
         return
+    parent_response_id = (advisors[0].response_id or "").rpartition(":advisor:")[0]
     if parent_response_id and call.provider in _TRUSTED_IDS:
         parent = derive_event_id(call.provider, call.operation, parent_response_id)
         for usage in advisors:
             usage.dimensions["parent_event_id"] = parent
     for usage in advisors:
         emit(call, _same, usage)
+
+
+def _aws_events(body: bytes) -> list[Any]:
+    """The Messages events of a Bedrock stream's body (AWS event-stream framing), decoded as the SDK does;
+    those before an error event, if one cut it short."""
+    from anthropic.lib.bedrock._stream_decoder import AWSEventStreamDecoder
+
+    events: list[Any] = []
+    try:
+        for event in AWSEventStreamDecoder().iter_bytes(iter([body])):
+            events.append(event.json())
+    except Exception as exc:
+        log.debug("usagetap: a Bedrock stream's body ended in an error: %r", exc)
+    return events
 
 
 def _same(usage: TokenUsage) -> TokenUsage:
@@ -294,7 +312,7 @@ def _record_line(call: _BatchResults, line: Any) -> None:
             )
             for usage in advisors:
                 usage.dimensions["batch"] = True
-            _advise(call, advisors, key)
+            _advise(call, advisors)
     except Exception as exc:
         internal_error("batch.line", exc)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -35,6 +36,8 @@ __all__ = [
     "body_advisors",
     "body_usage",
     "classify",
+    "events_advisors",
+    "events_usage",
     "is_message",
     "is_succeeded",
     "json_of",
@@ -299,10 +302,7 @@ def body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
     A body never read, cut short or without usage is unreported (the record will be partial).
     """
     if body is not None and sse:
-        observer = MessageStreamObserver()
-        for event in sse_events(body):
-            observer.observe(event)
-        return observer.result()
+        return events_usage(sse_events(body))
     message = json_of(body)
     return message_usage(message) if is_message(message) else TokenUsage(reported=False)
 
@@ -312,12 +312,26 @@ def body_advisors(body: Optional[bytes], sse: bool) -> list[TokenUsage]:
     if body is None or ADVISOR.encode() not in body:
         return []
     if sse:
-        observer = MessageStreamObserver()
-        for event in sse_events(body):
-            observer.observe(event)
-        return observer.advisors()
+        return events_advisors(sse_events(body))
     message = json_of(body)
     return message_advisors(message) if is_message(message) else []
+
+
+def events_usage(events: Iterable[Any]) -> TokenUsage:
+    """Usage from a Messages stream's events (SDK objects or JSON), as the stream observer sees them."""
+    return _observed(events).result()
+
+
+def events_advisors(events: Iterable[Any]) -> list[TokenUsage]:
+    """The advisor turns a Messages stream's events report (see :func:`advisor_usages`)."""
+    return _observed(events).advisors()
+
+
+def _observed(events: Iterable[Any]) -> MessageStreamObserver:
+    observer = MessageStreamObserver()
+    for event in events:
+        observer.observe(event)
+    return observer
 
 
 def json_of(body: Optional[bytes]) -> Any:
