@@ -113,3 +113,17 @@ async def test_async_batch_results(
     records = delivered(sink)
     assert [r.customer for r in records] == ["org_async_batch"] * 2
     assert {r.response_id for r in records} == {f"{batch.id}:req-0", f"{batch.id}:req-1"}
+
+
+def test_results_read_raw_without_parse_are_metered_for_the_creator(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_raw_batch"):
+        created = batches(claude).with_raw_response.create(requests=requests())  # type: ignore[arg-type]
+    batch_id = created.http_response.json()["id"]
+    body = batches(claude).with_raw_response.results(batch_id).http_response.read()
+    assert body.count(b'"succeeded"') == 2
+    records = delivered(sink)
+    assert [r.response_id for r in records] == [f"{batch_id}:req-0", f"{batch_id}:req-1"]
+    assert all(r.customer == "org_raw_batch" and r.dimensions["batch"] is True for r in records)
+    assert sum(r.output_tokens for r in records) == claude_server.totals()["output_tokens"]
