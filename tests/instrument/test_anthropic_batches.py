@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import pytest
 
 import usagetap
 from tests.instrument.conftest import delivered
@@ -121,6 +122,8 @@ def test_results_read_raw_without_parse_are_metered_for_the_creator(
     with usagetap.customer("org_raw_batch"):
         created = batches(claude).with_raw_response.create(requests=requests())  # type: ignore[arg-type]
     batch_id = created.http_response.json()["id"]
+    if not hasattr(batches(claude).with_raw_response, "results"):
+        pytest.skip("batch results have no raw response in this anthropic version")
     body = batches(claude).with_raw_response.results(batch_id).http_response.read()
     assert body.count(b'"succeeded"') == 2
     records = delivered(sink)

@@ -4,11 +4,14 @@ is parsed or its body is read (however it is read), a partial one when it is clo
 from __future__ import annotations
 
 import gc
+import importlib
 import json
+from pathlib import Path
 
 import anthropic
 import pytest
 
+import usagetap
 from tests.instrument.conftest import delivered
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
@@ -227,3 +230,25 @@ async def _maybe_await(value: object) -> object:
     import inspect
 
     return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+
+
+def test_a_raw_event_stream_read_in_full_before_it_is_returned_is_metered(sink: Memory) -> None:
+    """A transport that hands the SDK the whole body at once (httpx.MockTransport) still yields the usage."""
+    body = (Path(__file__).parent.parent / "fixtures" / "anthropic" / "stream_basic.sse").read_bytes()
+    base = importlib.import_module("anthropic._base_client")
+    hx = importlib.import_module("httpx2" if hasattr(base, "httpx2") else "httpx")
+    transport = hx.MockTransport(
+        lambda request: hx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    )
+    claude = usagetap.wrap(
+        anthropic.Anthropic(api_key="sk-ant-test", http_client=hx.Client(transport=transport))
+    )
+    raw = claude.messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    assert raw.http_response.read() == body
+    [record] = delivered(sink)
+    assert (record.provider, record.status, record.input_tokens, record.output_tokens) == (
+        "anthropic",
+        "ok",
+        25,
+        15,
+    )
