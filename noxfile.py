@@ -1,4 +1,5 @@
-"""Sessions: tests, lint, the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x), bench."""
+"""Sessions: tests, lint, the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x, and the
+lowest declared version of each), bench."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ nox.options.reuse_existing_virtualenvs = True
 
 OPENAI = {"1": "openai>=1.40,<2", "2": "openai>=2,<3", "3": "openai>=3,<4"}
 ANTHROPIC = {"0": "anthropic>=0.40,<1", "1": "anthropic>=1,<2", "2": "anthropic>=2,<3"}
+# the lowest versions pyproject.toml declares, with what they need of their time's dependencies
+OPENAI_LOWEST = [
+    "openai==1.40.0",
+    "httpx<0.28",
+]  # openai < 1.55.3 passes httpx the proxies= that 0.28 removed
+ANTHROPIC_LOWEST = ["anthropic[bedrock]==0.40.0"]  # boto3: Bedrock requests are SigV4-signed there
+OPENAI_TESTS = ["tests/instrument", "tests/providers", "tests/test_cli.py"]
 
 
 @nox.session
@@ -38,25 +46,36 @@ def openai(session: nox.Session, major: str) -> None:
     call, sync and async, OpenAI and Azure) runs here; a surface missing from a
     version is skipped with a reason, which ``-rs`` prints.
     """
-    session.install("-e", ".[test]", OPENAI[major])
+    _openai_tests(session, OPENAI[major])
+
+
+@nox.session
+def openai_lowest(session: nox.Session) -> None:
+    """The OpenAI tests against the lowest openai version usagetap declares (``openai>=1.40``)."""
+    _openai_tests(session, *OPENAI_LOWEST)
+
+
+def _openai_tests(session: nox.Session, *requirements: str) -> None:
+    session.install("-e", ".[test]", *requirements)
     session.run("python", "-c", "import openai; print('openai', openai.__version__)")
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-rs",
-        "tests/instrument",
-        "tests/providers",
-        "tests/test_cli.py",
-        *session.posargs,
-    )
+    session.run("python", "-m", "pytest", "-rs", *OPENAI_TESTS, *session.posargs)
 
 
 @nox.session
 @nox.parametrize("major", list(ANTHROPIC))
 def anthropic(session: nox.Session, major: str) -> None:
     """The Anthropic tests against the latest release of one anthropic major version."""
-    session.install("-e", ".[test]", ANTHROPIC[major])
+    _anthropic_tests(session, ANTHROPIC[major])
+
+
+@nox.session
+def anthropic_lowest(session: nox.Session) -> None:
+    """The Anthropic tests against the lowest anthropic version usagetap declares (``anthropic>=0.40``)."""
+    _anthropic_tests(session, *ANTHROPIC_LOWEST)
+
+
+def _anthropic_tests(session: nox.Session, *requirements: str) -> None:
+    session.install("-e", ".[test]", *requirements)
     session.run("python", "-c", "import anthropic; print('anthropic', anthropic.__version__)")
     session.run(
         "python",

@@ -76,8 +76,11 @@ def test_unknown_model_costs_none_never_zero_and_warns_once(caplog: pytest.LogCa
     assert len(warnings) == 1
 
 
-def test_unknown_provider_host_is_unpriced() -> None:
-    assert price_record(record("gpt-4.1", provider="localhost", input_tokens=10, output_tokens=1)) is None
+def test_unknown_provider_host_serving_its_own_model_is_unpriced() -> None:
+    assert (
+        price_record(record("qwen2.5-coder:7b", provider="localhost", input_tokens=10, output_tokens=1))
+        is None
+    )
 
 
 def test_priced_record_is_not_priced_again() -> None:
@@ -375,3 +378,17 @@ def test_the_declared_lowest_genai_prices_has_every_pricing_feature_usagetap_app
     keys = ["cache_read_tokens", "cache_write_tokens", "output_reasoning_tokens", *_DIMENSION_USAGE.values()]
     assert [key for key in keys if not supports_usage_key(key)] == []
     assert supports_price_context()
+
+
+@pytest.mark.parametrize(("vendor", "model"), [("anthropic", "claude-haiku-4-5"), ("openai", "gpt-4.1-mini")])
+def test_an_unknown_host_is_priced_at_the_rates_of_the_sdk_vendor_whose_model_it_serves(
+    vendor: str, model: str
+) -> None:
+    r = record(model, "llm-gateway.internal.example", input_tokens=4200, output_tokens=310)
+    expected = calc_price(Usage(input_tokens=4200, output_tokens=310), model, provider_id=vendor).total_price
+    assert price_record(r) == Decimal(expected) and expected > 0
+
+
+def test_an_unknown_host_serving_another_vendor_model_has_no_price() -> None:
+    r = record("llama-3.3-70b-versatile", "llm-gateway.internal.example", input_tokens=900, output_tokens=40)
+    assert price_record(r) is None

@@ -17,6 +17,11 @@ discount (``batch=True``) and ``service_tier`` prices. Older genai-prices
 without some of these price them at the base rates, saying so once.
 User overrides (:mod:`usagetap.prices`) win over the table; a markup is
 recorded as ``billed_cost``.
+
+A provider that is a host genai-prices does not know (a gateway, a proxy) is
+priced at the rates of the model's vendor when that vendor is one whose SDK
+usagetap meters (OpenAI, Anthropic): gateways serve those models under their
+own host. Other models there have no price (``cost=None``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ _PROVIDER_IDS: dict[str, str] = {
     "bedrock": "aws",
     "vertex": "google",
 }
+
+# vendors whose rates price their models at a host genai-prices does not know (the SDK families')
+_GATEWAY_VENDORS = frozenset({"openai", "anthropic"})
 
 # record dimension -> genai-prices usage key
 _DIMENSION_USAGE: dict[str, str] = {
@@ -337,7 +345,16 @@ def _calculate(provider: str, model: str, usage: UsageItems, context: ContextIte
     if context:
         kwargs["price_context"] = dict(context)
     with _lock:
-        return calc_price(Usage(**dict(usage)), model, **kwargs)
+        try:
+            return calc_price(Usage(**dict(usage)), model, **kwargs)
+        except LookupError:
+            if provider_id is not None:
+                raise
+        del kwargs["provider_api_url"]
+        found = calc_price(Usage(**dict(usage)), model, **kwargs)  # the model's vendor, found by its name
+        if found.provider.id not in _GATEWAY_VENDORS:
+            raise LookupError(f"no price for {model!r} at {provider!r}")
+        return found
 
 
 @functools.lru_cache(maxsize=8192)

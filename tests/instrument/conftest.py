@@ -9,6 +9,11 @@ import pytest
 import usagetap
 from usagetap.testing import ProviderServer
 
+HAS_RESPONSES = hasattr(openai.OpenAI, "responses")
+needs_responses = pytest.mark.skipif(
+    not HAS_RESPONSES, reason="the Responses API is not in this openai version"
+)
+
 
 @pytest.fixture
 def client(server: ProviderServer) -> openai.OpenAI:

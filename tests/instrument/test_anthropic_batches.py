@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import pytest
 
 import usagetap
 from tests.instrument.conftest import delivered
@@ -13,6 +14,11 @@ from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
 MODEL = "claude-haiku-4-5"
+
+
+def batches(client: Any) -> Any:
+    """``messages.batches``, or ``beta.messages.batches`` in anthropic versions that have only that."""
+    return getattr(client.messages, "batches", None) or client.beta.messages.batches
 
 
 def requests(n: int = 2) -> list[Any]:
@@ -35,10 +41,10 @@ def test_results_meter_each_succeeded_item_with_batch_dimension(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
     with usagetap.customer("org_batch", feature="nightly"):
-        batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
+        batch = batches(claude).create(requests=requests())  # type: ignore[arg-type]
     assert batch.processing_status == "in_progress"
     assert delivered(sink) == [], "creating a batch is not billed"
-    lines = list(claude.messages.batches.results(batch.id))
+    lines = list(batches(claude).results(batch.id))
     assert [line.result.type for line in lines] == ["succeeded", "succeeded", "errored"]
     records = delivered(sink)
     assert len(records) == 2
@@ -58,16 +64,16 @@ def test_results_meter_each_succeeded_item_with_batch_dimension(
 
 
 def test_reading_results_again_is_deduplicated(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
-    first = list(claude.messages.batches.results(batch.id))
-    second = list(claude.messages.batches.results(batch.id))
+    batch = batches(claude).create(requests=requests())  # type: ignore[arg-type]
+    first = list(batches(claude).results(batch.id))
+    second = list(batches(claude).results(batch.id))
     assert len(first) == len(second) == 3
     assert len(delivered(sink)) == 2
 
 
 def test_results_read_partly_meter_what_was_read(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests(3))  # type: ignore[arg-type]
-    for _ in claude.messages.batches.results(batch.id):
+    batch = batches(claude).create(requests=requests(3))  # type: ignore[arg-type]
+    for _ in batches(claude).results(batch.id):
         break
     [record] = delivered(sink)
     assert record.response_id == f"{batch.id}:req-0"
@@ -75,16 +81,16 @@ def test_results_read_partly_meter_what_was_read(claude: anthropic.Anthropic, si
 
 def test_the_scope_in_effect_when_reading_wins(claude: anthropic.Anthropic, sink: Memory) -> None:
     with usagetap.customer("creator"):
-        batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
+        batch = batches(claude).create(requests=requests(1))  # type: ignore[arg-type]
     with usagetap.customer("reader"):
-        list(claude.messages.batches.results(batch.id))
+        list(batches(claude).results(batch.id))
     [record] = delivered(sink)
     assert record.customer == "reader"
 
 
 def test_retrieve_list_and_count_tokens_are_not_billed(claude: anthropic.Anthropic, sink: Memory) -> None:
-    batch = claude.messages.batches.create(requests=requests(1))  # type: ignore[arg-type]
-    assert claude.messages.batches.retrieve(batch.id).processing_status == "ended"
+    batch = batches(claude).create(requests=requests(1))  # type: ignore[arg-type]
+    assert batches(claude).retrieve(batch.id).processing_status == "ended"
     assert delivered(sink) == []
 
 
@@ -101,10 +107,26 @@ async def test_async_batch_results(
     aclaude: anthropic.AsyncAnthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
     with usagetap.customer("org_async_batch"):
-        batch = await aclaude.messages.batches.create(requests=requests())  # type: ignore[arg-type]
-    results = await aclaude.messages.batches.results(batch.id)
+        batch = await batches(aclaude).create(requests=requests())  # type: ignore[arg-type]
+    results = await batches(aclaude).results(batch.id)
     types = [line.result.type async for line in results]
     assert types == ["succeeded", "succeeded", "errored"]
     records = delivered(sink)
     assert [r.customer for r in records] == ["org_async_batch"] * 2
     assert {r.response_id for r in records} == {f"{batch.id}:req-0", f"{batch.id}:req-1"}
+
+
+def test_results_read_raw_without_parse_are_metered_for_the_creator(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    with usagetap.customer("org_raw_batch"):
+        created = batches(claude).with_raw_response.create(requests=requests())  # type: ignore[arg-type]
+    batch_id = created.http_response.json()["id"]
+    if not hasattr(batches(claude).with_raw_response, "results"):
+        pytest.skip("batch results have no raw response in this anthropic version")
+    body = batches(claude).with_raw_response.results(batch_id).http_response.read()
+    assert body.count(b'"succeeded"') == 2
+    records = delivered(sink)
+    assert [r.response_id for r in records] == [f"{batch_id}:req-0", f"{batch_id}:req-1"]
+    assert all(r.customer == "org_raw_batch" and r.dimensions["batch"] is True for r in records)
+    assert sum(r.output_tokens for r in records) == claude_server.totals()["output_tokens"]

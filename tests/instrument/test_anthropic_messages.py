@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 from typing import Any, Callable
 
 import anthropic
@@ -12,6 +13,7 @@ from genai_prices import Usage, calc_price
 import usagetap
 from tests.instrument.conftest import delivered
 from usagetap import _stats
+from usagetap.instrument._streams import _closes_its_response
 from usagetap.pricing import supports_usage_key
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
@@ -26,6 +28,9 @@ SYSTEM = [
     }
 ]
 HAS_PARSE = hasattr(anthropic.resources.messages.Messages, "parse")
+HAS_COUNT_TOKENS = hasattr(anthropic.resources.messages.Messages, "count_tokens")
+HAS_THINKING = "thinking" in inspect.signature(anthropic.resources.messages.Messages.create).parameters
+HAS_BETA_STREAM = hasattr(anthropic.resources.beta.messages.Messages, "stream")
 
 
 def assert_matches_issued(record: usagetap.UsageRecord, server: ProviderServer) -> None:
@@ -111,6 +116,7 @@ def test_cache_writes_then_reads_and_cost_equals_genai_prices(
     assert write.cost is not None and read.cost is not None and read.cost < write.cost
 
 
+@pytest.mark.skipif(not HAS_THINKING, reason="extended thinking is not in this anthropic version")
 def test_thinking_and_server_tools_are_extracted(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
@@ -224,6 +230,7 @@ def test_stream_helper_never_entered_sends_nothing_and_records_nothing(
 def test_stream_helper_left_early_is_one_partial_record_with_the_input(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
+    claude_server.stream_delay = 0.002  # one event per write: the usage is not read with the first ones
     with stream_manager(claude) as stream:
         for text in stream.text_stream:
             assert text
@@ -331,6 +338,7 @@ def test_provider_errors_reach_the_caller_unchanged_and_yield_no_record(
     assert delivered(sink) == []
 
 
+@pytest.mark.skipif(not HAS_COUNT_TOKENS, reason="messages.count_tokens() is not in this anthropic version")
 def test_count_tokens_is_not_billable(claude: anthropic.Anthropic, sink: Memory) -> None:
     counted = claude.messages.count_tokens(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
     assert counted.input_tokens > 0
@@ -354,6 +362,7 @@ def test_parse_is_metered_and_returns_the_parsed_message(
     assert_matches_issued(record, claude_server)
 
 
+@pytest.mark.skipif(not HAS_BETA_STREAM, reason="beta.messages.stream() is not in this anthropic version")
 def test_beta_messages_create_and_stream(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
@@ -542,6 +551,7 @@ async def test_async_error_mid_stream_is_partial(
     assert record.status == "partial"
 
 
+@pytest.mark.skipif(not HAS_BETA_STREAM, reason="beta.messages.stream() is not in this anthropic version")
 async def test_async_beta_and_parse(
     aclaude: anthropic.AsyncAnthropic, claude_server: ProviderServer, sink: Memory
 ) -> None:
@@ -622,8 +632,11 @@ def test_a_tail_observer_is_handed_the_first_and_last_items_only_when_the_stream
         observe(self, event)
 
     monkeypatch.setattr(extract.MessageStreamObserver, "observe", noting)
-    for event in create(claude, stream=True):
+    stream = create(claude, stream=True)
+    for event in stream:
         received.append(event)
+    if not _closes_its_response(stream):
+        pytest.skip("this SDK's stream leaves its response open: the observer reads each event as it passes")
     assert len(received) == 29
     assert observed == [("message_start", 29), ("message_delta", 29)], "read at the end, not per event"
     [record] = delivered(sink)

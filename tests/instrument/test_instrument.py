@@ -6,7 +6,7 @@ import openai
 import pytest
 
 import usagetap
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from usagetap.instrument import instrument, instrumented, uninstrument
 from usagetap.instrument._adapter import request_owner
 from usagetap.sinks import Memory
@@ -75,6 +75,7 @@ def test_instrument_is_idempotent_and_uninstrument_restores(server: ProviderServ
     assert len(delivered(sink)) == 1
 
 
+@needs_responses
 @pytest.mark.usefixtures("instrumented")
 def test_instrument_meters_every_surface_of_azure_clients_too(server: ProviderServer, sink: Memory) -> None:
     client = openai.AzureOpenAI(azure_endpoint=server.url, api_key="az", api_version="2024-10-21")

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 import usagetap
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -68,6 +68,7 @@ def test_record_keeps_usage_that_does_not_add_up_as_a_partial_record(sink: Memor
     assert record.dimensions["usage_issue"] == "cache_read_tokens 1024 over input_tokens 10, cut to 10"
 
 
+@needs_responses
 def test_record_meters_responses_embeddings_and_completions(server: ProviderServer, sink: Memory) -> None:
     bare = openai.OpenAI(base_url=server.openai_url, api_key="sk-test")
     response = bare.responses.create(model="o4-mini", input="recorded by hand")
@@ -81,6 +82,7 @@ def test_record_meters_responses_embeddings_and_completions(server: ProviderServ
     assert [r.input_tokens for r in records] == [i.input_tokens for i in server.issued.values()]
 
 
+@needs_responses
 def test_record_refuses_a_background_response_that_has_not_finished(
     server: ProviderServer, sink: Memory
 ) -> None:

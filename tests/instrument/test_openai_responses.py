@@ -8,10 +8,12 @@ import openai
 import pytest
 
 import usagetap
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from usagetap import _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
+
+pytestmark = needs_responses
 
 MODEL = "gpt-4.1"
 

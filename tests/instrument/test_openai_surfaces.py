@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import usagetap
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from tests.instrument.openai_surfaces import SURFACES, has_surface
 from usagetap.sinks import Memory
 from usagetap.testing import Issued, ProviderServer
@@ -93,6 +93,7 @@ async def test_async_surface_bills_each_customer_the_issued_tokens(
     _check(delivered(sink), issued, kind, operation)
 
 
+@needs_responses
 def test_azure_requests_use_deployment_paths_and_the_api_version(
     server: ProviderServer, sink: Memory
 ) -> None:

@@ -9,7 +9,7 @@ import json
 import openai
 import pytest
 
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -158,6 +158,7 @@ def test_unparsed_raw_stream_dropped_is_metered_when_collected(client: openai.Op
     assert record.status == "partial"
 
 
+@needs_responses
 def test_responses_raw_event_stream_read_as_lines(
     client: openai.OpenAI, server: ProviderServer, sink: Memory
 ) -> None:

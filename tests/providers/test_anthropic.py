@@ -62,7 +62,7 @@ def test_sdk_objects_and_json_give_the_same_usage(load_json: Callable[[str], Any
     from anthropic.types import Message
 
     for name in ("message_cache_ttl.json", "message_web_search_thinking.json", "message_minimal.json"):
-        data = load_json(f"anthropic/{name}")
+        data = {**load_json(f"anthropic/{name}"), "content": []}  # content types vary with the SDK version
         assert extract.message_usage(Message.model_validate(data)) == extract.message_usage(data)
 
 
@@ -137,7 +137,7 @@ def test_stream_observer_reads_sdk_event_objects(load_sse: Callable[[str], list[
     adapter: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
     objects, dicts = extract.MessageStreamObserver(), extract.MessageStreamObserver()
     for event in load_sse("anthropic/stream_web_search_cached.sse"):
-        if event["type"] == "ping":
+        if event["type"] not in extract.MessageStreamObserver.kinds:  # the only ones it reads
             continue
         objects.observe(adapter.validate_python(event))
         dicts.observe(event)
@@ -201,3 +201,53 @@ def test_stream_usage_models_are_read_with_their_extra_fields() -> None:
     assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (45, 30, 5)
     assert usage.output_tokens == 7
     assert usage.dimensions["service_tier"] == "priority"
+
+
+def test_advisor_turns_are_left_out_of_the_call_own_counts(load_json: Callable[[str], Any]) -> None:
+    usage = extract.message_usage(load_json("anthropic/message_advisor.json"))
+    assert (usage.model, usage.input_tokens, usage.output_tokens) == ("claude-sonnet-4-5", 1830 + 400, 97)
+    assert (usage.cache_read_tokens, usage.reasoning_tokens) == (400, 12)
+
+
+def test_each_advisor_turn_is_usage_of_its_own_model(load_json: Callable[[str], Any]) -> None:
+    first, second = extract.message_advisors(load_json("anthropic/message_advisor.json"))
+    assert (first.model, first.response_id) == ("claude-opus-4-1", "msg_01AdvTestFixture7Qx:advisor:1")
+    assert (first.input_tokens, first.output_tokens, first.cache_write_tokens) == (1900 + 64, 31, 64)
+    assert first.dimensions == {
+        "cache_write_5m_tokens": 64,
+        "cache_write_1h_tokens": 0,
+        "service_tier": "standard",
+    }
+    assert second.response_id == "msg_01AdvTestFixture7Qx:advisor:2"
+    assert (second.input_tokens, second.output_tokens, second.cache_read_tokens) == (2010 + 64, 9, 64)
+    assert second.reasoning_tokens == 0
+
+
+def test_a_message_without_iterations_has_no_advisor_turns(load_json: Callable[[str], Any]) -> None:
+    assert extract.message_advisors(load_json("anthropic/message_cache_ttl.json")) == []
+
+
+def test_stream_observer_reports_the_advisor_turns_of_the_last_delta(
+    load_sse: Callable[[str], list[Any]], load_json: Callable[[str], Any]
+) -> None:
+    observer = extract.MessageStreamObserver()
+    for event in load_sse("anthropic/stream_advisor.sse"):
+        observer.observe(event)
+    message = load_json("anthropic/message_advisor.json")
+    assert observer.result() == extract.message_usage(message)
+    assert observer.advisors() == extract.message_advisors(message)
+
+
+@pytest.mark.parametrize(("name", "sse"), [("message_advisor.json", False), ("stream_advisor.sse", True)])
+def test_a_raw_body_gives_the_call_and_its_advisor_turns(
+    name: str, sse: bool, load_json: Callable[[str], Any]
+) -> None:
+    body = (FIXTURES / "anthropic" / name).read_bytes()
+    message = load_json("anthropic/message_advisor.json")
+    assert extract.body_usage(body, sse) == extract.message_usage(message)
+    assert extract.body_advisors(body, sse) == extract.message_advisors(message)
+
+
+def test_a_raw_body_cut_short_is_unreported() -> None:
+    assert not extract.body_usage(b'{"type": "message", "usage": {"input_', False).reported
+    assert not extract.body_usage(None, True).reported

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.instrument.conftest import needs_responses
 from tests.providers.conftest import FIXTURES
 from usagetap import _stats
 from usagetap.providers import openai as extract
@@ -38,9 +39,15 @@ def test_missing_usage_is_marked_unreported(load_json: Callable[[str], Any]) -> 
 
 def test_sdk_objects_and_json_give_the_same_usage(load_json: Callable[[str], Any]) -> None:
     from openai.types.chat import ChatCompletion
+    from pydantic import ValidationError
 
     data = load_json("openai/chat_completion_reasoning_audio.json")
-    assert extract.chat_usage(ChatCompletion.model_validate(data)) == extract.chat_usage(data)
+    try:
+        completion = ChatCompletion.model_validate(data)
+    except ValidationError:  # an openai version that refuses the label ("flex"): compared without it
+        data.pop("service_tier")
+        completion = ChatCompletion.model_validate(data)
+    assert extract.chat_usage(completion) == extract.chat_usage(data)
 
 
 def test_stream_usage_comes_from_the_final_chunk(load_sse: Callable[[str], list[Any]]) -> None:
@@ -300,6 +307,7 @@ def test_web_search_calls_are_counted_from_output_items(load_json: Callable[[str
     assert (usage.input_tokens, usage.output_tokens) == (9073, 281)
 
 
+@needs_responses
 def test_response_sdk_object_and_json_give_the_same_usage(load_json: Callable[[str], Any]) -> None:
     from openai.types.responses import Response
 
@@ -347,6 +355,7 @@ def test_responses_stream_cut_before_the_final_event_is_unreported(
     )
 
 
+@needs_responses
 def test_responses_stream_sdk_events_give_the_same_usage(load_sse: Callable[[str], list[Any]]) -> None:
     from openai._models import construct_type
     from openai.types.responses import ResponseStreamEvent

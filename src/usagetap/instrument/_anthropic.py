@@ -3,24 +3,32 @@
 Hooked at the client's ``request()``, where every surface passes: ``messages.create``
 (streamed or not), ``messages.parse``, ``messages.stream()`` (its ``MessageStream``
 reads the raw ``Stream`` metered here), the beta namespace, raw and streaming
-responses, and Message Batches. At that level Bedrock and Vertex requests still
-look like first-party ones (``POST /v1/messages`` with ``model`` and ``stream`` in
-the body); their clients rewrite the path per attempt, later.
+responses (however their body is read), and Message Batches. At that level Bedrock
+and Vertex requests still look like first-party ones (``POST /v1/messages`` with
+``model`` and ``stream`` in the body); their clients rewrite the path per attempt, later.
+
+An advisor's turn inside a call (``usage.iterations``) is a record of its own, on
+the advisor's model, emitted after the call's and linked to it by the dimension
+``parent_event_id`` (when the call's event id is derived from its response id).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
 
-from .._log import internal_error
+from .._log import internal_error, log
 from ..context import Scope
 from ..providers import anthropic as extract
 from ..providers.base import TokenUsage, field_of
+from ..record import derive_event_id
 from ._binding import Binding
-from ._calls import Call, emit
+from ._calls import _TRUSTED_IDS, Call, emit
 from ._hosts import provider_for_host
 from ._raw import attach_raw, is_raw_response
 from ._streams import StreamTap, attach_async, attach_sync
@@ -30,6 +38,16 @@ __all__ = ["ADAPTER", "AnthropicAdapter"]
 _KNOWN_HOSTS: dict[str, str] = {"api.anthropic.com": "anthropic"}
 _PLATFORMS = (("Bedrock", "bedrock"), ("Vertex", "vertex"))
 _REMEMBERED_BATCHES = 4096
+_STREAM_HELPER = "x-stainless-stream-helper"
+
+
+class _Messages(Call):
+    """``POST /v1/messages``. ``rebuilt``: sent by an SDK stream helper that reads the response
+    through a ``Stream`` of its own (anthropic < 0.43), so its body is metered, not the SDK's stream."""
+
+    __slots__ = ("rebuilt",)
+
+    rebuilt: bool
 
 
 class _BatchCreate(Call):
@@ -66,7 +84,7 @@ class AnthropicAdapter:
                 if marker in cls.__name__:
                     return provider
         url = client.base_url
-        return provider_for_host(url.host, url.port, _KNOWN_HOSTS)
+        return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
 
     def client_classes(self) -> tuple[type, ...]:
         import anthropic
@@ -91,17 +109,22 @@ class AnthropicAdapter:
             return call
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = body.get("model")
-        return Call(
+        messages = _Messages(
             binding,
             extract.MESSAGES,
             model if isinstance(model, str) else None,
             body.get("stream") is True,
             options,
         )
+        headers = options.headers if isinstance(options.headers, dict) else {}
+        messages.rebuilt = (
+            any(str(k).lower() == _STREAM_HELPER for k in headers) and _helper_rebuilds_stream()
+        )
+        return messages
 
     def on_result(self, call: Call, result: Any) -> Any:
         if is_raw_response(result):
-            attach_raw(result, lambda parsed: self._meter(call, parsed))
+            attach_raw(result, lambda parsed: self._meter(call, parsed), _RawBody(self, call))
         else:
             self._meter(call, result)
         return result
@@ -121,10 +144,31 @@ class AnthropicAdapter:
         elif isinstance(call, _BatchResults):
             _meter_results(call, result)
         elif self._is_stream(result):
-            tap = StreamTap(call, extract.MessageStreamObserver(), None)
+            if isinstance(call, _Messages) and call.rebuilt:
+                attach_raw(_ResponseOnly(result.response), _unparsed, _RawBody(self, call))
+                return
+            tap = _AdvisedTap(call, extract.MessageStreamObserver(), None)
             (attach_async if self._is_async_stream(result) else attach_sync)(result, tap)
         elif extract.is_message(result):
             emit(call, extract.message_usage, result)
+            _advise(call, extract.message_advisors(result))
+
+    def meter_body(self, call: Call, body: Optional[bytes], sse: bool) -> None:
+        """Meter a raw response from its body as the caller read it (None: closed or dropped unread)."""
+        if isinstance(call, _BatchCreate):
+            created = extract.json_of(body)
+            self._remember(field_of(created, "id"), call.scope)
+        elif isinstance(call, _BatchResults):
+            for line in (body or b"").splitlines():
+                if line.strip():
+                    _record_line(call, json.loads(line))
+        elif body is not None and not sse and call.stream and call.provider == "bedrock":
+            events = _aws_events(body)
+            emit(call, extract.events_usage, events)
+            _advise(call, extract.events_advisors(events))
+        else:
+            emit(call, lambda source: _body_usage(source, sse), body)
+            _advise(call, extract.body_advisors(body, sse))
 
     def _is_stream(self, result: Any) -> bool:
         if self._streams is None:
@@ -145,6 +189,109 @@ class AnthropicAdapter:
                 self._batch_scopes.popitem(last=False)
 
 
+class _RawBody:
+    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+
+    __slots__ = ("adapter", "call")
+
+    def __init__(self, adapter: AnthropicAdapter, call: Call) -> None:
+        self.adapter = adapter
+        self.call = call
+
+    def on_stream(self, parsed: Any) -> None:
+        self.adapter._meter(self.call, parsed)
+
+    def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
+        # an event stream read in part is judged by its events: usage is final in message_delta
+        self.adapter.meter_body(self.call, body, sse)
+
+    def hider(self) -> None:
+        return None
+
+
+class _ResponseOnly:
+    """The HTTP response of a stream an SDK helper reads itself, as a raw response nobody parses."""
+
+    def __init__(self, http_response: Any) -> None:
+        self.http_response = http_response
+
+    def parse(self) -> None:
+        return None
+
+
+def _body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
+    """The usage a body reports; if reading it fails (a bug of ours), the call is still recorded, partial."""
+    try:
+        return extract.body_usage(body, sse)
+    except Exception as exc:
+        internal_error("stream.observe" if sse else "extract", exc)
+        return TokenUsage(reported=False)
+
+
+def _unparsed(parsed: Any) -> None:
+    """Nothing: a :class:`_ResponseOnly` is metered from its body alone."""
+
+
+@functools.lru_cache(maxsize=1)
+def _helper_rebuilds_stream() -> bool:
+    """Whether the SDK's ``MessageStream`` builds its own ``Stream`` over the response (anthropic < 0.43)."""
+    from anthropic.lib.streaming import MessageStream
+
+    return "response" in inspect.signature(MessageStream.__init__).parameters
+
+
+class _AdvisedTap(StreamTap):
+    """A Messages stream's tap: the call's record, then one per advisor turn the stream reported."""
+
+    __slots__ = ("advised",)
+
+    def __init__(self, call: Call, observer: extract.MessageStreamObserver, hide: None) -> None:
+        super().__init__(call, observer, hide)
+        self.advised = threading.Lock()
+
+    def end(self, how: str) -> None:
+        super().end(how)
+        if not self.advised.acquire(blocking=False):
+            return
+        try:
+            observer: extract.MessageStreamObserver = self.observer
+            _advise(self.call, observer.advisors())
+        except Exception as exc:
+            internal_error("stream.advisors", exc)
+
+
+def _advise(call: Call, advisors: list[TokenUsage]) -> None:
+    """Emit each advisor turn of a call, after the call's own record, linked to it by ``parent_event_id``
+    (advisor turns are keyed ``{call's response id}:advisor:{n}``)."""
+    if not advisors:
+        return
+    parent_response_id = (advisors[0].response_id or "").rpartition(":advisor:")[0]
+    if parent_response_id and call.provider in _TRUSTED_IDS:
+        parent = derive_event_id(call.provider, call.operation, parent_response_id)
+        for usage in advisors:
+            usage.dimensions["parent_event_id"] = parent
+    for usage in advisors:
+        emit(call, _same, usage)
+
+
+def _aws_events(body: bytes) -> list[Any]:
+    """The Messages events of a Bedrock stream's body (AWS event-stream framing), decoded as the SDK does;
+    those before an error event, if one cut it short."""
+    from anthropic.lib.bedrock._stream_decoder import AWSEventStreamDecoder
+
+    events: list[Any] = []
+    try:
+        for event in AWSEventStreamDecoder().iter_bytes(iter([body])):
+            events.append(event.json())
+    except Exception as exc:
+        log.debug("usagetap: a Bedrock stream's body ended in an error: %r", exc)
+    return events
+
+
+def _same(usage: TokenUsage) -> TokenUsage:
+    return usage
+
+
 def _meter_results(call: _BatchResults, decoder: Any) -> None:
     """Meter a batch's JSONL results in place: one record per succeeded line, as the caller reads it."""
     items = getattr(decoder, "_iterator", None)
@@ -160,6 +307,13 @@ def _record_line(call: _BatchResults, line: Any) -> None:
     try:
         if extract.is_succeeded(line):
             emit(call, lambda item: extract.batch_item_usage(item, call.batch_id), line)
+            key = f"{call.batch_id}:{field_of(line, 'custom_id')}"
+            advisors = extract.advisor_usages(
+                field_of(field_of(field_of(line, "result"), "message"), "usage"), key
+            )
+            for usage in advisors:
+                usage.dimensions["batch"] = True
+            _advise(call, advisors)
     except Exception as exc:
         internal_error("batch.line", exc)
 

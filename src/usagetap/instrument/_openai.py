@@ -79,7 +79,7 @@ class OpenAIAdapter:
         url = client.base_url
         if url.host.endswith(_AZURE_HOSTS):
             return "azure"
-        return provider_for_host(url.host, url.port, _KNOWN_HOSTS)
+        return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
 
     def client_classes(self) -> tuple[type, ...]:
         import openai

@@ -5,13 +5,20 @@ imports the SDK or does I/O. Anthropic's ``input_tokens`` excludes the cache,
 so the record's ``input_tokens`` is ``input_tokens + cache_read_input_tokens +
 cache_creation_input_tokens``. Streams report input (and the cache) in
 ``message_start`` and *cumulative* counts in each ``message_delta``: the last
-value of a field wins, nothing is summed. Compaction iterations (beta) are
-billed but left out of the top-level counts, so they are added.
+value of a field wins, nothing is summed.
+
+``usage.iterations`` (beta) lists the sampling steps of one call. The top-level
+counts are those of its ``message`` steps; every other step is billed on top:
+compaction (same model) is added to the call's own counts, and an advisor's turn
+(``advisor_message``, on the advisor's model and billed at its rates) is usage of
+its own (:func:`advisor_usages`), keyed ``{response id}:advisor:{n}``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -19,15 +26,24 @@ from ..record import Scalar
 from .base import TokenUsage, field_of, int_of, is_object, unreadable, unreported
 
 __all__ = [
+    "ADVISOR",
     "BATCHES",
     "BATCH_RESULTS",
     "MESSAGES",
     "MessageStreamObserver",
+    "advisor_usages",
     "batch_item_usage",
+    "body_advisors",
+    "body_usage",
     "classify",
+    "events_advisors",
+    "events_usage",
     "is_message",
     "is_succeeded",
+    "json_of",
+    "message_advisors",
     "message_usage",
+    "sse_events",
 ]
 
 MESSAGES = "messages"
@@ -51,6 +67,9 @@ _USAGE_FIELDS = (
     "inference_geo",
 )
 _SERVER_TOOLS = ("web_search_requests", "web_fetch_requests")
+ADVISOR = "advisor_message"
+"""The ``usage.iterations`` type of an advisor model's turn inside a call."""
+_OWN_STEPS = ("message", ADVISOR)  # iterations not billed on top of the call's own counts
 _LABELS = ("service_tier", "speed", "inference_geo")
 
 
@@ -102,6 +121,33 @@ def batch_item_usage(item: Any, batch_id: str) -> TokenUsage:
     return usage
 
 
+def message_advisors(message: Any) -> list[TokenUsage]:
+    """The advisor turns of a whole ``Message`` (or its JSON): see :func:`advisor_usages`."""
+    return advisor_usages(field_of(message, "usage"), field_of(message, "id"))
+
+
+def advisor_usages(usage: Any, response_id: Optional[str]) -> list[TokenUsage]:
+    """Each ``advisor_message`` iteration: its model, its tokens, keyed ``{response_id}:advisor:{n}``.
+
+    An advisor's turn is billed at the advisor model's rates and left out of the
+    call's own counts; ``n`` counts the advisor turns of the call from 1. Empty
+    when the call had none (the common case: one look at ``iterations``).
+    """
+    fields = _fields(usage)
+    turns = [i for i in fields.get("iterations") or () if field_of(i, "type") == ADVISOR]
+    advisors = []
+    for n, turn in enumerate(turns, 1):
+        model = field_of(turn, "model")
+        advisor = _counted(
+            [_fields(turn)],
+            model=model if isinstance(model, str) else None,
+            response_id=None if response_id is None else f"{response_id}:advisor:{n}",
+        )
+        advisor.dimensions.update(_labels(fields))
+        advisors.append(advisor)
+    return advisors
+
+
 def _usage_fields(
     usage: Any, *, model: Optional[str], response_id: Optional[str], reported: bool = True
 ) -> TokenUsage:
@@ -111,38 +157,46 @@ def _usage_fields(
         return unreadable(usage, model=model, response_id=response_id)
     usage = _fields(usage)
     parts = [usage]
-    parts.extend(i for i in field_of(usage, "iterations") or () if field_of(i, "type") == "compaction")
+    parts.extend(i for i in usage.get("iterations") or () if field_of(i, "type") not in _OWN_STEPS)
+    result = _counted(parts, model=model, response_id=response_id, reported=reported)
+    result.reasoning_tokens = int_of(field_of(usage, "output_tokens_details"), "thinking_tokens")
+    tools = field_of(usage, "server_tool_use")
+    for name in _SERVER_TOOLS:
+        count = int_of(tools, name)
+        if count:
+            result.dimensions[name] = count
+    result.dimensions.update(_labels(usage))
+    result.issue = unreported(usage, "input_tokens", "output_tokens")
+    return result
+
+
+def _counted(
+    parts: list[Any], *, model: Optional[str], response_id: Optional[str], reported: bool = True
+) -> TokenUsage:
+    """The counts of ``parts`` added up (``input_tokens`` with the cache), with the cache-write split."""
     uncached = sum(int_of(part, "input_tokens") for part in parts)
     read = sum(int_of(part, "cache_read_input_tokens") for part in parts)
     write = sum(int_of(part, "cache_creation_input_tokens") for part in parts)
-    output = sum(int_of(part, "output_tokens") for part in parts)
-
     dims: dict[str, Scalar] = {}
     split = [_cache_split(part) for part in parts]
     if write and all(s is not None for s in split):
         dims["cache_write_5m_tokens"] = sum(s[0] for s in split if s is not None)
         dims["cache_write_1h_tokens"] = sum(s[1] for s in split if s is not None)
-    tools = field_of(usage, "server_tool_use")
-    for name in _SERVER_TOOLS:
-        count = int_of(tools, name)
-        if count:
-            dims[name] = count
-    for name in _LABELS:
-        value = field_of(usage, name)
-        if isinstance(value, str) and value:
-            dims[name] = value
     return TokenUsage(
         model=model,
         response_id=response_id,
         input_tokens=uncached + read + write,
-        output_tokens=output,
+        output_tokens=sum(int_of(part, "output_tokens") for part in parts),
         cache_read_tokens=read,
         cache_write_tokens=write,
-        reasoning_tokens=int_of(field_of(usage, "output_tokens_details"), "thinking_tokens"),
         dimensions=dims,
         reported=reported,
-        issue=unreported(usage, "input_tokens", "output_tokens"),
     )
+
+
+def _labels(usage: dict[str, Any]) -> dict[str, Scalar]:
+    """The call's labels (service tier, speed, inference geography): they price every part of it."""
+    return {name: value for name in _LABELS if isinstance(value := usage.get(name), str) and value}
 
 
 def _cache_split(part: Any) -> Optional[tuple[int, int]]:
@@ -215,11 +269,82 @@ class MessageStreamObserver:
         for part in (self.start, self.delta):
             if part is not None and not is_object(part):
                 return unreadable(part, model=self.model, response_id=self.response_id)
+        return _usage_fields(
+            self._merged(), model=self.model, response_id=self.response_id, reported=self.delta is not None
+        )
+
+    def advisors(self) -> list[TokenUsage]:
+        """The advisor turns the stream reported (in its last ``message_delta``), each as its own usage."""
+        if self.delta is None:
+            return []
+        return advisor_usages(self._merged(), self.response_id)
+
+    def _merged(self) -> dict[str, Any]:
         start, delta = _fields(self.start), _fields(self.delta)
         merged: dict[str, Any] = {}
         for name in _USAGE_FIELDS:
             value = delta.get(name)
             merged[name] = start.get(name) if value is None else value
-        return _usage_fields(
-            merged, model=self.model, response_id=self.response_id, reported=self.delta is not None
-        )
+        return merged
+
+
+def sse_events(body: bytes) -> list[Any]:
+    """The JSON payloads of the events in an SSE body (non-JSON data skipped)."""
+    events: list[Any] = []
+    for block in re.split(rb"\r\n\r\n|\n\n|\r\r", body):
+        lines = [line[5:] for line in block.splitlines() if line.startswith(b"data:")]
+        data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
+        if data:
+            try:
+                events.append(json.loads(data))
+            except ValueError:
+                continue
+    return events
+
+
+def body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
+    """Usage from a raw response body as the caller read it: a message's JSON, or (some of) its events.
+
+    A body never read, cut short or without usage is unreported (the record will be partial).
+    """
+    if body is not None and sse:
+        return events_usage(sse_events(body))
+    message = json_of(body)
+    return message_usage(message) if is_message(message) else TokenUsage(reported=False)
+
+
+def body_advisors(body: Optional[bytes], sse: bool) -> list[TokenUsage]:
+    """The advisor turns a raw response body reports (see :func:`advisor_usages`)."""
+    if body is None or ADVISOR.encode() not in body:
+        return []
+    if sse:
+        return events_advisors(sse_events(body))
+    message = json_of(body)
+    return message_advisors(message) if is_message(message) else []
+
+
+def events_usage(events: Iterable[Any]) -> TokenUsage:
+    """Usage from a Messages stream's events (SDK objects or JSON), as the stream observer sees them."""
+    return _observed(events).result()
+
+
+def events_advisors(events: Iterable[Any]) -> list[TokenUsage]:
+    """The advisor turns a Messages stream's events report (see :func:`advisor_usages`)."""
+    return _observed(events).advisors()
+
+
+def _observed(events: Iterable[Any]) -> MessageStreamObserver:
+    observer = MessageStreamObserver()
+    for event in events:
+        observer.observe(event)
+    return observer
+
+
+def json_of(body: Optional[bytes]) -> Any:
+    """The JSON document of a body, or None (never read, or cut short)."""
+    if body is None:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

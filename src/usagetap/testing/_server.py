@@ -6,7 +6,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
@@ -93,16 +93,27 @@ class ProviderServer:
             ...
             assert sum(i.input_tokens for i in server.issued.values()) == ...
 
-    While running, the server is treated as ``impersonate`` (default
-    ``"openai"``) by ``usagetap.wrap()``, so records carry that provider and
-    are priced like it.
+    While running, usagetap takes the server for the provider each SDK family
+    talks to (``impersonate=True``, the default): an OpenAI client's records
+    say ``openai``, an Anthropic client's ``anthropic``, each priced like it.
+    ``impersonate`` may also name the provider of one family (``"anthropic"``
+    for Anthropic clients; any other name, such as ``"groq"``, for OpenAI
+    clients), map families to providers (``{"openai": "azure"}``), or be
+    ``None``: then the server is an unknown host and records say ``127.0.0.1``.
     """
 
-    def __init__(self, *, port: int = 0, impersonate: Optional[str] = "openai", stream_delay: float = 0.0):
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        impersonate: Union[bool, str, Mapping[str, str], None] = True,
+        stream_delay: float = 0.0,
+    ):
         from . import _anthropic_wire, _openai_responses_wire, _openai_wire
 
         self.port = port
-        self.impersonate = impersonate
+        self.impersonate: dict[str, str] = _identities(impersonate)
+        """The provider usagetap reports for this server, by SDK family (``openai``, ``anthropic``)."""
         self.stream_delay = stream_delay
         self.issued: dict[str, Issued] = {}
         self.requests: list[dict[str, Any]] = []
@@ -276,6 +287,17 @@ class ProviderServer:
             if match is not None:
                 return candidate, {**query, **match.groupdict()}
         return None, None
+
+
+def _identities(impersonate: Union[bool, str, Mapping[str, str], None]) -> dict[str, str]:
+    """``ProviderServer(impersonate=...)`` as a provider name per SDK family."""
+    if impersonate is True:
+        return {"openai": "openai", "anthropic": "anthropic"}
+    if not impersonate:
+        return {}
+    if isinstance(impersonate, str):
+        return {"anthropic" if impersonate == "anthropic" else "openai": impersonate}
+    return dict(impersonate)
 
 
 def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
