@@ -102,7 +102,7 @@ def _number(value: Any) -> Optional[int]:
         return int(value)
     if type(value) is float and value.is_integer():
         return int(value)
-    if type(value) is str and value.isdigit() and str(int(value)) == value:
+    if type(value) is str and value.isascii() and value.isdigit() and str(int(value)) == value:
         return int(value)
     return None
 
