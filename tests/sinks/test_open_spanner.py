@@ -147,6 +147,21 @@ def test_a_missing_meter_pauses_delivery_instead_of_dead_lettering(backend: Open
     assert sink.send(records).delivered == [r.event_id for r in records]
 
 
+def test_an_event_naming_a_missing_meter_is_dead_lettered_and_the_others_delivered(
+    backend: OpenSpannerBackend,
+) -> None:
+    sink = make_sink(backend)
+    good = [make_record(), make_record()]
+    lost = make_record(dimensions={"meter": "image_tokens"})
+    outcomes = sink.send([good[0], lost, good[1]])
+    assert outcomes.halt is None and not outcomes.retry
+    assert outcomes.delivered == [good[0].event_id, good[1].event_id]
+    assert outcomes.dead == {
+        lost.event_id: "open_spanner: not_found: meter 'image_tokens' (named by the event's 'meter' "
+        "dimension) does not exist: not found"
+    }
+
+
 def test_per_item_failures_dead_letter_only_their_event(backend: OpenSpannerBackend) -> None:
     sink = make_sink(backend, split_by_token_type=True)
     backend.reject(lambda item: "output refused" if item["subject"] == "org_bad" else None)
