@@ -47,8 +47,13 @@ def token_quantities(record: UsageRecord) -> dict[str, int]:
     }
 
 
-def items_for(record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None) -> list[Item]:
-    """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``)."""
+def items_for(
+    record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None, max_parts: Optional[int] = None
+) -> list[Item]:
+    """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``).
+
+    Raises :class:`Unsendable` when that would take more than ``max_parts`` items (counted first).
+    """
     if split:
         items = [
             Item(record, f"{record.event_id}:{kind}", quantity, kind)
@@ -59,6 +64,13 @@ def items_for(record: UsageRecord, *, split: bool, max_quantity: Optional[int] =
         items = [Item(record, record.event_id, record.total_tokens)] if record.total_tokens > 0 else []
     if max_quantity is None:
         return items
+    if max_parts is not None:
+        needed = sum(-(-item.quantity // max_quantity) for item in items)
+        if needed > max_parts:
+            raise Unsendable(
+                f"{record.total_tokens} tokens would take {needed} events of at most {max_quantity} "
+                f"units; more than the {max_parts} one record may take"
+            )
     out: list[Item] = []
     for item in items:
         if item.quantity <= max_quantity:

@@ -10,7 +10,8 @@ Each record becomes one usage event (units: all tokens), or with
 That is SolvaPay's ``createEvent({type: 'usage.token', customerRef, productRef, units})``
 on its usage API, the dot-notation type kept in the metadata. Limits enforced
 before sending: units are whole, non-negative and at most 100,000 per event
-(larger quantities go in parts keyed ``{key}:part{n}``); timestamps are never
+(larger quantities go in parts keyed ``{key}:part{n}``, at most 1,000 of them: a
+record needing more is dead-lettered); timestamps are never
 in the future and at most 30 days old (older events are dead-lettered). The
 bulk call is all-or-nothing: a 4xx on several events asks the pipeline to
 split the batch; the answer ``{success, inserted, results}`` counts events
@@ -35,6 +36,7 @@ __all__ = ["SolvaPay"]
 
 ACTION_TYPES = ("transaction", "api_call", "hour", "email", "storage", "custom")
 MAX_UNITS = 100_000
+MAX_PARTS = 1000  # 100 million units: a record needing more is dead-lettered, not split
 MAX_ITEMS = 500
 MAX_AGE = timedelta(days=30)
 
@@ -97,7 +99,7 @@ class SolvaPay:
             raise Unsendable(
                 f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); SolvaPay refuses it"
             )
-        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS)
+        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS, max_parts=MAX_PARTS)
 
     def event(self, item: Item) -> dict[str, Any]:
         """The usage event for one item: ``customerRef``, ``units``, ``idempotencyKey``, ..."""
