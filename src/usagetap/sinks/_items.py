@@ -140,6 +140,7 @@ class Tally:
         self.retry_after: Optional[float] = None
         self.halt: Optional[str] = None
         self.split: Optional[str] = None
+        self.too_large = False
 
     def collect(self, make: Callable[[UsageRecord], Iterable[Item]]) -> list[Item]:
         """Every record's items; a record that can never be sent is dead-lettered with the reason."""
@@ -196,10 +197,15 @@ class Tally:
         self.wait(outcomes.retry_after)
         self.halt = self.halt or outcomes.halt
         self.split = self.split or outcomes.split
+        self.too_large = self.too_large or outcomes.too_large
 
     def outcomes(self) -> Outcomes:
         result = Outcomes(
-            duplicates=self.duplicates, retry_after=self.retry_after, halt=self.halt, split=self.split
+            duplicates=self.duplicates,
+            retry_after=self.retry_after,
+            halt=self.halt,
+            split=self.split,
+            too_large=self.too_large,
         )
         for record in self.records:
             states = self._items[record.event_id]

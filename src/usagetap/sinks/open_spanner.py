@@ -28,7 +28,7 @@ from ..errors import ConfigurationError, UsagetapError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
-from .base import Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
 
@@ -60,6 +60,7 @@ class OpenSpanner:
     """
 
     name = "open_spanner"
+    max_in_flight = DEFAULT_IN_FLIGHT
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars, items_for
-from .base import Outcomes
+from .base import DEFAULT_IN_FLIGHT, Outcomes
 
 __all__ = ["SolvaPay"]
 
@@ -54,6 +54,7 @@ class SolvaPay:
 
     name = "solvapay"
     default_base_url = "https://api.solvapay.com"
+    max_in_flight = DEFAULT_IN_FLIGHT
 
     def __init__(
         self,
