@@ -222,3 +222,16 @@ def test_a_413_limit_is_learned_once_and_later_batches_go_at_the_learned_size() 
     assert store.pending() == 0 and worker.sent == 10_000
     assert sink.refused <= 8, f"{sink.refused} answers 413 in {len(sink.sizes)} requests"
     assert sink.sizes[-20:-1] == [150] * 19, "once learned, batches go at the largest size taken"
+
+
+def test_a_refused_key_answered_to_several_batches_in_flight_pauses_the_sink_once() -> None:
+    store = MemoryStore()
+    store.add(["scripted"], [make_record() for _ in range(4)])
+    worker = worker_for(store, Scripted(lambda records, n: Outcomes()))
+    worker.backoff = Backoff(initial=0.0, cap=300.0, jitter=0.0)
+    first, second = store.lease("scripted", 2, 0.0), store.lease("scripted", 2, 0.0)
+    worker._settle(first, Outcomes.halted([e.record for e in first], "HTTP 401"))
+    paused = worker.paused_until
+    worker._settle(second, Outcomes.halted([e.record for e in second], "HTTP 401"))
+    assert worker.paused_until == paused, "the second answer of the same refusal did not lengthen the pause"
+    assert store.pending() == 4
