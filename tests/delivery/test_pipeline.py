@@ -324,3 +324,51 @@ def test_memory_store_spills_to_the_spool_when_full(tmp_path) -> None:  # type: 
     result = pipeline.flush(10.0)
     assert result.pending == 0 and sum(gate.batches) == 25
     pipeline.shutdown()
+
+
+class Overflowing:
+    """A sink whose send() raises, like SQLite, for a batch holding a count beyond 64 bits."""
+
+    name = "overflowing"
+    max_batch = 1000
+
+    def __init__(self) -> None:
+        self.inner = Memory()
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        if any(r.input_tokens >= 2**63 for r in records):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return self.inner.send(records)
+
+    def close(self) -> None:
+        pass
+
+
+def dead_letters(pipeline: Pipeline) -> dict[str, str]:
+    from usagetap.delivery.spool import Spool
+    from usagetap.delivery.store import MemoryStore, Tiered
+
+    store = pipeline.store
+    if isinstance(store, Spool):
+        letters = store.dead_letters()
+    else:
+        memory = store.memory if isinstance(store, Tiered) else store
+        assert isinstance(memory, MemoryStore)
+        letters = list(memory.dead_letters)
+    return {letter.record.event_id: letter.reason for letter in letters}
+
+
+@pytest.mark.parametrize("durability", ["memory", "spool"])
+def test_an_exception_one_record_causes_dead_letters_it_and_the_others_are_delivered(durability: str) -> None:
+    good = [make_record() for _ in range(10)]
+    bad = [make_record(input_tokens=2**63), make_record(input_tokens=2**64 + 5, output_tokens=0)]
+    sink = Overflowing()
+    pipeline = Pipeline(sink, Settings(flush_interval=0.01, durability=durability))
+    for r in [*good[:3], bad[0], *good[3:7], bad[1], *good[7:]]:
+        pipeline.submit(r)
+    result = pipeline.flush(10.0)
+    assert (result.sent, result.dead, result.pending) == (10, 2, 0)
+    assert ids(sink.inner.records) == ids(good)
+    reason = "overflowing: OverflowError: Python int too large to convert to SQLite INTEGER"
+    assert dead_letters(pipeline) == {r.event_id: reason for r in bad}
+    pipeline.shutdown()

@@ -179,3 +179,59 @@ def test_the_pipeline_writes_status_from_its_worker_thread_only(tmp_path: Path) 
     finally:
         Spool.update_meta = original  # type: ignore[method-assign]
     assert threads == {"usagetap-sink-memory"}
+
+
+class TooLarge:
+    """A backend that refuses more than ``limit`` records per request with a 413, counting requests."""
+
+    name = "too_large"
+    max_batch = 1000
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sizes: list[int] = []
+        self.refused = 0
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.sizes.append(len(records))
+        if len(records) > self.limit:
+            self.refused += 1
+            refused = Outcomes.split_batch(records, "too_large: HTTP 413: too large")
+            refused.too_large = True
+            return refused
+        return Outcomes.all_delivered(records)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_413_limit_is_learned_once_and_later_batches_go_at_the_learned_size() -> None:
+    store = MemoryStore()
+    store.add(["too_large"], [make_record() for _ in range(10_000)])  # 20 batches of 500
+    sink = TooLarge(limit=150)
+    worker = SinkWorker(
+        sink,
+        sink.name,
+        store,
+        batch_size=500,
+        flush_interval=1.0,
+        backoff=Backoff(initial=0.0, cap=0.0, jitter=0.0),
+        on_settled=lambda: None,
+    )
+    worker.deliver_due()
+    assert store.pending() == 0 and worker.sent == 10_000
+    assert sink.refused <= 8, f"{sink.refused} answers 413 in {len(sink.sizes)} requests"
+    assert sink.sizes[-20:-1] == [150] * 19, "once learned, batches go at the largest size taken"
+
+
+def test_a_refused_key_answered_to_several_batches_in_flight_pauses_the_sink_once() -> None:
+    store = MemoryStore()
+    store.add(["scripted"], [make_record() for _ in range(4)])
+    worker = worker_for(store, Scripted(lambda records, n: Outcomes()))
+    worker.backoff = Backoff(initial=0.0, cap=300.0, jitter=0.0)
+    first, second = store.lease("scripted", 2, 0.0), store.lease("scripted", 2, 0.0)
+    worker._settle(first, Outcomes.halted([e.record for e in first], "HTTP 401"))
+    paused = worker.paused_until
+    worker._settle(second, Outcomes.halted([e.record for e in second], "HTTP 401"))
+    assert worker.paused_until == paused, "the second answer of the same refusal did not lengthen the pause"
+    assert store.pending() == 4

@@ -78,3 +78,15 @@ def test_an_existing_world_readable_ledger_is_made_private_when_opened(tmp_path:
     path.chmod(0o644)
     Ledger(path).send([make_record()])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_count_beyond_64_bits_is_dead_lettered_and_the_others_written(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    good = [make_record(), make_record()]
+    bad = make_record(input_tokens=2**63, cache_read_tokens=0)
+    outcomes = ledger.send([good[0], bad, good[1]])
+    assert outcomes.delivered == [good[0].event_id, good[1].event_id]
+    assert outcomes.dead == {
+        bad.event_id: "ledger: input_tokens 9223372036854775808 does not fit a 64-bit integer column"
+    }
+    assert sorted(r.event_id for r in ledger.records()) == sorted(r.event_id for r in good)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +14,11 @@ from tests.helpers import make_record
 from tests.sinks.contract import drive
 from tests.sinks.workload import run_workload
 from usagetap import ConfigurationError, UsagetapError
+from usagetap.delivery import Pipeline, Settings
 from usagetap.sinks import OpenSpanner
 from usagetap.testing import ProviderServer
 from usagetap.testing.backends import OpenSpannerBackend
+from usagetap.testing.backends._base import Answer, Request
 from usagetap.testing.backends.open_spanner import load_contract
 
 
@@ -147,6 +152,21 @@ def test_a_missing_meter_pauses_delivery_instead_of_dead_lettering(backend: Open
     assert sink.send(records).delivered == [r.event_id for r in records]
 
 
+def test_an_event_naming_a_missing_meter_is_dead_lettered_and_the_others_delivered(
+    backend: OpenSpannerBackend,
+) -> None:
+    sink = make_sink(backend)
+    good = [make_record(), make_record()]
+    lost = make_record(dimensions={"meter": "image_tokens"})
+    outcomes = sink.send([good[0], lost, good[1]])
+    assert outcomes.halt is None and not outcomes.retry
+    assert outcomes.delivered == [good[0].event_id, good[1].event_id]
+    assert outcomes.dead == {
+        lost.event_id: "open_spanner: not_found: meter 'image_tokens' (named by the event's 'meter' "
+        "dimension) does not exist: not found"
+    }
+
+
 def test_per_item_failures_dead_letter_only_their_event(backend: OpenSpannerBackend) -> None:
     sink = make_sink(backend, split_by_token_type=True)
     backend.reject(lambda item: "output refused" if item["subject"] == "org_bad" else None)
@@ -252,3 +272,44 @@ def test_a_mixed_workload_through_the_pipeline_with_faults_lands_exactly_once(
             assert row["output"] == expected["output_tokens"]
     if not split:
         assert len(backend.events) == 9
+
+
+class HoldsFirstBulk(OpenSpannerBackend):
+    """Holds its first bulk request until ``release`` is set; answers the others at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.held: list[dict] = []
+
+    def handle(self, request: Request) -> Answer:
+        if request.path == "/v1/usages/bulk":
+            with self._lock:
+                first = not self.held
+                if first:
+                    self.held.extend(request.json())
+            if first:
+                self.release.wait(30)
+        return super().handle(request)
+
+
+def test_one_slow_answer_does_not_hold_up_the_other_batches(tmp_path: Path) -> None:
+    with HoldsFirstBulk() as backend:
+        pipeline = Pipeline(
+            make_sink(backend),
+            Settings(batch_size=10, flush_interval=0.01, spool_path=str(tmp_path / "spool.db")),
+        )
+        records = [make_record() for _ in range(40)]
+        for record in records:
+            pipeline.submit(record)
+        deadline = time.monotonic() + 10
+        while not (backend.held and len(backend.events) == 40 - len(backend.held)):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert not backend.release.is_set() and len(backend.events) == 40 - len(backend.held) > 0
+        backend.release.set()
+        assert pipeline.flush(10.0).pending == 0
+        assert sorted(backend.events) == sorted(r.event_id for r in records)
+        pipeline.shutdown()
+        assert backend.contract_violations == []

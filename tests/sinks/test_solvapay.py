@@ -75,6 +75,31 @@ def test_units_over_the_api_limit_go_in_parts_that_sum_to_the_total(backend: Sol
     assert backend.totals()["org_1"]["units"] == 251_000
 
 
+def test_a_record_needing_more_than_a_thousand_parts_is_dead_lettered_not_split(
+    backend: SolvaPayBackend,
+) -> None:
+    sink = make_sink(backend)
+    good = make_record()
+    bad = make_record(input_tokens=100_000_001, output_tokens=0)
+    outcomes = sink.send([good, bad])
+    assert outcomes.delivered == [good.event_id]
+    assert outcomes.dead == {
+        bad.event_id: "100000001 tokens would take 1001 events of at most 100000 units; "
+        "more than the 1000 one record may take"
+    }
+    assert [e["idempotencyKey"] for e in sent_events(backend)] == [good.event_id]
+
+
+def test_a_count_beyond_64_bits_is_dead_lettered_at_once(backend: SolvaPayBackend) -> None:
+    sink = make_sink(backend, split_by_token_type=True)
+    good = make_record()
+    bad = make_record(input_tokens=2**63, output_tokens=2**64)
+    outcomes = sink.send([bad, good])
+    assert outcomes.delivered == [good.event_id] and list(outcomes.dead) == [bad.event_id]
+    assert "more than the 1000 one record may take" in outcomes.dead[bad.event_id]
+    assert backend.totals()["org_1"]["units"] == good.total_tokens
+
+
 def test_old_events_are_dead_lettered_and_future_ones_clamped(backend: SolvaPayBackend) -> None:
     sink = make_sink(backend)
     old = make_record(timestamp=datetime.now(timezone.utc) - timedelta(days=31))

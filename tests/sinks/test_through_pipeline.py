@@ -11,9 +11,9 @@ import pytest
 import usagetap
 from tests.helpers import make_record
 from usagetap.delivery.spool import open_spool
-from usagetap.sinks import OpenSpanner, Spaire
+from usagetap.sinks import Ledger, OpenSpanner, SolvaPay, Spaire
 from usagetap.testing import ProviderServer
-from usagetap.testing.backends import OpenSpannerBackend, SpaireBackend
+from usagetap.testing.backends import OpenSpannerBackend, SolvaPayBackend, SpaireBackend
 
 
 def test_a_whole_batch_422_is_bisected_to_the_culprit_which_becomes_a_dead_letter(tmp_path: Path) -> None:
@@ -68,6 +68,42 @@ def test_open_spanner_per_item_failures_dead_letter_those_items_only(tmp_path: P
         assert (result.sent, result.dead, result.pending) == (7, 1, 0)
         assert len(backend.events) == 7
         assert backend.contract_violations == []
+
+
+def test_open_spanner_keeps_delivering_when_an_event_names_a_missing_meter(tmp_path: Path) -> None:
+    with OpenSpannerBackend() as backend:
+        sink = OpenSpanner(api_key=backend.api_key, base_url=backend.url)
+        sink.ensure_meter()
+        usagetap.configure(sink=sink, spool_path=str(tmp_path / "spool.db"), flush_interval=0.05)
+        records = [make_record(dimensions={"meter": "gone"} if i == 2 else {}) for i in range(6)]
+        for record in records:
+            usagetap._runtime.capture(record)
+        result = usagetap.flush(timeout=10)
+        assert (result.sent, result.dead, result.pending) == (5, 1, 0)
+        assert len(backend.events) == 5
+    [letter] = open_spool(str(tmp_path / "spool.db"), max_bytes=0, lease_seconds=60).dead_letters()
+    assert letter.record.event_id == records[2].event_id and "meter 'gone'" in letter.reason
+
+
+def test_counts_beyond_64_bits_are_dead_lettered_and_every_other_record_delivered(tmp_path: Path) -> None:
+    with SolvaPayBackend() as backend:
+        ledger = Ledger(tmp_path / "ledger.db")
+        solvapay = SolvaPay(api_key=backend.api_key, base_url=backend.url)
+        spool = str(tmp_path / "spool.db")
+        usagetap.configure(sink=[ledger, solvapay], spool_path=spool, flush_interval=0.05)
+        good = [make_record() for _ in range(8)]
+        bad = [make_record(input_tokens=2**63), make_record(output_tokens=2**64)]
+        for record in [*good[:4], bad[0], *good[4:], bad[1]]:
+            usagetap._runtime.capture(record)
+        result = usagetap.flush(timeout=10)
+        assert (result.sent, result.dead, result.pending) == (16, 4, 0)
+        assert sorted(r.event_id for r in ledger.records()) == sorted(r.event_id for r in good)
+        assert backend.totals()["org_1"]["units"] == sum(r.total_tokens for r in good)
+    letters = open_spool(spool, max_bytes=0, lease_seconds=60).dead_letters()
+    assert sorted((d.sink, d.record.event_id) for d in letters) == sorted(
+        (sink, r.event_id) for sink in ("ledger", "solvapay") for r in bad
+    )
+    assert all("does not fit a 64-bit" in d.reason for d in letters if d.sink == "ledger")
 
 
 def test_a_client_wrapped_with_a_meter_reports_to_that_meter(tmp_path: Path, server: ProviderServer) -> None:

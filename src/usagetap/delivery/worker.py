@@ -1,10 +1,14 @@
 """One delivery thread per sink: lease due entries, send them, act on each event's outcome.
 
-A failing sink never kills its worker: an exception from ``send()`` means
-"retry every event of the batch", logged once per kind. Batches the backend
-refuses as a whole are bisected down to single events. A 429 (any answer
-with Retry-After) pauses the whole sink, so batches don't storm; an auth
-failure (``halt``) pauses it longer and keeps every event.
+A failing sink never kills its worker: a transient exception from ``send()``
+(a connection error, a timeout) means "retry every event of the batch", logged
+once per kind; any other exception, like a batch the backend refuses as a
+whole, is bisected down to the event(s) at fault, which are dead-lettered
+with the reason. A 413 teaches the worker the batch size its backend takes.
+A 429 (any answer with Retry-After) pauses the whole sink, so batches don't
+storm; an auth failure (``halt``) pauses it longer and keeps every event.
+A sink with ``max_in_flight`` > 1 gets that many batches at once, so one
+slow answer does not hold up the others.
 
 On a spool, each worker also keeps its counters and last error in the
 spool's ``meta`` table (key ``sink:<key>``), for ``usagetap status``: written
@@ -14,9 +18,11 @@ for an error with a new reason).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -27,10 +33,12 @@ from .._log import internal_error, log, log_once
 from ..record import UsageRecord
 from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
+from .failures import exception_reason, is_transient
+from .sizing import BatchSizes
 from .spool import Spool
 from .store import Entry, Store
 
-__all__ = ["COUNTERS", "SinkWorker", "batch_limit", "status_key"]
+__all__ = ["COUNTERS", "SinkWorker", "batch_limit", "in_flight_limit", "send_bisecting", "status_key"]
 
 HALT_PAUSE = 60.0
 # counter in the spool's meta -> the worker attribute it sums; "delivered" includes duplicates
@@ -47,18 +55,39 @@ def status_key(sink_key: str) -> str:
     return f"sink:{sink_key}"
 
 
-def send_bisecting(sink: Sink, records: list[UsageRecord], on_error: Callable[[str, str], None]) -> Outcomes:
+def in_flight_limit(sink: Sink) -> int:
+    """Batches sent to ``sink`` at once: its ``max_in_flight`` (1, in order, when it does not say)."""
+    return max(1, int(getattr(sink, "max_in_flight", 1) or 1))
+
+
+def send_bisecting(
+    sink: Sink,
+    records: list[UsageRecord],
+    on_error: Callable[[str, str], None],
+    sizes: Optional[BatchSizes] = None,
+) -> Outcomes:
     """One ``sink.send()``; a batch the backend refuses as a whole is bisected down to the event at
     fault, which is dead-lettered with the backend's reason.
 
-    An exception from the sink means "retry every event"; it, and a backend asking to retry,
-    are reported as ``on_error(kind, reason)``.
+    A transient exception from the sink (see :mod:`.failures`) means "retry every event"; it, and a
+    backend asking to retry, are reported as ``on_error(kind, reason)``. Any other exception refuses
+    the batch as a whole, with the exception as reason. ``sizes`` learns from 413 answers: a batch
+    refused as too large is resent in parts of a size known to fit, never again at a size refused.
     """
+    if sizes is not None and len(records) > 1 and sizes.known_too_large(len(records)):
+        return _in_parts(sink, records, -(-len(records) // sizes.safe_size()), on_error, sizes)
     try:
         outcomes = sink.send(records)
     except Exception as exc:
-        on_error(type(exc).__name__, f"{type(exc).__name__}: {exc}")
-        return Outcomes.all_retry(records)
+        if is_transient(exc):
+            on_error(type(exc).__name__, exception_reason(exc))
+            return Outcomes.all_retry(records)
+        outcomes = Outcomes.split_batch(records, exception_reason(exc, sink.name))
+    if sizes is not None:
+        if outcomes.too_large:
+            sizes.was_refused(len(records))
+        elif outcomes.delivered or outcomes.dead or outcomes.split:
+            sizes.was_taken(len(records))
     if outcomes.retry and not outcomes.halt and not outcomes.split:
         count = len(outcomes.retry)
         reason = outcomes.retry_reason
@@ -70,14 +99,33 @@ def send_bisecting(sink: Sink, records: list[UsageRecord], on_error: Callable[[s
         )
     if outcomes.split and not outcomes.halt:
         if len(records) > 1:
-            middle = len(records) // 2
-            first = send_bisecting(sink, records[:middle], on_error)
-            return first.merge(send_bisecting(sink, records[middle:], on_error))
+            parts = 2
+            if outcomes.too_large and sizes is not None:
+                parts = max(parts, -(-len(records) // sizes.safe_size()))
+            return _in_parts(sink, records, parts, on_error, sizes)
         only = records[0].event_id
         outcomes.retry = [i for i in outcomes.retry if i != only]
         outcomes.dead[only] = outcomes.split
         outcomes.split = None
+        outcomes.too_large = False
     return outcomes
+
+
+def _in_parts(
+    sink: Sink,
+    records: list[UsageRecord],
+    parts: int,
+    on_error: Callable[[str, str], None],
+    sizes: Optional[BatchSizes],
+) -> Outcomes:
+    """``records`` sent in ``parts`` (at least 2) of even size, their outcomes merged."""
+    n = len(records)
+    parts = max(2, min(parts, n))
+    bounds = [i * n // parts for i in range(parts + 1)]
+    return functools.reduce(
+        Outcomes.merge,
+        (send_bisecting(sink, records[a:b], on_error, sizes) for a, b in zip(bounds, bounds[1:])),
+    )
 
 
 class SinkWorker:
@@ -96,6 +144,8 @@ class SinkWorker:
         self.key = key
         self.store = store
         self.batch_size = batch_limit(sink, batch_size)
+        self.sizes = BatchSizes(self.batch_size)
+        self.in_flight = in_flight_limit(sink)
         self.flush_interval = flush_interval
         self.backoff = backoff
         self.on_settled = on_settled
@@ -177,11 +227,23 @@ class SinkWorker:
             self.publish_status()
         self.publish_status(force=True)
 
+    def _lease(self) -> list[Entry]:
+        if self.stopped or time.time() < self.paused_until:
+            return []
+        return self.store.lease(self.key, self.sizes.lease_size(), time.time())
+
     def deliver_due(self) -> None:
-        """Send every due entry, batch by batch, until none is due, the sink pauses, or we stop."""
+        """Send every due entry, batch by batch, until none is due, the sink pauses, or we stop.
+
+        With ``in_flight`` > 1, that many batches are sent at once, each on a thread of its own;
+        leases and outcomes are handled here, on the worker's thread, as each send returns.
+        """
         self._backlog = 0
-        while not self.stopped and time.time() >= self.paused_until:
-            entries = self.store.lease(self.key, self.batch_size, time.time())
+        if self.in_flight > 1:
+            self._deliver_concurrently()
+            return
+        while True:
+            entries = self._lease()
             if not entries:
                 return
             try:
@@ -189,6 +251,45 @@ class SinkWorker:
             except Exception:
                 self._release(entries)
                 raise
+
+    def _deliver_concurrently(self) -> None:
+        done: queue.Queue[tuple[int, Optional[Outcomes], Optional[BaseException]]] = queue.Queue()
+        flying: dict[int, list[Entry]] = {}
+        serial = 0
+
+        def send(token: int, records: list[UsageRecord]) -> None:
+            try:
+                done.put((token, self._send(records), None))
+            except BaseException as exc:  # handed to the worker's thread, which releases the entries
+                done.put((token, None, exc))
+
+        while True:
+            while len(flying) < self.in_flight:
+                entries = self._lease()
+                if not entries:
+                    break
+                serial += 1
+                flying[serial] = entries
+                records = [e.record for e in entries]
+                threading.Thread(
+                    target=send, args=(serial, records), name=f"usagetap-send-{self.key}", daemon=True
+                ).start()
+            if not flying:
+                return
+            try:
+                token, outcomes, error = done.get(timeout=self.flush_interval)
+            except queue.Empty:
+                if self.stopped:
+                    return  # a send stuck on a black-holed backend is left behind, its lease with it
+                continue
+            entries = flying.pop(token)
+            try:
+                if error is not None or outcomes is None:
+                    raise error or RuntimeError("no outcome")
+                self._settle(entries, outcomes)
+            except BaseException as exc:
+                self._release(entries)
+                internal_error(f"worker:{self.key}", exc)
 
     def _release(self, entries: Sequence[Entry]) -> None:
         """Something went wrong between lease and settle: make the entries due again after a backoff."""
@@ -204,7 +305,7 @@ class SinkWorker:
     # -- one batch -------------------------------------------------------------
 
     def _send(self, records: list[UsageRecord]) -> Outcomes:
-        return send_bisecting(self.sink, records, self._error)
+        return send_bisecting(self.sink, records, self._error, self.sizes)
 
     def _error(self, kind: str, reason: str, *, quiet: bool = False) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""
@@ -331,6 +432,8 @@ class SinkWorker:
         self._error_unpublished = False
 
     def _halt(self, reason: str, now: float) -> None:
+        if self.halted is not None and now < self.paused_until:  # another batch in flight saw it too
+            return
         pause = HALT_PAUSE if self.halted is None else min(self.backoff.cap, HALT_PAUSE * 5)
         self.paused_until = now + pause
         self._error("halt", f"halted: {reason}")

@@ -303,5 +303,5 @@ def answer_outcomes(
             records, retry_after=retry_after_of(response), reason=f"{reason} (from {endpoint.host})"
         )
     if len(records) > 1 and (status == 413 or atomic):
-        return Outcomes.split_batch(records, reason)
+        return Outcomes.split_batch(records, reason, too_large=status == 413)
     return Outcomes.all_dead(records, reason)

@@ -47,8 +47,13 @@ def token_quantities(record: UsageRecord) -> dict[str, int]:
     }
 
 
-def items_for(record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None) -> list[Item]:
-    """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``)."""
+def items_for(
+    record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None, max_parts: Optional[int] = None
+) -> list[Item]:
+    """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``).
+
+    Raises :class:`Unsendable` when that would take more than ``max_parts`` items (counted first).
+    """
     if split:
         items = [
             Item(record, f"{record.event_id}:{kind}", quantity, kind)
@@ -59,6 +64,13 @@ def items_for(record: UsageRecord, *, split: bool, max_quantity: Optional[int] =
         items = [Item(record, record.event_id, record.total_tokens)] if record.total_tokens > 0 else []
     if max_quantity is None:
         return items
+    if max_parts is not None:
+        needed = sum(-(-item.quantity // max_quantity) for item in items)
+        if needed > max_parts:
+            raise Unsendable(
+                f"{record.total_tokens} tokens would take {needed} events of at most {max_quantity} "
+                f"units; more than the {max_parts} one record may take"
+            )
     out: list[Item] = []
     for item in items:
         if item.quantity <= max_quantity:
@@ -129,6 +141,7 @@ class Tally:
         self.halt: Optional[str] = None
         self.split: Optional[str] = None
         self.retry_reason: Optional[str] = None
+        self.too_large = False
 
     def collect(self, make: Callable[[UsageRecord], Iterable[Item]]) -> list[Item]:
         """Every record's items; a record that can never be sent is dead-lettered with the reason."""
@@ -187,6 +200,7 @@ class Tally:
         self.halt = self.halt or outcomes.halt
         self.split = self.split or outcomes.split
         self.retry_reason = self.retry_reason or outcomes.retry_reason
+        self.too_large = self.too_large or outcomes.too_large
 
     def outcomes(self) -> Outcomes:
         result = Outcomes(
@@ -195,6 +209,7 @@ class Tally:
             halt=self.halt,
             split=self.split,
             retry_reason=self.retry_reason,
+            too_large=self.too_large,
         )
         for record in self.records:
             states = self._items[record.event_id]

@@ -14,7 +14,10 @@ from typing import Optional, Protocol, runtime_checkable
 
 from ..record import UsageRecord
 
-__all__ = ["Outcomes", "Sink", "meter_of"]
+__all__ = ["DEFAULT_IN_FLIGHT", "Outcomes", "Sink", "meter_of"]
+
+# Batches a remote sink whose backend dedupes (and does not care about order) has in flight at once.
+DEFAULT_IN_FLIGHT = 4
 
 
 @dataclass
@@ -31,7 +34,8 @@ class Outcomes:
     ``split``: the backend refused the batch as a whole (413 too large, or a
     422 that one bad event causes for all): the pipeline resends it in halves,
     down to single events; a single event refused this way is dead-lettered
-    with this reason.
+    with this reason. ``too_large``: the split is for size (HTTP 413): the
+    pipeline remembers, per sink, the sizes taken and refused.
     """
 
     delivered: list[str] = field(default_factory=list)
@@ -42,6 +46,7 @@ class Outcomes:
     halt: Optional[str] = None
     split: Optional[str] = None
     retry_reason: Optional[str] = None
+    too_large: bool = False
 
     @classmethod
     def all_delivered(cls, records: Iterable[UsageRecord], duplicates: int = 0) -> Outcomes:
@@ -64,9 +69,9 @@ class Outcomes:
         return cls(dead={r.event_id: reason for r in records})
 
     @classmethod
-    def split_batch(cls, records: Iterable[UsageRecord], reason: str) -> Outcomes:
-        """The batch refused as a whole with ``reason``: resend it in halves."""
-        return cls(retry=[r.event_id for r in records], split=reason)
+    def split_batch(cls, records: Iterable[UsageRecord], reason: str, *, too_large: bool = False) -> Outcomes:
+        """The batch refused as a whole with ``reason`` (``too_large``: for its size): resend it in halves."""
+        return cls(retry=[r.event_id for r in records], split=reason, too_large=too_large)
 
     @classmethod
     def halted(
@@ -87,6 +92,7 @@ class Outcomes:
             halt=self.halt or other.halt,
             split=self.split or other.split,
             retry_reason=self.retry_reason or other.retry_reason,
+            too_large=self.too_large or other.too_large,
         )
 
 
@@ -98,7 +104,13 @@ def meter_of(record: UsageRecord, default: str) -> str:
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where usage records go. Implementations: :mod:`usagetap.sinks`."""
+    """Where usage records go. Implementations: :mod:`usagetap.sinks`.
+
+    A sink may also say how many batches it takes at once, ``max_in_flight``
+    (without it: 1, one batch after the other, in order). The remote sinks
+    whose backends dedupe take :data:`DEFAULT_IN_FLIGHT`; set the attribute on
+    an instance to change it (1 where order or a tight rate limit matters).
+    """
 
     name: str
     max_batch: int

@@ -134,6 +134,19 @@ def _row(r: UsageRecord) -> tuple[object, ...]:
     )
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _unstorable(r: UsageRecord) -> Optional[str]:
+    """Why SQLite cannot store ``r`` exactly (a count outside 64-bit integers), or None."""
+    for name in _COUNTS:
+        value = getattr(r, name)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return f"ledger: {name} {value} does not fit a 64-bit integer column"
+    return None
+
+
 def iter_records(
     conn: sqlite3.Connection, where: str = "", params: Sequence[object] = ()
 ) -> Iterator[UsageRecord]:
@@ -165,19 +178,26 @@ class Ledger:
         return self._conn
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        """Insert the records in one transaction; an event id already in the ledger is a duplicate."""
+        """Insert the records in one transaction; an event id already in the ledger is a duplicate.
+
+        A record SQLite cannot store exactly (a count beyond 64 bits) is dead-lettered, the others written.
+        """
+        dead = {r.event_id: why for r in records if (why := _unstorable(r)) is not None}
+        good = [r for r in records if r.event_id not in dead]
         with SQLITE:
             conn = self._connection()
             before = conn.total_changes
             conn.execute("BEGIN")
             try:
-                conn.executemany(_INSERT, [_row(r) for r in records])
+                conn.executemany(_INSERT, [_row(r) for r in good])
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
             inserted = conn.total_changes - before
-        return Outcomes.all_delivered(records, duplicates=len(records) - inserted)
+        outcomes = Outcomes.all_delivered(good, duplicates=len(good) - inserted)
+        outcomes.dead = dead
+        return outcomes
 
     def records(self) -> list[UsageRecord]:
         """Every record in the ledger, oldest first."""

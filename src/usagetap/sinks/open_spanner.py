@@ -11,8 +11,9 @@ The meter's typed dimensions (``model``, ``provider``, ``operation``,
 the metadata must match: :meth:`OpenSpanner.ensure_meter` creates the meter
 with them. The bulk answer is read per item: ``accepted_items`` and
 ``duplicate_items`` (by key) are delivered, ``failed_items[index]`` are
-dead-lettered with their message, except ``not_found`` (the meter does not
-exist), which pauses delivery until it does.
+dead-lettered with their message. ``not_found`` for the sink's own meter
+pauses delivery until the meter exists; for a meter an event names in its
+``meter`` dimension, it dead-letters that event only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..errors import ConfigurationError, UsagetapError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
-from .base import Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
 
@@ -59,6 +60,7 @@ class OpenSpanner:
     """
 
     name = "open_spanner"
+    max_in_flight = DEFAULT_IN_FLIGHT
 
     def __init__(
         self,
@@ -232,11 +234,20 @@ class OpenSpanner:
             failure = failed.get(index)
             if failure is not None:
                 code, message = str(failure.get("code", "")), str(failure.get("message", ""))
-                if code == "not_found":
+                meter = meter_of(item.record, self.meter)
+                if code == "not_found" and meter == self.meter:
                     tally.retry(item)
                     tally.halt = (
-                        f"{self.name}: meter {self.meter!r} not found ({message}); create it, e.g. with "
+                        f"{self.name}: meter {meter!r} not found ({message}); create it, e.g. with "
                         "OpenSpanner.ensure_meter() (delivery is paused and nothing is dropped)"
+                    )
+                elif code == "not_found":
+                    tally.dead(
+                        item,
+                        self._endpoint.redact(
+                            f"{self.name}: not_found: meter {meter!r} (named by the event's 'meter' "
+                            f"dimension) does not exist: {message}"
+                        )[:500],
                     )
                 else:
                     tally.dead(item, self._endpoint.redact(f"{self.name}: {code}: {message}")[:500])

@@ -25,7 +25,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
 
 __all__ = ["OpenMeter"]
 
@@ -44,6 +44,7 @@ class OpenMeter:
 
     name = "openmeter"
     max_batch = 1000
+    max_in_flight = DEFAULT_IN_FLIGHT
     default_base_url = "https://openmeter.cloud"
 
     def __init__(

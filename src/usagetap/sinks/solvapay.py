@@ -10,7 +10,8 @@ Each record becomes one usage event (units: all tokens), or with
 That is SolvaPay's ``createEvent({type: 'usage.token', customerRef, productRef, units})``
 on its usage API, the dot-notation type kept in the metadata. Limits enforced
 before sending: units are whole, non-negative and at most 100,000 per event
-(larger quantities go in parts keyed ``{key}:part{n}``); timestamps are never
+(larger quantities go in parts keyed ``{key}:part{n}``, at most 1,000 of them: a
+record needing more is dead-lettered); timestamps are never
 in the future and at most 30 days old (older events are dead-lettered). The
 bulk call is all-or-nothing: a 4xx on several events asks the pipeline to
 split the batch; the answer ``{success, inserted, results}`` counts events
@@ -29,12 +30,13 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars, items_for
-from .base import Outcomes
+from .base import DEFAULT_IN_FLIGHT, Outcomes
 
 __all__ = ["SolvaPay"]
 
 ACTION_TYPES = ("transaction", "api_call", "hour", "email", "storage", "custom")
 MAX_UNITS = 100_000
+MAX_PARTS = 1000  # 100 million units: a record needing more is dead-lettered, not split
 MAX_ITEMS = 500
 MAX_AGE = timedelta(days=30)
 
@@ -52,6 +54,7 @@ class SolvaPay:
 
     name = "solvapay"
     default_base_url = "https://api.solvapay.com"
+    max_in_flight = DEFAULT_IN_FLIGHT
 
     def __init__(
         self,
@@ -97,7 +100,7 @@ class SolvaPay:
             raise Unsendable(
                 f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); SolvaPay refuses it"
             )
-        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS)
+        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS, max_parts=MAX_PARTS)
 
     def event(self, item: Item) -> dict[str, Any]:
         """The usage event for one item: ``customerRef``, ``units``, ``idempotencyKey``, ..."""
