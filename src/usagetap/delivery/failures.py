@@ -16,7 +16,8 @@ import sqlite3
 
 import httpx
 
-from ..sinks._http import _KEYLIKE, MAX_REASON
+from ..sinks._http import MAX_REASON
+from ..sinks._redact import KEYLIKE, REDACTED
 
 __all__ = ["TRANSIENT", "exception_reason", "is_transient"]
 
@@ -43,7 +44,7 @@ def is_transient(exc: BaseException) -> bool:
 def exception_reason(exc: BaseException, sink: str = "") -> str:
     """``"ledger: OverflowError: Python int too large to convert to SQLite INTEGER"``, secrets redacted."""
     text = " ".join(f"{sink + ': ' if sink else ''}{type(exc).__name__}: {exc}".split()).rstrip(": ")
-    text = _KEYLIKE.sub("[redacted]", text)
-    text = _CREDENTIALS.sub(r"\1[redacted]", text)
-    text = _USERINFO.sub(r"\1[redacted]@", text)
+    text = KEYLIKE.sub(REDACTED, text)
+    text = _CREDENTIALS.sub(rf"\1{REDACTED}", text)
+    text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "Redactor", "redact_url", "url_secrets", "watch_httpx_log"]
+__all__ = ["KEYLIKE", "REDACTED", "Redactor", "redact_url", "url_secrets", "watch_httpx_log"]
 
 REDACTED = "[redacted]"
 MIN_SECRET = 6  # redacting a very short "secret" in free text would mangle every reason
 
 # Things that look like credentials in a backend's error text (Stripe echoes a masked key, for one).
-_KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
+KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
 
 
 def url_secrets(url: str) -> list[str]:
@@ -78,7 +78,7 @@ class Redactor:
                 text = text.replace(url, redact_url(url))
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return _KEYLIKE.sub(REDACTED, text)
+        return KEYLIKE.sub(REDACTED, text)
 
     def url(self, text: str) -> str:
         """A URL (or any text) as it may be shown: redacted by structure when it is one of ours."""
