@@ -327,7 +327,7 @@ def test_memory_store_spills_to_the_spool_when_full(tmp_path) -> None:  # type: 
 
 
 class Overflowing:
-    """A sink whose send() raises, like SQLite, for a batch holding a count beyond 64 bits."""
+    """A sink whose send() raises, like a sink with a bug, for a batch holding a "poison" record."""
 
     name = "overflowing"
     max_batch = 1000
@@ -336,7 +336,7 @@ class Overflowing:
         self.inner = Memory()
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        if any(r.input_tokens >= 2**63 for r in records):
+        if any(r.dimensions.get("poison") for r in records):
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return self.inner.send(records)
 
@@ -361,7 +361,7 @@ def dead_letters(pipeline: Pipeline) -> dict[str, str]:
 @pytest.mark.parametrize("durability", ["memory", "spool"])
 def test_an_exception_one_record_causes_dead_letters_it_and_the_others_are_delivered(durability: str) -> None:
     good = [make_record() for _ in range(10)]
-    bad = [make_record(input_tokens=2**63), make_record(input_tokens=2**64 + 5, output_tokens=0)]
+    bad = [make_record(dimensions={"poison": True}), make_record(dimensions={"poison": 2})]
     sink = Overflowing()
     pipeline = Pipeline(sink, Settings(flush_interval=0.01, durability=durability))
     for r in [*good[:3], bad[0], *good[3:7], bad[1], *good[7:]]:

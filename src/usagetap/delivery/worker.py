@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 from .. import _stats
 from .._log import internal_error, log, log_once
-from ..record import UsageRecord
+from ..record import MAX_TOKENS, TOKEN_FIELDS, UsageRecord
 from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
 from .failures import exception_reason, is_transient
@@ -60,6 +60,15 @@ def in_flight_limit(sink: Sink) -> int:
     return max(1, int(getattr(sink, "max_in_flight", 1) or 1))
 
 
+def _out_of_range(record: UsageRecord, sink: str) -> Optional[str]:
+    """Why ``record`` cannot be sent: a count outside ``0..MAX_TOKENS``; None when it can."""
+    for name in TOKEN_FIELDS:
+        value = getattr(record, name)
+        if not 0 <= value <= MAX_TOKENS:
+            return f"{sink}: {name} {value} is outside 0..{MAX_TOKENS}; no backend bills it"
+    return None
+
+
 def send_bisecting(
     sink: Sink,
     records: list[UsageRecord],
@@ -74,6 +83,11 @@ def send_bisecting(
     the batch as a whole, with the exception as reason. ``sizes`` learns from 413 answers: a batch
     refused as too large is resent in parts of a size known to fit, never again at a size refused.
     """
+    unsendable = {r.event_id: why for r in records if (why := _out_of_range(r, sink.name)) is not None}
+    if unsendable:  # a record no backend can bill (from a spool an older version wrote): dead at once
+        rest = [r for r in records if r.event_id not in unsendable]
+        sent = send_bisecting(sink, rest, on_error, sizes) if rest else Outcomes()
+        return sent.merge(Outcomes(dead=unsendable))
     if sizes is not None and len(records) > 1 and sizes.known_too_large(len(records)):
         return _in_parts(sink, records, -(-len(records) // sizes.safe_size()), on_error, sizes)
     try:
