@@ -6,12 +6,13 @@ import atexit
 import functools
 import inspect
 import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
-from ._log import log
+from ._log import internal_error, log
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
@@ -37,6 +38,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _lock = module_lock(globals(), "_lock")
 _pipeline: Optional[Pipeline] = None
 _exit_timeout = 5.0
+_started = False
+_signals_done = False
 
 
 def _default_sink() -> Sink:
@@ -58,8 +61,12 @@ def _implicit_sink() -> Sink:
         return Ledger()
 
 
-def _is_local(sink: Sink) -> bool:
-    return bool(getattr(sink, "local", False))
+def _in_memory(sink: Sink) -> bool:
+    """A sink that keeps records in this process only (:class:`~usagetap.sinks.Memory`): durability
+    ``"memory"`` by default. Every other sink, the local ledger included, gets the spool."""
+    from .sinks.memory import Memory
+
+    return isinstance(sink, Memory)
 
 
 def get_pipeline() -> Pipeline:
@@ -72,7 +79,7 @@ def get_pipeline() -> Pipeline:
     with _lock:
         if _pipeline is None:
             sink = _implicit_sink()
-            durability = "memory" if _is_local(sink) else "spool"
+            durability = "memory" if _in_memory(sink) else "spool"
             _install(Pipeline(sink, Settings(durability=durability, spool_path=default_spool_path())))
         assert _pipeline is not None
         return _pipeline
@@ -172,7 +179,7 @@ def configure(
         ):
             raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
     if durability is None:
-        durability = "memory" if all(_is_local(s) for s in sinks) else "spool"
+        durability = "memory" if all(_in_memory(s) for s in sinks) else "spool"
     settings = Settings(
         durability=durability,
         spool_path=spool_path or default_spool_path(),
@@ -197,7 +204,53 @@ def configure(
         _exit_timeout = exit_timeout
     if old is not None:
         old.shutdown(timeout=exit_timeout)
+    _install_signal_handlers()
     new.resume()
+
+
+def start() -> None:
+    """usagetap starts in this process: at the first ``wrap()``, ``instrument()``, ``record()``,
+    ``flush()``, ``stats()`` or ``configure()`` (not at ``import usagetap``). Cheap after the first call.
+
+    - the SIGTERM / SIGINT handlers are installed (see :mod:`usagetap._signals`);
+    - genai-prices and tenacity are imported in the background (the first records are committed
+      to the spool without waiting for them);
+    - records an earlier process left in the default spool are delivered (and counted as pending)
+      from now on, not from the first capture.
+    """
+    global _started
+    if _started and (_signals_done or threading.current_thread() is not threading.main_thread()):
+        return
+    _started = True
+    try:
+        _install_signal_handlers()
+        from .delivery.warmup import warm
+
+        warm()
+        if _pipeline is None and os.path.exists(default_spool_path()):
+            get_pipeline().resume()
+    except Exception as exc:
+        internal_error("start", exc)
+
+
+def _install_signal_handlers() -> None:
+    global _signals_done
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from . import _signals
+
+    _signals.install(_stop_on_signal, _persist_on_signal, lambda: _exit_timeout)
+    _signals_done = True
+
+
+def _stop_on_signal() -> None:
+    shutdown()
+
+
+def _persist_on_signal() -> None:
+    pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.persist()
 
 
 def capture(record: UsageRecord) -> None:
@@ -208,6 +261,8 @@ def capture(record: UsageRecord) -> None:
 def submit(item: Item) -> None:
     """Queue a record, or a capture that becomes one on the delivery thread."""
     _stats.incr("captured")
+    if not _started:
+        start()
     (_pipeline or get_pipeline()).submit(item)
 
 
@@ -222,6 +277,7 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
 
     What is still pending stays queued (on disk with a spool) and is delivered later.
     """
+    start()
     pipeline = _pipeline
     if pipeline is None:
         return FlushResult(sent=0, pending=0, dead=0)
@@ -264,6 +320,7 @@ def stats() -> dict[str, int]:
         metrics.gauge("usagetap.pending", counts["pending"])
         metrics.gauge("usagetap.dead", counts.get("dead", 0))
     """
+    start()
     counts = _stats.snapshot()
     pipeline = _pipeline
     counts["pending"] = pipeline.pending() if pipeline is not None else 0

@@ -24,11 +24,13 @@ from typing import Callable, Optional
 
 from .. import _stats
 from .._log import internal_error, log, log_once
+from ..pricing import price_record
 from ..record import UsageRecord
 from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
 from .spool import Spool
 from .store import Entry, Store
+from .warmup import guarded, wait
 
 __all__ = ["COUNTERS", "SinkWorker", "batch_limit", "status_key"]
 
@@ -73,6 +75,17 @@ def send_bisecting(sink: Sink, records: list[UsageRecord], on_error: Callable[[s
     return outcomes
 
 
+def _price(records: Sequence[UsageRecord]) -> None:
+    """Price the records committed before genai-prices was imported (a process's first moments)."""
+    wait()  # the imports a send needs happen on the warm-up thread (a fork waits for it), not here
+    for record in records:
+        if record.price_version is None:
+            try:
+                price_record(record)
+            except Exception as exc:
+                internal_error("pricing", exc)
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -110,6 +123,7 @@ class SinkWorker:
         self._published_reason: Optional[str] = None
         self._backlog = 0
         self._thread: Optional[threading.Thread] = None
+        self._sent_once = False
 
     # -- control (any thread) --------------------------------------------
 
@@ -188,7 +202,13 @@ class SinkWorker:
     # -- one batch -------------------------------------------------------------
 
     def _send(self, records: list[UsageRecord]) -> Outcomes:
-        return send_bisecting(self.sink, records, self._error)
+        _price(records)
+        if self._sent_once:
+            return send_bisecting(self.sink, records, self._error)
+        with guarded():  # the first send imports what the sink needs: a fork waits for it
+            outcomes = send_bisecting(self.sink, records, self._error)
+        self._sent_once = True
+        return outcomes
 
     def _error(self, kind: str, reason: str) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""
