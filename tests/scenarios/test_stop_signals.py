@@ -52,7 +52,9 @@ def test_sigterm_shortly_after_five_calls_keeps_them_in_the_default_ledger(
     assert len(child.completed()) == 5
 
 
-def _run(tmp_path: Path, provider: ProviderServer, env: dict[str, str], signum: int, seed: int) -> dict[str, float]:
+def _run(
+    tmp_path: Path, provider: ProviderServer, env: dict[str, str], signum: int, seed: int
+) -> dict[str, float]:
     child = Workload(tmp_path, provider.openai_url, env)
     child.first_call()
     time.sleep(random.Random(seed).uniform(0.2, 1.2))
@@ -89,7 +91,9 @@ def _lost_only_the_last_interval(delivered: list[str], completed: dict[str, floa
     killed_at = completed.pop("__killed_at__")
     lost = {i: t for i, t in completed.items() if i not in set(delivered)}
     old = {i: round(killed_at - t, 3) for i, t in lost.items() if killed_at - t > COMMIT_INTERVAL + SLACK}
-    assert not old, f"{len(old)} records older than the commit interval lost, up to {max(old.values(), default=0)} s old"
+    assert not old, (
+        f"{len(old)} records older than the commit interval lost, up to {max(old.values(), default=0)} s old"
+    )
     assert len(set(delivered) - set(completed)) <= 1, "only the call in flight at the kill is unreported"
     assert len(delivered) == len(set(delivered))
 
