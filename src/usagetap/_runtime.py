@@ -119,12 +119,12 @@ def configure(
             flush_interval=1.0, batch_size=500,
         )
 
-    - ``durability``: ``"spool"`` (default for remote sinks) group-commits
-      records to SQLite every ``commit_interval`` seconds (<= 0.1 by
-      default: the most a SIGKILL can lose); ``"sync"`` commits before the
-      metered call returns; ``"memory"`` (default for the local ledger and
-      memory sinks) keeps them in memory, spilling to the spool what does not
-      fit and what is left at exit.
+    - ``durability``: ``"spool"`` (the default, the local ledger included)
+      group-commits records to SQLite every ``commit_interval`` seconds (<= 0.1
+      by default: the most a SIGKILL can lose); ``"sync"`` commits before the
+      metered call returns; ``"memory"`` (default for the ``Memory`` sink)
+      keeps them in memory, spilling to the spool what does not fit and what
+      is left at exit.
     - ``max_queue`` / ``max_queue_bytes`` bound the in-memory buffer,
       ``max_spool_bytes`` the spool. When full, ``overflow="drop_newest"``
       drops (counted, and ``on_drop(record, reason)`` is called) or

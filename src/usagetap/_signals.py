@@ -66,7 +66,9 @@ def _bounded(action: Callable[[], object], timeout: float) -> None:
     thread.join(timeout)
 
 
-def _ending(stop: Callable[[], object], grace: Callable[[], float]) -> Callable[[int, Optional[FrameType]], None]:
+def _ending(
+    stop: Callable[[], object], grace: Callable[[], float]
+) -> Callable[[int, Optional[FrameType]], None]:
     def handler(signum: int, frame: Optional[FrameType]) -> None:
         try:
             _bounded(stop, grace() + 1.0)
@@ -79,7 +81,9 @@ def _ending(stop: Callable[[], object], grace: Callable[[], float]) -> Callable[
 
 
 def _chained(
-    previous: Callable[[int, Optional[FrameType]], Any], persist: Callable[[], object], grace: Callable[[], float]
+    previous: Callable[[int, Optional[FrameType]], Any],
+    persist: Callable[[], object],
+    grace: Callable[[], float],
 ) -> Callable[[int, Optional[FrameType]], Any]:
     def handler(signum: int, frame: Optional[FrameType]) -> Any:
         try:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,9 @@ import os, sys, time
 import openai, usagetap
 from usagetap.record import derive_event_id
 
-client = usagetap.wrap(openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"), customer="org_1", provider="openai")
+client = usagetap.wrap(
+    openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"), customer="org_1", provider="openai"
+)
 out = os.fdopen(int(os.environ["REPORT_FD"]), "w", buffering=1)
 out.write("ready\\n")
 for i in range(int(os.environ.get("CALLS", "1000000"))):
@@ -114,9 +115,3 @@ def ledger_ids(cwd: Path) -> list[str]:
         return [r.event_id for r in ledger.records()]
     finally:
         ledger.close()
-
-
-def settle(check: "callable[[], bool]", timeout: float = 20) -> None:  # type: ignore[valid-type]
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)

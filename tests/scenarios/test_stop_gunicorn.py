@@ -34,7 +34,9 @@ import os
 import openai, usagetap
 from usagetap.record import derive_event_id
 
-client = usagetap.wrap(openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"), customer="org_1", provider="openai")
+client = usagetap.wrap(
+    openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"), customer="org_1", provider="openai"
+)
 calls = os.open("calls.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 def app(environ, start_response):
