@@ -92,7 +92,7 @@ class Workload:
 
 def drain(cwd: Path, env: Mapping[str, str], timeout: float = 60) -> str:
     """A second process on the same directory delivers what the first left in the spool."""
-    code = "import sys, usagetap\nr = usagetap.flush(timeout=20)\nprint(r.sent, r.pending)\nsys.exit(r.pending != 0)"
+    code = "import sys, usagetap\nr = usagetap.flush(timeout=20)\nsys.exit(r.pending != 0)"
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
