@@ -228,7 +228,7 @@ def start() -> None:
 
         warm()
         if _pipeline is None and os.path.exists(default_spool_path()):
-            get_pipeline().resume()
+            get_pipeline().resume(wait=False)
     except Exception as exc:
         internal_error("start", exc)
 
@@ -323,6 +323,8 @@ def stats() -> dict[str, int]:
     start()
     counts = _stats.snapshot()
     pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.resume()  # counts what an earlier process left in the spool
     counts["pending"] = pipeline.pending() if pipeline is not None else 0
     return counts
 

@@ -110,3 +110,42 @@ def test_sigkill_under_load_loses_at_most_the_commit_interval_with_a_remote_sink
 ) -> None:
     completed = _run(tmp_path, provider, remote(spaire), signal.SIGKILL, seed=10)
     _lost_only_the_last_interval(list(spaire.events), completed)
+
+
+CHAINED = """
+import os, signal, sys, time
+import openai, usagetap
+
+signal.signal(signal.SIGTERM, lambda *_: os._exit(7))  # the application's own handler: no atexit
+usagetap.configure(commit_interval=60.0)  # no group commit before the signal
+client = usagetap.wrap(openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"))
+for _ in range(5):
+    client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+print("done", flush=True)
+time.sleep(60)
+"""
+
+
+def test_an_application_sigterm_handler_runs_after_the_buffered_records_are_committed(
+    tmp_path: Path, provider: ProviderServer
+) -> None:
+    import subprocess
+    import sys
+
+    from ._load import environment
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHAINED],
+        cwd=tmp_path,
+        env=environment({"PROVIDER_URL": provider.openai_url}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "done\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 7, err
+    drain(tmp_path, {})
+    assert len(ledger_ids(tmp_path)) == 5

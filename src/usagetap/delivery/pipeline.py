@@ -161,16 +161,19 @@ class Pipeline:
             except Exception as exc:
                 internal_error("on_drop", exc)
 
-    def resume(self) -> None:
+    def resume(self, *, wait: bool = True) -> None:
         """Start delivering at once when a spool from an earlier run is on disk (not on first capture).
 
-        The spool is opened here, on the caller's thread, so that ``pending()`` counts what an
-        earlier process left from now on.
+        With ``wait``, the spool is opened here, on the caller's thread, so that ``pending()`` counts
+        what an earlier process left from now on; else the intake thread opens it.
         """
         if not os.path.exists(self.settings.spool_path) or self.closed:
             return
         if self._pid != os.getpid():
             self._after_fork()
+        if not wait:
+            self._start()
+            return
         if self.store is None:
             try:
                 with self._store_lock:
