@@ -47,6 +47,7 @@ Item = Union[UsageRecord, Pending]
 
 
 _COMMIT_CHUNK = 5000
+_STOP_GRACE = 0.2  # seconds shutdown waits for threads past its deadline: an idle one stops at once
 
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
@@ -421,8 +422,8 @@ class Pipeline:
         self._wake.set()
         for worker in self.workers:
             worker.stop()
-        grace = time.monotonic() + (
-            0.5 if timeout is None else max(0.0, min(0.5, timeout - (time.monotonic() - started)))
+        grace = time.monotonic() + (  # at least _STOP_GRACE: idle threads stop at once, busy ones are left
+            0.5 if timeout is None else max(_STOP_GRACE, min(0.5, timeout - (time.monotonic() - started)))
         )
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, grace - time.monotonic()))
