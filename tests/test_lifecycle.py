@@ -201,3 +201,86 @@ def test_usagetap_status_shows_the_unbuildable_sink_paused_with_its_reason(tmp_p
         "open_spanner: paused, 3 waiting: USAGETAP_SINK=open_spanner needs USAGETAP_BASE_URL" in status.stdout
     )
     assert secret not in status.stdout
+
+
+def _left_by_an_earlier_process(n: int) -> list[str]:
+    """Records in the default spool for the default ledger, as a process that died would leave them."""
+    from tests.helpers import make_record
+    from usagetap.delivery.settings import default_spool_path
+    from usagetap.delivery.spool import open_spool
+
+    records = [make_record() for _ in range(n)]
+    spool = open_spool(default_spool_path(), max_bytes=0, lease_seconds=120)
+    spool.add(["ledger"], records)
+    spool.close()
+    return sorted(r.event_id for r in records)
+
+
+@pytest.fixture
+def fresh_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process has not started usagetap yet (no configure(), no capture)."""
+    from usagetap import _runtime
+
+    monkeypatch.setattr(_runtime, "_pipeline", None)
+    monkeypatch.setattr(_runtime, "_started", False, raising=False)
+
+
+def _ledger_ids() -> list[str]:
+    ledger = Ledger(os.environ["USAGETAP_DB"])
+    try:
+        return sorted(r.event_id for r in ledger.records()) if Path(ledger.path).exists() else []
+    finally:
+        ledger.close()
+
+
+@pytest.mark.usefixtures("fresh_start")
+def test_stats_counts_what_an_earlier_process_left_in_the_spool_as_pending() -> None:
+    import usagetap
+    from tests.helpers import make_record
+    from usagetap.delivery.settings import default_spool_path
+    from usagetap.delivery.spool import open_spool
+    from usagetap.delivery.store import Entry
+
+    spool = open_spool(default_spool_path(), max_bytes=0, lease_seconds=120)
+    later = time.time() + 3600  # waiting for a retry: not delivered while the test looks
+    spool.add_entries([("ledger", Entry(0, make_record(), 1, later)) for _ in range(3)])
+    spool.close()
+    assert usagetap.stats()["pending"] == 3
+    usagetap.shutdown(timeout=0.1)
+
+
+@pytest.mark.usefixtures("fresh_start")
+def test_flush_delivers_what_an_earlier_process_left_in_the_spool() -> None:
+    import usagetap
+
+    left = _left_by_an_earlier_process(3)
+    result = usagetap.flush(timeout=10)
+    assert (result.sent, result.pending) == (3, 0)
+    assert _ledger_ids() == left
+
+
+@pytest.mark.usefixtures("fresh_start")
+def test_wrap_resumes_delivery_of_what_an_earlier_process_left_without_a_call() -> None:
+    import openai
+
+    import usagetap
+
+    left = _left_by_an_earlier_process(3)
+    usagetap.wrap(openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k"))
+    deadline = time.monotonic() + 15
+    while _ledger_ids() != left and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ledger_ids() == left
+
+
+def test_import_alone_leaves_the_spool_untouched(tmp_path: Path) -> None:
+    from usagetap.delivery.spool import open_spool
+
+    spool = open_spool(str(tmp_path / ".usagetap" / "spool.db"), max_bytes=0, lease_seconds=120)
+    from tests.helpers import make_record
+
+    spool.add(["ledger"], [make_record()])
+    spool.close()
+    result = run("import usagetap, time; time.sleep(1.5)", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / ".usagetap" / "ledger.db").exists()

@@ -6,12 +6,13 @@ import atexit
 import functools
 import inspect
 import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
-from ._log import log
+from ._log import internal_error, log
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
@@ -38,6 +39,8 @@ _lock = module_lock(globals(), "_lock")
 _configuring = module_lock(globals(), "_configuring")  # one configure() at a time
 _pipeline: Optional[Pipeline] = None
 _exit_timeout = 5.0
+_started = False
+_signals_done = False
 
 
 class _Unset:
@@ -96,8 +99,12 @@ def _implicit_sink() -> Sink:
         return cast(Sink, placeholder)
 
 
-def _is_local(sink: Sink) -> bool:
-    return bool(getattr(sink, "local", False))
+def _in_memory(sink: Sink) -> bool:
+    """A sink that keeps records in this process only (:class:`~usagetap.sinks.Memory`): durability
+    ``"memory"`` by default. Every other sink, the local ledger included, gets the spool."""
+    from .sinks.memory import Memory
+
+    return isinstance(sink, Memory)
 
 
 def _unbuilt(sinks: Sequence[Sink]) -> bool:
@@ -168,7 +175,7 @@ def _settings(sinks: Sequence[Sink], named: dict[str, Any]) -> Settings:
     """The pipeline's settings: each parameter as last named, else its default."""
     durability = named.get("durability")
     if durability is None:
-        durability = "memory" if all(_is_local(s) for s in sinks) else "spool"
+        durability = "memory" if all(_in_memory(s) for s in sinks) else "spool"
     given: dict[str, Any] = {k: v for k, v in named.items() if k not in ("sink", "durability", "spool_path")}
     return Settings(
         durability=durability, spool_path=named.get("spool_path") or default_spool_path(), **given
@@ -223,12 +230,12 @@ def configure(
 
     - ``sink``: with none named, the one ``USAGETAP_SINK`` describes (a bad
       environment raises :class:`ConfigurationError`), else the local ledger.
-    - ``durability``: ``"spool"`` (default for remote sinks) group-commits
-      records to SQLite every ``commit_interval`` seconds (<= 0.1 by
-      default: the most a SIGKILL can lose); ``"sync"`` commits before the
-      metered call returns; ``"memory"`` (default for the local ledger and
-      memory sinks) keeps them in memory, spilling to the spool what does not
-      fit and what is left at exit.
+    - ``durability``: ``"spool"`` (the default, the local ledger included)
+      group-commits records to SQLite every ``commit_interval`` seconds (<= 0.1
+      by default: the most a SIGKILL can lose); ``"sync"`` commits before the
+      metered call returns; ``"memory"`` (default for the ``Memory`` sink)
+      keeps them in memory, spilling to the spool what does not fit and what
+      is left at exit.
     - ``max_queue`` / ``max_queue_bytes`` bound the in-memory buffer,
       ``max_spool_bytes`` the spool. When full, ``overflow="drop_newest"``
       drops (counted, and ``on_drop(record, reason)`` is called) or
@@ -317,6 +324,8 @@ def _reconfigure(named: dict[str, Any]) -> None:
         _install(new)
     if old is not None:
         old.shutdown(timeout=_exit_timeout, keep_open=sinks, skip_paused=True, successor=new)
+    _install_signal_handlers()
+    if old is not None:
         new.adopt()
     else:
         new.resume()
@@ -378,6 +387,51 @@ def restore_configuration(saved: Saved) -> None:
     restored.resume()
 
 
+def start() -> None:
+    """usagetap starts in this process: at the first ``wrap()``, ``instrument()``, ``record()``,
+    ``flush()``, ``stats()`` or ``configure()`` (not at ``import usagetap``). Cheap after the first call.
+
+    - the SIGTERM / SIGINT handlers are installed (see :mod:`usagetap._signals`);
+    - genai-prices and tenacity are imported in the background (the first records are committed
+      to the spool without waiting for them);
+    - records an earlier process left in the default spool are delivered (and counted as pending)
+      from now on, not from the first capture.
+    """
+    global _started
+    if _started and (_signals_done or threading.current_thread() is not threading.main_thread()):
+        return
+    _started = True
+    try:
+        _install_signal_handlers()
+        from .delivery.warmup import warm
+
+        warm()
+        if _pipeline is None and os.path.exists(default_spool_path()):
+            get_pipeline().resume(wait=False)
+    except Exception as exc:
+        internal_error("start", exc)
+
+
+def _install_signal_handlers() -> None:
+    global _signals_done
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from . import _signals
+
+    _signals.install(_stop_on_signal, _persist_on_signal, lambda: _exit_timeout)
+    _signals_done = True
+
+
+def _stop_on_signal() -> None:
+    shutdown()
+
+
+def _persist_on_signal() -> None:
+    pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.persist()
+
+
 def capture(record: UsageRecord) -> None:
     """Validate ``record`` (raising :class:`InvalidRecord`) and queue it for delivery."""
     submit(record.validate())
@@ -386,6 +440,8 @@ def capture(record: UsageRecord) -> None:
 def submit(item: Item) -> None:
     """Queue a record, or a capture that becomes one on the delivery thread."""
     _stats.incr("captured")
+    if not _started:
+        start()
     (_pipeline or get_pipeline()).submit(item)
 
 
@@ -400,6 +456,7 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
 
     What is still pending stays queued (on disk with a spool) and is delivered later.
     """
+    start()
     pipeline = _pipeline
     if pipeline is None:
         return FlushResult(sent=0, pending=0, dead=0)
@@ -448,8 +505,11 @@ def stats() -> dict[str, int]:
         metrics.gauge("usagetap.pending", counts["pending"])
         metrics.gauge("usagetap.dead", counts["dead"])
     """
+    start()
     counts = _stats.snapshot()
     pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.resume()  # counts what an earlier process left in the spool
     counts["pending"] = pipeline.pending() if pipeline is not None else 0
     counts["halted"] = pipeline.halted() if pipeline is not None else 0
     counts["misconfigured"] = int(pipeline is not None and _unbuilt(pipeline.sinks))

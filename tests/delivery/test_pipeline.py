@@ -340,6 +340,22 @@ class Overflowing:
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return self.inner.send(records)
 
+
+class Unreachable:
+    """A sink whose send() hangs until released, then asks to retry (a backend that does not answer)."""
+
+    name = "unreachable"
+    max_batch = 1000
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.entered.set()
+        self.release.wait(30)
+        return Outcomes.all_retry(records)
+
     def close(self) -> None:
         pass
 
@@ -372,3 +388,65 @@ def test_an_exception_one_record_causes_dead_letters_it_and_the_others_are_deliv
     reason = "overflowing: OverflowError: Python int too large to convert to SQLite INTEGER"
     assert dead_letters(pipeline) == {r.event_id: reason for r in bad}
     pipeline.shutdown()
+
+
+def test_a_send_still_running_at_shutdown_settles_on_an_open_store(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from usagetap.delivery.spool import open_spool
+
+    sink = Unreachable()
+    path = str(tmp_path / "spool.db")
+    pipeline = Pipeline(sink, Settings(durability="spool", spool_path=path, flush_interval=0.01))
+    pipeline.submit(make_record(event_id="in-flight"))
+    assert sink.entered.wait(10)
+    pipeline.shutdown(timeout=0.05)  # the worker is left behind in its send
+    sink.release.set()
+    for worker in pipeline.workers:
+        worker.join(10)
+    assert "closed database" not in caplog.text
+    assert _stats.snapshot().get("internal_errors", 0) == 0
+    kept = open_spool(path, max_bytes=0, lease_seconds=60)
+    assert [e.record.event_id for e in kept.lease("unreachable", 10, time.time() + 3600)] == ["in-flight"]
+    kept.close()
+
+
+class _Clock:
+    """``time`` for the worker, ``offset`` seconds ahead."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def test_delivery_resumes_at_the_next_retry_after_a_refused_key_is_fixed(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from usagetap.delivery import worker as worker_module
+    from usagetap.sinks import Spaire
+    from usagetap.testing.backends import SpaireBackend
+
+    clock = _Clock()
+    monkeypatch.setattr(worker_module, "time", clock)
+    with SpaireBackend(api_key="activated-later") as backend:
+        sink = Spaire(api_key="new-key", base_url=backend.url)
+        path = str(tmp_path / "spool.db")
+        pipeline = Pipeline(sink, Settings(durability="spool", spool_path=path, flush_interval=0.01))
+        try:
+            pipeline.submit(make_record(event_id="refused"))
+            deadline = time.monotonic() + 10
+            while not (pipeline.workers and pipeline.workers[0].halted) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            [worker] = pipeline.workers
+            assert worker.halted, "the refused key paused the sink"
+            pipeline.submit(make_record(event_id="while-paused"))  # kept in memory, leased for 120 s
+            while len(pipeline.buffer) or pipeline._transit:
+                time.sleep(0.01)
+            backend.api_key = "new-key"  # the key is fixed at the backend
+            clock.offset = worker.paused_until - time.time() + 1  # the next retry: the leases are half spent
+            result = pipeline.flush(timeout=10)
+            assert sorted(backend.events) == ["refused", "while-paused"]
+            assert result.pending == 0
+        finally:
+            pipeline.shutdown(timeout=1)

@@ -230,12 +230,25 @@ def test_what_does_not_fit_in_memory_waits_on_disk_unleased(tmp_path: Path) -> N
     assert len(spool.lease("a", 10, time.time())) == 3
 
 
-def test_a_row_kept_in_memory_past_half_its_lease_is_left_to_the_database(tmp_path: Path) -> None:
+def test_a_row_kept_in_memory_past_half_its_lease_is_renewed_and_leased(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "s.db", hot=100, lease=10)
+    record = make_record()
+    spool.add(["a"], [record])
+    later = time.time() + 6
+    [entry] = spool.lease("a", 10, later)
+    assert entry.record.event_id == record.event_id
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=10, hot_limit=0)
+    other.owner = "another-process"
+    assert other.lease("a", 10, later + 5) == [], "the renewed lease still holds where the first would not"
+
+
+def test_a_row_kept_in_memory_whose_lease_another_process_took_is_left_to_it(tmp_path: Path) -> None:
     spool = spool_at(tmp_path / "s.db", hot=100, lease=10)
     spool.add(["a"], [make_record()])
-    assert spool.lease("a", 10, time.time() + 6) == [], "not sent on a lease about to expire"
-    [again] = spool.lease("a", 10, time.time() + 11)
-    assert again.attempts == 0
+    other = Spool(tmp_path / "s.db", max_bytes=0, lease_seconds=10, hot_limit=0)
+    other.owner = "another-process"
+    assert len(other.lease("a", 10, time.time() + 11)) == 1
+    assert spool.lease("a", 10, time.time() + 12) == []
 
 
 def test_a_duplicate_event_is_kept_once(tmp_path: Path) -> None:

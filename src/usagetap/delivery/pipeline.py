@@ -31,6 +31,7 @@ from .backoff import Backoff
 from .buffer import CaptureBuffer
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
 from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
+from .warmup import is_warm, warm
 from .worker import SinkWorker, batch_limit
 
 __all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
@@ -47,15 +48,17 @@ Item = Union[UsageRecord, Pending]
 
 _COMMIT_CHUNK = 5000
 _CLOSE_WAIT = 1.0  # seconds shutdown() waits for a commit in progress before closing the store
+_STOP_GRACE = 0.2  # seconds shutdown waits for threads past its deadline: an idle one stops at once
 
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 _inherited: list[object] = []
 
 
-def _materialize(item: Item) -> Optional[UsageRecord]:
+def _materialize(item: Item, *, price: bool = True) -> Optional[UsageRecord]:
+    """The record of ``item``, priced when ``price`` (else the sink's worker prices it before sending)."""
     record = item if isinstance(item, UsageRecord) else item.materialize()
-    if record is not None:
+    if record is not None and price:
         try:
             price_record(record)
         except Exception as exc:
@@ -109,6 +112,7 @@ class Pipeline:
         self._store_lock = threading.Lock()
         self._transit = 0
         self._store_closed = False
+        self._keep_open: tuple[Sink, ...] = ()
         self._successor: Optional[Pipeline] = None
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
@@ -136,7 +140,7 @@ class Pipeline:
             self._wake.set()
 
     def _commit_sync(self, item: Item) -> None:
-        record = _materialize(item)
+        record = _materialize(item, price=is_warm())
         if record is None:
             return
         with self._store_lock:
@@ -162,9 +166,26 @@ class Pipeline:
             except Exception as exc:
                 internal_error("on_drop", exc)
 
-    def resume(self) -> None:
-        """Start delivering at once when a spool from an earlier run is on disk (not on first capture)."""
-        if self.settings.durability != "sync" and os.path.exists(self.settings.spool_path):
+    def resume(self, *, wait: bool = True) -> None:
+        """Start delivering at once when a spool from an earlier run is on disk (not on first capture).
+
+        With ``wait``, the spool is opened here, on the caller's thread, so that ``pending()`` counts
+        what an earlier process left from now on; else the intake thread opens it.
+        """
+        if not os.path.exists(self.settings.spool_path) or self.closed:
+            return
+        if self._pid != os.getpid():
+            self._after_fork()
+        if not wait:
+            self._start()
+            return
+        if self.store is None:
+            try:
+                with self._store_lock:
+                    self._ensure_store()
+            except Exception as exc:
+                internal_error("resume", exc)
+        if self.settings.durability != "sync" or self.pending():
             self._start()
 
     # -- threads -------------------------------------------------------------
@@ -256,13 +277,15 @@ class Pipeline:
             self._cond.notify_all()
 
     def _intake(self) -> None:
-        _import_dependencies()
+        # the store first: records are committed from the first interval on, unpriced while
+        # genai-prices is still being imported (the sink's worker prices them before sending)
         try:
             with self._store_lock:
                 self._ensure_store()
         except Exception as exc:
             internal_error("intake.open", exc)
             self._fall_back(exc)
+        warm()
         while True:
             self._wake.wait(self.settings.commit_interval)
             self._wake.clear()
@@ -285,7 +308,8 @@ class Pipeline:
                         self._transit = len(items)
                     if not items:
                         return
-                    records = [r for r in map(_materialize, items) if r is not None]
+                    price = is_warm()
+                    records = [r for r in (_materialize(i, price=price) for i in items) if r is not None]
                 with self._store_lock:
                     stored = self._store(records)
                 with self._cond:
@@ -322,6 +346,20 @@ class Pipeline:
 
     # -- flush and shutdown ------------------------------------------------
 
+    def persist(self, timeout: float = 1.0) -> None:
+        """Commit what is buffered to the store now, waiting at most ``timeout`` seconds."""
+        if self._thread is None or self.closed:
+            return
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._cond:
+            while len(self.buffer) or self._transit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._wake.set()
+                self._cond.wait(min(left, 0.05))
+
     def pending(self) -> int:
         """Records captured by this process and not yet acknowledged by every sink."""
         store = self.store
@@ -348,9 +386,9 @@ class Pipeline:
         except Exception:
             return False
 
-    def _waiting_only_on_stuck(self, now: float, *, paused: bool) -> bool:
+    def _waiting_only_on_stuck(self, *, paused: bool) -> bool:
         """Whether all that is pending waits for sinks that are halted (or, with ``paused``, pausing)."""
-        stuck = {w.key for w in self.workers if w.halted or (paused and w.paused_until > now)}
+        stuck = {w.key for w in self.workers if w.stuck(paused=paused)}
         if not stuck:
             return False
         with self._cond:
@@ -422,7 +460,7 @@ class Pipeline:
                 worker.wake.set()
             if not self._anything_pending():
                 break
-            if self._waiting_only_on_stuck(time.time(), paused=skip_paused):
+            if self._waiting_only_on_stuck(paused=skip_paused):
                 break
             left = remaining()
             if left is not None and left <= 0:
@@ -449,13 +487,14 @@ class Pipeline:
             return FlushResult(sent=0, pending=0, dead=0)
         started = time.monotonic()
         result = self.flush(timeout, skip_paused=skip_paused)
+        self._keep_open = tuple(keep_open)
         self.closed = True
         self._stopping = True
         self._wake.set()
         for worker in self.workers:
             worker.stop()
-        grace = time.monotonic() + (
-            0.5 if timeout is None else max(0.0, min(0.5, timeout - (time.monotonic() - started)))
+        grace = time.monotonic() + (  # at least _STOP_GRACE: idle threads stop at once, busy ones are left
+            0.5 if timeout is None else max(_STOP_GRACE, min(0.5, timeout - (time.monotonic() - started)))
         )
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, grace - time.monotonic()))
@@ -465,8 +504,29 @@ class Pipeline:
             self._successor = successor
             self._hand_over(successor)
         kept = self._keep_leftovers()
+        behind = [t for t in self._threads() if t.is_alive() and t is not threading.current_thread()]
+        if behind:  # the store and sinks close once they are done with them, never under them
+            threading.Thread(
+                target=self._close_after, args=(behind,), name="usagetap-close", daemon=True
+            ).start()
+        else:
+            self._close()
+        self._report(result, kept)
+        return result
+
+    def _threads(self) -> list[threading.Thread]:
+        threads = [w._thread for w in self.workers if w._thread is not None]
+        return threads + ([self._thread] if self._thread is not None else [])
+
+    def _close_after(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        """Close the sinks and the store (its rows become the next pipeline's, or the next process's)."""
         for sink in self.sinks:
-            if any(sink is other for other in keep_open):
+            if any(sink is other for other in self._keep_open):
                 continue
             try:
                 sink.close()
@@ -478,14 +538,12 @@ class Pipeline:
             self._store_closed = True
             if self.store is not None:
                 try:
-                    self.store.close()  # its rows become the next pipeline's (or the next process's)
+                    self.store.close()
                 except Exception as exc:
                     internal_error("store.close", exc)
         finally:
             if locked:
                 self._store_lock.release()
-        self._report(result, kept)
-        return result
 
     def _hand_over(self, successor: Pipeline) -> None:
         """Give records not yet committed to a store to the pipeline that replaces this one."""
@@ -561,33 +619,6 @@ class Pipeline:
                     internal_error("sink.after_fork", exc)
 
 
-# The delivery threads import tenacity, genai-prices and the spool (sqlite3) on first use. A fork
-# in the middle of such an import would leave the module's import lock held forever in the
-# child, so a fork waits (briefly) for those imports to finish.
-_importing = threading.Event()
-_imported = threading.Event()
-
-
-def _import_dependencies() -> None:
-    if _imported.is_set():
-        return
-    _importing.set()
-    try:
-        import genai_prices  # noqa: F401
-        import tenacity  # noqa: F401
-
-        from . import spool  # noqa: F401
-    except Exception as exc:  # pragma: no cover - a broken install is reported where they are used
-        internal_error("import", exc)
-    finally:
-        _imported.set()
-
-
-def _before_fork() -> None:
-    if _importing.is_set() and not _imported.is_set():
-        _imported.wait(10.0)
-
-
 def _reinit_after_fork() -> None:
     for pipeline in list(_pipelines):
         try:
@@ -598,4 +629,4 @@ def _reinit_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_reinit_after_fork)
+    os.register_at_fork(after_in_child=_reinit_after_fork)

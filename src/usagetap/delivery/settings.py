@@ -18,8 +18,11 @@ DURABILITY = ("memory", "spool", "sync")
 
 
 def default_spool_path() -> str:
-    """``$USAGETAP_SPOOL``, or ``./.usagetap/spool.db``."""
-    return os.environ.get("USAGETAP_SPOOL") or os.path.join(".usagetap", "spool.db")
+    """``$USAGETAP_SPOOL``, or ``./.usagetap/spool.db`` (in a read-only working directory, the
+    per-user data directory: see :mod:`usagetap._paths`)."""
+    from .._paths import default_dir
+
+    return os.environ.get("USAGETAP_SPOOL") or os.path.join(default_dir(), "spool.db")
 
 
 @dataclass(frozen=True)

@@ -438,25 +438,38 @@ class Spool:
             self._hot_count += len(entries)
 
     def _take_hot(self, sink: str, limit: int, now: float) -> list[Entry]:
-        """In-memory rows, up to ``limit`` records, whose lease has at least half its time left.
+        """In-memory rows, up to ``limit`` records.
 
-        A row closer to expiry is left to the database: when its lease runs out, it is leased again
-        from there (by this process or another), so nothing is sent on an expired lease.
+        A row whose lease has less than half its time left is renewed first, so nothing is sent on
+        an expiring lease; one whose lease this process lost (it expired and another process took
+        the row) is left to that process.
         """
         queue = self._hot.get(sink)
         out: list[Entry] = []
         margin = self.lease_seconds / 2
         while queue and (not out or len(out) + len(queue[0][0]) <= limit):
             entries, until = queue.popleft()
-            if until - now >= margin:
-                self._leased.setdefault(entries[0].key, entries)  # the whole row, until it is settled
+            if until - now < margin:
+                renewed = self._renew(entries[0].key, now)
+                if renewed is None:
+                    self._hot_count -= len(entries)
+                    continue
+                until = renewed
+            self._leased.setdefault(entries[0].key, entries)  # the whole row, until it is settled
             if len(entries) > limit:  # a row written for a larger batch: the rest waits its turn here
                 queue.appendleft((entries[limit:], until))
                 entries = entries[:limit]
             self._hot_count -= len(entries)
-            if until - now >= margin:
-                out.extend(entries)
+            out.extend(entries)
         return out
+
+    def _renew(self, seq: int, now: float) -> Optional[float]:
+        """Extend this process's lease of row ``seq``; None when it is no longer ours."""
+        until = now + self.lease_seconds
+        cursor = self._conn.execute(
+            "UPDATE spool SET lease_until=? WHERE seq=? AND lease_owner=?", (until, seq, self.owner)
+        )
+        return until if cursor.rowcount else None
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
         with SQLITE:

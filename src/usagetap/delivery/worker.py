@@ -30,6 +30,7 @@ from typing import Callable, Optional
 
 from .. import _stats
 from .._log import internal_error, log, log_once
+from ..pricing import price_record
 from ..record import MAX_TOKENS, TOKEN_FIELDS, UsageRecord
 from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
@@ -37,6 +38,7 @@ from .failures import exception_reason, is_transient
 from .sizing import BatchSizes
 from .spool import Spool
 from .store import Entry, Store
+from .warmup import guarded, wait
 
 __all__ = ["COUNTERS", "SinkWorker", "batch_limit", "in_flight_limit", "send_bisecting", "status_key"]
 
@@ -142,6 +144,17 @@ def _in_parts(
     )
 
 
+def _price(records: Sequence[UsageRecord]) -> None:
+    """Price the records committed before genai-prices was imported (a process's first moments)."""
+    wait()  # the imports a send needs happen on the warm-up thread (a fork waits for it), not here
+    for record in records:
+        if record.price_version is None:
+            try:
+                price_record(record)
+            except Exception as exc:
+                internal_error("pricing", exc)
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -181,6 +194,7 @@ class SinkWorker:
         self._published_reason: Optional[str] = None
         self._backlog = 0
         self._thread: Optional[threading.Thread] = None
+        self._sent_once = False
 
     # -- control (any thread) --------------------------------------------
 
@@ -201,6 +215,11 @@ class SinkWorker:
         self.halted = reason
         self._error("halt", f"halted: {reason}", quiet=True)
         self.wake.set()  # publish the halt at once
+
+    def stuck(self, *, paused: bool) -> bool:
+        """Whether delivery waits, for now, on someone to act (halted) or, with ``paused``, on a pause
+        (after 429): not once the pause is over and the next try is due."""
+        return (self.halted is not None or paused) and self.paused_until > time.time()
 
     def stop(self) -> None:
         self.stopped = True
@@ -319,7 +338,13 @@ class SinkWorker:
     # -- one batch -------------------------------------------------------------
 
     def _send(self, records: list[UsageRecord]) -> Outcomes:
-        return send_bisecting(self.sink, records, self._error, self.sizes)
+        _price(records)
+        if self._sent_once:
+            return send_bisecting(self.sink, records, self._error, self.sizes)
+        with guarded():  # the first send imports what the sink needs: a fork waits for it
+            outcomes = send_bisecting(self.sink, records, self._error, self.sizes)
+        self._sent_once = True
+        return outcomes
 
     def _error(self, kind: str, reason: str, *, quiet: bool = False) -> None:
         """Remember the last delivery error (for ``usagetap status``); log each kind once."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Callable
 
-from .. import _switch
+from .. import _runtime, _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
 from ._adapter import families, load, request_owner
@@ -98,6 +98,7 @@ def instrument() -> list[str]:
                 wrapt.wrap_function_wrapper(owner, "request", make(family))
                 _patched[owner] = original
             done.append(family)
+    _runtime.start()
     return done
 
 

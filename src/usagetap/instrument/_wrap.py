@@ -6,7 +6,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
-from .. import _switch
+from .. import _runtime, _switch
 from ..context import CustomerId, customer_id
 from ..record import validate_dimensions
 from ._adapter import adapter_for, is_async_client
@@ -96,6 +96,7 @@ def wrap(
         stream_options_rejected=earlier is not None and earlier.stream_options_rejected,
     )
     _install(client, binding)
+    _runtime.start()
     note = getattr(adapter, "note_unmetered", None)
     if note is not None:
         note(client)

@@ -77,8 +77,11 @@ _INSERT = f"INSERT OR IGNORE INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.joi
 
 
 def default_path() -> str:
-    """``$USAGETAP_DB``, or ``./.usagetap/ledger.db``."""
-    return os.environ.get("USAGETAP_DB") or DEFAULT_PATH
+    """``$USAGETAP_DB``, or ``./.usagetap/ledger.db`` (in a read-only working directory, the
+    per-user data directory: see :mod:`usagetap._paths`)."""
+    from .._paths import default_dir
+
+    return os.environ.get("USAGETAP_DB") or os.path.join(default_dir(), "ledger.db")
 
 
 def connect(path: Union[str, os.PathLike[str]], *, create: bool = True) -> sqlite3.Connection:
