@@ -74,6 +74,7 @@ def spool_path(tmp_path: Path) -> Path:
         [sys.executable, "-c", _LEASE_AND_DIE, str(path)], capture_output=True, text=True, check=True
     )
     path.with_name("child.pid").write_text(child.stdout.strip())
+    spool.close()  # not at a collection during a test: closing checkpoints the WAL into the file
     return path
 
 
