@@ -494,7 +494,10 @@ def stats() -> dict[str, int]:
     """Counters since start, every one always present (0 until it counts): ``captured``, ``spooled``,
     ``sent``, ``duplicate``, ``retried``, ``dead``, ``dropped.invalid``, ``dropped.queue_full``,
     ``dropped.spool_full``, ``dropped.shutdown``, ``dropped.after_shutdown``, ``spool_failures``,
-    ``internal_errors``, ``resolver_errors``, ``celery.bad_header``, ``dimensions_capped``.
+    ``internal_errors``, ``resolver_errors``, ``celery.bad_header``, ``dimensions_capped``,
+    ``partial.parts_exceed_total``, ``partial.out_of_range``, ``partial.not_a_count``,
+    ``partial.invalid`` (calls recorded partial, and why), ``spool_salvaged``, ``spool_unreadable``,
+    ``spool_unreadable_rows`` (what a corrupt spool gave up and lost).
 
     Plus ``pending``: records captured by this process and not yet delivered; ``halted``: sinks
     whose delivery is halted (a rejected key, a sink that could not be built); ``misconfigured``:

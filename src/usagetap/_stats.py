@@ -34,6 +34,13 @@ COUNTERS = (
     "resolver_errors",  # customer resolvers of the integrations that raised
     "celery.bad_header",  # a Celery task header usagetap could not read
     "dimensions_capped",  # dimension keys or values cut at capture (see validate_dimensions)
+    "partial.parts_exceed_total",  # usage whose parts exceed their total: recorded partial, cut
+    "partial.out_of_range",  # a count above record.MAX_TOKENS: recorded partial, not billed
+    "partial.not_a_count",  # a count that is negative, fractional or no number: partial, not billed
+    "partial.invalid",  # a record that broke a rule: kept partial without its usage
+    "spool_salvaged",  # records moved out of a corrupt spool into the fresh one
+    "spool_unreadable",  # records a corrupt spool held that could not be read
+    "spool_unreadable_rows",  # rows of a corrupt spool that could not be read at all (size unknown)
 )
 
 _lock = module_lock(globals(), "_lock")
