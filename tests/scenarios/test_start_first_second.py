@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from usagetap.testing import ProviderServer
+from usagetap.testing.backends import SpaireBackend
 
-from ._load import Workload, drain, ledger_ids
+from ._load import Workload, drain, ledger_ids, remote
 
 COMMIT_INTERVAL = 0.1
 SLACK = 0.05  # a group commit's own time on a loaded machine, and the write of the report line
@@ -32,22 +33,30 @@ def provider() -> Iterator[ProviderServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def spaire() -> Iterator[SpaireBackend]:
+    with SpaireBackend() as backend:
+        yield backend
+
+
+@pytest.mark.parametrize("sink", ["ledger", "remote"])
 def test_sigkill_in_the_first_200_ms_after_the_first_call_loses_at_most_the_commit_interval(
-    tmp_path: Path, provider: ProviderServer
+    tmp_path: Path, provider: ProviderServer, spaire: SpaireBackend, sink: str
 ) -> None:
+    env = remote(spaire) if sink == "remote" else {}
     rng = random.Random(18)
     old: list[float] = []
     kept = 0
     for run in range(RUNS):
         cwd = tmp_path / f"run{run}"
         cwd.mkdir()
-        child = Workload(cwd, provider.openai_url, {})
+        child = Workload(cwd, provider.openai_url, env)
         first = child.first_call()
         time.sleep(max(0.0, first + rng.uniform(0.05, 0.2) - time.time()))
         killed_at = time.time()
         child.stop(signal.SIGKILL)
-        drain(cwd, {})
-        delivered = set(ledger_ids(cwd))
+        drain(cwd, env)
+        delivered = set(spaire.events) if sink == "remote" else set(ledger_ids(cwd))
         completed = child.completed()
         kept += len(delivered & completed.keys())
         old += [
