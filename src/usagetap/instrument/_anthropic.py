@@ -116,10 +116,7 @@ class AnthropicAdapter:
             body.get("stream") is True,
             options,
         )
-        headers = options.headers if isinstance(options.headers, dict) else {}
-        messages.rebuilt = (
-            any(str(k).lower() == _STREAM_HELPER for k in headers) and _helper_rebuilds_stream()
-        )
+        messages.rebuilt = _helper_rebuilds_stream() and _from_stream_helper(options)
         return messages
 
     def on_result(self, call: Call, result: Any) -> Any:
@@ -232,6 +229,12 @@ def _unparsed(parsed: Any) -> None:
     """Nothing: a :class:`_ResponseOnly` is metered from its body alone."""
 
 
+def _from_stream_helper(options: Any) -> bool:
+    """Whether an SDK stream helper sent the request (its ``X-Stainless-Stream-Helper`` header)."""
+    headers = options.headers if isinstance(options.headers, dict) else {}
+    return any(str(k).lower() == _STREAM_HELPER for k in headers)
+
+
 @functools.lru_cache(maxsize=1)
 def _helper_rebuilds_stream() -> bool:
     """Whether the SDK's ``MessageStream`` builds its own ``Stream`` over the response (anthropic < 0.43)."""
@@ -243,21 +246,19 @@ def _helper_rebuilds_stream() -> bool:
 class _AdvisedTap(StreamTap):
     """A Messages stream's tap: the call's record, then one per advisor turn the stream reported."""
 
-    __slots__ = ("advised",)
+    __slots__ = ()
 
-    def __init__(self, call: Call, observer: extract.MessageStreamObserver, hide: None) -> None:
-        super().__init__(call, observer, hide)
-        self.advised = threading.Lock()
-
-    def end(self, how: str) -> None:
-        super().end(how)
-        if not self.advised.acquire(blocking=False):
-            return
+    def end(self, how: str) -> bool:
+        if not super().end(how):
+            return False
         try:
             observer: extract.MessageStreamObserver = self.observer
-            _advise(self.call, observer.advisors())
+            advisors = observer.advisors()
+            if advisors:
+                _advise(self.call, advisors)
         except Exception as exc:
             internal_error("stream.advisors", exc)
+        return True
 
 
 def _advise(call: Call, advisors: list[TokenUsage]) -> None:

@@ -79,15 +79,17 @@ class StreamTap:
     def _collected(self, _: object) -> None:
         self.end("gc")
 
-    def end(self, how: str) -> None:
-        """Emit the stream's record, once. ``how``: done, closed, error, gc, exit."""
+    def end(self, how: str) -> bool:
+        """Emit the stream's record, once. ``how``: done, closed, error, gc, exit. True for the one
+        call that emitted it."""
         if _open.pop(id(self), None) is not self:  # atomic: one of racing ends goes on
-            return
+            return False
         self.gone = None
         self._observe_edges()
         status = "ok" if getattr(self.observer, "settled", True) else "partial"  # a plain attribute
         emit(self.call, _result_of, self.observer, status)
         self._unhook()
+        return True
 
     def _unhook(self) -> None:
         """Take the close hook off its target: once the record is out, closing has nothing to meter."""

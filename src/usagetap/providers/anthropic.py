@@ -126,6 +126,17 @@ def message_advisors(message: Any) -> list[TokenUsage]:
     return advisor_usages(field_of(message, "usage"), field_of(message, "id"))
 
 
+def _has_iterations(usage: Any) -> bool:
+    """Whether a usage object lists ``iterations`` (a field of newer SDKs, an extra one of older)."""
+    if usage is None:
+        return False
+    if isinstance(usage, dict):
+        return bool(usage.get("iterations"))
+    own = getattr(usage, "__dict__", None) or {}
+    extra = getattr(usage, "__pydantic_extra__", None) or {}
+    return bool(own.get("iterations") or extra.get("iterations"))
+
+
 def advisor_usages(usage: Any, response_id: Optional[str]) -> list[TokenUsage]:
     """Each ``advisor_message`` iteration: its model, its tokens, keyed ``{response_id}:advisor:{n}``.
 
@@ -275,8 +286,8 @@ class MessageStreamObserver:
 
     def advisors(self) -> list[TokenUsage]:
         """The advisor turns the stream reported (in its last ``message_delta``), each as its own usage."""
-        if self.delta is None:
-            return []
+        if not _has_iterations(self.delta):
+            return []  # the common case, on the caller's thread: no merge, no lists
         return advisor_usages(self._merged(), self.response_id)
 
     def _merged(self) -> dict[str, Any]:
