@@ -23,7 +23,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, unreadable, unreported
+from .base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
 
 __all__ = [
     "ADVISOR",
@@ -43,7 +43,6 @@ __all__ = [
     "json_of",
     "message_advisors",
     "message_usage",
-    "sse_events",
 ]
 
 MESSAGES = "messages"
@@ -299,27 +298,13 @@ class MessageStreamObserver:
         return merged
 
 
-def sse_events(body: bytes) -> list[Any]:
-    """The JSON payloads of the events in an SSE body (non-JSON data skipped)."""
-    events: list[Any] = []
-    for block in re.split(rb"\r\n\r\n|\n\n|\r\r", body):
-        lines = [line[5:] for line in block.splitlines() if line.startswith(b"data:")]
-        data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
-        if data:
-            try:
-                events.append(json.loads(data))
-            except ValueError:
-                continue
-    return events
-
-
 def body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
     """Usage from a raw response body as the caller read it: a message's JSON, or (some of) its events.
 
     A body never read, cut short or without usage is unreported (the record will be partial).
     """
     if body is not None and sse:
-        return events_usage(sse_events(body))
+        return events_usage(sse_payloads(body))
     message = json_of(body)
     return message_usage(message) if is_message(message) else TokenUsage(reported=False)
 
@@ -329,7 +314,7 @@ def body_advisors(body: Optional[bytes], sse: bool) -> list[TokenUsage]:
     if body is None or ADVISOR.encode() not in body:
         return []
     if sse:
-        return events_advisors(sse_events(body))
+        return events_advisors(sse_payloads(body))
     message = json_of(body)
     return message_advisors(message) if is_message(message) else []
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .._log import internal_error
 from ..record import MAX_TOKENS, TOKEN_FIELDS, Scalar
 
-__all__ = ["TokenUsage", "field_of", "int_of", "is_object", "settle", "unreadable"]
+__all__ = [
+    "TokenUsage",
+    "field_of",
+    "int_of",
+    "is_object",
+    "settle",
+    "sse_payloads",
+    "unreadable",
+    "unreported",
+]
 
 
 @dataclass
@@ -121,3 +132,18 @@ def settle(usage: TokenUsage) -> list[str]:
         texts = [text for kind in notes.values() for text in kind]
         usage.issue = "; ".join(([usage.issue] if usage.issue else []) + texts)
     return list(notes)
+
+
+def sse_payloads(body: bytes) -> list[Any]:
+    """The JSON payloads of the events in an SSE body (``[DONE]`` and non-JSON data skipped)."""
+    payloads: list[Any] = []
+    for block in re.split(rb"\r\n\r\n|\n\n|\r\r", body):
+        lines = [line[5:] for line in block.splitlines() if line.startswith(b"data:")]
+        data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            payloads.append(json.loads(data))
+        except ValueError:
+            continue
+    return payloads

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 
 from .._log import internal_error
 from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, unreadable, unreported
+from .base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
 
 __all__ = [
     "OPERATIONS",
@@ -306,21 +306,6 @@ class UsageEventHider:
             self._hid = True
             return True
         return False
-
-
-def sse_payloads(body: bytes) -> list[Any]:
-    """The JSON payloads of the events in an SSE body (``[DONE]`` and non-JSON data skipped)."""
-    payloads: list[Any] = []
-    for block in re.split(rb"\r\n\r\n|\n\n|\r\r", body):
-        lines = [line[5:] for line in block.splitlines() if line.startswith(b"data:")]
-        data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
-        if not data or data == b"[DONE]":
-            continue
-        try:
-            payloads.append(json.loads(data))
-        except ValueError:
-            continue
-    return payloads
 
 
 class ChatStreamObserver:
