@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from typing import Any, Optional
 
 import anthropic
@@ -23,6 +24,7 @@ from usagetap.sinks import Memory
 
 SETTINGS = settings(
     max_examples=200,
+    derandomize=bool(os.environ.get("CI")),  # CI explores the same examples every run; a developer new ones
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

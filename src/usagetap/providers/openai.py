@@ -209,7 +209,7 @@ def _chat_usage_fields(
         output_tokens=completion + unlisted,
         cache_read_tokens=_cache_reads(usage, prompt_details),
         cache_write_tokens=int_of(prompt_details, "cache_write_tokens"),
-        reasoning_tokens=max(reasoning, unlisted) if unlisted else reasoning,
+        reasoning_tokens=max(reasoning, unlisted) if unlisted and reasoning >= 0 else reasoning,
         dimensions=dims,
         issue=unreported(usage, *counts),
     )
