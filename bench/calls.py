@@ -20,7 +20,8 @@ import collections
 import importlib
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import in_temp_dir, machine, provider_process
 from overhead import MODES, anthropic_calls, openai_calls
@@ -105,7 +106,7 @@ def main() -> None:
 
         bare, wrapped = oai(), usagetap.wrap(oai(), provider="openai")
         sides = [openai_calls(c.chat.completions.create, c.responses.create) for c in (bare, wrapped)]
-        for side, c in zip(sides, (claude(), usagetap.wrap(claude(), provider="anthropic"))):
+        for side, c in zip(sides, (claude(), usagetap.wrap(claude(), provider="anthropic")), strict=False):
             side.update(anthropic_calls(c.messages.create))
         usagetap.customer("org_bench").__enter__()
         print(f"{'mode':22} {'bare py':>9} {'added py':>9} {'added C':>8}")

@@ -23,7 +23,8 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import ChatCalls, completion, in_temp_dir, machine, percentile, provider_process
 

@@ -41,7 +41,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import machine, provider_process
 

@@ -14,7 +14,8 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import machine, median_ratio, provider_process
 

@@ -7,8 +7,8 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar, Union, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
@@ -186,7 +186,9 @@ def _changes(named: dict[str, Any], pipeline: Pipeline) -> bool:
     """Whether the pipeline parameters in ``named`` differ from those ``pipeline`` runs with."""
     for key, value in named.items():
         if key == "sink":
-            if len(value) != len(pipeline.sinks) or any(a is not b for a, b in zip(value, pipeline.sinks)):
+            if len(value) != len(pipeline.sinks) or any(
+                a is not b for a, b in zip(value, pipeline.sinks, strict=False)
+            ):
                 return True
         elif key not in _named or (_named[key] is not value and _named[key] != value):
             return True

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union, cast
 
 from .record import Scalar, validate_dimensions
 from .runs import Run

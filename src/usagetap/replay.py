@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
@@ -347,7 +347,7 @@ def _ledger_file(conn: sqlite3.Connection) -> FileRecords:
     rows, lost = readable_rows(conn, "usage", COLUMNS, index="usage_ts")
     out = FileRecords("ledger", unreadable_rows=len(lost))
     for row in rows:
-        data = dict(zip(COLUMNS, row[1:]))
+        data = dict(zip(COLUMNS, row[1:], strict=False))
         try:
             data["dimensions"] = json.loads(data["dimensions"])
             out.records.append(UsageRecord.from_dict(data))

@@ -102,9 +102,11 @@ def aggregate(
         key = tuple(values[:width])
         row = groups.get(key)
         if row is None:
-            row = groups[key] = Row(keys={k: (None if v is None else str(v)) for k, v in zip(by, key)})
+            row = groups[key] = Row(
+                keys={k: (None if v is None else str(v)) for k, v in zip(by, key, strict=False)}
+            )
         row.calls += 1
-        for name, value in zip(_SUMS, values[width : width + len(_SUMS)]):
+        for name, value in zip(_SUMS, values[width : width + len(_SUMS)], strict=False):
             setattr(row, name, getattr(row, name) + value)
         cost = values[-1]
         if cost is None:

@@ -295,7 +295,7 @@ def _cost_by_model(models: Sequence[Row], total_cost: Decimal) -> str:
         f'<figure><svg id="cost-by-model" class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="cost-by-model-title">'
     ]
-    for i, (row, name) in enumerate(zip(ranked, names)):
+    for i, (row, name) in enumerate(zip(ranked, names, strict=False)):
         y = 4 + i * row_h
         shown = name if len(name) * 7 + 16 <= left else name[: (left - 16) // 7 - 1] + "…"
         out.append(

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .delivery.spool import SALVAGE_KEY, _pid_alive
 from .delivery.worker import COUNTERS, status_key

@@ -8,7 +8,8 @@ with empty ``choices`` (the usage chunk usagetap asked for is hidden).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pydantic
 

@@ -8,7 +8,8 @@ carries its usage-only chunk only when the request asked for it
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import anthropic
 import openai

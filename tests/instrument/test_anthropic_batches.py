@@ -48,7 +48,7 @@ def test_results_meter_each_succeeded_item_with_batch_dimension(
     assert [line.result.type for line in lines] == ["succeeded", "succeeded", "errored"]
     records = delivered(sink)
     assert len(records) == 2
-    for record, line in zip(records, lines):
+    for record, line in zip(records, lines, strict=False):
         key = f"{batch.id}:{line.custom_id}"
         assert record.response_id == key
         assert record.event_id == derive_event_id("anthropic", "messages", key)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anthropic
 import pytest
@@ -651,7 +652,7 @@ def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() ->
     tap = StreamTap(Call.__new__(Call), object(), None)
     items = [{"n": i} for i in range(50)]
     passed = list(_edges(iter(items), tap, 3))
-    assert len(passed) == 50 and all(a is b for a, b in zip(passed, items))
+    assert len(passed) == 50 and all(a is b for a, b in zip(passed, items, strict=False))
     assert tap.edges is not None
     head, tail = tap.edges
     assert [*head, *tail] == [items[0], *items[-3:]]

@@ -220,7 +220,7 @@ class Pipeline:
             except SpoolUnavailable as exc:
                 self._fall_back(exc)
         assert self.store is not None
-        for sink, key in zip(self.sinks, self.keys):
+        for sink, key in zip(self.sinks, self.keys, strict=False):
             worker = SinkWorker(
                 sink,
                 key,
@@ -239,7 +239,10 @@ class Pipeline:
 
     def _chunks(self) -> dict[str, int]:
         """Records per spool row for each sink: its batch, so a row is leased and acknowledged whole."""
-        return {key: batch_limit(sink, self.settings.batch_size) for sink, key in zip(self.sinks, self.keys)}
+        return {
+            key: batch_limit(sink, self.settings.batch_size)
+            for sink, key in zip(self.sinks, self.keys, strict=False)
+        }
 
     def _open_spill(self) -> Optional[Store]:
         from .spool import open_spool
@@ -404,7 +407,11 @@ class Pipeline:
 
     def halted(self) -> int:
         """How many sinks have their delivery halted (a rejected key, a sink that could not be built)."""
-        unbuilt = {key for sink, key in zip(self.sinks, self.keys) if getattr(sink, "unavailable", None)}
+        unbuilt = {
+            key
+            for sink, key in zip(self.sinks, self.keys, strict=False)
+            if getattr(sink, "unavailable", None)
+        }
         return len(unbuilt | {w.key for w in self.workers if w.halted})
 
     def adopt(self) -> None:

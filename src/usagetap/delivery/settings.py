@@ -6,8 +6,9 @@ The pipeline itself (its threads, the spool, pricing) is imported on first use.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from ..record import UsageRecord

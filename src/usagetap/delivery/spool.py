@@ -619,7 +619,7 @@ class Spool:
                     "SELECT ?, ?, ?, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
                     [
                         (sink, e.record.event_id, encode(e.record), reason, now, e.key, owner)
-                        for e, (sink, reason) in zip(entries, dead)
+                        for e, (sink, reason) in zip(entries, dead, strict=False)
                     ],
                 )
             for seq, indexes in groups.items():

@@ -10,9 +10,9 @@ import heapq
 import itertools
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from ..record import UsageRecord
 
@@ -167,7 +167,7 @@ class MemoryStore:
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
         with self._lock:
             leased = self._queues(sink)[2]
-            for entry, reason in zip(entries, reasons):
+            for entry, reason in zip(entries, reasons, strict=False):
                 if leased.pop(entry.key, None) is not None:
                     self._count -= 1
                     self.dead_letters.append(DeadLetter(sink, entry.record, reason, now))
@@ -273,7 +273,7 @@ class Tiered:
             tier.retry(sink, group)
 
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
-        why = {id(e): r for e, r in zip(entries, reasons)}
+        why = {id(e): r for e, r in zip(entries, reasons, strict=False)}
         for tier, group in self._by_tier(entries):
             tier.dead(sink, group, [why[id(e)] for e in group], now)
 

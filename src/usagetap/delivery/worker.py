@@ -19,14 +19,15 @@ for an error with a new reason).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
-from typing import Callable, Optional
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 from .. import _stats
 from .._log import internal_error, log, log_once
@@ -140,7 +141,7 @@ def _in_parts(
     bounds = [i * n // parts for i in range(parts + 1)]
     return functools.reduce(
         Outcomes.merge,
-        (send_bisecting(sink, records[a:b], on_error, sizes) for a, b in zip(bounds, bounds[1:])),
+        (send_bisecting(sink, records[a:b], on_error, sizes) for a, b in itertools.pairwise(bounds)),
     )
 
 

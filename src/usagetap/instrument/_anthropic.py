@@ -19,8 +19,8 @@ import inspect
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable, Optional
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Optional
 
 from .._log import internal_error, log
 from ..context import Scope

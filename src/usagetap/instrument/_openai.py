@@ -14,7 +14,8 @@ import contextlib
 import copy
 import importlib
 import re
-from typing import Any, Callable, Optional, cast
+from collections.abc import Callable
+from typing import Any, Optional, cast
 
 from .._log import DEBUG, WARNING, log_once
 from ..providers import openai as extract

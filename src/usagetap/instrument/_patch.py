@@ -8,7 +8,8 @@ metered by its own hook only, so it still yields one record per call.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import _runtime, _switch
 from .._forksafe import module_lock

@@ -22,8 +22,8 @@ import inspect
 import re
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable, Optional, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Optional, Protocol
 
 from .._log import internal_error
 

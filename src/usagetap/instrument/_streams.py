@@ -17,9 +17,9 @@ import contextlib
 import os
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import chain, filterfalse, islice
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .._log import internal_error, log
 from ..providers.base import TokenUsage

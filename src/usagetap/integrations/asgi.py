@@ -28,8 +28,8 @@ It may be sync or async, and returns a customer id, ``None``, or a
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Mapping, MutableMapping
-from typing import Any, Callable, Optional
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Optional
 
 from ..context import customer
 from ..record import Scalar, validate_dimensions

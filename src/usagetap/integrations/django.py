@@ -34,8 +34,8 @@ request's customer too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any, Callable, ClassVar, Optional
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Optional
 
 from ..context import customer
 from ..record import Scalar, validate_dimensions

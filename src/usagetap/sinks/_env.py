@@ -23,8 +23,8 @@ its message names the variable and never contains the key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 from ..errors import ConfigurationError
 from ..record import UsageRecord

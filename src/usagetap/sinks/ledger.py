@@ -156,7 +156,7 @@ def iter_records(
     """Yield the ledger's records (optionally filtered by a SQL ``where`` clause) as :class:`UsageRecord`."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM usage {('WHERE ' + where) if where else ''} ORDER BY timestamp"
     for row in conn.execute(sql, tuple(params)):
-        data = dict(zip(COLUMNS, row))
+        data = dict(zip(COLUMNS, row, strict=False))
         data["dimensions"] = json.loads(data["dimensions"])
         yield UsageRecord.from_dict(data)
 

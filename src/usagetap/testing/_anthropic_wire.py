@@ -98,7 +98,7 @@ def _usage_of_prompt(server: ProviderServer, model: str, body: dict[str, Any]) -
             breakpoints.append((cumulative, str(control.get("ttl") or "5m"), key))
     seen = [server.remember(key) for _, _, key in breakpoints]
     read = 0
-    for (position, _, _), hit in zip(breakpoints, seen):
+    for (position, _, _), hit in zip(breakpoints, seen, strict=False):
         if hit:
             read = position
     written = {"5m": 0, "1h": 0}

@@ -6,10 +6,10 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["Fault", "Issued", "ProviderServer", "Reply"]

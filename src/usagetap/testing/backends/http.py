@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ...sinks.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ._base import Answer, LoopbackBackend, Request

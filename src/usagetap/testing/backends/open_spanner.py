@@ -7,10 +7,10 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ._base import Answer, LoopbackBackend, Request
 
