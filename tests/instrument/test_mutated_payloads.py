@@ -135,14 +135,12 @@ def expected_openai(usage: Any) -> Optional[dict[str, int]]:
     reasoning = _part(usage.get("completion_tokens_details"), "reasoning_tokens")
     if prompt is None or completion is None or cached is None or reasoning is None:
         return None
-    if cached > prompt or reasoning > completion:
-        return None
     output = completion
-    if total is not None and total > prompt + completion:
+    if total is not None and total > prompt + completion:  # reasoning outside completion_tokens
         output = total - prompt
         reasoning = max(reasoning, total - prompt - completion)
-        if output > SANE:
-            return None
+    if cached > prompt or reasoning > output or output > SANE:
+        return None
     return {"input": prompt, "output": output, "cache_read": cached, "cache_write": 0, "reasoning": reasoning}
 
 

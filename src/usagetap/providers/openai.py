@@ -152,6 +152,8 @@ def _unlisted_output(usage: Any, prompt: int, completion: int) -> int:
     A negative count is left for validation to refuse, not mended by the total.
     """
     total = field_of(usage, "total_tokens")
+    if type(total) is float and total.is_integer():
+        total = int(total)  # as int_of reads a whole float
     if type(total) is not int or prompt < 0 or completion < 0 or total <= prompt + completion:
         return 0
     return total - prompt - completion
