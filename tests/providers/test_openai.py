@@ -176,6 +176,13 @@ def test_with_two_choices_the_stream_is_finished_when_both_are() -> None:
     assert observer.wants_more()
 
 
+def test_a_whole_float_total_is_read_as_its_integer_like_every_count() -> None:
+    usage = extract.chat_usage(
+        {"usage": {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 187.0}}
+    )
+    assert (usage.output_tokens, usage.reasoning_tokens) == (166, 157)
+
+
 def test_thinking_only_total_tokens_shows_is_billed_as_reasoning_output(
     load_json: Callable[[str], Any],
 ) -> None:
@@ -184,7 +191,7 @@ def test_thinking_only_total_tokens_shows_is_billed_as_reasoning_output(
 
 
 @pytest.mark.parametrize(
-    "total", [30, 29, None, "187", 187.0], ids=["equal", "smaller", "missing", "str", "float"]
+    "total", [30, 29, None, "187", 187.5], ids=["equal", "smaller", "missing", "str", "float"]
 )
 def test_a_total_that_is_not_a_larger_int_leaves_the_output_as_reported(total: object) -> None:
     usage = extract.chat_usage(
