@@ -13,7 +13,7 @@ import pytest
 
 import usagetap
 from tests.instrument import sse_bodies as bodies
-from tests.instrument.conftest import delivered
+from tests.instrument.conftest import delivered, needs_responses
 from usagetap.sinks import Memory
 
 MESSAGES = [{"role": "user", "content": "in memory"}]
@@ -50,7 +50,7 @@ SURFACES = {
 }
 
 
-@pytest.fixture(params=list(SURFACES))
+@pytest.fixture(params=[pytest.param(n, marks=needs_responses) if n == "responses" else n for n in SURFACES])
 def surface(request: pytest.FixtureRequest) -> Surface:
     return Surface(request.param, *SURFACES[request.param])
 
