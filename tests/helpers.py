@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 from usagetap.record import UsageRecord, new_event_id
 
@@ -40,3 +46,19 @@ def answering(sdk: ModuleType, body: bytes, content_type: str = "application/jso
         return hx.Response(200, headers={"content-type": content_type}, content=body)
 
     return hx.Client(transport=hx.MockTransport(handler))
+
+
+def run_script(
+    code: str, cwd: Path, env: Optional[Mapping[str, str]] = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter in ``cwd``, with no ``USAGETAP_*`` variable but ``env``'s."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**base, **(env or {})},
+    )

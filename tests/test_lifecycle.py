@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_script
 from usagetap.sinks import Ledger
 
 
 def run(code: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
+    return run_script(code, cwd, timeout=timeout)
 
 
 def test_records_are_flushed_to_the_default_ledger_at_exit(tmp_path: Path) -> None:
@@ -139,19 +129,6 @@ def test_a_child_forked_mid_stream_leaves_the_stream_to_the_parent(tmp_path: Pat
     assert record.output_tokens > 0
 
 
-def _run_with(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**base, **env},
-    )
-
-
 _THREE_CALLS = """
 import openai, usagetap
 from usagetap.testing import ProviderServer
@@ -168,13 +145,13 @@ print(result.sent, result.pending, usagetap.stats()["misconfigured"])
 def test_a_broken_environment_keeps_records_for_the_process_that_fixes_it(tmp_path: Path) -> None:
     from usagetap.testing.backends import SpaireBackend
 
-    broken = _run_with(_THREE_CALLS, tmp_path, {"USAGETAP_SINK": "spaire"})
+    broken = run_script(_THREE_CALLS, tmp_path, {"USAGETAP_SINK": "spaire"})
     assert broken.returncode == 0, broken.stderr
     assert broken.stdout.split() == ["0", "3", "1"]
     assert "USAGETAP_SINK=spaire needs USAGETAP_API_KEY" in broken.stderr
     assert not (tmp_path / ".usagetap" / "ledger.db").exists()
     with SpaireBackend() as backend:
-        fixed = _run_with(
+        fixed = run_script(
             """
             import usagetap
             usagetap.configure()
@@ -197,8 +174,8 @@ def test_a_broken_environment_keeps_records_for_the_process_that_fixes_it(tmp_pa
 def test_usagetap_status_shows_the_unbuildable_sink_paused_with_its_reason(tmp_path: Path) -> None:
     secret = "os_secret_0123456789"
     env = {"USAGETAP_SINK": "open_spanner", "USAGETAP_API_KEY": secret}
-    assert _run_with(_THREE_CALLS, tmp_path, env).returncode == 0
-    status = _run_with("from usagetap.cli import main; main(['status'])", tmp_path, {})
+    assert run_script(_THREE_CALLS, tmp_path, env).returncode == 0
+    status = run_script("from usagetap.cli import main; main(['status'])", tmp_path, {})
     assert status.returncode == 0, status.stderr
     assert "Paused" in status.stdout
     assert (

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import openai
 import pytest
 
 import usagetap
+from tests.helpers import run_script
 from usagetap.instrument import instrument, instrumented, uninstrument
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
@@ -108,16 +105,7 @@ def test_usagetap_disabled_in_the_environment_turns_metering_off(tmp_path: Path)
                 pass
             print("stream_options" in server.requests[-1]["body"], usagetap.stats().get("captured", 0))
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USAGETAP_")}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**env, "USAGETAP_DISABLED": "1"},
-    )
+    result = run_script(code, tmp_path, {"USAGETAP_DISABLED": "1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "0"]
     assert not (tmp_path / ".usagetap").exists()
