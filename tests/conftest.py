@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 import usagetap
-from tests.guards import MARKER, InternalErrors, declared_kinds
+from tests.guards import MARKER, InternalErrors, declared
 from usagetap import _log, _runtime, _stats, limits, prices
 from usagetap.policy import set_customer_policy
 from usagetap.sinks import Memory
@@ -22,7 +22,8 @@ def _internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     with InternalErrors() as errors:
         yield
-    problem = errors.problem(declared_kinds(request.node.iter_markers(MARKER)))
+    kinds, optional = declared(request.node.iter_markers(MARKER))
+    problem = errors.problem(kinds, optional)
     if problem:
         pytest.fail(problem, pytrace=False)
 

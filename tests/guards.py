@@ -9,7 +9,8 @@ A test that provokes one on purpose says which, by the place it is logged under:
 
 A declared kind matches that place exactly, or as its prefix before ``:`` (``worker``
 matches ``worker:ledger``). A declared kind that never happens fails the test too: the
-marker went stale.
+marker went stale. A property test whose random inputs may or may not provoke them says
+``optional=True``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
+import pytest
+
 from usagetap import _stats
 
-__all__ = ["MARKER", "InternalErrors", "matches"]
+__all__ = ["MARKER", "InternalErrors", "declared", "matches"]
 
 MARKER = "internal_error"
 _TEMPLATE = "usagetap: internal error in %s"
@@ -50,7 +53,9 @@ class InternalErrors(logging.Handler):
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("usagetap").removeHandler(self)
 
-    def problem(self, declared: Sequence[str], count: Optional[int] = None) -> Optional[str]:
+    def problem(
+        self, declared: Sequence[str], optional: bool = False, count: Optional[int] = None
+    ) -> Optional[str]:
         """Why the test must fail, or None: undeclared internal errors, or declared ones that never came."""
         count = _stats.snapshot()["internal_errors"] if count is None else count
         places = sorted(set(self.places))
@@ -63,12 +68,14 @@ class InternalErrors(logging.Handler):
             )
         if count and not places:
             return f"{count} internal error(s) of unknown kind (the 'usagetap' logger was silenced)"
-        missing = [d for d in declared if not any(matches(d, where) for where in places)]
+        missing = [] if optional else [d for d in declared if not any(matches(d, where) for where in places)]
         if missing:
             return f"declared internal error(s) {', '.join(missing)} did not happen: remove the stale marker"
         return None
 
 
-def declared_kinds(marks: Iterable[object]) -> list[str]:
-    """The kinds every ``internal_error`` marker of a test names."""
-    return [str(kind) for mark in marks for kind in getattr(mark, "args", ())]
+def declared(marks: Iterable[pytest.Mark]) -> tuple[list[str], bool]:
+    """The kinds the ``internal_error`` markers of a test name, and whether they are optional."""
+    marks = list(marks)
+    kinds = [str(kind) for mark in marks for kind in mark.args]
+    return kinds, any(mark.kwargs.get("optional") for mark in marks)

@@ -43,6 +43,11 @@ def test_stale():
     pass
 
 
+@pytest.mark.internal_error("extract", "usage", optional=True)
+def test_optional():
+    internal_error("extract", ValueError("boom"))
+
+
 def test_clean():
     pass
 """
@@ -100,6 +105,10 @@ def test_an_internal_error_of_another_kind_than_declared_fails(outcomes: dict[st
 
 def test_a_declared_internal_error_that_does_not_happen_fails(outcomes: dict[str, str]) -> None:
     assert outcomes["test_stale"] == "ERROR"
+
+
+def test_optional_kinds_need_not_all_happen(outcomes: dict[str, str]) -> None:
+    assert outcomes["test_optional"] == "PASSED"
 
 
 def test_a_test_without_internal_errors_passes(outcomes: dict[str, str]) -> None:
