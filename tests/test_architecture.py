@@ -7,6 +7,7 @@ edge to ``pkg.name`` when that is a module, else to ``pkg``.
 
 from __future__ import annotations
 
+import argparse
 import ast
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Optional
 import pytest
 
 import usagetap
+from usagetap.cli import _parser
 
 ROOT = Path(usagetap.__file__).parent
 REDESIGN = "issue 19: fixed by the redesign merge"
@@ -180,3 +182,10 @@ def test_the_layers_below_instrument_are_delivery_sinks_db_and_provider_extracti
             "usagetap.instrument._calls",
         )
     ] == ["usagetap.delivery", "usagetap.sinks", "usagetap.db", "providers/*/usage", None, None]
+
+
+def test_each_cli_command_runs_from_its_own_module() -> None:
+    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {name: sub.get_default("run").__module__ for name, sub in commands.choices.items()} == {
+        name: f"usagetap.cli.{name}" for name in ("report", "demo", "status", "replay")
+    }
