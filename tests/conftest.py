@@ -6,10 +6,26 @@ from collections.abc import Iterator
 import pytest
 
 import usagetap
+from tests.guards import MARKER, InternalErrors, declared
 from usagetap import _log, _runtime, _stats, limits, prices
 from usagetap.policy import set_customer_policy
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
+
+
+@pytest.fixture(autouse=True)
+def _internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves an internal error it did not declare (see ``tests/guards.py``).
+
+    Autouse fixtures of one file set up in name order: this one before ``_isolated``, so it
+    checks after ``_isolated`` shut usagetap down, and errors of the shutdown count too.
+    """
+    with InternalErrors() as errors:
+        yield
+    kinds, optional = declared(request.node.iter_markers(MARKER))
+    problem = errors.problem(kinds, optional)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(autouse=True)

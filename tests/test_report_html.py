@@ -86,6 +86,24 @@ def _chromium() -> str:
     pytest.skip("Chromium is not installed (apt-get install -y chromium)")
 
 
+def test_a_missing_chromium_fails_the_browser_tests_when_ci_requires_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("USAGETAP_REQUIRE_CHROMIUM", "1")
+    with pytest.raises(pytest.fail.Exception, match="USAGETAP_REQUIRE_CHROMIUM"):
+        _chromium()
+
+
+def test_a_missing_chromium_skips_the_browser_tests_when_not_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("USAGETAP_REQUIRE_CHROMIUM", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        _chromium()
+
+
 def _rendered_dom(page: Path, tmp_path: Path) -> str:
     """The DOM of ``page`` after headless Chromium loaded, laid out and ran it."""
     browser = _chromium()

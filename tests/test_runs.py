@@ -330,6 +330,7 @@ def test_run_listeners_get_the_run_with_ids_customer_times_and_totals(
     assert outer_summary["started_at"] <= outer_summary["ended_at"]  # type: ignore[operator]
 
 
+@pytest.mark.internal_error("run listener")
 def test_a_failing_run_listener_never_breaks_the_run(caplog_usagetap: pytest.LogCaptureFixture) -> None:
     def broken(run: Run) -> None:
         raise RuntimeError("listener bug")

@@ -340,6 +340,9 @@ class Overflowing:
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return self.inner.send(records)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 class Unreachable:
     """A sink whose send() hangs until released, then asks to retry (a backend that does not answer)."""

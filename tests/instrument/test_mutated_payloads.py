@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import anthropic
 import openai
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -261,6 +262,7 @@ def customer_name() -> str:
 # ------------------------------------------------------------------ OpenAI
 
 
+@pytest.mark.internal_error("extract", "usage", optional=True)
 @SETTINGS
 @given(usage=openai_usage(), keep_usage_key=st.booleans())
 def test_a_mutated_chat_completion_is_seen_unchanged_and_metered_exactly_or_flagged(
@@ -306,6 +308,7 @@ def _chunk(delta: dict[str, Any], finish: Optional[str] = None, **extra: Any) ->
     }
 
 
+@pytest.mark.internal_error("extract", "usage", optional=True)
 @SETTINGS
 @given(
     usage=openai_usage(),
@@ -353,6 +356,7 @@ def test_a_mutated_chat_stream_shows_the_bare_items_and_is_metered_exactly_or_fl
 # ------------------------------------------------------------------ Anthropic
 
 
+@pytest.mark.internal_error("extract", "usage", optional=True)
 @SETTINGS
 @given(usage=anthropic_usage())
 def test_a_mutated_anthropic_message_is_seen_unchanged_and_metered_exactly_or_flagged(
@@ -386,6 +390,7 @@ def _event(kind: str, **data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
 
+@pytest.mark.internal_error("extract", "usage", optional=True)
 @SETTINGS
 @given(
     start_usage=anthropic_usage(),

@@ -52,6 +52,7 @@ def test_a_whole_float_count_is_taken_as_its_integer() -> None:
     assert (type(usage.input_tokens), usage.input_tokens, usage.issue) == (int, 12, None)
 
 
+@pytest.mark.internal_error("usage")
 @pytest.mark.parametrize("usage", ["12 tokens", [1, 2], 42, 4.5])
 def test_usage_that_is_not_an_object_is_an_issue_and_an_internal_error(usage: object) -> None:
     result = unreadable(usage, model="m", response_id="r")
