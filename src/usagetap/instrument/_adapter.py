@@ -62,9 +62,9 @@ def provider_of(obj: Any) -> Optional[Provider]:
     """The registered provider whose SDK defines ``obj``'s class (subclasses included), else None."""
     entries = registered()
     for cls in type(obj).__mro__:
-        root = cls.__module__.partition(".")[0]
+        module = cls.__module__
         for entry in entries:
-            if entry.sdk == root:
+            if module == entry.sdk or module.startswith(f"{entry.sdk}."):
                 return entry
     return None
 

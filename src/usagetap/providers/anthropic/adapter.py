@@ -28,7 +28,7 @@ from ...instrument._adapter import Adapter
 from ...instrument._binding import Binding
 from ...instrument._calls import _TRUSTED_IDS, Call, emit
 from ...instrument._hosts import provider_for_host
-from ...instrument._raw import attach_raw, is_raw_response
+from ...instrument._raw import BodyMeter, attach_raw, is_raw_response
 from ...instrument._streams import StreamTap, attach_async, attach_sync
 from ...record import derive_event_id
 from ..base import TokenUsage, field_of
@@ -178,8 +178,8 @@ class AnthropicAdapter(Adapter):
                 self._batch_scopes.popitem(last=False)
 
 
-class _RawBody:
-    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+class _RawBody(BodyMeter):
+    """How a raw response of one call is metered from its body."""
 
     __slots__ = ("adapter", "call")
 
@@ -193,9 +193,6 @@ class _RawBody:
     def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         # an event stream read in part is judged by its events: usage is final in message_delta
         self.adapter.meter_body(self.call, body, sse)
-
-    def hider(self) -> None:
-        return None
 
 
 class _ResponseOnly:

@@ -22,7 +22,7 @@ from ...instrument._adapter import Adapter
 from ...instrument._binding import Binding
 from ...instrument._calls import Call, emit
 from ...instrument._hosts import provider_for_host
-from ...instrument._raw import attach_raw, is_raw_response
+from ...instrument._raw import BodyMeter, attach_raw, is_raw_response
 from ...instrument._streams import StreamTap, attach_async, attach_sync
 from ..base import TokenUsage, field_of
 from ..observer import Observer
@@ -293,8 +293,8 @@ class _BackgroundObserver(_ResponsesObserver):
             self.adapter.stored.remember(self.response_id, self.call)
 
 
-class _RawBody:
-    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+class _RawBody(BodyMeter):
+    """How a raw response of one call is metered from its body."""
 
     __slots__ = ("adapter", "call")
 
