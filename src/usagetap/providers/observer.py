@@ -8,7 +8,7 @@ defaults say what an observer may ask of the tap; an observer leaves alone what 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from .base import TokenUsage
 
@@ -35,11 +35,17 @@ class Observer(ABC):
     def result(self) -> Optional[TokenUsage]:
         """The stream's usage, once it has ended; None when there is nothing to bill."""
 
-    @property
-    def usage_final(self) -> bool:
-        """Whether the usage seen is the provider's final figure; False for a stream broken off before it
-        (its record is ``partial``). Read once, when the stream ends."""
-        return True
+    if TYPE_CHECKING:
+
+        @property
+        def usage_final(self) -> bool:
+            """Whether the usage seen is the provider's final figure; False for a stream broken off before
+            it (its record is ``partial``). Read once, when the stream ends: an observer may make it a
+            property."""
+            return True
+
+    else:
+        usage_final = True  # a plain attribute by default: reading it costs the caller's thread no call
 
     def wants_more(self) -> bool:
         """Whether the provider's usage is the next item: a stream closed now first reads a few more."""

@@ -20,7 +20,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from ..._log import internal_error, log
 from ...context import Scope
@@ -241,7 +241,8 @@ class _AdvisedTap(StreamTap):
         if not super().end():
             return False
         try:
-            advisors = cast(extract.MessageStreamObserver, self.observer).advisors()
+            observer: Any = self.observer  # a MessageStreamObserver (no cast(): a call per stream)
+            advisors = observer.advisors()
             if advisors:
                 _advise(self.call, advisors)
         except Exception as exc:
