@@ -4,7 +4,7 @@ Each family's package has the same parts:
 
 - ``usage.py``: pure extraction of token usage from the SDK's objects or their JSON (no I/O, no
   patching; it never imports :mod:`usagetap.instrument`);
-- ``adapter.py``: its ``ADAPTER``, an :class:`usagetap.instrument.Adapter` saying which requests are
+- ``adapter.py``: its ``ADAPTER``, an :class:`usagetap.instrument._adapter.Adapter` saying which requests are
   billable and how to meter their results (objects, streams, raw responses);
 - ``wire.py``: its ``WIRE``, the loopback wire format :class:`usagetap.testing.ProviderServer` speaks;
 - anything else only that family needs.
@@ -26,14 +26,14 @@ __all__ = ["Provider", "family_for", "register", "registered", "unregister"]
 
 @dataclass(frozen=True)
 class Provider:
-    """One SDK family.
+    """One SDK family: one line of the registry.
 
-    ``sdk``: the SDK's top-level module (its clients' classes live under it); ``clients``: the names
-    of its public client classes in ``sdk`` (``instrument()`` patches the class defining their
-    ``request()``); ``names``: the provider
-    names its records carry besides ``family`` (``usagetap.record(provider=...)`` picks the family by
-    them); ``compatible``: other servers imitate its API, so a provider name no family lists is its;
-    ``package``: the package holding its ``adapter`` and ``wire`` (default: ``usagetap.providers.<family>``).
+    ``sdk``: the module its client classes live in (or under); ``clients``: the names of its public
+    client classes there (``instrument()`` patches the class defining their ``request()``);
+    ``names``: the provider names its records carry besides ``family`` (``usagetap.record(provider=...)``
+    finds the family by them); ``compatible``: other servers imitate its API, so a provider name no
+    family lists is its; ``package``: the package of its ``adapter`` and ``wire`` modules
+    (default: ``usagetap.providers.<family>``).
     """
 
     family: str

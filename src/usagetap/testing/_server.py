@@ -43,6 +43,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class ProviderServer:
     """A real HTTP server on 127.0.0.1 that answers like OpenAI (and other providers, per route).
 
+    It speaks the wire format of every provider registered when it is made (each one's
+    ``wire.py``, see :mod:`usagetap.providers`): routes by path, then regular-expression routes.
+
     Token counts are deterministic: input tokens from the words of the
     prompt, output tokens from ``max_tokens`` (default 16). Every response's
     usage is kept in :attr:`issued`, keyed by response id, so a test can
@@ -56,9 +59,9 @@ class ProviderServer:
     While running, usagetap takes the server for the provider each SDK family
     talks to (``impersonate=True``, the default): an OpenAI client's records
     say ``openai``, an Anthropic client's ``anthropic``, each priced like it.
-    ``impersonate`` may also name the provider of one family (``"anthropic"``
-    for Anthropic clients; any other name, such as ``"groq"``, for OpenAI
-    clients), map families to providers (``{"openai": "azure"}``), or be
+    ``impersonate`` may also name one provider, for the family that reports it
+    (``"anthropic"`` for Anthropic clients; a name no family lists, such as ``"groq"``,
+    for OpenAI clients), map families to providers (``{"openai": "azure"}``), or be
     ``None``: then the server is an unknown host and records say ``127.0.0.1``.
     """
 
