@@ -75,7 +75,8 @@ def unregister(family: str) -> None:
 
 def registered() -> tuple[Provider, ...]:
     """Every registered provider, in registration order."""
-    return tuple(_registry.values())
+    with _lock:
+        return tuple(_registry.values())
 
 
 def family_for(provider: str) -> Provider:
