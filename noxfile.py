@@ -81,7 +81,7 @@ def _anthropic_tests(session: nox.Session, *requirements: str) -> None:
         "python",
         "-m",
         "pytest",
-        "tests/providers/test_anthropic.py",
+        "tests/providers/anthropic",
         *sorted(str(p) for p in Path("tests/instrument").glob("test_anthropic_*.py")),
         "tests/instrument/test_instrument.py",
         "tests/instrument/test_manual_record.py",

@@ -73,9 +73,9 @@ class ChatCalls:
 
     def __init__(self) -> None:
         from usagetap.instrument._binding import Binding
-        from usagetap.providers.openai import chat_usage
+        from usagetap.providers.openai.usage import chat_usage
 
-        adapter: Any = importlib.import_module("usagetap.instrument._openai")
+        adapter: Any = importlib.import_module("usagetap.providers.openai.adapter")
         self.adapter = adapter.ADAPTER
         self._binding = Binding(adapter=self.adapter, provider="openai")
         self._call, self._emit, self._usage = adapter.OpenAICall, adapter.emit, chat_usage

@@ -31,7 +31,7 @@ from _common import ChatCalls, completion, in_temp_dir, machine, percentile, pro
 import usagetap
 from usagetap import _runtime
 from usagetap.instrument._calls import make_record
-from usagetap.providers.openai import chat_usage
+from usagetap.providers.openai.usage import chat_usage
 
 Step = Callable[[int], Callable[[], Any]]
 

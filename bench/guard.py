@@ -22,7 +22,8 @@ from usagetap.instrument._adapter import load
 from usagetap.instrument._binding import Binding
 from usagetap.instrument._calls import Call, emit
 from usagetap.policy import admit
-from usagetap.providers.openai import chat_usage
+from usagetap.providers import family_for
+from usagetap.providers.openai.usage import chat_usage
 
 
 def completion(i: int) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     args = parser.parse_args()
     usagetap.configure(sink=usagetap.sinks.Memory(), flush_interval=0.05)
-    binding = Binding(adapter=load("openai"), provider="openai")
+    binding = Binding(adapter=load(family_for("openai")), provider="openai")
 
     def call_and_emit(i: int) -> None:
         call = Call(binding, "chat", "gpt-4.1", False, None)

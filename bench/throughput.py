@@ -38,7 +38,7 @@ from _common import ChatCalls, completion, in_temp_dir, machine, provider_proces
 
 import usagetap
 from usagetap.instrument._calls import make_record
-from usagetap.providers.openai import chat_usage
+from usagetap.providers.openai.usage import chat_usage
 from usagetap.record import UsageRecord
 
 

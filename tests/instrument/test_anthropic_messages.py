@@ -16,6 +16,7 @@ from tests.instrument.conftest import delivered
 from usagetap import _stats
 from usagetap.instrument._streams import _closes_its_response
 from usagetap.pricing import supports_usage_key
+from usagetap.providers.observer import Observer
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -430,7 +431,7 @@ def test_unwrapped_client_is_not_metered(claude_server: ProviderServer, sink: Me
 def test_failure_inside_usagetap_never_breaks_the_call(
     claude: anthropic.Anthropic, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
 ) -> None:
-    from usagetap.providers import anthropic as extract
+    from usagetap.providers.anthropic import usage as extract
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("extraction bug")
@@ -582,7 +583,7 @@ async def test_async_provider_error_is_the_sdks_own(
 def test_the_stream_observer_reads_only_the_events_that_carry_usage(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from usagetap.providers import anthropic as extract
+    from usagetap.providers.anthropic import usage as extract
 
     seen: list[str] = []
     observe = extract.MessageStreamObserver.observe
@@ -604,7 +605,7 @@ def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> 
     from usagetap.instrument._calls import Call
     from usagetap.instrument._streams import StreamTap, _iterate
 
-    class Observer:
+    class Kinds(Observer):
         kinds = frozenset({"wanted"})
 
         def __init__(self) -> None:
@@ -613,8 +614,11 @@ def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> 
         def observe(self, event: Any) -> None:
             self.seen.append(event)
 
-    observer = Observer()
-    tap = StreamTap(Call.__new__(Call), observer, None)
+        def result(self) -> None:
+            return None
+
+    observer = Kinds()
+    tap = StreamTap(Call.__new__(Call), observer)
     items = [{"type": "wanted"}, {"type": "other"}, object(), 42, {"type": "wanted", "n": 2}]
     assert list(_iterate(iter(items), tap)) == items
     assert observer.seen == [{"type": "wanted"}, {"type": "wanted", "n": 2}]
@@ -623,7 +627,7 @@ def test_an_observer_naming_its_kinds_sees_dict_events_of_those_kinds_only() -> 
 def test_a_tail_observer_is_handed_the_first_and_last_items_only_when_the_stream_ends(
     claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from usagetap.providers import anthropic as extract
+    from usagetap.providers.anthropic import usage as extract
 
     received: list[Any] = []
     observed: list[tuple[str, int]] = []
@@ -650,7 +654,7 @@ def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() ->
     from usagetap.instrument._calls import Call
     from usagetap.instrument._streams import StreamTap, _edges
 
-    tap = StreamTap(Call.__new__(Call), object(), None)
+    tap = StreamTap(Call.__new__(Call), _Silent())
     items = [{"n": i} for i in range(50)]
     passed = list(_edges(iter(items), tap, 3))
     assert len(passed) == 50 and all(a is b for a, b in zip(passed, items, strict=False))
@@ -658,7 +662,17 @@ def test_edges_pass_every_item_through_and_keep_the_first_and_the_last_ones() ->
     head, tail = tap.edges
     assert [*head, *tail] == [items[0], *items[-3:]]
 
-    short = StreamTap(Call.__new__(Call), object(), None)
+    short = StreamTap(Call.__new__(Call), _Silent())
     assert list(_edges(iter(items[:2]), short, 3)) == items[:2]
     assert short.edges is not None
     assert [*short.edges[0], *short.edges[1]] == items[:2], "no item is kept twice"
+
+
+class _Silent(Observer):
+    """An observer that reads nothing and bills nothing."""
+
+    def observe(self, item: Any) -> None:
+        return None
+
+    def result(self) -> None:
+        return None

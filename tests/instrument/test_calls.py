@@ -47,8 +47,8 @@ def test_nested_scopes_together_over_the_count_cap_keep_the_first_and_the_provid
 def test_invalid_records_are_kept_partial_and_logged_once_per_rule_not_once_per_bad_value(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from usagetap.providers import openai as extract
     from usagetap.providers.base import TokenUsage
+    from usagetap.providers.openai import usage as extract
 
     caplog.set_level(logging.ERROR, logger="usagetap")
     bad = iter(range(5))

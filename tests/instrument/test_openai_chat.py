@@ -247,7 +247,7 @@ def test_unwrapped_client_is_not_metered(server: ProviderServer, sink: Memory) -
 def test_failure_inside_usagetap_never_breaks_the_call(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
 ) -> None:
-    from usagetap.providers import openai as extract
+    from usagetap.providers.openai import usage as extract
 
     def broken(_: Any) -> Any:
         raise RuntimeError("extraction bug")
@@ -290,7 +290,7 @@ def test_other_endpoints_pass_through_untouched(
 
 
 def test_wrap_rejects_objects_that_are_not_sdk_clients() -> None:
-    with pytest.raises(TypeError, match="OpenAI and Anthropic"):
+    with pytest.raises(TypeError, match="supports clients of the SDKs openai, anthropic"):
         usagetap.wrap(object())
 
 
@@ -356,8 +356,8 @@ async def _aenumerate(items: Any) -> Any:
 def test_invalid_usage_from_a_provider_is_a_partial_record_naming_it_never_a_drop(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
 ) -> None:
-    from usagetap.providers import openai as extract
     from usagetap.providers.base import TokenUsage
+    from usagetap.providers.openai import usage as extract
 
     monkeypatch.setattr(
         extract, "chat_usage", lambda _: TokenUsage(model="gpt-4.1", input_tokens=-5, output_tokens=9)
@@ -536,7 +536,7 @@ def test_a_one_choice_stream_is_observed_at_its_end_from_its_first_and_last_chun
     client: openai.OpenAI, server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from usagetap.instrument._streams import _closes_its_response
-    from usagetap.providers import openai as extract
+    from usagetap.providers.openai import usage as extract
 
     received: list[Any] = []
     observed: list[int] = []
@@ -589,7 +589,7 @@ def test_only_an_sdk_stream_that_closes_its_response_in_the_end_is_tapped_withou
 def test_a_chunk_the_hide_check_cannot_read_is_shown_and_counted_on_the_edges_path() -> None:
     from usagetap.instrument._calls import Call
     from usagetap.instrument._streams import StreamTap, _edges
-    from usagetap.providers.openai import ChatStreamObserver
+    from usagetap.providers.openai.usage import ChatStreamObserver
 
     class Unreadable:
         @property
@@ -599,7 +599,7 @@ def test_a_chunk_the_hide_check_cannot_read_is_shown_and_counted_on_the_edges_pa
     usage_only = {"usage": {"prompt_tokens": 1}, "choices": []}
     chunks = [{"choices": [{"index": 0}]}, Unreadable(), usage_only, {"choices": [{"index": 0}]}]
     observer = ChatStreamObserver()
-    tap = StreamTap(Call.__new__(Call), observer, observer.hidden)
+    tap = StreamTap(Call.__new__(Call), observer, hides=True)
     before = _stats.snapshot().get("internal_errors", 0)
     assert list(_edges(iter(chunks), tap, 2)) == [chunks[0], chunks[1], chunks[3]]
     assert _stats.snapshot().get("internal_errors", 0) == before + 1
@@ -608,19 +608,23 @@ def test_a_chunk_the_hide_check_cannot_read_is_shown_and_counted_on_the_edges_pa
 def test_on_the_edges_path_hide_runs_once_per_item_and_the_observer_sees_the_kept_ones() -> None:
     from usagetap.instrument._calls import Call
     from usagetap.instrument._streams import StreamTap, _edges
+    from usagetap.providers.observer import Observer
 
     asked: list[int] = []
     seen: list[int] = []
 
-    class Observer:
+    class Hiding(Observer):
         def observe(self, item: int) -> None:
             seen.append(item)
 
-    def hide(item: int) -> bool:
-        asked.append(item)
-        return item == 6
+        def result(self) -> None:
+            return None
 
-    tap = StreamTap(Call.__new__(Call), Observer(), hide)
+        def hidden(self, item: int) -> bool:
+            asked.append(item)
+            return item == 6
+
+    tap = StreamTap(Call.__new__(Call), Hiding(), hides=True)
     assert list(_edges(iter(range(8)), tap, 3)) == [0, 1, 2, 3, 4, 5, 7]
     tap._observe_edges()
     assert asked == list(range(8))

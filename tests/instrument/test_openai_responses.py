@@ -238,7 +238,7 @@ def test_the_stream_observer_is_handed_the_first_and_the_final_events_when_the_s
     client: openai.OpenAI, server: ProviderServer, sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from usagetap.instrument._streams import _closes_its_response
-    from usagetap.providers import openai as extract
+    from usagetap.providers.openai import usage as extract
 
     received: list[object] = []
     observed: list[tuple[str, int]] = []

@@ -90,7 +90,7 @@ def test_a_count_of_2_to_the_63_is_not_billed_and_the_call_is_kept_as_partial(si
 def test_usage_that_extraction_cannot_read_is_a_partial_record_naming_why(
     sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from usagetap.providers import openai as extract
+    from usagetap.providers.openai import usage as extract
 
     def broken(_: object) -> None:
         raise ZeroDivisionError("a shape nobody expected")

@@ -1,62 +1,84 @@
-"""The per-SDK half of instrumentation: which requests to meter and how to read their results."""
+"""The per-SDK half of instrumentation, and how a client finds its provider's adapter.
+
+Each registered provider (:mod:`usagetap.providers`) has an ``adapter.py`` whose ``ADAPTER`` is an
+:class:`Adapter`; this module looks it up from the registry, importing it on first use.
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..providers import Provider, registered
 
 if TYPE_CHECKING:
     from ..providers.base import TokenUsage
     from ._binding import Binding
     from ._calls import Call
 
-__all__ = ["Adapter", "adapter_for", "family_of", "is_async_client", "request_owner"]
+__all__ = [
+    "Adapter",
+    "adapter_for",
+    "client_classes",
+    "is_async_client",
+    "load",
+    "provider_of",
+    "request_owner",
+]
 
 
-class Adapter(Protocol):
-    family: str
+class Adapter(ABC):
+    """Which requests of one SDK family are billable, and how their results are metered."""
 
+    @abstractmethod
     def provider_for(self, client: Any) -> str:
         """The record's ``provider`` for calls made through ``client``."""
-        ...
 
-    def client_classes(self) -> tuple[type, ...]:
-        """The SDK's public client classes (instrument() patches the class that defines their request())."""
-        ...
-
+    @abstractmethod
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
         """A :class:`Call` for a request to meter (with the options to send), or None to pass it through."""
-        ...
 
+    @abstractmethod
     def on_result(self, call: Call, result: Any) -> Any:
         """Meter ``result`` (emit now, or attach to a stream/raw response) and return it unchanged."""
-        ...
 
     def fallback(self, call: Call, exc: Exception) -> Any:
         """Options to retry once with when ``exc`` is the provider refusing what usagetap added, else None."""
-        ...
+        return None
 
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
         """``(operation, extract)`` for a whole response object or its JSON (for ``usagetap.record()``)."""
-        ...
+        return None
+
+    def note_unmetered(self, client: Any) -> None:
+        """Say, once, which surfaces of a newly wrapped ``client`` usagetap cannot meter."""
+        return
 
 
-_ADAPTERS: dict[str, str] = {
-    "openai": "usagetap.instrument._openai",
-    "anthropic": "usagetap.instrument._anthropic",
-}
-_loaded: dict[str, Adapter] = {}
-
-
-def family_of(client: Any) -> Optional[str]:
-    """``"openai"`` or ``"anthropic"`` for clients of those SDKs (subclasses included), else None."""
-    for cls in type(client).__mro__:
-        root = cls.__module__.partition(".")[0]
-        if root in _ADAPTERS:
-            return root
+def provider_of(obj: Any) -> Optional[Provider]:
+    """The registered provider whose SDK defines ``obj``'s class (subclasses included), else None."""
+    entries = registered()
+    for cls in type(obj).__mro__:
+        module = cls.__module__
+        for entry in entries:
+            if module == entry.sdk or module.startswith(f"{entry.sdk}."):
+                return entry
     return None
+
+
+def load(provider: Provider) -> Adapter:
+    """The adapter of a provider, imported on first use."""
+    adapter: Adapter = importlib.import_module(provider.adapter_module).ADAPTER
+    return adapter
+
+
+def client_classes(provider: Provider) -> tuple[type, ...]:
+    """The provider SDK's public client classes (importing the SDK)."""
+    sdk = importlib.import_module(provider.sdk)
+    return tuple(getattr(sdk, name) for name in provider.clients)
 
 
 def request_owner(cls: type) -> type:
@@ -73,22 +95,11 @@ def is_async_client(client: Any) -> bool:
     return inspect.iscoroutinefunction(inspect.unwrap(vars(owner)["request"]))
 
 
-def load(family: str) -> Adapter:
-    """The adapter of an SDK family, imported on first use."""
-    adapter = _loaded.get(family)
-    if adapter is None:
-        adapter = _loaded[family] = importlib.import_module(_ADAPTERS[family]).ADAPTER
-    return adapter
-
-
-def families() -> tuple[str, ...]:
-    return tuple(_ADAPTERS)
-
-
 def adapter_for(client: Any) -> Adapter:
-    family = family_of(client)
-    if family is None:
+    provider = provider_of(client)
+    if provider is None:
+        sdks = ", ".join(entry.sdk for entry in registered())
         raise TypeError(
-            f"usagetap.wrap() supports OpenAI and Anthropic SDK clients, not {type(client).__qualname__}"
+            f"usagetap.wrap() supports clients of the SDKs {sdks}, not {type(client).__qualname__}"
         )
-    return load(family)
+    return load(provider)

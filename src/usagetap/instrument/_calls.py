@@ -19,7 +19,7 @@ from .._log import ERROR, WARNING, internal_error, log_once
 from ..context import Scope, current_scope
 from ..errors import InvalidRecord
 from ..policy import admit
-from ..providers.base import TokenUsage, settle
+from ..providers.base import TokenUsage, fit_usage
 from ..record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def make_record(call: Call, usage: TokenUsage, status: str, ts: Optional[float] 
 
 
 def _settle_usage(call: Call, usage: TokenUsage) -> None:
-    for kind in settle(usage):
+    for kind in fit_usage(usage):
         _stats.incr(f"partial.{kind}")
         log_once(
             WARNING,

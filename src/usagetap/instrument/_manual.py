@@ -7,8 +7,9 @@ from typing import Any, Optional
 
 from .. import _runtime, limits
 from ..context import CustomerId, Scope, current_scope, customer_id
+from ..providers import family_for, registered
 from ..record import validate_dimensions
-from ._adapter import family_of, load
+from ._adapter import load, provider_of
 from ._binding import Binding
 from ._calls import Call, make_record
 
@@ -37,18 +38,21 @@ def record(
     cannot meter and :class:`usagetap.InvalidRecord` for malformed usage.
     """
     billed = customer_id(customer, "usagetap.record(customer=...)")
-    family = family_of(response) if provider is None else _family_for_provider(provider)
+    family = provider_of(response) if provider is None else family_for(provider)
     if family is None:
+        sdks = ", ".join(entry.sdk for entry in registered())
         raise TypeError(
-            f"usagetap.record() needs an OpenAI or Anthropic response (or its JSON with provider=...), "
+            f"usagetap.record() needs a response of a provider SDK ({sdks}), or its JSON with provider=..., "
             f"not {type(response).__qualname__}"
         )
     adapter = load(family)
     described = adapter.describe(response)
     if described is None:
-        raise TypeError(f"usagetap.record() cannot meter this {family} object: {type(response).__qualname__}")
+        raise TypeError(
+            f"usagetap.record() cannot meter this {family.family} object: {type(response).__qualname__}"
+        )
     operation, extract = described
-    binding = Binding(adapter=adapter, provider=provider or family)
+    binding = Binding(adapter=adapter, provider=provider or family.family)
     call = Call(binding, operation, request_model, False, None)
     extra = validate_dimensions(dimensions or {}, where="usagetap.record(dimensions=...)")
     scope = current_scope()
@@ -63,9 +67,3 @@ def record(
     limits.observe(usage_record.customer, usage_record)
     _runtime.submit(usage_record)
     return usage_record.event_id
-
-
-def _family_for_provider(provider: str) -> Optional[str]:
-    if provider in ("anthropic", "bedrock", "vertex"):
-        return "anthropic"
-    return "openai"

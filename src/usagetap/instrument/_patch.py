@@ -14,7 +14,8 @@ from typing import Any
 from .. import _runtime, _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
-from ._adapter import families, load, request_owner
+from ..providers import Provider, registered
+from ._adapter import client_classes, load, request_owner
 from ._binding import Binding
 from ._calls import intercept_async, intercept_sync
 from ._wrap import _ATTR
@@ -26,11 +27,11 @@ _lock = module_lock(globals(), "_lock")
 _patched: dict[type, Any] = {}  # owner class -> the original request()
 
 
-def _auto_binding(instance: Any, family: str) -> Binding:
+def _auto_binding(instance: Any, provider: Provider) -> Binding:
     state = vars(instance)
     binding = state.get(_AUTO)
     if binding is None:
-        adapter = load(family)
+        adapter = load(provider)
         binding = state[_AUTO] = Binding(adapter=adapter, provider=adapter.provider_for(instance))
     return binding  # type: ignore[no-any-return]
 
@@ -42,28 +43,28 @@ def _split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, tup
     return cast_to, options, args[2:], rest
 
 
-def _sync_wrapper(family: str) -> Callable[..., Any]:
+def _sync_wrapper(provider: Provider) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not _switch.enabled or instance is None or _ATTR in vars(instance):
             return wrapped(*args, **kwargs)
         cast_to, options, rest, kw = _split(args, kwargs)
-        return intercept_sync(_auto_binding(instance, family), wrapped, cast_to, options, rest, kw)
+        return intercept_sync(_auto_binding(instance, provider), wrapped, cast_to, options, rest, kw)
 
     return wrapper
 
 
-def _async_wrapper(family: str) -> Callable[..., Any]:
+def _async_wrapper(provider: Provider) -> Callable[..., Any]:
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not _switch.enabled or instance is None or _ATTR in vars(instance):
             return await wrapped(*args, **kwargs)
         cast_to, options, rest, kw = _split(args, kwargs)
-        return await intercept_async(_auto_binding(instance, family), wrapped, cast_to, options, rest, kw)
+        return await intercept_async(_auto_binding(instance, provider), wrapped, cast_to, options, rest, kw)
 
     return wrapper
 
 
 def instrument() -> list[str]:
-    """Meter every client of the installed OpenAI and Anthropic SDKs, including ones created later.
+    """Meter every client of the installed provider SDKs, including ones created later.
 
     An alternative to :func:`usagetap.wrap` for code that builds its own
     clients. Idempotent; returns the SDK families it patched. A client both
@@ -85,20 +86,20 @@ def instrument() -> list[str]:
 
     done: list[str] = []
     with _lock:
-        for family in families():
-            if importlib.util.find_spec(family) is None:
-                log_once(DEBUG, f"instrument-missing:{family}", "usagetap: %s is not installed", family)
+        for provider in registered():
+            if importlib.util.find_spec(provider.sdk) is None:
+                missing = provider.sdk
+                log_once(DEBUG, f"instrument-missing:{missing}", "usagetap: %s is not installed", missing)
                 continue
-            adapter = load(family)
-            for cls in adapter.client_classes():
+            for cls in client_classes(provider):
                 owner = request_owner(cls)
                 if owner in _patched:
                     continue
                 original = vars(owner)["request"]
                 make = _async_wrapper if inspect.iscoroutinefunction(original) else _sync_wrapper
-                wrapt.wrap_function_wrapper(owner, "request", make(family))
+                wrapt.wrap_function_wrapper(owner, "request", make(provider))
                 _patched[owner] = original
-            done.append(family)
+            done.append(provider.family)
     _runtime.start()
     return done
 

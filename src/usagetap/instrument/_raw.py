@@ -22,15 +22,15 @@ import inspect
 import re
 import threading
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Optional, Protocol
+from typing import Any, ClassVar, Optional
 
 from .._log import internal_error
 
 __all__ = ["BodyMeter", "attach_raw", "is_raw_response"]
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_REPORTS_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
 def is_raw_response(result: Any) -> bool:
@@ -38,22 +38,28 @@ def is_raw_response(result: Any) -> bool:
     return hasattr(result, "http_response") and callable(getattr(type(result), "parse", None))
 
 
-class BodyMeter(Protocol):
+class BodyMeter(ABC):
     """The adapter's half: what to do with a stream ``parse()`` returned, or with the body read."""
 
+    __slots__ = ()
+
+    usage_event: ClassVar[re.Pattern[bytes]] = re.compile(rb'"usage"\s*:\s*\{')
+    """What an SSE event reporting usage contains: of an event stream's body, :meth:`on_body` gets
+    the first event and the last one matching it."""
+
+    @abstractmethod
     def on_stream(self, parsed: Any) -> None:
         """``parse()`` returned ``parsed`` (an SDK stream, or an object) before the body was read."""
-        ...
 
+    @abstractmethod
     def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         """The body (None if never read; for an event stream, its first and last usage events);
         ``complete``: it was read to its end."""
-        ...
 
     def hider(self) -> Optional[Callable[[bytes], bool]]:
         """For an event stream: what says whether to cut a raw SSE event (bytes, with its
         terminator) out of what the caller reads, called on each in order; None to cut none."""
-        ...
+        return None
 
 
 class _State:
@@ -70,6 +76,7 @@ class _State:
         "meter",
         "owner",
         "reader",
+        "reports_usage",
         "sse",
         "tail",
     )
@@ -78,6 +85,7 @@ class _State:
         self.meter = meter
         self.sse = sse
         self.hide = meter.hider() if sse else None
+        self.reports_usage = meter.usage_event.search
         self.complete = False
         self.owner: Optional[str] = None
         self.reader: Any = None
@@ -123,7 +131,7 @@ class _State:
             start = match.end()
             if self.first is None:
                 self.first = event
-            if _REPORTS_USAGE.search(event):
+            if self.reports_usage(event):
                 self.last = event
             if hide is not None and hide(event):
                 continue

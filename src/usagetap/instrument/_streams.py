@@ -22,7 +22,7 @@ from itertools import chain, filterfalse, islice
 from typing import Any, Optional
 
 from .._log import internal_error, log
-from ..providers.base import TokenUsage
+from ..providers.observer import Observer
 from ._calls import Call, emit
 
 __all__ = ["StreamTap", "attach_async", "attach_sync"]
@@ -35,29 +35,23 @@ DRAIN_SECONDS = 2.0
 
 
 class StreamTap:
-    """The metering state of one stream. ``observe`` returns True for items to hide from the caller.
+    """The metering state of one stream, fed to its provider's :class:`Observer`.
 
-    An observer may define ``wants_more()``: True when the provider is about to
-    send the usage (every choice finished, usage not seen). A stream closed in
-    that state first reads up to :data:`DRAIN_LIMIT` more items, unseen by the
-    caller, so the record carries the provider's usage instead of being partial.
-
-    An observer may define ``settled``: False when the usage it saw may still change (a stream
-    broken off before the provider's final usage); the record is then ``partial``.
-
-    An observer may define ``tail`` (an int): it needs only the first item and the
-    last ``tail`` ones, in order. A sync stream then records those (:func:`_edges`)
-    and hands them to ``observe`` when it ends, or before it drains. ``hide`` then
-    decides from the item alone (it runs before ``observe`` has seen it), and must not
-    raise: it runs inside C iterators, where a failure would reach the caller.
+    ``observe`` returns True for items to hide from the caller: with ``hides``, those the
+    observer's ``hidden()`` picks. A stream closed while the observer ``wants_more()`` first
+    reads up to :data:`DRAIN_LIMIT` more items, unseen by the caller, so the record carries the
+    provider's usage instead of being partial; a record whose usage is not ``usage_final`` is
+    ``partial``. With an observer's ``tail``, a sync stream records only the first and last items
+    (:func:`_edges`) and hands them to ``observe`` when it ends, or before it drains; ``hidden``
+    then decides from the item alone, inside C iterators, where a failure would reach the caller.
     """
 
     __slots__ = ("call", "edges", "gone", "hide", "hook", "observer", "source")
 
-    def __init__(self, call: Call, observer: Any, hide: Optional[Callable[[Any], bool]]) -> None:
+    def __init__(self, call: Call, observer: Observer, hides: bool = False) -> None:
         self.call = call
         self.observer = observer
-        self.hide = hide
+        self.hide: Optional[Callable[[Any], bool]] = observer.hidden if hides else None
         self.source: Optional[weakref.ReferenceType[Any]] = None  # the SDK's iterator, held by ours
         self.edges: Optional[tuple[list[Any], deque[Any]]] = None  # (first item, last items) seen
         self.hook: Optional[tuple[weakref.ReferenceType[Any], str, Any]] = None  # (target, name, close hook)
@@ -77,17 +71,17 @@ class StreamTap:
         _open[id(self)] = self
 
     def _collected(self, _: object) -> None:
-        self.end("gc")
+        self.end()
 
-    def end(self, how: str) -> bool:
-        """Emit the stream's record, once. ``how``: done, closed, error, gc, exit. True for the one
-        call that emitted it."""
+    def end(self) -> bool:
+        """Emit the stream's record, once (the stream is done, closed, failed, collected, or open at
+        exit). True for the one call that emitted it."""
         if _open.pop(id(self), None) is not self:  # atomic: one of racing ends goes on
             return False
         self.gone = None
         self._observe_edges()
-        status = "ok" if getattr(self.observer, "settled", True) else "partial"  # a plain attribute
-        emit(self.call, _result_of, self.observer, status)
+        observer = self.observer
+        emit(self.call, type(observer).result, observer, "ok" if observer.usage_final else "partial")
         self._unhook()
         return True
 
@@ -105,7 +99,7 @@ class StreamTap:
         edges, self.edges = self.edges, None
         if edges is None:
             return
-        see = _seer(self) if self.hide is None else self.observer.observe  # hide ran as they passed
+        see = _item_handler(self) if self.hide is None else self.observer.observe  # hide ran as they passed
         for item in (*edges[0], *edges[1]):
             try:
                 see(item)
@@ -113,9 +107,8 @@ class StreamTap:
                 internal_error("stream.observe", exc)
 
     def _wants_more(self) -> bool:
-        wants = getattr(self.observer, "wants_more", None)
         try:
-            return id(self) in _open and wants is not None and bool(wants())
+            return id(self) in _open and self.observer.wants_more()
         except Exception as exc:
             internal_error("stream.drain", exc)
             return False
@@ -157,7 +150,7 @@ _open: dict[int, StreamTap] = {}  # taps of streams being metered, by id
 def _end_open() -> None:
     """At exit, the record of every stream still open (before usagetap's final flush, registered earlier)."""
     for tap in list(_open.values()):
-        tap.end("exit")
+        tap.end()
 
 
 atexit.register(_end_open)
@@ -174,19 +167,13 @@ def _deadline(seconds: float) -> Any:
     return anyio.move_on_after(seconds)
 
 
-def _result_of(observer: Any) -> TokenUsage:
-    usage: TokenUsage = observer.result()
-    return usage
-
-
-# Per item: one call, ``_seer()``'s, which observes the item and says whether to hide it; a
+# Per item: one call, the item handler's, which observes the item and says whether to hide it; a
 # failure in it is ours, logged and counted, and the item still reaches the caller.
 
 
-def _seer(tap: StreamTap) -> Callable[[Any], bool]:
+def _item_handler(tap: StreamTap) -> Callable[[Any], bool]:
     """What each item goes through: the observer, or only its ``kinds`` (event types) when it names them."""
-    observe, hide = tap.observer.observe, tap.hide
-    kinds = getattr(tap.observer, "kinds", None)
+    observe, hide, kinds = tap.observer.observe, tap.hide, tap.observer.kinds
     if hide is not None:
 
         def see_and_hide(item: Any) -> bool:
@@ -215,7 +202,7 @@ def _seer(tap: StreamTap) -> Callable[[Any], bool]:
 
 
 def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
-    see = _seer(tap)
+    see = _item_handler(tap)
     try:
         for item in items:
             try:
@@ -224,18 +211,13 @@ def _iterate(items: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
             except Exception as exc:
                 internal_error("stream.observe", exc)
             yield item
-    except GeneratorExit:
-        tap.end("closed")
-        raise
-    except BaseException:
-        tap.end("error")
-        raise
-    tap.end("done")
+    finally:  # exhausted, closed (GeneratorExit) or failed
+        tap.end()
 
 
 def _ending(tap: StreamTap) -> Iterator[Any]:
     """Ends the metering once the items before it are exhausted; yields nothing."""
-    tap.end("done")
+    tap.end()
     yield from ()
 
 
@@ -257,7 +239,7 @@ def _edges(items: Iterator[Any], tap: StreamTap, size: int) -> Iterator[Any]:
 
 
 async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[Any]:
-    see = _seer(tap)
+    see = _item_handler(tap)
     try:
         async for item in items:
             try:
@@ -266,13 +248,8 @@ async def _aiterate(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[
             except Exception as exc:
                 internal_error("stream.observe", exc)
             yield item
-    except GeneratorExit:
-        tap.end("closed")
-        raise
-    except BaseException:
-        tap.end("error")
-        raise
-    tap.end("done")
+    finally:  # exhausted, closed (GeneratorExit) or failed
+        tap.end()
 
 
 # The close hooks hold their target weakly: a reference cycle would leave a dropped
@@ -288,7 +265,7 @@ def _sync_close(ref: weakref.ReferenceType[Any], close: Any, tap: StreamTap) -> 
             obj = ref()
             return None if obj is None else close(obj)
         finally:
-            tap.end("closed")
+            tap.end()
 
     return closing
 
@@ -300,7 +277,7 @@ def _async_close(ref: weakref.ReferenceType[Any], close: Any, tap: StreamTap) ->
             obj = ref()
             return None if obj is None else await close(obj)
         finally:
-            tap.end("closed")
+            tap.end()
 
     return closing
 
@@ -347,8 +324,8 @@ def attach_sync(stream: Any, tap: StreamTap) -> None:
     """Meter a sync SDK stream in place."""
     source = stream._iterator
     tap.source = weakref.ref(source)
-    tail = getattr(tap.observer, "tail", None)
-    if type(tail) is int and tail > 0 and _closes_its_response(stream):
+    tail = tap.observer.tail
+    if tail > 0 and _closes_its_response(stream):
         stream._iterator = _edges(source, tap, tail)
     else:
         stream._iterator = _iterate(source, tap)

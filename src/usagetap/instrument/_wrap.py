@@ -97,9 +97,7 @@ def wrap(
     )
     _install(client, binding)
     _runtime.start()
-    note = getattr(adapter, "note_unmetered", None)
-    if note is not None:
-        note(client)
+    adapter.note_unmetered(client)
     return client
 
 

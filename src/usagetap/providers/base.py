@@ -13,9 +13,9 @@ from ..record import MAX_TOKENS, TOKEN_FIELDS, Scalar
 __all__ = [
     "TokenUsage",
     "field_of",
+    "fit_usage",
     "int_of",
     "is_object",
-    "settle",
     "sse_payloads",
     "unreadable",
     "unreported",
@@ -99,7 +99,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def settle(usage: TokenUsage) -> list[str]:
+def fit_usage(usage: TokenUsage) -> list[str]:
     """Fit ``usage`` to the record's rules in place, noting each change in ``issue``; return their kinds.
 
     A count above :data:`~usagetap.record.MAX_TOKENS` cannot be a real call's: it is not billed

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
+from ..providers import family_for, registered
+from ._wire import Issued, PatternRoute, Reply, Route, Wire
+
 __all__ = ["Fault", "Issued", "ProviderServer", "Reply"]
-
-
-@dataclass
-class Issued:
-    """Usage the server reported for one response, in usagetap's convention (input includes cache)."""
-
-    response_id: str
-    path: str
-    model: str
-    stream: bool
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    reported: bool = True
-    dimensions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -39,33 +26,6 @@ class Fault:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Reply:
-    """What a route answers: a JSON body, SSE events ``(event name or None, data)``, or raw bytes.
-
-    ``error_event`` is the SSE event that ends the stream when ``stream_error_after`` is set
-    (default: an OpenAI-style ``data: {"error": ...}``).
-    """
-
-    status: int = 200
-    body: Any = None
-    events: Optional[list[tuple[Optional[str], Union[str, dict[str, Any]]]]] = None
-    headers: dict[str, str] = field(default_factory=dict)
-    raw: Optional[bytes] = None
-    error_event: Optional[tuple[Optional[str], dict[str, Any]]] = None
-
-
-Route = Callable[..., Reply]
-"""``route(server, body, headers)``; a route whose key has ``{placeholders}`` (``"GET /v1/responses/{id}"``)
-also gets ``params``: the path's placeholders and the query string's values."""
-
-# Azure OpenAI paths, answered by the same routes as OpenAI's /v1/...: deployment paths and
-# the data-plane paths need ?api-version=, the v1 API under /openai/v1 does not.
-_AZURE_PATH = re.compile(r"^/openai(?:/deployments/(?P<deployment>[^/]+)|(?P<v1>/v1))?(?P<rest>/.*)$")
-# a route whose path is a regular expression: it also gets the match (Anthropic's batch, Bedrock, Vertex)
-PatternRoute = Callable[["ProviderServer", dict[str, Any], dict[str, str], "re.Match[str]"], Reply]
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -83,6 +43,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class ProviderServer:
     """A real HTTP server on 127.0.0.1 that answers like OpenAI (and other providers, per route).
 
+    It speaks the wire format of every provider registered when it is made (each one's
+    ``wire.py``, see :mod:`usagetap.providers`): routes by path, then regular-expression routes.
+
     Token counts are deterministic: input tokens from the words of the
     prompt, output tokens from ``max_tokens`` (default 16). Every response's
     usage is kept in :attr:`issued`, keyed by response id, so a test can
@@ -96,9 +59,9 @@ class ProviderServer:
     While running, usagetap takes the server for the provider each SDK family
     talks to (``impersonate=True``, the default): an OpenAI client's records
     say ``openai``, an Anthropic client's ``anthropic``, each priced like it.
-    ``impersonate`` may also name the provider of one family (``"anthropic"``
-    for Anthropic clients; any other name, such as ``"groq"``, for OpenAI
-    clients), map families to providers (``{"openai": "azure"}``), or be
+    ``impersonate`` may also name one provider, for the family that reports it
+    (``"anthropic"`` for Anthropic clients; a name no family lists, such as ``"groq"``,
+    for OpenAI clients), map families to providers (``{"openai": "azure"}``), or be
     ``None``: then the server is an unknown host and records say ``127.0.0.1``.
     """
 
@@ -109,8 +72,6 @@ class ProviderServer:
         impersonate: Union[bool, str, Mapping[str, str], None] = True,
         stream_delay: float = 0.0,
     ):
-        from . import _anthropic_wire, _openai_responses_wire, _openai_wire
-
         self.port = port
         self.impersonate: dict[str, str] = _identities(impersonate)
         """The provider usagetap reports for this server, by SDK family (``openai``, ``anthropic``)."""
@@ -121,7 +82,7 @@ class ProviderServer:
         self.report_usage = True
         self.reject_stream_options = False
         self.stream_error_after: Optional[int] = None
-        self.anthropic_max_output = _anthropic_wire.MAX_OUTPUT
+        self.anthropic_max_output = 48
         """Output tokens of an Anthropic reply: ``min(max_tokens, anthropic_max_output)``."""
         self.background_polls = 2
         """Retrievals of a background response until it completes (the first ones find it in progress)."""
@@ -132,12 +93,13 @@ class ProviderServer:
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
-        self.routes: dict[str, Route] = {
-            **_openai_wire.ROUTES,
-            **_openai_responses_wire.ROUTES,
-            **_anthropic_wire.ROUTES,
-        }
-        self.patterns: list[tuple[str, re.Pattern[str], PatternRoute]] = list(_anthropic_wire.PATTERNS)
+        self.wires: list[Wire] = _wires()
+        self.routes: dict[str, Route] = {}
+        for wire in self.wires:
+            self.routes.update(wire.routes)
+        self.patterns: list[tuple[str, re.Pattern[str], PatternRoute]] = [
+            pattern for wire in self.wires for pattern in wire.patterns
+        ]
         self.state: dict[str, Any] = {}  # what a wire format keeps between requests (batches, ...)
 
     # -- lifecycle -------------------------------------------------------
@@ -269,13 +231,13 @@ class ProviderServer:
     ) -> tuple[Optional[Route], Optional[dict[str, str]]]:
         """The route for a request, and the params of a route with placeholders (else None).
 
-        Azure OpenAI paths map onto the OpenAI routes.
+        A provider's other spellings of its paths (Azure OpenAI's) map onto its routes.
         """
-        azure = _AZURE_PATH.match(path)
-        if azure is not None:
-            if not azure.group("v1") and "api-version" not in query:
+        for wire in self.wires:
+            mapped = wire.path_for(path, query)
+            if mapped is None:
                 return None, None
-            path = "/v1" + azure.group("rest")
+            path = mapped
         route = self.routes.get(f"{method} {path}")
         if route is not None:
             return route, None
@@ -289,14 +251,19 @@ class ProviderServer:
         return None, None
 
 
+def _wires() -> list[Wire]:
+    """The wire format of every registered provider (see :mod:`usagetap.providers`)."""
+    return [importlib.import_module(provider.wire_module).WIRE for provider in registered()]
+
+
 def _identities(impersonate: Union[bool, str, Mapping[str, str], None]) -> dict[str, str]:
     """``ProviderServer(impersonate=...)`` as a provider name per SDK family."""
     if impersonate is True:
-        return {"openai": "openai", "anthropic": "anthropic"}
+        return {provider.family: provider.family for provider in registered()}
     if not impersonate:
         return {}
     if isinstance(impersonate, str):
-        return {"anthropic" if impersonate == "anthropic" else "openai": impersonate}
+        return {family_for(impersonate).family: impersonate}
     return dict(impersonate)
 
 

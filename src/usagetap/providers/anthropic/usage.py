@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
+from ...record import Scalar
+from ..base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
+from ..observer import Observer
 
 __all__ = [
     "ADVISOR",
@@ -236,7 +237,7 @@ def _fields(usage: Any) -> dict[str, Any]:
     return {**extra, **own} if extra else own
 
 
-class MessageStreamObserver:
+class MessageStreamObserver(Observer):
     """Follows a Messages stream event by event and keeps what the record needs.
 
     Input and cache counts arrive in ``message_start``; each ``message_delta``

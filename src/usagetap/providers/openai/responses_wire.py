@@ -13,11 +13,12 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._openai_wire import Event, count_tokens, reply_text, reply_words, split_reply
-from ._server import Issued, Reply
+from ...testing._wire import Event, Issued, Reply, count_tokens, reply_words
+from .chat_wire import reply_text, split_reply
 
 if TYPE_CHECKING:
-    from ._server import ProviderServer, Route
+    from ...testing._server import ProviderServer
+    from ...testing._wire import Route
 
 __all__ = ["ROUTES"]
 

@@ -7,34 +7,17 @@ import json
 import struct
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._server import Issued, Reply
+from ...testing._wire import Event, Issued, Reply, count_tokens, reply_words
 
 if TYPE_CHECKING:
-    from ._server import ProviderServer, Route
+    from ...testing._server import ProviderServer
+    from ...testing._wire import Route
 
-__all__ = ["ROUTES", "count_tokens", "finish_reason", "reply_text", "reply_words", "split_reply"]
+__all__ = ["ROUTES", "Event", "count_tokens", "finish_reason", "reply_text", "reply_words", "split_reply"]
 
-_WORDS = ("usage", "is", "metered", "per", "customer", "and", "billed", "to", "the", "token")
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
-
-Event = tuple[Optional[str], Union[str, dict[str, Any]]]
-
-
-def count_tokens(value: Any) -> int:
-    """A deterministic token count: whitespace-separated words in every string of ``value``."""
-    if isinstance(value, str):
-        return len(value.split())
-    if isinstance(value, dict):
-        return sum(count_tokens(v) for k, v in value.items() if k not in ("role", "type", "name"))
-    if isinstance(value, (list, tuple)):
-        return sum(count_tokens(v) for v in value)
-    return 0
-
-
-def reply_words(n: int) -> list[str]:
-    return [_WORDS[i % len(_WORDS)] for i in range(n)]
 
 
 def _error(status: int, message: str, code: Optional[str] = None) -> Reply:

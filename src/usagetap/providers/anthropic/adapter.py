@@ -22,16 +22,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Optional
 
-from .._log import internal_error, log
-from ..context import Scope
-from ..providers import anthropic as extract
-from ..providers.base import TokenUsage, field_of
-from ..record import derive_event_id
-from ._binding import Binding
-from ._calls import _TRUSTED_IDS, Call, emit
-from ._hosts import provider_for_host
-from ._raw import attach_raw, is_raw_response
-from ._streams import StreamTap, attach_async, attach_sync
+from ..._log import internal_error, log
+from ...context import Scope
+from ...instrument._adapter import Adapter
+from ...instrument._binding import Binding
+from ...instrument._calls import _TRUSTED_IDS, Call, emit
+from ...instrument._hosts import provider_for_host
+from ...instrument._raw import BodyMeter, attach_raw, is_raw_response
+from ...instrument._streams import StreamTap, attach_async, attach_sync
+from ...record import derive_event_id
+from ..base import TokenUsage, field_of
+from . import usage as extract
 
 __all__ = ["ADAPTER", "AnthropicAdapter"]
 
@@ -70,7 +71,7 @@ def _stream_types() -> tuple[type, type]:
     return anthropic.Stream, anthropic.AsyncStream
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(Adapter):
     family = "anthropic"
 
     def __init__(self) -> None:
@@ -85,11 +86,6 @@ class AnthropicAdapter:
                     return provider
         url = client.base_url
         return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
-
-    def client_classes(self) -> tuple[type, ...]:
-        import anthropic
-
-        return anthropic.Anthropic, anthropic.AsyncAnthropic
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
         kind = extract.classify(options.method, options.url)
@@ -126,10 +122,6 @@ class AnthropicAdapter:
             self._meter(call, result)
         return result
 
-    def fallback(self, call: Call, exc: Exception) -> Any:
-        """usagetap adds nothing to Anthropic requests, so there is nothing to retry without."""
-        return None
-
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
         if extract.is_message(response):
             return extract.MESSAGES, extract.message_usage
@@ -144,7 +136,7 @@ class AnthropicAdapter:
             if isinstance(call, _Messages) and call.rebuilt:
                 attach_raw(_ResponseOnly(result.response), _unparsed, _RawBody(self, call))
                 return
-            tap = _AdvisedTap(call, extract.MessageStreamObserver(), None)
+            tap = _AdvisedTap(call, extract.MessageStreamObserver())
             (attach_async if self._is_async_stream(result) else attach_sync)(result, tap)
         elif extract.is_message(result):
             emit(call, extract.message_usage, result)
@@ -186,8 +178,8 @@ class AnthropicAdapter:
                 self._batch_scopes.popitem(last=False)
 
 
-class _RawBody:
-    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+class _RawBody(BodyMeter):
+    """How a raw response of one call is metered from its body."""
 
     __slots__ = ("adapter", "call")
 
@@ -201,9 +193,6 @@ class _RawBody:
     def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         # an event stream read in part is judged by its events: usage is final in message_delta
         self.adapter.meter_body(self.call, body, sse)
-
-    def hider(self) -> None:
-        return None
 
 
 class _ResponseOnly:
@@ -248,11 +237,11 @@ class _AdvisedTap(StreamTap):
 
     __slots__ = ()
 
-    def end(self, how: str) -> bool:
-        if not super().end(how):
+    def end(self) -> bool:
+        if not super().end():
             return False
         try:
-            observer: extract.MessageStreamObserver = self.observer
+            observer: Any = self.observer  # a MessageStreamObserver (no cast(): a call per stream)
             advisors = observer.advisors()
             if advisors:
                 _advise(self.call, advisors)

@@ -17,15 +17,17 @@ import re
 from collections.abc import Callable
 from typing import Any, Optional, cast
 
-from .._log import DEBUG, WARNING, log_once
-from ..providers import openai as extract
-from ..providers.base import TokenUsage, field_of
-from ._binding import Binding
-from ._calls import Call, emit
-from ._hosts import provider_for_host
-from ._raw import attach_raw, is_raw_response
-from ._stored import ResponseBook
-from ._streams import StreamTap, attach_async, attach_sync
+from ..._log import DEBUG, WARNING, log_once
+from ...instrument._adapter import Adapter
+from ...instrument._binding import Binding
+from ...instrument._calls import Call, emit
+from ...instrument._hosts import provider_for_host
+from ...instrument._raw import BodyMeter, attach_raw, is_raw_response
+from ...instrument._streams import StreamTap, attach_async, attach_sync
+from ..base import TokenUsage, field_of
+from ..observer import Observer
+from . import usage as extract
+from .stored import ResponseBook
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAICall"]
 
@@ -67,7 +69,7 @@ def _stream_types() -> tuple[type, type]:
     return openai.Stream, openai.AsyncStream
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(Adapter):
     family = "openai"
 
     def __init__(self) -> None:
@@ -81,11 +83,6 @@ class OpenAIAdapter:
         if url.host.endswith(_AZURE_HOSTS):
             return "azure"
         return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
-
-    def client_classes(self) -> tuple[type, ...]:
-        import openai
-
-        return openai.OpenAI, openai.AsyncOpenAI
 
     def note_unmetered(self, client: Any) -> None:
         """Name, once, the surfaces that never pass through ``request()``: realtime is a websocket."""
@@ -205,7 +202,7 @@ class OpenAIAdapter:
                 if call.background and isinstance(response_id, str):
                     self.stored.remember(response_id, call)
                 return
-            emit(call, lambda response: self.settle(call, extract.responses_usage(response)), result)
+            emit(call, lambda response: self.usage_to_record(call, extract.responses_usage(response)), result)
         elif call.operation == "embeddings":
             emit(call, extract.embedding_usage, result)
         else:
@@ -214,13 +211,12 @@ class OpenAIAdapter:
     def _tap(self, call: OpenAICall) -> StreamTap:
         if call.operation.startswith("responses"):
             kind = _BackgroundObserver if call.background else _ResponsesObserver
-            return StreamTap(call, kind(self, call), None)
-        chat = extract.ChatStreamObserver(call.choices)
-        return StreamTap(call, chat, chat.hidden if call.hide_usage else None)
+            return StreamTap(call, kind(self, call))
+        return StreamTap(call, extract.ChatStreamObserver(call.choices), hides=call.hide_usage)
 
-    def observed(self, call: OpenAICall, body: bytes) -> Any:
+    def observed(self, call: OpenAICall, body: bytes) -> Observer:
         """An observer of ``call``'s stream that has seen the events of a raw SSE body."""
-        observer: Any = (
+        observer: Observer = (
             extract.ResponsesStreamObserver()
             if call.operation.startswith("responses")
             else extract.ChatStreamObserver(call.choices)
@@ -229,7 +225,7 @@ class OpenAIAdapter:
             observer.observe(payload)
         return observer
 
-    def settle(self, call: OpenAICall, usage: TokenUsage) -> Optional[TokenUsage]:
+    def usage_to_record(self, call: OpenAICall, usage: TokenUsage) -> Optional[TokenUsage]:
         """A Responses API usage as recorded: none for a response still pending or already metered."""
         response_id = usage.response_id
         if not usage.reported:
@@ -254,16 +250,18 @@ class OpenAIAdapter:
                 usage = None
         if usage is None:
             usage = TokenUsage(reported=False)
-        return self.settle(call, usage) if call.operation.startswith("responses") else usage
+        return self.usage_to_record(call, usage) if call.operation.startswith("responses") else usage
 
-    def from_events(self, call: OpenAICall, observer: Any) -> Optional[TokenUsage]:
+    def from_events(self, call: OpenAICall, observer: Observer) -> Optional[TokenUsage]:
         """Usage from an observer that has seen a raw body's SSE events."""
-        usage: TokenUsage = observer.result()
-        return self.settle(call, usage) if call.operation.startswith("responses") else usage
+        usage = observer.result()
+        if usage is None:
+            return None
+        return self.usage_to_record(call, usage) if call.operation.startswith("responses") else usage
 
 
 class _ResponsesObserver(extract.ResponsesStreamObserver):
-    """A Responses stream's observer whose result goes through the adapter's settle()."""
+    """A Responses stream's observer whose result goes through the adapter's usage_to_record()."""
 
     __slots__ = ("adapter", "call")
 
@@ -273,7 +271,7 @@ class _ResponsesObserver(extract.ResponsesStreamObserver):
         self.call = call
 
     def result(self) -> Optional[TokenUsage]:  # type: ignore[override]
-        return self.adapter.settle(self.call, super().result())
+        return self.adapter.usage_to_record(self.call, super().result())
 
 
 class _BackgroundObserver(_ResponsesObserver):
@@ -295,8 +293,8 @@ class _BackgroundObserver(_ResponsesObserver):
             self.adapter.stored.remember(self.response_id, self.call)
 
 
-class _RawBody:
-    """How a raw response of one call is metered from its body (see ``_raw.BodyMeter``)."""
+class _RawBody(BodyMeter):
+    """How a raw response of one call is metered from its body."""
 
     __slots__ = ("adapter", "call")
 
@@ -311,7 +309,7 @@ class _RawBody:
         adapter, call = self.adapter, self.call
         if sse and body is not None and not complete:  # read in part: is the usage seen final?
             observer = adapter.observed(call, body)
-            status = "ok" if getattr(observer, "settled", True) else "partial"
+            status = "ok" if observer.usage_final else "partial"
             emit(call, lambda seen: adapter.from_events(call, seen), observer, status)
             return
         emit(call, lambda source: adapter.from_body(call, sse, source), body)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pytest
 
 from tests.providers.conftest import FIXTURES
-from usagetap.providers import anthropic as extract
+from usagetap.providers.anthropic import usage as extract
 
 
 def _jsonl(name: str) -> list[Any]:

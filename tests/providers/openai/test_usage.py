@@ -10,7 +10,7 @@ import pytest
 from tests.instrument.conftest import needs_responses
 from tests.providers.conftest import FIXTURES
 from usagetap import _stats
-from usagetap.providers import openai as extract
+from usagetap.providers.openai import usage as extract
 
 
 def test_chat_completion_takes_counts_as_reported(load_json: Callable[[str], Any]) -> None:
@@ -420,28 +420,28 @@ def _usage(completion_tokens: int) -> dict[str, int]:
     return {"prompt_tokens": 9, "completion_tokens": completion_tokens, "total_tokens": 9 + completion_tokens}
 
 
-def test_cumulative_usage_is_settled_only_once_the_choice_finishes() -> None:
+def test_cumulative_usage_is_final_only_once_the_choice_finishes() -> None:
     observer = extract.ChatStreamObserver()
-    settled = []
+    final = []
     for chunk in [_chunk(usage=_usage(1)), _chunk(usage=_usage(2)), _chunk("stop", usage=_usage(3))]:
         observer.observe(chunk)
-        settled.append(observer.settled)
-    assert settled == [False, False, True]
+        final.append(observer.usage_final)
+    assert final == [False, False, True]
 
 
-def test_usage_on_a_chunk_after_the_finish_is_settled() -> None:
+def test_usage_on_a_chunk_after_the_finish_is_final() -> None:
     observer = extract.ChatStreamObserver()
     for chunk in [_chunk(), _chunk("stop"), _chunk(usage=_usage(2))]:
         observer.observe(chunk)
-    assert observer.settled
+    assert observer.usage_final
 
 
-def test_with_two_choices_usage_is_settled_once_both_have_finished() -> None:
+def test_with_two_choices_usage_is_final_once_both_have_finished() -> None:
     observer = extract.ChatStreamObserver(choices=2)
     observer.observe({"id": "c", "choices": [{"index": 0, "finish_reason": "stop"}], "usage": _usage(1)})
-    assert not observer.settled
+    assert not observer.usage_final
     observer.observe({"id": "c", "choices": [{"index": 1, "finish_reason": "stop"}], "usage": _usage(2)})
-    assert observer.settled
+    assert observer.usage_final
 
 
 def test_usage_seen_before_the_finish_still_wants_the_final_usage() -> None:

@@ -20,9 +20,10 @@ import json
 import re
 from typing import Any, NamedTuple, Optional
 
-from .._log import internal_error
-from ..record import Scalar
-from .base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
+from ..._log import internal_error
+from ...record import Scalar
+from ..base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
+from ..observer import Observer
 
 __all__ = [
     "OPERATIONS",
@@ -310,14 +311,14 @@ class UsageEventHider:
         return False
 
 
-class ChatStreamObserver:
+class ChatStreamObserver(Observer):
     """Follows a chat (or legacy completions) stream chunk by chunk and keeps what the record needs.
 
     The last chunk that carries ``usage`` wins (OpenAI sends it once, at the end;
     some compatible servers repeat cumulative usage on every chunk). ``choices``
     is the number of choices asked for (``n``): once each has a ``finish_reason``
     only the usage chunk is still to come (see :meth:`wants_more`). The usage is
-    final (``settled``) when it comes on a chunk without choices, or once every
+    final (``usage_final``) when it comes on a chunk without choices, or once every
     choice has finished: a stream broken off before then is recorded partial.
 
     ``observe`` runs on the caller's thread for every chunk, so its common path
@@ -331,8 +332,8 @@ class ChatStreamObserver:
     __slots__ = (
         "_begun",
         "_done",
+        "_final",
         "_hid",
-        "_settled",
         "choices",
         "last",
         "model",
@@ -347,7 +348,7 @@ class ChatStreamObserver:
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.usage: Any = None
-        self._settled = False
+        self._final = False
         self.last: Any = None
         self.choices = max(choices, 1)
         self._done: set[int] = set()
@@ -363,7 +364,7 @@ class ChatStreamObserver:
             self.service_tier = field_of(chunk, "service_tier") or self.service_tier
             if usage is not None:
                 self.usage = usage
-                self._settled = self._settles(chunk)
+                self._final = self._is_final(chunk)
                 self.last = chunk
                 return
         self.last = chunk
@@ -376,13 +377,13 @@ class ChatStreamObserver:
                 self._done.add(field_of(choice, "index") or 0)
 
     @property
-    def settled(self) -> bool:
+    def usage_final(self) -> bool:
         """Whether the usage seen is final (read once, when the stream ends)."""
-        if self._settled:
+        if self._final:
             return True
-        return self.usage is None and _groq_usage(self.last) is not None and self._settles(self.last)
+        return self.usage is None and _groq_usage(self.last) is not None and self._is_final(self.last)
 
-    def _settles(self, chunk: Any) -> bool:
+    def _is_final(self, chunk: Any) -> bool:
         """Whether usage on this chunk is final: it has no choices, or every choice has finished."""
         choices = field_of(chunk, "choices") or ()
         if not choices:
@@ -437,7 +438,7 @@ class ChatStreamObserver:
 
     def wants_more(self) -> bool:
         """Every choice has finished but the final usage has not arrived: it is the next chunk."""
-        return not self.settled and self.finished
+        return not self.usage_final and self.finished
 
     def result(self) -> TokenUsage:
         usage = self.usage if self.usage is not None else _groq_usage(self.last)
@@ -451,7 +452,7 @@ def _groq_usage(chunk: Any) -> Any:
     return field_of(field_of(chunk, "x_groq"), "usage")
 
 
-class ResponsesStreamObserver:
+class ResponsesStreamObserver(Observer):
     """Follows a Responses API event stream: the response id and model early, usage from the final event.
 
     The final event is ``response.completed``, ``response.incomplete`` or

@@ -20,20 +20,16 @@ import time
 import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import unquote
 
-from ._openai_wire import count_tokens, reply_words
-from ._server import Issued, Reply
+from ...testing._wire import Event, Issued, Reply, Wire, count_tokens, reply_words
 
 if TYPE_CHECKING:
-    from ._server import PatternRoute, ProviderServer, Route
+    from ...testing._server import ProviderServer
+    from ...testing._wire import PatternRoute, Route
 
-__all__ = ["PATTERNS", "ROUTES", "event_stream_message"]
-
-Event = tuple[Optional[str], Union[str, dict[str, Any]]]
-
-MAX_OUTPUT = 48
+__all__ = ["PATTERNS", "ROUTES", "WIRE", "event_stream_message"]
 _STREAM_ERROR: tuple[str, dict[str, Any]] = (
     "error",
     {"type": "error", "error": {"type": "overloaded_error", "message": "injected mid-stream failure"}},
@@ -542,3 +538,5 @@ PATTERNS: list[tuple[str, re.Pattern[str], PatternRoute]] = [
         vertex_predict,
     ),
 ]
+
+WIRE = Wire(ROUTES, PATTERNS)

@@ -1,0 +1,1 @@
+"""Anthropic (first party, Bedrock, Vertex): adapter, usage extraction and loopback wire format."""

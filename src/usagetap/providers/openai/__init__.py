@@ -1,0 +1,1 @@
+"""OpenAI and OpenAI-compatible servers: adapter, usage extraction and loopback wire format."""
