@@ -40,7 +40,7 @@ from typing import Any, Optional
 from .._forksafe import SQLITE
 from .codec import decode, decode_chunk, encode, encode_chunk
 from .salvage import Salvage, readable_records, salvage_spool, text
-from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
+from .store import DeadLetter, Entry, SpoolUnavailable, Store, StoreFull
 
 __all__ = ["SALVAGE_KEY", "Spool", "SpoolUnavailable", "immediate", "open_spool"]
 
@@ -258,8 +258,11 @@ def _looks_corrupt(exc: sqlite3.Error) -> bool:
     return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
-class Spool:
+class Spool(Store):
     """A :class:`~usagetap.delivery.store.Store` on SQLite. Use :func:`open_spool`."""
+
+    durable = True
+    keeps_meta = True
 
     def __init__(
         self,
@@ -277,7 +280,7 @@ class Spool:
         self.chunks = dict(chunks or {})
         self._hot: dict[str, deque[tuple[list[Entry], float]]] = {}  # sink -> (a row's entries, lease expiry)
         self._hot_count = 0
-        self._leased: dict[int, list[Entry]] = {}  # seq -> the entries of a row leased here, not yet settled
+        self._leased: dict[int, list[Entry]] = {}  # seq -> the entries of a row leased here, still in it
         self._recent: set[str] = set()  # the event ids added last
         self._recent_order: deque[str] = deque()
         self.owner = uuid.uuid4().hex
@@ -313,6 +316,9 @@ class Spool:
             raise
 
     # -- helpers ---------------------------------------------------------
+
+    def disk(self) -> Spool:
+        return self
 
     def adopt(self) -> None:
         """Take over the rows of spools closed since this one was opened (to deliver and flush them)."""
@@ -455,7 +461,7 @@ class Spool:
                     self._hot_count -= len(entries)
                     continue
                 until = renewed
-            self._leased.setdefault(entries[0].key, entries)  # the whole row, until it is settled
+            self._leased.setdefault(entries[0].key, entries)  # the whole row, until all of it leaves
             if len(entries) > limit:  # a row written for a larger batch: the rest waits its turn here
                 queue.appendleft((entries[limit:], until))
                 entries = entries[:limit]
@@ -592,7 +598,7 @@ class Spool:
                 (len(part), encode_chunk(part), seq),
             )
 
-    def _settle(
+    def _leave(
         self,
         entries: Sequence[Entry],
         *,
@@ -611,7 +617,7 @@ class Spool:
         for i, entry in enumerate(entries):
             groups.setdefault(entry.key, []).append(i)
         owner = self.owner
-        settled: list[tuple[int, list[Entry]]] = []
+        left: list[tuple[int, list[Entry]]] = []
         with SQLITE, immediate(self._conn) as conn:
             if dead is not None:
                 conn.executemany(
@@ -624,7 +630,7 @@ class Spool:
                 )
             for seq, indexes in groups.items():
                 row = self._leased.get(seq)
-                if row is None:  # not leased here: nothing to settle
+                if row is None:  # not leased here: nothing to do
                     continue
                 taken = [entries[i] for i in indexes]
                 if len(taken) == len(row) and all(map(operator.is_, taken, row)):
@@ -642,7 +648,7 @@ class Spool:
                             "lease_until=NULL WHERE seq=? AND lease_owner=?",
                             (attempts, not_before, seq, owner),
                         )
-                        settled.append((seq, rest))
+                        left.append((seq, rest))
                         continue
                     by_due: dict[tuple[int, float], list[Any]] = {}
                     for e in leaving:
@@ -661,21 +667,21 @@ class Spool:
                     )
                 else:
                     conn.execute("DELETE FROM spool WHERE seq=? AND lease_owner=?", (seq, owner))
-                settled.append((seq, rest))
-        for seq, rest in settled:
+                left.append((seq, rest))
+        for seq, rest in left:
             if rest:
                 self._leased[seq] = rest
             else:
                 self._leased.pop(seq, None)
 
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
-        self._settle(entries)
+        self._leave(entries)
 
     def retry(self, sink: str, entries: Sequence[Entry]) -> None:
-        self._settle(entries, moved=True)
+        self._leave(entries, moved=True)
 
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
-        self._settle(entries, dead=[(sink, reason) for reason in reasons], now=now)
+        self._leave(entries, dead=[(sink, reason) for reason in reasons], now=now)
 
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
         """Records not yet acknowledged; with ``mine``, only those this process added."""
@@ -708,8 +714,8 @@ class Spool:
             row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def add_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Keep entries spilled from memory, with their attempts and due times."""
+    def keep_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Keep entries drained from memory, with their attempts and due times."""
         now = time.time()
         groups: dict[tuple[str, int, float], list[Any]] = {}
         for sink, e in items:
@@ -733,10 +739,6 @@ class Spool:
         with SQLITE:
             rows = self._conn.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
         return [DeadLetter(s, decode(p), reason, died) for s, p, reason, died in rows]
-
-    def set_meta(self, key: str, value: str) -> None:
-        with SQLITE:
-            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def update_meta(self, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]) -> None:
         """Merge into the JSON object at ``key``: counters in ``add`` are summed, fields in ``put`` replaced.
