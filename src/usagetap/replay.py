@@ -10,7 +10,6 @@ a batch refused as a whole is bisected, and a ``halt`` stops the replay.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,14 +18,14 @@ from datetime import date, timezone
 from pathlib import Path
 from typing import Optional
 
+from .db import ledger as ledger_db
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
-from .delivery.salvage import readable_rows, salvage_spool, text
+from .delivery.salvage import salvage_spool, text
 from .delivery.spool import immediate
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
-from .sinks.ledger import COLUMNS, iter_records
 from .status import NotASpool, check_spool
 
 __all__ = [
@@ -174,31 +173,16 @@ def _in_window(record: UsageRecord, since: Optional[date], until: Optional[date]
     return (since is None or day >= since) and (until is None or day <= until)
 
 
-def _ledger_where(since: Optional[date], until: Optional[date]) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if since is not None:
-        clauses.append("substr(timestamp, 1, 10) >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        clauses.append("substr(timestamp, 1, 10) <= ?")
-        params.append(until.isoformat())
-    return " AND ".join(clauses), params
-
-
 def count_ledger(conn: sqlite3.Connection, since: Optional[date], until: Optional[date]) -> int:
     """How many ledger records fall within the UTC days ``since`` .. ``until``."""
-    where, params = _ledger_where(since, until)
-    sql = "SELECT COUNT(*) FROM usage" + (f" WHERE {where}" if where else "")
-    return int(conn.execute(sql, params).fetchone()[0])
+    return ledger_db.count(conn, since, until)
 
 
 def ledger_records(
     conn: sqlite3.Connection, since: Optional[date], until: Optional[date]
 ) -> Iterator[UsageRecord]:
     """The ledger's records within the UTC days ``since`` .. ``until``, oldest first."""
-    where, params = _ledger_where(since, until)
-    return iter_records(conn, where, params)
+    return ledger_db.records_between(conn, since, until)
 
 
 @dataclass
@@ -344,14 +328,5 @@ def _spool_file(conn: sqlite3.Connection, sink: Optional[str]) -> FileRecords:
 
 
 def _ledger_file(conn: sqlite3.Connection) -> FileRecords:
-    rows, lost = readable_rows(conn, "usage", COLUMNS, index="usage_ts")
-    out = FileRecords("ledger", unreadable_rows=len(lost))
-    for row in rows:
-        data = dict(zip(COLUMNS, row[1:], strict=False))
-        try:
-            data["dimensions"] = json.loads(data["dimensions"])
-            out.records.append(UsageRecord.from_dict(data))
-        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError):
-            out.unreadable += 1
-    out.records.sort(key=lambda r: r.timestamp)
-    return out
+    records, unreadable, lost = ledger_db.read_around_damage(conn)
+    return FileRecords("ledger", records, unreadable=unreadable, unreadable_rows=lost)

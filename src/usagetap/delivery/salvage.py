@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..record import UsageRecord
-from .codec import _record, decode, decode_chunk
+from .codec import VERSION, decode, decode_array, decode_chunk
 
 __all__ = [
     "Salvage",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 _DECODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError)
-_RECORD_START = '[1,"'  # a record's array: the codec's version, then its event id
+_RECORD_START = f'[{VERSION},"'  # a record's array: the codec's version, then its event id
 
 
 def text(raw: bytes) -> str:
@@ -61,7 +61,7 @@ def readable_records(payload: str) -> list[UsageRecord]:
     while pos >= 0:
         try:
             value, end = decoder.raw_decode(payload, pos)
-            out.append(_record(value))
+            out.append(decode_array(value))
         except _DECODE_ERRORS:
             pos = payload.find(_RECORD_START, pos + 1)
             continue
