@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Optional
 
 from .db import ledger as ledger_db
+from .db import spool as spool_db
+from .db.recover import text
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
-from .delivery.salvage import salvage_spool, text
-from .delivery.spool import immediate
+from .delivery.salvage import salvage_spool
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
@@ -220,17 +221,8 @@ def load_dead_letters(
     until: Optional[date] = None,
 ) -> DeadLetters:
     """Dead letters of ``sink`` whose reason contains ``reason`` (any case), used within the UTC days."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if sink is not None:
-        clauses.append("sink = ?")
-        params.append(sink)
-    if reason:
-        clauses.append("instr(lower(reason), lower(?)) > 0")
-        params.append(reason)
-    sql = "SELECT seq, payload, reason FROM dead" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
     out = DeadLetters()
-    for seq, payload, why in conn.execute(sql + " ORDER BY seq", params):
+    for seq, payload, why in spool_db.dead_matching(conn, sink, reason):
         try:
             record = decode(payload)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -253,7 +245,7 @@ def settle_dead_letters(
 ) -> None:
     """After a batch: forget the dead letters now delivered; give those refused again the new reason."""
     died = time.time() if now is None else now
-    delivered: list[tuple[int]] = []
+    delivered: list[int] = []
     refused: list[tuple[str, float, int]] = []
     for record in records:
         event_id = record.event_id
@@ -261,12 +253,12 @@ def settle_dead_letters(
         if event_id in result.dead:
             refused.extend((result.dead[event_id], died, seq) for seq in seqs)
         elif event_id not in result.failed:
-            delivered.extend((seq,) for seq in seqs)
+            delivered.extend(seqs)
     if not delivered and not refused:
         return
-    with immediate(conn):
-        conn.executemany("DELETE FROM dead WHERE seq = ?", delivered)
-        conn.executemany("UPDATE dead SET reason = ?, died = ? WHERE seq = ?", refused)
+    with spool_db.immediate(conn):
+        spool_db.forget_dead(conn, delivered)
+        spool_db.refuse_again(conn, refused)
 
 
 @dataclass
@@ -299,7 +291,7 @@ def read_file(
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
         conn.text_factory = text
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = spool_db.table_names(conn)
         if "usage" in tables:
             out = _ledger_file(conn)
         elif "spool" in tables:

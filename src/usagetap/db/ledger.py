@@ -16,8 +16,8 @@ from datetime import date, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..delivery.salvage import readable_rows
 from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
+from .recover import readable_rows
 
 __all__ = [
     "COLUMNS",
