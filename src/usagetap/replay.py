@@ -39,7 +39,7 @@ __all__ = [
     "load_dead_letters",
     "open_spool_file",
     "read_file",
-    "settle_dead_letters",
+    "update_dead_letters",
 ]
 
 
@@ -79,7 +79,7 @@ class Replayer:
 
     ``retries``: how many more times a batch's retryable events are sent, with
     ``backoff`` between attempts (the backend's Retry-After is the minimum).
-    ``on_batch(records, result)`` runs after each batch is settled;
+    ``on_batch(records, result)`` runs after each batch, its outcomes counted;
     ``on_wait(seconds, reason)`` before each backoff.
     """
 
@@ -236,7 +236,7 @@ def load_dead_letters(
     return out
 
 
-def settle_dead_letters(
+def update_dead_letters(
     conn: sqlite3.Connection,
     letters: DeadLetters,
     records: Sequence[UsageRecord],

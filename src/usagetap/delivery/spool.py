@@ -43,7 +43,7 @@ from .codec import decode, decode_chunk, encode, encode_chunk
 from .salvage import Salvage, readable_records, salvage_spool
 from .store import DeadLetter, Entry, SpoolUnavailable, Store, StoreFull
 
-__all__ = ["SALVAGE_KEY", "Spool", "SpoolUnavailable", "immediate", "open_spool"]
+__all__ = ["Spool", "SpoolUnavailable", "open_spool"]
 
 HOT_LIMIT = 10_000
 CHUNK = 500
