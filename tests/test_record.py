@@ -138,13 +138,7 @@ def test_every_field_has_a_kind_that_every_format_converts() -> None:
 
     assert list(FIELD_KINDS) == list(FIELDS)
     assert {kind for kind, _ in FIELD_KINDS.values()} <= {"time", "decimal", "mapping", "count", "text"}
-    assert [n for n in FIELDS if FIELD_KINDS[n][0] == "count"] == list(TOKEN_FIELDS)
-
-
-def test_to_dict_has_every_field_in_declaration_order() -> None:
-    from dataclasses import fields
-
-    assert list(make().to_dict()) == [f.name for f in fields(UsageRecord)]
+    assert all(FIELD_KINDS[name] == ("count", False) for name in TOKEN_FIELDS)
 
 
 _ADD_FIELDS = """
