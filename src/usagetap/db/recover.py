@@ -111,6 +111,7 @@ def _bounds(conn: sqlite3.Connection, table: str, existing: Optional[list[int]])
 
 
 def file_of(conn: sqlite3.Connection) -> str:
+    """The path of the database file behind ``conn`` (empty when it has none or cannot say)."""
     try:
         for _, name, file in conn.execute("PRAGMA database_list").fetchall():
             if name == "main":

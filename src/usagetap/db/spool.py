@@ -226,15 +226,16 @@ def due(conn: sqlite3.Connection, sink: str, now: float, limit: int) -> list[tup
 
 
 def lease(conn: sqlite3.Connection, seqs: Iterable[int], owner: str, pid: int, until: float) -> None:
+    """Rows ``seqs`` become leased to ``owner`` (process ``pid``) until ``until``."""
     conn.executemany(
         "UPDATE spool SET lease_owner=?, lease_pid=?, lease_until=? WHERE seq=?",
         [(owner, pid, until, seq) for seq in seqs],
     )
 
 
-def payload(conn: sqlite3.Connection, seq: int) -> str:
-    (text,) = conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()
-    return str(text)
+def payload(conn: sqlite3.Connection, seq: int) -> Any:
+    """Row ``seq``'s payload (a chunk of encoded records) as stored."""
+    return conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()[0]
 
 
 def payload_bytes(conn: sqlite3.Connection, seq: int) -> Any:
@@ -282,6 +283,7 @@ def release(conn: sqlite3.Connection, seq: int, owner: str, attempts: int, not_b
 
 
 def release_all(conn: sqlite3.Connection, seqs: Iterable[int], owner: str) -> None:
+    """``owner``'s leases of rows ``seqs`` end; the rows keep their due times."""
     conn.executemany(
         "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL WHERE seq=? AND lease_owner=?",
         [(seq, owner) for seq in seqs],
@@ -359,6 +361,7 @@ def dead_matching(
 
 
 def forget_dead(conn: sqlite3.Connection, seqs: Iterable[int]) -> None:
+    """Delete dead letters ``seqs`` (delivered at last)."""
     conn.executemany("DELETE FROM dead WHERE seq = ?", [(seq,) for seq in seqs])
 
 
@@ -395,6 +398,7 @@ def put_meta(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
 
 
 def meta(conn: sqlite3.Connection, key: str) -> Optional[str]:
+    """The meta value at ``key``; None when there is none."""
     row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
