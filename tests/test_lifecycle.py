@@ -224,7 +224,7 @@ def test_stats_counts_what_an_earlier_process_left_in_the_spool_as_pending() -> 
 
     spool = open_spool(default_spool_path(), max_bytes=0, lease_seconds=120)
     later = time.time() + 3600  # waiting for a retry: not delivered while the test looks
-    spool.add_entries([("ledger", Entry(0, make_record(), 1, later)) for _ in range(3)])
+    spool.keep_entries([("ledger", Entry(0, make_record(), 1, later)) for _ in range(3)])
     spool.close()
     assert usagetap.stats()["pending"] == 3
     usagetap.shutdown(timeout=0.1)

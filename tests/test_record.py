@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from usagetap import InvalidRecord, UsageRecord
-from usagetap.record import derive_event_id, new_event_id
+from usagetap.record import TOKEN_FIELDS, derive_event_id, new_event_id
 
 
 def make(**overrides: object) -> UsageRecord:
@@ -130,3 +131,81 @@ def test_the_documented_dimension_caps() -> None:
     from usagetap.record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS
 
     assert (MAX_DIMENSIONS, MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE) == (50, 64, 1000)
+
+
+def test_every_field_has_a_kind_that_every_format_converts() -> None:
+    from usagetap.record import FIELD_KINDS, FIELDS
+
+    assert list(FIELD_KINDS) == list(FIELDS)
+    assert {kind for kind, _ in FIELD_KINDS.values()} <= {"time", "decimal", "mapping", "count", "text"}
+    assert all(FIELD_KINDS[name] == ("count", False) for name in TOKEN_FIELDS)
+
+
+_ADD_FIELDS = """
+import json, pathlib, shutil, sqlite3, sys
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import usagetap as installed
+source = pathlib.Path(installed.__file__).parent
+shutil.copytree(source, "pkg/usagetap", ignore=shutil.ignore_patterns("__pycache__"))
+record_py = pathlib.Path("pkg/usagetap/record.py")
+anchor = "    billed_cost: Optional[Decimal] = None\\n"
+text = record_py.read_text()
+assert anchor in text
+record_py.write_text(text.replace(
+    anchor,
+    anchor
+    + "    session_id: Optional[str] = None\\n"
+    + "    discount: Optional[Decimal] = None\\n"
+    + "    seats: int = 0\\n",
+))
+for name in [m for m in sys.modules if m == "usagetap" or m.startswith("usagetap.")]:
+    del sys.modules[name]
+sys.path.insert(0, "pkg")
+
+from usagetap.delivery.codec import decode_chunk, encode_chunk
+from usagetap.db import ledger as ledger_db
+from usagetap.sinks.http import payload
+UsageRecord = sys.modules["usagetap.record"].UsageRecord
+assert "session_id" in UsageRecord.__dataclass_fields__
+
+r = UsageRecord(
+    event_id="ev-7", timestamp=datetime(2026, 3, 4, 5, 6, tzinfo=timezone.utc), customer="org_9",
+    provider="openai", model="gpt-x", request_model="gpt-x", operation="chat", input_tokens=9,
+    output_tokens=3, cost=Decimal("0.25"), session_id="sess-1", discount=Decimal("0.05"), seats=4,
+)
+added = {"session_id": "sess-1", "discount": "0.05", "seats": 4}
+out = {}
+out["to_dict"] = {k: r.to_dict()[k] for k in added}
+out["from_dict"] = UsageRecord.from_dict(r.to_dict()) == r
+out["codec"] = decode_chunk(encode_chunk([r])) == [r]
+conn = ledger_db.connect("ledger.db")
+ledger_db.insert(conn, [r])
+out["ledger_columns"] = [row[1] for row in conn.execute("PRAGMA table_info(usage)")][-3:]
+out["ledger"] = list(ledger_db.iter_records(conn)) == [r]
+event = json.loads(payload([r]))["events"][0]
+out["wire"] = {k: event[k] for k in added}
+print(json.dumps(out))
+"""
+
+
+def test_a_field_added_to_the_record_reaches_every_format(tmp_path: Path) -> None:
+    """Add fields to a copy of record.py: to_dict, from_dict, the spool codec, the ledger and the
+    HTTP wire carry them with no other edit."""
+    import json
+
+    from tests.helpers import run_script
+
+    result = run_script(_ADD_FIELDS, tmp_path)
+    assert result.returncode == 0, result.stderr
+    added = {"session_id": "sess-1", "discount": "0.05", "seats": 4}
+    assert json.loads(result.stdout) == {
+        "to_dict": added,
+        "from_dict": True,
+        "codec": True,
+        "ledger_columns": ["session_id", "discount", "seats"],
+        "ledger": True,
+        "wire": added,
+    }

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -112,7 +113,13 @@ def test_counters_and_last_error_come_from_the_delivering_worker(spool_path: Pat
     assert spaire.last_error_at is not None and spaire.updated is not None
 
 
-def test_status_json(spool_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json(
+    spool_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oldest = next(s for s in status_of(spool_path).sinks if s.sink == "spaire").oldest
+    assert oldest is not None
+    now = oldest + 1.2344
+    monkeypatch.setattr("usagetap.status.time", SimpleNamespace(time=lambda: now))
     assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["pending"], data["dead_letters"]) == (6, 2)
@@ -120,7 +127,7 @@ def test_status_json(spool_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert spaire["counters"] == {"delivered": 2, "duplicates": 0, "retried": 1, "dead": 2}
     assert spaire["last_error"]["message"] == "the backend asked to retry 1 event(s)"
     assert spaire["last_error"]["at"].endswith("Z")
-    assert spaire["oldest_age_seconds"] >= 0
+    assert spaire["oldest_age_seconds"] == 1.234
     assert spaire["leases"] == [
         {"pid": os.getpid(), "rows": 1, "expires": spaire["leases"][0]["expires"], "alive": True}
     ]

@@ -9,26 +9,33 @@ Every count is an int from 0 to :data:`MAX_TOKENS`.
 
 from __future__ import annotations
 
+import operator
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 from .errors import InvalidRecord
 
 __all__ = [
+    "DECIMAL_FIELDS",
+    "FIELDS",
+    "FIELD_KINDS",
+    "MAPPING_FIELDS",
     "MAX_DIMENSIONS",
     "MAX_DIMENSION_KEY",
     "MAX_DIMENSION_VALUE",
     "MAX_TOKENS",
+    "TIME_FIELDS",
     "TOKEN_FIELDS",
     "Scalar",
     "UsageRecord",
     "cap_dimensions",
     "check_dimensions",
     "derive_event_id",
+    "field_values",
     "new_event_id",
     "validate_dimensions",
 ]
@@ -213,36 +220,53 @@ class UsageRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: timestamp as ISO 8601 UTC, decimals as strings."""
-        return {
-            "event_id": self.event_id,
-            "timestamp": self.timestamp.astimezone(timezone.utc).isoformat(),
-            "customer": self.customer,
-            "provider": self.provider,
-            "model": self.model,
-            "request_model": self.request_model,
-            "operation": self.operation,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "cost": None if self.cost is None else str(self.cost),
-            "dimensions": dict(self.dimensions),
-            "status": self.status,
-            "response_id": self.response_id,
-            "run_id": self.run_id,
-            "parent_run_id": self.parent_run_id,
-            "price_version": self.price_version,
-            "billed_cost": None if self.billed_cost is None else str(self.billed_cost),
-        }
+        out = dict(zip(FIELDS, field_values(self), strict=True))
+        for name in TIME_FIELDS:
+            out[name] = out[name].astimezone(timezone.utc).isoformat()
+        for name in DECIMAL_FIELDS:
+            if out[name] is not None:
+                out[name] = str(out[name])
+        for name in MAPPING_FIELDS:
+            out[name] = dict(out[name])
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UsageRecord:
         """Inverse of :meth:`to_dict`."""
         values = dict(data)
-        values["timestamp"] = datetime.fromisoformat(values["timestamp"])
-        for key in ("cost", "billed_cost"):
-            if values.get(key) is not None:
-                values[key] = Decimal(values[key])
-        values["dimensions"] = dict(values.get("dimensions") or {})
+        for name in TIME_FIELDS:
+            values[name] = datetime.fromisoformat(values[name])
+        for name in DECIMAL_FIELDS:
+            if values.get(name) is not None:
+                values[name] = Decimal(values[name])
+        for name in MAPPING_FIELDS:
+            values[name] = dict(values.get(name) or {})
         return cls(**values)
+
+
+def _kinds() -> dict[str, tuple[str, bool]]:
+    """Each field's kind (``time``, ``decimal``, ``mapping``, ``count``, ``text``) and whether it
+    may be None: what every format (codec, ledger, wire) converts it by."""
+    kinds: dict[str, tuple[str, bool]] = {}
+    for name, hint in get_type_hints(UsageRecord).items():
+        args = get_args(hint)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if optional else hint
+        base = get_origin(base) or base
+        kind = {datetime: "time", Decimal: "decimal", dict: "mapping", int: "count", str: "text"}.get(base)
+        if kind is None:
+            raise TypeError(f"UsageRecord.{name}: no format knows its type {hint!r}; give it a kind here")
+        kinds[name] = (kind, optional)
+    return kinds
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UsageRecord))
+"""The record's fields in declaration order: the keys of :meth:`UsageRecord.to_dict`, the ledger's
+columns, the spool codec's positions and the HTTP wire's keys all derive from it."""
+FIELD_KINDS: dict[str, tuple[str, bool]] = _kinds()
+"""Field -> (kind, may be None); kinds: ``time``, ``decimal``, ``mapping``, ``count``, ``text``."""
+TIME_FIELDS = tuple(n for n in FIELDS if FIELD_KINDS[n][0] == "time")
+DECIMAL_FIELDS = tuple(n for n in FIELDS if FIELD_KINDS[n][0] == "decimal")
+MAPPING_FIELDS = tuple(n for n in FIELDS if FIELD_KINDS[n][0] == "mapping")
+field_values: Callable[[UsageRecord], tuple[Any, ...]] = operator.attrgetter(*FIELDS)
+"""A record's values in :data:`FIELDS` order, as one tuple."""

@@ -10,7 +10,6 @@ a batch refused as a whole is bisected, and a ``halt`` stops the replay.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,14 +18,15 @@ from datetime import date, timezone
 from pathlib import Path
 from typing import Optional
 
+from .db import ledger as ledger_db
+from .db import spool as spool_db
+from .db.recover import text
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
-from .delivery.salvage import readable_rows, salvage_spool, text
-from .delivery.spool import immediate
+from .delivery.salvage import salvage_spool
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
 from .sinks.base import Outcomes, Sink
-from .sinks.ledger import COLUMNS, iter_records
 from .status import NotASpool, check_spool
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
     "load_dead_letters",
     "open_spool_file",
     "read_file",
-    "settle_dead_letters",
+    "update_dead_letters",
 ]
 
 
@@ -79,7 +79,7 @@ class Replayer:
 
     ``retries``: how many more times a batch's retryable events are sent, with
     ``backoff`` between attempts (the backend's Retry-After is the minimum).
-    ``on_batch(records, result)`` runs after each batch is settled;
+    ``on_batch(records, result)`` runs after each batch, its outcomes counted;
     ``on_wait(seconds, reason)`` before each backoff.
     """
 
@@ -174,31 +174,16 @@ def _in_window(record: UsageRecord, since: Optional[date], until: Optional[date]
     return (since is None or day >= since) and (until is None or day <= until)
 
 
-def _ledger_where(since: Optional[date], until: Optional[date]) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if since is not None:
-        clauses.append("substr(timestamp, 1, 10) >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        clauses.append("substr(timestamp, 1, 10) <= ?")
-        params.append(until.isoformat())
-    return " AND ".join(clauses), params
-
-
 def count_ledger(conn: sqlite3.Connection, since: Optional[date], until: Optional[date]) -> int:
     """How many ledger records fall within the UTC days ``since`` .. ``until``."""
-    where, params = _ledger_where(since, until)
-    sql = "SELECT COUNT(*) FROM usage" + (f" WHERE {where}" if where else "")
-    return int(conn.execute(sql, params).fetchone()[0])
+    return ledger_db.count(conn, since, until)
 
 
 def ledger_records(
     conn: sqlite3.Connection, since: Optional[date], until: Optional[date]
 ) -> Iterator[UsageRecord]:
     """The ledger's records within the UTC days ``since`` .. ``until``, oldest first."""
-    where, params = _ledger_where(since, until)
-    return iter_records(conn, where, params)
+    return ledger_db.records_between(conn, since, until)
 
 
 @dataclass
@@ -236,17 +221,8 @@ def load_dead_letters(
     until: Optional[date] = None,
 ) -> DeadLetters:
     """Dead letters of ``sink`` whose reason contains ``reason`` (any case), used within the UTC days."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if sink is not None:
-        clauses.append("sink = ?")
-        params.append(sink)
-    if reason:
-        clauses.append("instr(lower(reason), lower(?)) > 0")
-        params.append(reason)
-    sql = "SELECT seq, payload, reason FROM dead" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
     out = DeadLetters()
-    for seq, payload, why in conn.execute(sql + " ORDER BY seq", params):
+    for seq, payload, why in spool_db.dead_matching(conn, sink, reason):
         try:
             record = decode(payload)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -260,7 +236,7 @@ def load_dead_letters(
     return out
 
 
-def settle_dead_letters(
+def update_dead_letters(
     conn: sqlite3.Connection,
     letters: DeadLetters,
     records: Sequence[UsageRecord],
@@ -269,7 +245,7 @@ def settle_dead_letters(
 ) -> None:
     """After a batch: forget the dead letters now delivered; give those refused again the new reason."""
     died = time.time() if now is None else now
-    delivered: list[tuple[int]] = []
+    delivered: list[int] = []
     refused: list[tuple[str, float, int]] = []
     for record in records:
         event_id = record.event_id
@@ -277,12 +253,12 @@ def settle_dead_letters(
         if event_id in result.dead:
             refused.extend((result.dead[event_id], died, seq) for seq in seqs)
         elif event_id not in result.failed:
-            delivered.extend((seq,) for seq in seqs)
+            delivered.extend(seqs)
     if not delivered and not refused:
         return
-    with immediate(conn):
-        conn.executemany("DELETE FROM dead WHERE seq = ?", delivered)
-        conn.executemany("UPDATE dead SET reason = ?, died = ? WHERE seq = ?", refused)
+    with spool_db.immediate(conn):
+        spool_db.forget_dead(conn, delivered)
+        spool_db.refuse_again(conn, refused)
 
 
 @dataclass
@@ -315,7 +291,7 @@ def read_file(
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
         conn.text_factory = text
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = spool_db.table_names(conn)
         if "usage" in tables:
             out = _ledger_file(conn)
         elif "spool" in tables:
@@ -344,14 +320,5 @@ def _spool_file(conn: sqlite3.Connection, sink: Optional[str]) -> FileRecords:
 
 
 def _ledger_file(conn: sqlite3.Connection) -> FileRecords:
-    rows, lost = readable_rows(conn, "usage", COLUMNS, index="usage_ts")
-    out = FileRecords("ledger", unreadable_rows=len(lost))
-    for row in rows:
-        data = dict(zip(COLUMNS, row[1:], strict=False))
-        try:
-            data["dimensions"] = json.loads(data["dimensions"])
-            out.records.append(UsageRecord.from_dict(data))
-        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError):
-            out.unreadable += 1
-    out.records.sort(key=lambda r: r.timestamp)
-    return out
+    records, unreadable, lost = ledger_db.read_around_damage(conn)
+    return FileRecords("ledger", records, unreadable=unreadable, unreadable_rows=lost)

@@ -12,6 +12,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Optional
 
+from .db.ledger import GROUP_KEYS, grouped
+from .record import TOKEN_FIELDS
+
 __all__ = [
     "GROUP_KEYS",
     "NUMERIC_COLUMNS",
@@ -26,19 +29,7 @@ __all__ = [
     "totals",
 ]
 
-# group key -> SQL expression over the ledger's usage table
-GROUP_KEYS: dict[str, str] = {
-    "customer": "customer",
-    "model": "model",
-    "provider": "provider",
-    "operation": "operation",
-    "feature": "json_extract(dimensions, '$.feature')",
-    "day": "substr(timestamp, 1, 10)",
-    "run": "run_id",
-    "status": "status",
-}
-
-_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_SUMS = TOKEN_FIELDS
 
 # (title, Row attribute) of the numeric columns a human-readable report can show
 NUMERIC_COLUMNS = (
@@ -93,12 +84,9 @@ def aggregate(
     unknown = [key for key in by if key not in GROUP_KEYS]
     if unknown:
         raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}")
-    where, params = _window(since, until)
-    exprs = [GROUP_KEYS[key] for key in by]
-    sql = f"SELECT {', '.join([*exprs, *_SUMS, 'cost'])} FROM usage {where}"
     groups: dict[tuple[Any, ...], Row] = {}
-    width = len(exprs)
-    for values in conn.execute(sql, params):
+    width = len(by)
+    for values in grouped(conn, by, _SUMS, since, until):
         key = tuple(values[:width])
         row = groups.get(key)
         if row is None:
@@ -126,18 +114,6 @@ def totals(rows: Sequence[Row]) -> Row:
         total.cost += row.cost
         total.unpriced += row.unpriced
     return total
-
-
-def _window(since: Optional[date], until: Optional[date]) -> tuple[str, tuple[str, ...]]:
-    clauses: list[str] = []
-    params: list[str] = []
-    if since is not None:
-        clauses.append("substr(timestamp, 1, 10) >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        clauses.append("substr(timestamp, 1, 10) <= ?")
-        params.append(until.isoformat())
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def render_json(rows: Sequence[Row], by: Sequence[str], *, with_totals: bool = False) -> str:

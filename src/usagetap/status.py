@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from .delivery.spool import SALVAGE_KEY, _pid_alive
+from .db import spool as db
+from .db.spool import SALVAGE_KEY
+from .delivery.spool import _pid_alive
 from .delivery.worker import COUNTERS, status_key
 
 SALVAGE_COUNTERS = ("salvaged", "unreadable", "unreadable_rows", "unreadable_dead")
@@ -149,8 +151,7 @@ def _iso(moment: Optional[float]) -> Optional[str]:
 
 def check_spool(conn: sqlite3.Connection) -> None:
     """Raise :class:`NotASpool` unless ``conn`` is a usagetap spool (sqlite3.Error if no database)."""
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    missing = {"spool", "dead", "meta"} - tables
+    missing = db.missing_tables(conn)
     if missing:
         raise NotASpool(f"not a usagetap spool (no {', '.join(sorted(missing))} table)")
 
@@ -188,60 +189,37 @@ def read_status(
     def sink(name: str) -> SinkStatus:
         return sinks.setdefault(name, SinkStatus(name))
 
-    conn.execute("BEGIN")
-    try:
-        for name, pending, oldest, max_attempts in conn.execute(
-            "SELECT sink, SUM(n), MIN(created), MAX(attempts) FROM spool GROUP BY sink"
-        ):
+    with db.snapshot(conn):
+        for name, pending, oldest, max_attempts in db.waiting_by_sink(conn):
             s = sink(name)
             s.pending, s.oldest, s.max_attempts = pending, oldest, max_attempts
-        for name, due, backoff, next_attempt in conn.execute(
-            "SELECT sink, SUM(CASE WHEN not_before <= :now THEN n ELSE 0 END), "
-            "SUM(CASE WHEN not_before > :now THEN n ELSE 0 END), "
-            "MIN(CASE WHEN not_before > :now THEN not_before END) "
-            "FROM spool WHERE lease_until IS NULL OR lease_until < :now GROUP BY sink",
-            {"now": now},
-        ):
+        for name, due, backoff, next_attempt in db.due_by_sink(conn, now):
             s = sink(name)
             s.due, s.backoff, s.next_attempt = due, backoff, next_attempt
-        for name, pid, rows, expires in conn.execute(
-            "SELECT sink, lease_pid, SUM(n), MAX(lease_until) FROM spool "
-            "WHERE lease_until >= ? GROUP BY sink, lease_pid ORDER BY sink, lease_pid",
-            (now,),
-        ):
+        for name, pid, rows, expires in db.leases_by_sink(conn, now):
             lease = Lease(int(pid or 0), rows, expires, bool(pid) and alive(int(pid)))
             s = sink(name)
             s.leases.append(lease)
             s.in_flight += rows
-        for name, stale in conn.execute(
-            "SELECT sink, SUM(n) FROM spool WHERE lease_until < ? GROUP BY sink", (now,)
-        ):
+        for name, stale in db.stale_by_sink(conn, now):
             sink(name).stale = stale
         dead = [
-            DeadGroup(name, reason, count, latest)
-            for name, reason, count, latest in conn.execute(
-                "SELECT sink, reason, COUNT(*), MAX(died) FROM dead GROUP BY sink, reason "
-                "ORDER BY sink, COUNT(*) DESC, reason"
-            )
+            DeadGroup(name, reason, count, latest) for name, reason, count, latest in db.dead_by_reason(conn)
         ]
         for group in dead:
             sink(group.sink).dead_letters += group.count
         prefix = status_key("")
-        for key, value in conn.execute(
-            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
-        ):
+        for key, value in db.meta_under(conn, prefix):
             _apply_meta(sink(key[len(prefix) :]), value)
-        salvage = conn.execute("SELECT value FROM meta WHERE key=?", (SALVAGE_KEY,)).fetchone()
-    finally:
-        conn.execute("COMMIT")
-    size = _size(conn)
+        salvage = db.meta(conn, SALVAGE_KEY)
+    size = db.file_bytes(conn)
     return SpoolStatus(path, size, now, sorted(sinks.values(), key=lambda s: s.sink), dead, _salvage(salvage))
 
 
-def _salvage(row: Optional[tuple[str]]) -> dict[str, Any]:
+def _salvage(value: Optional[str]) -> dict[str, Any]:
     """What was salvaged from a corrupt spool, and what could not be read (counters, source, time)."""
     try:
-        data = json.loads(row[0]) if row else {}
+        data = json.loads(value) if value else {}
     except ValueError:
         return {}
     if not isinstance(data, dict):
@@ -270,9 +248,3 @@ def _apply_meta(s: SinkStatus, value: str) -> None:
 
 def _number(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _size(conn: sqlite3.Connection) -> int:
-    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-    return pages * size

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import make_record
 from usagetap.delivery.codec import decode, decode_chunk, encode, encode_chunk
+from usagetap.delivery.spool import open_spool
+from usagetap.record import UsageRecord
 
 
 def _records() -> list:
@@ -54,3 +60,60 @@ def test_an_unknown_payload_version_is_refused() -> None:
     row[0] = 99
     with pytest.raises(ValueError, match="version 99"):
         decode(json.dumps(row))
+
+
+def _first_format(r: UsageRecord) -> list:
+    """A record as the spool's first format (version 1, usagetap 0.1) wrote it, spelled out."""
+    return [
+        1,
+        r.event_id,
+        r.timestamp.isoformat(),
+        r.customer,
+        r.provider,
+        r.model,
+        r.request_model,
+        r.operation,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        None if r.cost is None else str(r.cost),
+        r.dimensions,
+        r.status,
+        r.response_id,
+        r.run_id,
+        r.parent_run_id,
+        r.price_version,
+        None if r.billed_cost is None else str(r.billed_cost),
+    ]
+
+
+def test_records_are_encoded_as_the_first_format_wrote_them() -> None:
+    records = _records()
+    assert json.loads(encode_chunk(records)) == [_first_format(r) for r in records]
+
+
+def test_a_spool_written_in_the_first_format_is_delivered_from(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=60.0, hot_limit=0)
+    spool.close()
+    records = _records()
+    conn = sqlite3.connect(str(path))
+    conn.execute(
+        "INSERT INTO spool (sink, n, payload, created, attempts, not_before) VALUES ('a', ?, ?, 0, 0, 0)",
+        (len(records), json.dumps([_first_format(r) for r in records])),
+    )
+    conn.commit()
+    conn.close()
+    spool = open_spool(str(path), max_bytes=0, lease_seconds=60.0, hot_limit=0)
+    assert [e.record for e in spool.lease("a", 10, time.time())] == records
+    spool.close()
+
+
+def test_an_array_written_before_a_field_was_added_reads_it_at_its_default() -> None:
+    record = make_record(price_version="p1", billed_cost=Decimal("0.5"))
+    short = json.loads(encode(record))[:-2]  # no price_version, no billed_cost yet
+    back = decode(json.dumps(short))
+    assert (back.price_version, back.billed_cost) == (None, None)
+    assert back == dataclasses.replace(record, price_version=None, billed_cost=None)

@@ -365,13 +365,13 @@ class Unreachable:
 
 def dead_letters(pipeline: Pipeline) -> dict[str, str]:
     from usagetap.delivery.spool import Spool
-    from usagetap.delivery.store import MemoryStore, Tiered
+    from usagetap.delivery.store import MemoryStore, SpillingStore
 
     store = pipeline.store
     if isinstance(store, Spool):
         letters = store.dead_letters()
     else:
-        memory = store.memory if isinstance(store, Tiered) else store
+        memory = store.memory if isinstance(store, SpillingStore) else store
         assert isinstance(memory, MemoryStore)
         letters = list(memory.dead_letters)
     return {letter.record.event_id: letter.reason for letter in letters}

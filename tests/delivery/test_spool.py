@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import make_record
 from usagetap.delivery.spool import Spool, SpoolUnavailable, open_spool
-from usagetap.delivery.store import MemoryStore, StoreFull, Tiered
+from usagetap.delivery.store import MemoryStore, SpillingStore, StoreFull
 
 
 def spool_at(path: Path, **kw: float) -> Spool:
@@ -272,16 +272,16 @@ def test_a_partly_acknowledged_batch_keeps_the_rest_and_other_sinks_rows(tmp_pat
 def test_has_pending_in_memory_and_through_a_spill(tmp_path: Path) -> None:
     memory = MemoryStore(max_entries=1)
     spill = spool_at(tmp_path / "spool.db")
-    tiered = Tiered(memory, lambda: spill, adopt=False)
-    assert not memory.has_pending() and not tiered.has_pending()
-    tiered.add(["s"], [make_record(input_tokens=1)])
-    assert memory.has_pending() and tiered.has_pending() and not spill.has_pending()
-    tiered.add(["s"], [make_record(input_tokens=2)])  # memory is full: spills
+    spilling = SpillingStore(memory, lambda: spill, adopt=False)
+    assert not memory.has_pending() and not spilling.has_pending()
+    spilling.add(["s"], [make_record(input_tokens=1)])
+    assert memory.has_pending() and spilling.has_pending() and not spill.has_pending()
+    spilling.add(["s"], [make_record(input_tokens=2)])  # memory is full: spills
     assert spill.has_pending()
-    entries = tiered.lease("s", 10, time.time())
+    entries = spilling.lease("s", 10, time.time())
     assert [e.tier for e in entries] == [memory, spill]
-    tiered.ack("s", entries)
-    assert not memory.has_pending() and not spill.has_pending() and not tiered.has_pending()
+    spilling.ack("s", entries)
+    assert not memory.has_pending() and not spill.has_pending() and not spilling.has_pending()
 
 
 def test_a_row_holds_one_batch_and_a_lease_takes_whole_rows(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
-    from ..replay import load_dead_letters, open_spool_file, settle_dead_letters
+    from ..replay import load_dead_letters, open_spool_file, update_dead_letters
     from ..status import NotASpool
 
     path = spool_path(args)
@@ -164,7 +164,7 @@ def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
             list(letters.records.values()),
             len(letters.records),
             args.retries,
-            after_batch=lambda records, result: settle_dead_letters(conn, letters, records, result),
+            after_batch=lambda records, result: update_dead_letters(conn, letters, records, result),
         )
     except sqlite3.Error as exc:
         raise CLIError(f"cannot use the spool at {path}: {exc}") from None

@@ -9,13 +9,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..record import UsageRecord
+from ..record import DECIMAL_FIELDS, FIELDS, TIME_FIELDS, UsageRecord, field_values
 
-__all__ = ["decode", "decode_chunk", "encode", "encode_chunk"]
+__all__ = ["VERSION", "decode", "decode_array", "decode_chunk", "encode", "encode_chunk"]
 
-_VERSION = 1
+VERSION = 1
+"""Version 1: the version, then the record's fields (:data:`~usagetap.record.FIELDS`) in declaration order.
+
+Fields are only ever appended, each with a default: a shorter array (written before a field was added)
+reads with the missing fields at their defaults. Any other change to the fields needs a new version.
+"""
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
+# positions in the array (after the version) of the fields stored as text
+_TIMES = tuple(1 + FIELDS.index(name) for name in TIME_FIELDS)
+_DECIMALS = tuple(1 + FIELDS.index(name) for name in DECIMAL_FIELDS)
 
 
 def encode(r: UsageRecord) -> str:
@@ -29,49 +37,35 @@ def encode_chunk(records: Iterable[UsageRecord]) -> str:
 
 
 def _fields(r: UsageRecord) -> list[Any]:
-    """The version, then every field of the record in declaration order (``_record`` relies on it)."""
-    return [
-        _VERSION,
-        r.event_id,
-        r.timestamp.isoformat(),
-        r.customer,
-        r.provider,
-        r.model,
-        r.request_model,
-        r.operation,
-        r.input_tokens,
-        r.output_tokens,
-        r.cache_read_tokens,
-        r.cache_write_tokens,
-        r.reasoning_tokens,
-        None if r.cost is None else str(r.cost),
-        r.dimensions,
-        r.status,
-        r.response_id,
-        r.run_id,
-        r.parent_run_id,
-        r.price_version,
-        None if r.billed_cost is None else str(r.billed_cost),
-    ]
+    """The version, then every field of the record in declaration order (:func:`decode_array` reads it)."""
+    v = [VERSION, *field_values(r)]
+    for i in _TIMES:
+        v[i] = v[i].isoformat()
+    for i in _DECIMALS:
+        if v[i] is not None:
+            v[i] = str(v[i])
+    return v
 
 
 def decode(payload: str) -> UsageRecord:
     """Inverse of :func:`encode`."""
-    return _record(_loads(payload))
+    return decode_array(_loads(payload))
 
 
 def decode_chunk(chunk: str) -> list[UsageRecord]:
     """Inverse of :func:`encode_chunk` (of :func:`encode` each)."""
-    return [_record(v) for v in _loads(chunk)]
+    return [decode_array(v) for v in _loads(chunk)]
 
 
-def _record(v: list[Any]) -> UsageRecord:
+def decode_array(v: list[Any]) -> UsageRecord:
     """The record of a decoded array (changed in place); after the version come the record's fields."""
-    if v[0] != _VERSION:
+    if v[0] != VERSION:
         raise ValueError(f"unknown spool payload version {v[0]!r}")
-    v[2] = datetime.fromisoformat(v[2])
-    if v[13] is not None:
-        v[13] = Decimal(v[13])
-    if v[20] is not None:
-        v[20] = Decimal(v[20])
+    n = len(v)
+    for i in _TIMES:
+        if i < n:
+            v[i] = datetime.fromisoformat(v[i])
+    for i in _DECIMALS:
+        if i < n and v[i] is not None:
+            v[i] = Decimal(v[i])
     return UsageRecord(*v[1:])  # positional: half the cost of 20 keywords

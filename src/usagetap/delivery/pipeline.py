@@ -30,7 +30,7 @@ from ..sinks.base import Sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
-from .store import MemoryStore, SpoolUnavailable, Store, StoreFull, Tiered
+from .store import MemoryStore, SpillingStore, SpoolUnavailable, Store, StoreFull
 from .warmup import is_warm, warm
 from .worker import SinkWorker, batch_limit
 
@@ -203,7 +203,7 @@ class Pipeline:
         if self._backoff is None:
             self._backoff = Backoff()
         if s.durability == "memory":
-            self.store = Tiered(
+            self.store = SpillingStore(
                 MemoryStore(s.max_queue), self._open_spill, adopt=os.path.exists(s.spool_path)
             )
         else:
@@ -341,7 +341,7 @@ class Pipeline:
         except SpoolUnavailable as exc:
             self._fall_back(exc)
             return self._store(records)
-        if not isinstance(store, (Tiered, MemoryStore)):
+        if store.durable:
             _stats.incr("spooled", len(records))
         for worker in self.workers:
             worker.added(len(records))
@@ -425,13 +425,10 @@ class Pipeline:
                 except Exception as exc:
                     internal_error("adopt.open", exc)
             store = self.store
-            if isinstance(store, Tiered):
-                store = store._spill_store() if os.path.exists(self.settings.spool_path) else None
-            if store is not None:
-                from .spool import Spool
-
-                if isinstance(store, Spool):
-                    store.adopt()
+            if store is not None and (store.durable or os.path.exists(self.settings.spool_path)):
+                disk = store.disk()
+                if disk is not None:
+                    disk.adopt()
         self.resume()
         for worker in self.workers:
             worker.wake.set()
@@ -575,20 +572,17 @@ class Pipeline:
         """Spill what memory still holds to the spool; return how many records stay on disk."""
         store = self.store
         lost = len(self.buffer) + len(self._held)
-        if isinstance(store, Tiered):
-            items = store.memory.drain()
-            if items:
-                spill = store._spill_store()
-                if spill is not None and hasattr(spill, "add_entries"):
-                    try:
-                        spill.add_entries(items)
-                    except Exception as exc:
-                        internal_error("spill", exc)
-                        lost += len(items)
-                else:
+        items = store.drain() if store is not None else []
+        if store is not None and items:
+            disk = store.disk()
+            if disk is not None:
+                try:
+                    disk.keep_entries(items)
+                except Exception as exc:
+                    internal_error("spill", exc)
                     lost += len(items)
-        elif isinstance(store, MemoryStore):
-            lost += len(store.drain())
+            else:
+                lost += len(items)
         if lost:
             _stats.incr("dropped.shutdown", lost)
             log.warning("usagetap: %d usage records not delivered at shutdown and not kept on disk", lost)

@@ -25,8 +25,6 @@ idempotency key, counts the second as a duplicate.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import operator
 import os
 import sqlite3
@@ -38,76 +36,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .._forksafe import SQLITE
+from ..db import spool as db
+from ..db.recover import text
+from ..db.spool import SALVAGE_KEY, immediate
 from .codec import decode, decode_chunk, encode, encode_chunk
-from .salvage import Salvage, readable_records, salvage_spool, text
-from .store import DeadLetter, Entry, SpoolUnavailable, StoreFull
+from .salvage import Salvage, readable_records, salvage_spool
+from .store import DeadLetter, Entry, SpoolUnavailable, Store, StoreFull
 
-__all__ = ["SALVAGE_KEY", "Spool", "SpoolUnavailable", "immediate", "open_spool"]
+__all__ = ["Spool", "SpoolUnavailable", "open_spool"]
 
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS spool (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    sink TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    not_before REAL NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_pid INTEGER,
-    lease_until REAL,
-    origin TEXT NOT NULL DEFAULT '',
-    origin_pid INTEGER NOT NULL DEFAULT 0
-)""",
-    "CREATE INDEX IF NOT EXISTS spool_due ON spool (sink, not_before, seq)",
-    """CREATE TABLE IF NOT EXISTS dead (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    sink TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    created REAL NOT NULL,
-    died REAL NOT NULL
-)""",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-# a spool written before chunks (one row per record): its rows become chunks of one
-_UPGRADE = (
-    "ALTER TABLE spool RENAME TO spool_rows",
-    "DROP INDEX IF EXISTS spool_due",
-    _TABLES[0],
-    _TABLES[1],
-    "INSERT INTO spool (sink, n, payload, created, attempts, not_before, lease_owner, lease_pid, "
-    "lease_until, origin, origin_pid) SELECT sink, 1, '[' || payload || ']', created, attempts, not_before, "
-    "lease_owner, lease_pid, lease_until, origin, origin_pid FROM spool_rows ORDER BY seq",
-    "DROP TABLE spool_rows",
-)
-
-
-# when the earliest row not in flight here is due: unleased rows at not_before, rows leased by
-# another process when that lease expires
-_NEXT_DUE = """
-SELECT MIN(CASE WHEN lease_until IS NULL THEN not_before ELSE MAX(not_before, lease_until) END)
-FROM spool WHERE sink=? AND (lease_owner IS NULL OR lease_owner<>?)
-"""
-_INSERT = """
-INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_LEASED = """
-INSERT INTO spool (seq, sink, n, payload, created, attempts, not_before, origin, origin_pid,
-                   lease_owner, lease_pid, lease_until)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
-"""
-# a part of a leased row moved to a row of its own (events to retry), unleased
-_MOVE = """
-INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid)
-SELECT sink, ?, ?, created, ?, ?, origin, origin_pid FROM spool WHERE seq=? AND lease_owner=?
-"""
 HOT_LIMIT = 10_000
 CHUNK = 500
 RECENT = 10_000
-SALVAGE_KEY = "salvage"  # meta: what was salvaged from a corrupt spool, and what could not be read
 
 
 # owners of the spools open in this process: their leases are live whatever the pid says
@@ -221,45 +161,16 @@ def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-@contextlib.contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (``BEGIN IMMEDIATE``), committed on exit, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _merge_meta(
-    conn: sqlite3.Connection, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]
-) -> None:
-    """:meth:`Spool.update_meta`, inside the caller's transaction."""
-    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-    try:
-        value = json.loads(row[0]) if row else {}
-    except ValueError:
-        value = {}
-    if not isinstance(value, dict):
-        value = {}
-    for name, n in add.items():
-        value[name] = int(value.get(name) or 0) + n
-    value.update(put)
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        (key, json.dumps(value, separators=(",", ":"))),
-    )
-
-
 def _looks_corrupt(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
-class Spool:
+class Spool(Store):
     """A :class:`~usagetap.delivery.store.Store` on SQLite. Use :func:`open_spool`."""
+
+    durable = True
+    keeps_meta = True
 
     def __init__(
         self,
@@ -277,7 +188,7 @@ class Spool:
         self.chunks = dict(chunks or {})
         self._hot: dict[str, deque[tuple[list[Entry], float]]] = {}  # sink -> (a row's entries, lease expiry)
         self._hot_count = 0
-        self._leased: dict[int, list[Entry]] = {}  # seq -> the entries of a row leased here, not yet settled
+        self._leased: dict[int, list[Entry]] = {}  # seq -> the entries of a row leased here, still in it
         self._recent: set[str] = set()  # the event ids added last
         self._recent_order: deque[str] = deque()
         self.owner = uuid.uuid4().hex
@@ -290,21 +201,7 @@ class Spool:
 
     def _setup(self) -> None:
         try:
-            conn = self._conn
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            with immediate(conn):
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(spool)")}
-                for sql in _UPGRADE if "event_id" in columns else _TABLES:
-                    conn.execute(sql)
-                if "event_id" in columns:
-                    for sql in _TABLES[2:]:
-                        conn.execute(sql)
-            (check,) = conn.execute("PRAGMA quick_check").fetchone()
-            if check != "ok":
-                first = str(check).replace("*** in database main ***", "").strip().splitlines()[:1]
-                raise sqlite3.DatabaseError(f"database disk image is malformed: {' '.join(first)[:200]}")
-            self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            self._page_size = db.setup(self._conn)
             self._void_dead_leases()
             self._adopt_orphans()
         except BaseException:
@@ -314,6 +211,9 @@ class Spool:
 
     # -- helpers ---------------------------------------------------------
 
+    def disk(self) -> Spool:
+        return self
+
     def adopt(self) -> None:
         """Take over the rows of spools closed since this one was opened (to deliver and flush them)."""
         with SQLITE:
@@ -322,40 +222,24 @@ class Spool:
     def _void_dead_leases(self) -> None:
         """Release leases of a process that is gone, or of an earlier life of this pid (a restart)."""
         me = os.getpid()
-        rows = self._conn.execute(
-            "SELECT DISTINCT lease_pid, lease_owner FROM spool WHERE lease_until IS NOT NULL"
-        ).fetchall()
-        for pid, owner in rows:
+        for pid, owner in db.lease_holders(self._conn):
             if owner in _open_owners:
                 continue
             if pid == me or not _pid_alive(int(pid)):
-                self._conn.execute(
-                    "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL WHERE lease_owner=?",
-                    (owner,),
-                )
+                db.release_owner(self._conn, owner)
 
     def _adopt_orphans(self) -> None:
         """Rows added by a process that is gone become this process's to deliver (and to flush)."""
         me = os.getpid()
-        rows = self._conn.execute(
-            "SELECT DISTINCT origin, origin_pid FROM spool WHERE origin<>?", (self.owner,)
-        )
-        for origin, pid in rows.fetchall():
+        for origin, pid in db.origins(self._conn, self.owner):
             if origin in _open_owners:
                 continue
             if pid == me or not pid or not _pid_alive(int(pid)):
-                self._conn.execute(
-                    "UPDATE spool SET origin=?, origin_pid=? WHERE origin=?", (self.owner, me, origin)
-                )
+                db.take_over(self._conn, origin, self.owner, me)
 
-    def _size(self) -> int:
-        pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
-        free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
-        return (pages - free) * self._page_size
-
-    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _insert(self, rows: Sequence[db.Row]) -> None:
         with immediate(self._conn) as conn:
-            conn.executemany(sql, rows)
+            db.insert(conn, rows)
 
     def _first_seen(self, records: Sequence[Any]) -> list[Any]:
         """``records`` less those added already (among the last ``RECENT``) or earlier in ``records``."""
@@ -382,7 +266,7 @@ class Spool:
             records = self._first_seen(records)
             if not records:
                 return
-            if self.max_bytes and self._size() > self.max_bytes:
+            if self.max_bytes and db.used_bytes(self._conn, self._page_size) > self.max_bytes:
                 raise StoreFull(f"spool {self.path} is over its {self.max_bytes} byte cap")
             hot = self._hot_count + len(sinks) * len(records) <= self.hot_limit
             try:
@@ -394,7 +278,7 @@ class Spool:
                         for sink in sinks
                         for part in _chunked(records, self._chunk(sink))
                     ]
-                    self._write(_INSERT, rows)
+                    self._insert(rows)
             except sqlite3.OperationalError as exc:
                 raise SpoolUnavailable(f"cannot write spool {self.path}: {exc}") from exc
             self._remember(records)
@@ -406,11 +290,7 @@ class Spool:
         rows = []
         chunks: list[tuple[str, list[Entry]]] = []
         with immediate(conn):
-            found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='spool'").fetchone()
-            seq = max(
-                int(found[0]) if found else 0,
-                int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM spool").fetchone()[0]),
-            )
+            seq = db.last_seq(conn)
             for sink in sinks:
                 size = self._chunk(sink)
                 for start in range(0, len(records), size):
@@ -432,7 +312,7 @@ class Spool:
                         )
                     )
                     chunks.append((sink, [Entry(seq, r, 0, now) for r in part]))
-            conn.executemany(_INSERT_LEASED, rows)
+            db.insert_leased(conn, rows)
         for sink, entries in chunks:
             self._hot.setdefault(sink, deque()).append((entries, until))
             self._hot_count += len(entries)
@@ -455,7 +335,7 @@ class Spool:
                     self._hot_count -= len(entries)
                     continue
                 until = renewed
-            self._leased.setdefault(entries[0].key, entries)  # the whole row, until it is settled
+            self._leased.setdefault(entries[0].key, entries)  # the whole row, until all of it leaves
             if len(entries) > limit:  # a row written for a larger batch: the rest waits its turn here
                 queue.appendleft((entries[limit:], until))
                 entries = entries[:limit]
@@ -466,10 +346,7 @@ class Spool:
     def _renew(self, seq: int, now: float) -> Optional[float]:
         """Extend this process's lease of row ``seq``; None when it is no longer ours."""
         until = now + self.lease_seconds
-        cursor = self._conn.execute(
-            "UPDATE spool SET lease_until=? WHERE seq=? AND lease_owner=?", (until, seq, self.owner)
-        )
-        return until if cursor.rowcount else None
+        return until if db.renew(self._conn, seq, self.owner, until) else None
 
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
         with SQLITE:
@@ -479,13 +356,8 @@ class Spool:
             conn = self._conn
             picked: list[tuple[int, list[Any], int, float]] = []
             with immediate(conn):
-                rows = conn.execute(  # no payload yet: a row's payload is read only when it is leased
-                    "SELECT seq, n, attempts, not_before FROM spool WHERE sink=? AND not_before<=? "
-                    "AND (lease_until IS NULL OR lease_until<?) ORDER BY not_before, seq LIMIT ?",
-                    (sink, now, now, limit),
-                ).fetchall()
                 total = 0
-                for seq, n, attempts, not_before in rows:
+                for seq, n, attempts, not_before in db.due(conn, sink, now, limit):
                     if picked and total + n > limit:
                         break
                     records = self._read(seq, n)
@@ -497,10 +369,7 @@ class Spool:
                     picked.append((seq, records, attempts, not_before))
                     total += len(records)
                 if picked:
-                    conn.executemany(
-                        "UPDATE spool SET lease_owner=?, lease_pid=?, lease_until=? WHERE seq=?",
-                        [(self.owner, os.getpid(), now + self.lease_seconds, p[0]) for p in picked],
-                    )
+                    db.lease(conn, [p[0] for p in picked], self.owner, os.getpid(), now + self.lease_seconds)
             out: list[Entry] = []
             for seq, records, attempts, not_before in picked:
                 entries = [Entry(seq, r, attempts, not_before) for r in records]
@@ -513,20 +382,17 @@ class Spool:
         whole in it: the row is rewritten to hold those (deleted when none is left), the rest counted."""
         conn = self._conn
         try:
-            (payload,) = conn.execute("SELECT payload FROM spool WHERE seq=?", (seq,)).fetchone()
-            return decode_chunk(payload)
+            return decode_chunk(db.payload(conn, seq))
         except (sqlite3.OperationalError, ValueError, TypeError, IndexError, KeyError, AttributeError):
             pass
-        (raw,) = conn.execute("SELECT CAST(payload AS BLOB) FROM spool WHERE seq=?", (seq,)).fetchone()
+        raw = db.payload_bytes(conn, seq)
         records = readable_records(text(raw)) if isinstance(raw, bytes) else []
         if records:
-            conn.execute(
-                "UPDATE spool SET n=?, payload=? WHERE seq=?", (len(records), encode_chunk(records), seq)
-            )
+            db.rewrite(conn, seq, len(records), encode_chunk(records))
         else:
-            conn.execute("DELETE FROM spool WHERE seq=?", (seq,))
+            db.delete(conn, seq)
         lost = max(0, n - len(records))
-        _merge_meta(conn, SALVAGE_KEY, add={"unreadable": lost}, put={"at": time.time()})
+        db.merge_meta(conn, SALVAGE_KEY, add={"unreadable": lost}, put={"at": time.time()})
         self._unreadable(seq, lost, len(records))
         return records
 
@@ -562,13 +428,10 @@ class Spool:
             for part in _chunked(row.records, self._chunk(row.sink))
         ]
         with SQLITE, immediate(self._conn) as conn:
-            conn.executemany(_INSERT, rows)
-            conn.executemany(
-                "INSERT INTO dead (sink, event_id, payload, reason, created, died) VALUES (?, ?, ?, ?, ?, ?)",
-                found.dead,
-            )
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", found.meta)
-            _merge_meta(
+            db.insert(conn, rows)
+            db.insert_dead(conn, found.dead)
+            db.put_meta(conn, found.meta)
+            db.merge_meta(
                 conn,
                 SALVAGE_KEY,
                 add={
@@ -584,15 +447,11 @@ class Spool:
         """Keep the first ``size`` records in row ``seq``; the others move to rows of ``size`` (unleased)."""
         conn = self._conn
         head = records[:size]
-        conn.execute("UPDATE spool SET n=?, payload=? WHERE seq=?", (len(head), encode_chunk(head), seq))
+        db.rewrite(conn, seq, len(head), encode_chunk(head))
         for part in _chunked(records[size:], size):
-            conn.execute(
-                "INSERT INTO spool (sink, n, payload, created, attempts, not_before, origin, origin_pid) "
-                "SELECT sink, ?, ?, created, attempts, not_before, origin, origin_pid FROM spool WHERE seq=?",
-                (len(part), encode_chunk(part), seq),
-            )
+            db.copy_schedule(conn, seq, len(part), encode_chunk(part))
 
-    def _settle(
+    def _leave(
         self,
         entries: Sequence[Entry],
         *,
@@ -611,12 +470,11 @@ class Spool:
         for i, entry in enumerate(entries):
             groups.setdefault(entry.key, []).append(i)
         owner = self.owner
-        settled: list[tuple[int, list[Entry]]] = []
+        left: list[tuple[int, list[Entry]]] = []
         with SQLITE, immediate(self._conn) as conn:
             if dead is not None:
-                conn.executemany(
-                    "INSERT INTO dead (sink, event_id, payload, reason, created, died) "
-                    "SELECT ?, ?, ?, ?, created, ? FROM spool WHERE seq=? AND lease_owner=?",
+                db.bury(
+                    conn,
                     [
                         (sink, e.record.event_id, encode(e.record), reason, now, e.key, owner)
                         for e, (sink, reason) in zip(entries, dead, strict=False)
@@ -624,7 +482,7 @@ class Spool:
                 )
             for seq, indexes in groups.items():
                 row = self._leased.get(seq)
-                if row is None:  # not leased here: nothing to settle
+                if row is None:  # not leased here: nothing to do
                     continue
                 taken = [entries[i] for i in indexes]
                 if len(taken) == len(row) and all(map(operator.is_, taken, row)):
@@ -637,79 +495,58 @@ class Spool:
                     alike = {(e.attempts, e.not_before) for e in leaving}
                     if not rest and len(alike) == 1:
                         attempts, not_before = alike.pop()
-                        conn.execute(
-                            "UPDATE spool SET attempts=?, not_before=?, lease_owner=NULL, lease_pid=NULL, "
-                            "lease_until=NULL WHERE seq=? AND lease_owner=?",
-                            (attempts, not_before, seq, owner),
-                        )
-                        settled.append((seq, rest))
+                        db.release(conn, seq, owner, attempts, not_before)
+                        left.append((seq, rest))
                         continue
                     by_due: dict[tuple[int, float], list[Any]] = {}
                     for e in leaving:
                         by_due.setdefault((e.attempts, e.not_before), []).append(e.record)
-                    conn.executemany(
-                        _MOVE,
+                    db.move(
+                        conn,
                         [
                             (len(p), encode_chunk(p), attempts, not_before, seq, owner)
                             for (attempts, not_before), p in by_due.items()
                         ],
                     )
                 if rest:
-                    conn.execute(
-                        "UPDATE spool SET n=?, payload=? WHERE seq=? AND lease_owner=?",
-                        (len(rest), encode_chunk(e.record for e in rest), seq, owner),
-                    )
+                    db.rewrite(conn, seq, len(rest), encode_chunk(e.record for e in rest), owner)
                 else:
-                    conn.execute("DELETE FROM spool WHERE seq=? AND lease_owner=?", (seq, owner))
-                settled.append((seq, rest))
-        for seq, rest in settled:
+                    db.delete(conn, seq, owner)
+                left.append((seq, rest))
+        for seq, rest in left:
             if rest:
                 self._leased[seq] = rest
             else:
                 self._leased.pop(seq, None)
 
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
-        self._settle(entries)
+        self._leave(entries)
 
     def retry(self, sink: str, entries: Sequence[Entry]) -> None:
-        self._settle(entries, moved=True)
+        self._leave(entries, moved=True)
 
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
-        self._settle(entries, dead=[(sink, reason) for reason in reasons], now=now)
+        self._leave(entries, dead=[(sink, reason) for reason in reasons], now=now)
 
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
         """Records not yet acknowledged; with ``mine``, only those this process added."""
-        clauses, params = [], []
-        if sink is not None:
-            clauses.append("sink=?")
-            params.append(sink)
-        if mine:
-            clauses.append("origin=?")
-            params.append(self.owner)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with SQLITE:
-            return int(
-                self._conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM spool{where}", params).fetchone()[0]
-            )
+            return db.pending(self._conn, sink, self.owner if mine else None)
 
     def has_pending(self) -> bool:
         """Whether any row this process added is unacknowledged (stops at the first: no count)."""
         with SQLITE:
-            return (
-                self._conn.execute("SELECT 1 FROM spool WHERE origin=? LIMIT 1", (self.owner,)).fetchone()
-                is not None
-            )
+            return db.has_rows(self._conn, self.owner)
 
     def next_due(self, sink: str) -> Optional[float]:
         with SQLITE:
             queue = self._hot.get(sink)
             if queue:
                 return queue[0][0][0].not_before
-            row = self._conn.execute(_NEXT_DUE, (sink, self.owner)).fetchone()
-        return None if row[0] is None else float(row[0])
+            return db.next_due(self._conn, sink, self.owner)
 
-    def add_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Keep entries spilled from memory, with their attempts and due times."""
+    def keep_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Keep entries drained from memory, with their attempts and due times."""
         now = time.time()
         groups: dict[tuple[str, int, float], list[Any]] = {}
         for sink, e in items:
@@ -720,23 +557,14 @@ class Spool:
             for part in _chunked(records, self._chunk(sink))
         ]
         with SQLITE:
-            self._write(_INSERT, rows)
+            self._insert(rows)
 
     # -- dead letters and status -------------------------------------------
 
     def dead_letters(self, sink: Optional[str] = None, limit: int = 1000) -> list[DeadLetter]:
-        sql = "SELECT sink, payload, reason, died FROM dead"
-        params: tuple[Any, ...] = ()
-        if sink is not None:
-            sql += " WHERE sink=?"
-            params = (sink,)
         with SQLITE:
-            rows = self._conn.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
+            rows = db.dead_letters(self._conn, sink, limit)
         return [DeadLetter(s, decode(p), reason, died) for s, p, reason, died in rows]
-
-    def set_meta(self, key: str, value: str) -> None:
-        with SQLITE:
-            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def update_meta(self, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]) -> None:
         """Merge into the JSON object at ``key``: counters in ``add`` are summed, fields in ``put`` replaced.
@@ -744,7 +572,7 @@ class Spool:
         One transaction, so processes sharing the spool add up their counters.
         """
         with SQLITE, immediate(self._conn) as conn:
-            _merge_meta(conn, key, add=add, put=put)
+            db.merge_meta(conn, key, add=add, put=put)
 
     def close(self) -> None:
         """Release the rows kept in memory for delivery and not sent yet, then close the connection."""
@@ -755,11 +583,7 @@ class Spool:
             if unsent:
                 try:
                     with immediate(self._conn) as conn:
-                        conn.executemany(
-                            "UPDATE spool SET lease_owner=NULL, lease_pid=NULL, lease_until=NULL "
-                            "WHERE seq=? AND lease_owner=?",
-                            [(seq, self.owner) for seq in unsent],
-                        )
+                        db.release_all(conn, unsent, self.owner)
                 except sqlite3.Error:
                     pass  # the next process that opens the spool releases them
             self._hot.clear()

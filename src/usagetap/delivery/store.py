@@ -1,7 +1,8 @@
 """Where records wait for each sink: leased while in flight, removed only once acknowledged.
 
-Two implementations share :class:`Store`: :class:`MemoryStore` (durability
-``"memory"``) and :class:`usagetap.delivery.spool.Spool` (SQLite on disk).
+Three implementations share :class:`Store`: :class:`MemoryStore`, :class:`SpillingStore` (durability
+``"memory"``: memory first, a spool for what does not fit) and :class:`usagetap.delivery.spool.Spool`
+(SQLite on disk, durability ``"spool"``).
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Any, Optional
 
 from ..record import UsageRecord
 
-__all__ = ["DeadLetter", "Entry", "MemoryStore", "SpoolUnavailable", "Store", "StoreFull", "Tiered"]
+__all__ = ["DeadLetter", "Entry", "MemoryStore", "SpoolUnavailable", "SpillingStore", "Store", "StoreFull"]
 
 
 class SpoolUnavailable(Exception):
@@ -66,46 +68,78 @@ class DeadLetter:
     died: float = field(default=0.0)
 
 
-class Store(Protocol):
+class Store(ABC):
+    """Where records wait for each sink. Subclasses implement the abstract methods; the others have
+    defaults for a store that keeps nothing on disk."""
+
+    durable: bool = False
+    """Whether what :meth:`add` takes is on disk once it returns (counted in ``stats()["spooled"]``)."""
+
+    keeps_meta: bool = False
+    """Whether :meth:`update_meta` keeps what it is given (for ``usagetap status``)."""
+
+    @abstractmethod
     def add(self, sinks: Sequence[str], records: Sequence[UsageRecord]) -> None:
         """Keep ``records`` for each of ``sinks``; raise :class:`StoreFull` at the size cap."""
-        ...
 
+    @abstractmethod
     def lease(self, sink: str, limit: int, now: float) -> list[Entry]:
         """Up to ``limit`` due entries for ``sink``, earliest due first (then oldest), leased to us."""
-        ...
 
+    @abstractmethod
     def ack(self, sink: str, entries: Sequence[Entry]) -> None:
         """The backend took these: forget them."""
-        ...
 
+    @abstractmethod
     def retry(self, sink: str, entries: Sequence[Entry]) -> None:
         """Release these leases; each entry is due again at its ``not_before``."""
-        ...
 
+    @abstractmethod
     def dead(self, sink: str, entries: Sequence[Entry], reasons: Sequence[str], now: float) -> None:
         """Move these to the dead letters with the backend's reasons."""
-        ...
 
+    @abstractmethod
     def pending(self, sink: Optional[str] = None, *, mine: bool = False) -> int:
         """Entries not yet acknowledged (leased ones included), for one sink or all.
 
         With ``mine``, only entries this process added (a spool may be shared by several).
         """
-        ...
 
+    @abstractmethod
     def has_pending(self) -> bool:
         """Whether any entry this process added is unacknowledged (without counting them)."""
-        ...
 
+    @abstractmethod
     def next_due(self, sink: str) -> Optional[float]:
         """When the earliest unleased entry of ``sink`` is due, or None when there is none."""
-        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:  # noqa: B027 (a default: nothing held open)
+        """Release what the store holds open (a connection); its entries stay where they are."""
+
+    def disk(self) -> Optional[Store]:
+        """The store on disk behind this one (itself, for a spool), opened on first use; None when
+        there is none or it cannot be opened."""
+        return None
+
+    def drain(self) -> list[tuple[str, Entry]]:
+        """Take out every entry that only memory holds (to keep it on disk at shutdown)."""
+        return []
+
+    def keep_entries(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Keep entries drained from another store (``(sink, entry)`` each), with their attempts and due
+        times. Only a store that :meth:`disk` returns needs it."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep entries from another store")
+
+    def adopt(self) -> None:  # noqa: B027 (a default: nothing shared to take over)
+        """Take over what other stores on the same file left (to deliver and flush it)."""
+
+    def update_meta(  # noqa: B027 (a default: no meta kept)
+        self, key: str, *, add: Mapping[str, int], put: Mapping[str, Any]
+    ) -> None:
+        """Merge into the status object at ``key`` (kept only where :attr:`keeps_meta`)."""
 
 
-class MemoryStore:
+class MemoryStore(Store):
     """Entries in process memory, bounded by ``max_entries`` (per sink queue entries, all sinks together)."""
 
     def __init__(self, max_entries: int = 100_000, max_dead: int = 10_000) -> None:
@@ -125,9 +159,6 @@ class MemoryStore:
             self._delayed[sink] = []
             self._leased[sink] = {}
         return ready, self._delayed[sink], self._leased[sink]
-
-    def room(self) -> int:
-        return max(0, self.max_entries - self._count)
 
     def add(self, sinks: Sequence[str], records: Sequence[UsageRecord]) -> None:
         with self._lock:
@@ -205,11 +236,8 @@ class MemoryStore:
             self._count = 0
             return out
 
-    def close(self) -> None:
-        pass
 
-
-class Tiered:
+class SpillingStore(Store):
     """Memory first; what does not fit spills to a spool on disk (durability ``"memory"``).
 
     The spool is opened on first spill, or at start when one is already on
@@ -225,11 +253,7 @@ class Tiered:
         self._tried = adopt
         self._lock = threading.Lock()
 
-    @property
-    def spill(self) -> Optional[Store]:
-        return self._spill
-
-    def _spill_store(self) -> Optional[Store]:
+    def disk(self) -> Optional[Store]:
         with self._lock:
             if self._spill is None and not self._tried:
                 self._tried = True
@@ -240,7 +264,7 @@ class Tiered:
         try:
             self.memory.add(sinks, records)
         except StoreFull:
-            spill = self._spill_store()
+            spill = self.disk()
             if spill is None:
                 raise
             spill.add(sinks, records)
@@ -292,6 +316,9 @@ class Tiered:
             if d is not None
         ]
         return min(dues) if dues else None
+
+    def drain(self) -> list[tuple[str, Entry]]:
+        return self.memory.drain()
 
     def close(self) -> None:
         if self._spill is not None:

@@ -37,7 +37,6 @@ from ..sinks.base import Outcomes, Sink
 from .backoff import Backoff
 from .failures import exception_reason, is_transient
 from .sizing import BatchSizes
-from .spool import Spool
 from .store import Entry, Store
 from .warmup import guarded, wait
 
@@ -441,12 +440,12 @@ class SinkWorker:
     def publish_status(self, *, force: bool = False) -> None:
         """Add this worker's new counts (and a new last error) to the spool's ``meta`` table.
 
-        Only on a :class:`Spool`, only when something changed, and at most once per
+        Only on a store that keeps it (a spool), only when something changed, and at most once per
         ``status_interval`` unless an error with a new reason came, or ``force``. Call it from this
         worker's thread.
         """
         store = self.store
-        if not isinstance(store, Spool):
+        if not store.keeps_meta:
             return
         counts = {name: int(getattr(self, attr)) for name, attr in COUNTERS.items()}
         added = {name: counts[name] - self._published[name] for name in COUNTERS}

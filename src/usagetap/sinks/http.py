@@ -33,15 +33,14 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional, Union
 
 import httpx
 
 from ..errors import ConfigurationError
-from ..record import TOKEN_FIELDS, UsageRecord
+from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes
 from ._items import Item, Tally, clean_scalars
 from .base import Outcomes
@@ -106,7 +105,7 @@ def verify(
 
 _quote: Callable[[str], str] = getattr(json.encoder, "encode_basestring_ascii", json.dumps)
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_SLOTS = [f'"{f.name}":%{"d" if f.name in TOKEN_FIELDS else "s"}' for f in fields(UsageRecord)]
+_SLOTS = [f'"{name}":%{"d" if FIELD_KINDS[name][0] == "count" else "s"}' for name in FIELDS]
 _EVENT = "{" + ",".join(_SLOTS) + "}"  # to_dict()'s keys in the record's field order; token counts %d
 
 
@@ -120,31 +119,17 @@ def _event(r: UsageRecord) -> str:
 
     Token counts go in as ``%d``: a record is validated (its counts are ints) before it is queued.
     """
-    ts = r.timestamp
+    return _EVENT % tuple([put(value) for put, value in zip(_PUT, field_values(r), strict=True)])
+
+
+def _time(ts: datetime) -> str:
     if ts.tzinfo is not timezone.utc:
         ts = ts.astimezone(timezone.utc)
-    return _EVENT % (
-        _json(r.event_id),
-        _quote(ts.isoformat()),
-        _json(r.customer),
-        _json(r.provider),
-        _json(r.model),
-        _json(r.request_model),
-        _json(r.operation),
-        r.input_tokens,
-        r.output_tokens,
-        r.cache_read_tokens,
-        r.cache_write_tokens,
-        r.reasoning_tokens,
-        _decimal(r.cost),
-        _dumps(clean_scalars(r.dimensions)) if r.dimensions else "{}",
-        _json(r.status),
-        _json(r.response_id),
-        _json(r.run_id),
-        _json(r.parent_run_id),
-        _json(r.price_version),
-        _decimal(r.billed_cost),
-    )
+    return _quote(ts.isoformat())
+
+
+def _mapping(value: Mapping[str, Any]) -> str:
+    return _dumps(clean_scalars(value)) if value else "{}"
 
 
 def _json(value: Any) -> str:
@@ -155,6 +140,16 @@ def _json(value: Any) -> str:
 
 def _decimal(value: Optional[Decimal]) -> str:
     return "null" if value is None else _quote(str(value))
+
+
+_KIND_PUT: dict[str, Callable[[Any], Any]] = {
+    "time": _time,
+    "decimal": _decimal,
+    "mapping": _mapping,
+    "count": int,
+    "text": _json,
+}
+_PUT = [_KIND_PUT[FIELD_KINDS[name][0]] for name in FIELDS]  # each field's value as it goes on the wire
 
 
 class HTTP:
