@@ -101,7 +101,7 @@ def test_status_shows_why_events_wait_without_the_secret(receiver: HTTPReceiver,
         batch_size=100,
         flush_interval=1.0,
         backoff=Backoff(initial=60.0, cap=60.0, jitter=0.0),
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
     spool.add([sink.name], [make_record()])
     worker.deliver_due()

@@ -33,9 +33,8 @@ import httpx
 from .._version import __version__
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from ._env import MAX_TIMEOUT
 from ._redact import Redactor, redact_url, watch_httpx_log
-from .base import Outcomes
+from .base import MAX_TIMEOUT, Outcomes
 
 __all__ = [
     "Endpoint",

@@ -44,7 +44,7 @@ from ..errors import ConfigurationError
 from ..record import TOKEN_FIELDS, UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes
 from ._items import Item, Tally, clean_scalars
-from .base import Outcomes
+from .base import BaseSink, Outcomes
 
 __all__ = ["HTTP", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign", "verify"]
 
@@ -157,7 +157,7 @@ def _decimal(value: Optional[Decimal]) -> str:
     return "null" if value is None else _quote(str(value))
 
 
-class HTTP:
+class HTTP(BaseSink):
     """POST batches of records as JSON to ``url``.
 
     ::

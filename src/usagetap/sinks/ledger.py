@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 from .._forksafe import SQLITE
 from ..record import UsageRecord
-from .base import Outcomes
+from .base import BaseSink, Outcomes
 
 __all__ = ["COLUMNS", "DEFAULT_PATH", "Ledger", "connect", "default_path", "iter_records"]
 
@@ -161,7 +161,7 @@ def iter_records(
         yield UsageRecord.from_dict(data)
 
 
-class Ledger:
+class Ledger(BaseSink):
     """Write records to a local SQLite ledger (the default when nothing is configured).
 
     ``path`` defaults to ``$USAGETAP_DB`` or ``./.usagetap/ledger.db``.

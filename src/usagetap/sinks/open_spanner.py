@@ -28,7 +28,7 @@ from ..errors import ConfigurationError, UsagetapError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
 
@@ -45,7 +45,7 @@ _BUILTIN_DIMENSIONS: tuple[tuple[str, str, bool, str], ...] = (
 )
 
 
-class OpenSpanner:
+class OpenSpanner(BaseSink):
     """Send usage to an Open Spanner deployment.
 
     ::

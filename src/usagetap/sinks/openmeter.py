@@ -25,14 +25,14 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenMeter"]
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
 
 
-class OpenMeter:
+class OpenMeter(BaseSink):
     """Send usage to OpenMeter Cloud (``https://openmeter.cloud``) or a self-hosted OpenMeter.
 
     ::

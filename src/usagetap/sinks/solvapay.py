@@ -30,7 +30,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars, items_for
-from .base import DEFAULT_IN_FLIGHT, Outcomes
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes
 
 __all__ = ["SolvaPay"]
 
@@ -41,7 +41,7 @@ MAX_ITEMS = 500
 MAX_AGE = timedelta(days=30)
 
 
-class SolvaPay:
+class SolvaPay(BaseSink):
     """Send usage to SolvaPay (``https://api.solvapay.com``) as ``usage.token`` events.
 
     ::

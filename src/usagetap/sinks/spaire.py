@@ -31,7 +31,7 @@ from ..errors import ConfigurationError
 from ..record import Scalar, UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["Polar", "Spaire"]
 
@@ -54,7 +54,7 @@ def cost_cents(cost: Optional[Decimal]) -> Optional[str]:
     return format(cents.quantize(Decimal(1).scaleb(-places)).normalize(), "f")
 
 
-class Spaire:
+class Spaire(BaseSink):
     """Send usage to Spaire's events ingest API (``https://api.spairehq.com``).
 
     ::

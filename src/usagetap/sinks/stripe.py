@@ -32,7 +32,7 @@ from ..errors import ConfigurationError
 from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
 from ._items import Item, Tally, Unsendable, items_for
-from .base import Outcomes, meter_of
+from .base import BaseSink, Outcomes, meter_of
 
 __all__ = ["Stripe"]
 
@@ -61,7 +61,7 @@ def is_duplicate(response: httpx.Response) -> bool:
 MAX_CONCURRENCY = 64  # requests in flight (threads, connections); Stripe's live rate limit is 1000/s
 
 
-class Stripe:
+class Stripe(BaseSink):
     """Send usage to Stripe as billing meter events.
 
     ::
