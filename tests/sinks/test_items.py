@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.helpers import make_record
-from usagetap.sinks._items import Tally, clean_scalars, items_for
+from usagetap.sinks._items import OutcomeTally, clean_scalars, items_for
 
 
 def test_split_items_sum_to_the_total_and_skip_zero_types() -> None:
@@ -37,7 +37,7 @@ def test_quantities_over_a_limit_go_in_stable_parts() -> None:
 
 def test_an_event_is_delivered_only_when_all_its_items_are() -> None:
     a, b, c, d = (make_record() for _ in range(4))
-    tally = Tally([a, b, c, d, a])
+    tally = OutcomeTally([a, b, c, d, a])
     ia, ib, ic = (items_for(r, split=True) for r in (a, b, c))
     for item in ia:
         tally.delivered(item, duplicate=True)
@@ -55,7 +55,7 @@ def test_an_event_is_delivered_only_when_all_its_items_are() -> None:
 
 def test_an_event_is_a_duplicate_only_when_every_item_was_and_reasons_are_not_repeated() -> None:
     a, b, c = (make_record(cache_read_tokens=10) for _ in range(3))
-    tally = Tally([a, b, c])
+    tally = OutcomeTally([a, b, c])
     first, *rest = items_for(a, split=True)
     tally.delivered(first, duplicate=True)
     for item in rest:
