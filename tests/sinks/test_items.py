@@ -90,3 +90,24 @@ def test_clean_scalars_keeps_only_what_json_backends_take() -> None:
         allow_empty_str=False,
     )
     assert cleaned == {"ok": 1, "f": 1.5, "b": True, "s": "ab", "long_key_lon": "v"}
+
+
+def test_a_tally_merged_in_is_the_same_as_tallying_its_answers_directly() -> None:
+    a, b = make_record(), make_record()
+    [a_in, a_out] = items_for(a, split=True)
+    [b_in, b_out] = items_for(b, split=True)
+    direct = OutcomeTally([a, b])
+    direct.delivered(a_in, duplicate=True)
+    direct.delivered(a_out, duplicate=True)
+    direct.delivered(b_in)
+    direct.dead(b_out, "refused")
+    merged = OutcomeTally([a, b])
+    for item, answer in ((a_in, "duplicate"), (a_out, "duplicate"), (b_in, "delivered"), (b_out, "dead")):
+        own = OutcomeTally([item.record])
+        if answer == "dead":
+            own.dead(item, "refused")
+        else:
+            own.delivered(item, duplicate=answer == "duplicate")
+        merged.merge(own)
+    assert merged.outcomes() == direct.outcomes()
+    assert merged.outcomes().dead == {b.event_id: "refused"} and merged.outcomes().duplicates == 1
