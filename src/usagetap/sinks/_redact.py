@@ -36,7 +36,8 @@ MIN_SECRET = 6  # redacting a very short "secret" in free text would mangle ever
 KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
 # In text no sink wrote (an exception's message): a credential after its label, a URL's user info.
 CREDENTIALS = re.compile(
-    r"(?i)(bearer\s+|basic\s+|(?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[=:]\s*[\"']?)"
+    r"(?i)(bearer\s+|basic\s+|(?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[=:]\s*[\"']?"
+    r"(?:bearer\s+|basic\s+)?)"
     r"[^\s\"',;&]+"
 )
 USERINFO = re.compile(r"(//)[^/@\s]+@")

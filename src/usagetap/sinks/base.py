@@ -121,7 +121,8 @@ class Sink(Protocol):
     Everything else a sink may say has a default, declared on :class:`BaseSink`
     (which the sinks of :mod:`usagetap.sinks` derive from): a sink written as a
     plain class with ``name`` and ``send()`` works as it is, and
-    :func:`as_sink` gives it the defaults where delivery takes it in.
+    :func:`as_sink` gives it the defaults where delivery takes it in (a sink
+    without ``close()``, declared here for type checkers, is closed as a no-op).
     """
 
     name: str

@@ -173,7 +173,7 @@ class Stripe(BaseSink):
         stop = threading.Event()
 
         def one(item: WireItem) -> OutcomeTally:
-            own = OutcomeTally([item.record])  # tallied on this thread, merged on the caller's, in order
+            own = OutcomeTally([item.record])  # tallied here, merged by send() in item order
             if stop.is_set():
                 own.retry(item)
                 return own
