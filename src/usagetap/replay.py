@@ -80,7 +80,7 @@ class Replayer:
 
     ``retries``: how many more times a batch's retryable events are sent, with
     ``backoff`` between attempts (the backend's Retry-After is the minimum).
-    ``on_batch(records, result)`` runs after each batch is settled;
+    ``on_batch(records, result)`` runs after each batch is done;
     ``on_wait(seconds, reason)`` before each backoff.
     """
 

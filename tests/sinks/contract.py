@@ -30,7 +30,7 @@ class _Counted(BaseSink):
         self.max_sends = max_sends
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        assert self.delivery.sends < self.max_sends, "sink never settled"
+        assert self.delivery.sends < self.max_sends, "the sink never finished the batch"
         self.delivery.sends += 1
         return self.sink.send(records)
 

@@ -80,8 +80,9 @@ def send_bisecting(
     on_error: Callable[[str, str], None],
     sizes: Optional[BatchSizes] = None,
 ) -> Outcomes:
-    """One ``sink.send()``; a batch the backend refuses as a whole is bisected down to the event at
-    fault, which is dead-lettered with the backend's reason.
+    """One ``sink.send()``; the events of a batch the backend refuses as a whole (``SPLIT`` in
+    :func:`~usagetap.delivery.decision.decide`) are bisected down to the event at fault, which is
+    dead-lettered with the backend's reason; events it delivered or dead-lettered are not resent.
 
     A transient exception from the sink (see :mod:`.failures`) means "retry every event"; it, and a
     backend asking to retry, are reported as ``on_error(kind, reason)``. Any other exception refuses
@@ -132,10 +133,10 @@ def send_bisecting(
     parts = 2
     if decision.too_large and sizes is not None:
         parts = max(parts, -(-len(refused) // sizes.safe_size()))
-    settled = Outcomes(
+    answered = Outcomes(
         delivered=decision.of(Action.ACK), dead=decision.reasons, duplicates=outcomes.duplicates
     )
-    return settled.merge(_in_parts(sink, refused, parts, on_error, sizes))
+    return answered.merge(_in_parts(sink, refused, parts, on_error, sizes))
 
 
 def _in_parts(
