@@ -63,7 +63,7 @@ def spool_path(tmp_path: Path) -> Path:
         batch_size=100,
         flush_interval=1.0,
         backoff=Backoff(initial=100.0, cap=100.0, jitter=0.0),
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
     worker.deliver_due()
     spool.add(["spaire"], [make_record()])
@@ -209,7 +209,7 @@ def _worker(spool: Spool, halt: str | None) -> SinkWorker:
         batch_size=100,
         flush_interval=1.0,
         backoff=Backoff(),
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
 
 

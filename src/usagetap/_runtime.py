@@ -16,7 +16,7 @@ from ._log import internal_error, log
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .record import UsageRecord
-from .sinks.base import Sink
+from .sinks.base import Sink, as_sink, is_sink
 
 if TYPE_CHECKING:
     from .delivery.pipeline import Item, Pipeline
@@ -108,7 +108,7 @@ def _in_memory(sink: Sink) -> bool:
 
 
 def _unbuilt(sinks: Sequence[Sink]) -> bool:
-    return any(getattr(s, "unavailable", None) for s in sinks)
+    return any(as_sink(s).unavailable for s in sinks)
 
 
 def get_pipeline() -> Pipeline:
@@ -164,9 +164,7 @@ def _sink_list(sink: Union[Sink, Sequence[Sink]]) -> list[Sink]:
     if not sinks:
         raise ConfigurationError("sink needs at least one sink")
     for candidate in sinks:
-        if not callable(getattr(candidate, "send", None)) or not isinstance(
-            getattr(candidate, "name", None), str
-        ):
+        if not is_sink(candidate):
             raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
     return sinks
 

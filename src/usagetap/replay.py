@@ -23,10 +23,11 @@ from .db import spool as spool_db
 from .db.recover import text
 from .delivery.backoff import Backoff
 from .delivery.codec import decode
+from .delivery.decision import Action, decide
 from .delivery.salvage import salvage_spool
 from .delivery.worker import send_bisecting
 from .record import UsageRecord
-from .sinks.base import Outcomes, Sink
+from .sinks.base import Outcomes, Sink, as_sink
 from .status import NotASpool, check_spool
 
 __all__ = [
@@ -79,7 +80,7 @@ class Replayer:
 
     ``retries``: how many more times a batch's retryable events are sent, with
     ``backoff`` between attempts (the backend's Retry-After is the minimum).
-    ``on_batch(records, result)`` runs after each batch, its outcomes counted;
+    ``on_batch(records, result)`` runs after each batch is done;
     ``on_wait(seconds, reason)`` before each backoff.
     """
 
@@ -93,10 +94,10 @@ class Replayer:
         on_wait: Optional[Callable[[float, str], None]] = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.sink = sink
+        self.sink = as_sink(sink)
         self.retries = max(0, retries)
         self.backoff = backoff or Backoff()
-        self.batch_size = max(1, int(getattr(sink, "max_batch", 100) or 100))
+        self.batch_size = max(1, self.sink.max_batch or 100)
         self.on_batch = on_batch
         self.on_wait = on_wait
         self.sleep = sleep
@@ -130,30 +131,30 @@ class Replayer:
         attempt = 0
         while True:
             outcomes, error = self._send(todo)
-            by_id = {r.event_id: r for r in todo}
-            delivered = sum(by_id.pop(i, None) is not None for i in dict.fromkeys(outcomes.delivered))
-            duplicates = min(outcomes.duplicates, delivered)
+            decision = decide(outcomes, (r.event_id for r in todo))
+            delivered = len(decision.of(Action.ACK))
+            duplicates = min(decision.duplicates, delivered)
             result.sent += delivered - duplicates
             result.duplicates += duplicates
-            for event_id, reason in outcomes.dead.items():
-                if by_id.pop(event_id, None) is not None:
-                    result.dead[event_id] = reason
-            if outcomes.halt:
-                result.halted = outcomes.halt
-                result.failed.update((i, f"halted: {outcomes.halt}") for i in by_id)
+            result.dead.update(decision.reasons)
+            if decision.halt:
+                result.halted = decision.halt
+                result.failed.update((i, f"halted: {decision.halt}") for i in decision.of(Action.HALT))
                 return
-            if not by_id:
+            left = decision.of(Action.RETRY)
+            if not left:
                 return
             reason = error or "the backend asked to retry"
             attempt += 1
             if attempt > self.retries:
-                result.failed.update((i, f"{reason} (gave up after {attempt} attempts)") for i in by_id)
+                result.failed.update((i, f"{reason} (gave up after {attempt} attempts)") for i in left)
                 return
-            delay = self.backoff.delay(attempt, outcomes.retry_after)
+            delay = self.backoff.delay(attempt, decision.retry_after)
             if self.on_wait is not None:
                 self.on_wait(delay, reason)
             self.sleep(delay)
-            todo = list(by_id.values())
+            again = set(left)
+            todo = list({r.event_id: r for r in todo if r.event_id in again}.values())
 
     def _send(self, records: list[UsageRecord]) -> tuple[Outcomes, Optional[str]]:
         """One send, bisecting batches the backend refuses as a whole (as the delivery worker does)."""

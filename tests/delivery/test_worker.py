@@ -15,9 +15,10 @@ from usagetap.delivery import Pipeline, Settings
 from usagetap.delivery.backoff import Backoff
 from usagetap.delivery.spool import Spool, open_spool
 from usagetap.delivery.store import MemoryStore, Store
-from usagetap.delivery.worker import SinkWorker, status_key
+from usagetap.delivery.worker import SinkWorker, send_bisecting, status_key
 from usagetap.record import UsageRecord
 from usagetap.sinks import Outcomes
+from usagetap.sinks.base import as_sink
 
 Answer = Callable[[Sequence[UsageRecord], int], Outcomes]
 
@@ -52,7 +53,7 @@ def worker_for(store: Store, sink: Scripted, interval: float = 0.0) -> SinkWorke
         batch_size=100,
         flush_interval=1.0,
         backoff=Backoff(initial=0.0, cap=0.0, jitter=0.0),  # retried rows are due again at once
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
     worker.status_interval = interval
     return worker
@@ -216,7 +217,7 @@ def test_a_413_limit_is_learned_once_and_later_batches_go_at_the_learned_size() 
         batch_size=500,
         flush_interval=1.0,
         backoff=Backoff(initial=0.0, cap=0.0, jitter=0.0),
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
     worker.deliver_due()
     assert store.pending() == 0 and worker.sent == 10_000
@@ -230,8 +231,29 @@ def test_a_refused_key_answered_to_several_batches_in_flight_pauses_the_sink_onc
     worker = worker_for(store, Scripted(lambda records, n: Outcomes()))
     worker.backoff = Backoff(initial=0.0, cap=300.0, jitter=0.0)
     first, second = store.lease("scripted", 2, 0.0), store.lease("scripted", 2, 0.0)
-    worker._settle(first, Outcomes.halted([e.record for e in first], "HTTP 401"))
+    worker._finish_batch(first, Outcomes.halted([e.record for e in first], "HTTP 401"))
     paused = worker.paused_until
-    worker._settle(second, Outcomes.halted([e.record for e in second], "HTTP 401"))
+    worker._finish_batch(second, Outcomes.halted([e.record for e in second], "HTTP 401"))
     assert worker.paused_until == paused, "the second answer of the same refusal did not lengthen the pause"
     assert store.pending() == 4
+
+
+def test_a_batch_refused_as_a_whole_resends_only_the_refused_events_never_the_delivered() -> None:
+    """A sink that delivered the first two events (one request) and had the rest refused as a whole."""
+    records = [make_record() for _ in range(6)]
+    sent: list[list[str]] = []
+
+    def answer(batch: Sequence[UsageRecord], call: int) -> Outcomes:
+        sent.append([r.event_id for r in batch])
+        if call == 1:
+            return Outcomes(
+                delivered=[r.event_id for r in batch[:2]],
+                retry=[r.event_id for r in batch[2:]],
+                split="HTTP 422",
+            )
+        return Outcomes.all_delivered(batch)
+
+    outcomes = send_bisecting(as_sink(Scripted(answer)), records, lambda kind, reason: None)
+    ids = [r.event_id for r in records]
+    assert sent == [ids, ids[2:4], ids[4:]]
+    assert sorted(outcomes.delivered) == sorted(ids) and not outcomes.split

@@ -1,12 +1,14 @@
-"""Driving a sink the way the delivery pipeline's contract says (retry, split, halt), without sleeping."""
+"""Driving a sink as the delivery worker does (the real bisection and outcome table), without sleeping."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from usagetap.delivery.decision import Action, decide
+from usagetap.delivery.worker import send_bisecting
 from usagetap.record import UsageRecord
-from usagetap.sinks.base import Outcomes, Sink
+from usagetap.sinks.base import BaseSink, Outcomes, Sink, as_sink
 
 
 @dataclass
@@ -18,34 +20,38 @@ class Delivery:
     halts: list[str] = field(default_factory=list)
 
 
+class _Counted(BaseSink):
+    """``sink``, counting its sends."""
+
+    def __init__(self, sink: BaseSink, delivery: Delivery, max_sends: int) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self.delivery = delivery
+        self.max_sends = max_sends
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        assert self.delivery.sends < self.max_sends, "the sink never finished the batch"
+        self.delivery.sends += 1
+        return self.sink.send(records)
+
+
 def drive(sink: Sink, records: Sequence[UsageRecord], *, max_sends: int = 200) -> Delivery:
-    """Send ``records`` until every event is delivered or dead: retries resend, a split batch goes
-    in halves, a single event refused by a split is dead-lettered with the split's reason.
-    A halt stops (what is left stays pending)."""
+    """Send ``records`` with the worker's :func:`send_bisecting` until every event is delivered or dead:
+    a batch refused as a whole is bisected, events to retry are resent at once. A halt stops (what is
+    left stays pending). Every event must get an outcome from the sink."""
     result = Delivery()
-    queue: list[list[UsageRecord]] = [list(records)]
-    while queue:
-        batch = queue.pop(0)
-        assert result.sends < max_sends, "sink never settled"
-        outcomes: Outcomes = sink.send(batch)
-        result.sends += 1
-        result.delivered += outcomes.delivered
-        result.dead.update(outcomes.dead)
-        result.duplicates += outcomes.duplicates
-        settled = set(outcomes.delivered) | set(outcomes.dead)
-        left = [r for r in batch if r.event_id in outcomes.retry and r.event_id not in settled]
-        assert {r.event_id for r in batch} == settled | {r.event_id for r in left}, "an event got no outcome"
-        if outcomes.halt:
-            result.halts.append(outcomes.halt)
+    counted = _Counted(as_sink(sink), result, max_sends)
+    todo = list(records)
+    while todo:
+        outcomes = send_bisecting(counted, todo, lambda kind, reason: None)
+        decision = decide(outcomes, [r.event_id for r in todo])
+        assert not decision.unreported, f"no outcome for {decision.unreported}"
+        result.delivered += decision.of(Action.ACK)
+        result.dead.update(decision.reasons)
+        result.duplicates += decision.duplicates
+        if decision.halt:
+            result.halts.append(decision.halt)
             return result
-        if not left:
-            continue
-        if outcomes.split:
-            if len(left) == 1:
-                result.dead[left[0].event_id] = outcomes.split
-            else:
-                half = len(left) // 2
-                queue[:0] = [left[:half], left[half:]]
-        else:
-            queue.insert(0, left)
+        again = set(decision.of(Action.RETRY))
+        todo = [r for r in todo if r.event_id in again]
     return result

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.helpers import make_record
-from usagetap.sinks._http import Endpoint, answer_outcomes, retry_after_of
+from usagetap.sinks._http import Endpoint, answer_outcomes, post_batch, retry_after_of
+from usagetap.sinks._items import OutcomeTally, WireItem
+from usagetap.sinks.base import Outcomes
 
 
 def response(status: int, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -130,3 +133,116 @@ def test_the_client_is_rebuilt_after_fork_and_closed_once() -> None:
     assert endpoint.client() is not client
     endpoint.close()
     endpoint.close()
+
+
+class Answering(Endpoint):
+    """An endpoint whose every POST gets ``answer`` (an exception: no answer at all)."""
+
+    def __init__(self, answer: httpx.Response | Exception) -> None:
+        super().__init__("x", "http://backend.test")
+        self.answer = answer
+        self.posted: list[dict[str, object]] = []
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        self.posted.append({"path": path, **kwargs})
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def kind(outcomes: Outcomes) -> str:
+    """Which row of the status table ``outcomes`` is."""
+    if outcomes.halt:
+        return "halt"
+    if outcomes.split:
+        return "split-413" if outcomes.too_large else "split"
+    if outcomes.dead:
+        return "dead"
+    if outcomes.retry:
+        return "retry"
+    return "delivered"
+
+
+def post(answer: httpx.Response | Exception, n: int = 2, **options: Any) -> Outcomes:
+    records = [make_record() for _ in range(n)]
+    tally = OutcomeTally(records)
+    items = [WireItem(r, r.event_id, r.total_tokens) for r in records]
+    post_batch(Answering(answer), "/ingest", items, tally, json={"events": []}, **options)
+    return tally.outcomes()
+
+
+@pytest.mark.parametrize(
+    ("status", "n", "atomic", "expected"),
+    [
+        (200, 2, True, "delivered"),
+        (202, 2, True, "delivered"),
+        (401, 2, True, "halt"),
+        (403, 2, True, "halt"),
+        (302, 2, True, "halt"),
+        (404, 2, True, "halt"),
+        (405, 2, True, "halt"),
+        (408, 2, True, "retry"),
+        (429, 2, True, "retry"),
+        (500, 2, True, "retry"),
+        (503, 2, True, "retry"),
+        (413, 2, True, "split-413"),
+        (413, 1, True, "dead"),
+        (422, 2, True, "split"),
+        (422, 1, True, "dead"),
+        (400, 2, False, "dead"),
+        (422, 2, False, "dead"),
+    ],
+)
+def test_post_batch_maps_each_status_to_its_outcome(status: int, n: int, atomic: bool, expected: str) -> None:
+    assert kind(post(response(status, {"detail": "no"}), n, atomic=atomic)) == expected
+
+
+def test_post_batch_retries_every_item_when_there_is_no_answer() -> None:
+    outcomes = post(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert (kind(outcomes), len(outcomes.retry)) == ("retry", 2)
+    assert (
+        outcomes.retry_reason
+        == "x: no answer from backend.test: ConnectError: [Errno 111] Connection refused"
+    )
+
+
+def test_post_batch_takes_retry_after_from_the_answer() -> None:
+    assert post(response(429, headers={"Retry-After": "12"})).retry_after == 12.0
+
+
+def test_a_404_about_an_event_is_dead_when_the_sink_says_the_route_exists() -> None:
+    assert (
+        kind(post(response(404, {"message": "no such customer"}), 1, missing_route=lambda r: False)) == "dead"
+    )
+
+
+def test_post_batch_lets_the_sink_read_the_answer_first() -> None:
+    records = [make_record(), make_record()]
+    tally = OutcomeTally(records)
+    items = [WireItem(r, r.event_id, r.total_tokens) for r in records]
+
+    def read(answer: httpx.Response) -> bool:
+        tally.dead(items[0], "named by the backend")
+        tally.delivered(items[1], duplicate=True)
+        return True
+
+    post_batch(Answering(response(422, {"detail": "one bad"})), "/ingest", items, tally, read=read)
+    outcomes = tally.outcomes()
+    assert (outcomes.dead, outcomes.delivered, outcomes.duplicates) == (
+        {records[0].event_id: "named by the backend"},
+        [records[1].event_id],
+        1,
+    )
+
+
+def test_an_answer_the_sink_does_not_read_follows_the_table() -> None:
+    assert kind(post(response(503), read=lambda answer: False)) == "retry"
+
+
+def test_post_batch_sends_the_request_it_is_given() -> None:
+    endpoint = Answering(response(200))
+    record = make_record()
+    post_batch(
+        endpoint, "/ingest", [WireItem(record, record.event_id, 1)], OutcomeTally([record]), content=b"{}"
+    )
+    assert endpoint.posted == [{"path": "/ingest", "content": b"{}"}]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.helpers import make_record
-from usagetap.sinks._items import Tally, clean_scalars, items_for
+from usagetap.sinks._items import OutcomeTally, clean_scalars, items_for
 
 
 def test_split_items_sum_to_the_total_and_skip_zero_types() -> None:
@@ -37,7 +37,7 @@ def test_quantities_over_a_limit_go_in_stable_parts() -> None:
 
 def test_an_event_is_delivered_only_when_all_its_items_are() -> None:
     a, b, c, d = (make_record() for _ in range(4))
-    tally = Tally([a, b, c, d, a])
+    tally = OutcomeTally([a, b, c, d, a])
     ia, ib, ic = (items_for(r, split=True) for r in (a, b, c))
     for item in ia:
         tally.delivered(item, duplicate=True)
@@ -55,7 +55,7 @@ def test_an_event_is_delivered_only_when_all_its_items_are() -> None:
 
 def test_an_event_is_a_duplicate_only_when_every_item_was_and_reasons_are_not_repeated() -> None:
     a, b, c = (make_record(cache_read_tokens=10) for _ in range(3))
-    tally = Tally([a, b, c])
+    tally = OutcomeTally([a, b, c])
     first, *rest = items_for(a, split=True)
     tally.delivered(first, duplicate=True)
     for item in rest:
@@ -90,3 +90,24 @@ def test_clean_scalars_keeps_only_what_json_backends_take() -> None:
         allow_empty_str=False,
     )
     assert cleaned == {"ok": 1, "f": 1.5, "b": True, "s": "ab", "long_key_lon": "v"}
+
+
+def test_a_tally_merged_in_is_the_same_as_tallying_its_answers_directly() -> None:
+    a, b = make_record(), make_record()
+    [a_in, a_out] = items_for(a, split=True)
+    [b_in, b_out] = items_for(b, split=True)
+    direct = OutcomeTally([a, b])
+    direct.delivered(a_in, duplicate=True)
+    direct.delivered(a_out, duplicate=True)
+    direct.delivered(b_in)
+    direct.dead(b_out, "refused")
+    merged = OutcomeTally([a, b])
+    for item, answer in ((a_in, "duplicate"), (a_out, "duplicate"), (b_in, "delivered"), (b_out, "dead")):
+        own = OutcomeTally([item.record])
+        if answer == "dead":
+            own.dead(item, "refused")
+        else:
+            own.delivered(item, duplicate=answer == "duplicate")
+        merged.merge(own)
+    assert merged.outcomes() == direct.outcomes()
+    assert merged.outcomes().dead == {b.event_id: "refused"} and merged.outcomes().duplicates == 1

@@ -101,7 +101,7 @@ def test_status_shows_why_events_wait_without_the_secret(receiver: HTTPReceiver,
         batch_size=100,
         flush_interval=1.0,
         backoff=Backoff(initial=60.0, cap=60.0, jitter=0.0),
-        on_settled=lambda: None,
+        on_batch_done=lambda: None,
     )
     spool.add([sink.name], [make_record()])
     worker.deliver_due()
@@ -127,3 +127,25 @@ def test_redact_url_replaces_user_info_and_every_query_value() -> None:
     from usagetap.sinks._redact import redact_url
 
     assert redact_url("https://a:b@h:8/p?x=1&y=&z") == "https://[redacted]@h:8/p?x=[redacted]&y=[redacted]&z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer eyJhbGciOi.x.y refused", "Authorization: Bearer [redacted] refused"),
+        ("connect failed: api_key=k-12345678 at host", "connect failed: api_key=[redacted] at host"),
+        ('{"password": "hunter2-long"}', '{"password": "[redacted]"}'),
+        ("GET https://user:pw-9a8b7c@db.example.com/x", "GET https://[redacted]@db.example.com/x"),
+        ("stripe said sk_live_abcdef123456", "stripe said [redacted]"),
+    ],
+)
+def test_free_text_loses_labelled_credentials_user_info_and_key_like_tokens(text: str, expected: str) -> None:
+    from usagetap.sinks._redact import Redactor
+
+    assert Redactor().free_text(text) == expected
+
+
+def test_free_text_also_loses_the_redactors_own_secrets() -> None:
+    from usagetap.sinks._redact import Redactor
+
+    assert Redactor([TOKEN]).free_text(f"refused {TOKEN} today") == "refused [redacted] today"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
-import re
 import sqlite3
 
 import httpx
 
 from ..sinks._http import MAX_REASON
-from ..sinks._redact import KEYLIKE, REDACTED
+from ..sinks._redact import Redactor
 
 __all__ = ["TRANSIENT", "exception_reason", "is_transient"]
 
@@ -29,11 +28,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     concurrent.futures.TimeoutError,
 )
 
-_CREDENTIALS = re.compile(
-    r"(?i)(bearer\s+|basic\s+|(?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[=:]\s*[\"']?)"
-    r"[^\s\"',;&]+"
-)
-_USERINFO = re.compile(r"(//)[^/@\s]+@")
+_REDACT = Redactor()  # no secrets of its own: what looks like a key or a credential
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -44,7 +39,5 @@ def is_transient(exc: BaseException) -> bool:
 def exception_reason(exc: BaseException, sink: str = "") -> str:
     """``"ledger: OverflowError: Python int too large to convert to SQLite INTEGER"``, secrets redacted."""
     text = " ".join(f"{sink + ': ' if sink else ''}{type(exc).__name__}: {exc}".split()).rstrip(": ")
-    text = KEYLIKE.sub(REDACTED, text)
-    text = _CREDENTIALS.sub(rf"\1{REDACTED}", text)
-    text = _USERINFO.sub(rf"\1{REDACTED}@", text)
+    text = _REDACT.free_text(text)
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

@@ -26,7 +26,7 @@ from .. import _stats
 from .._log import internal_error, log, log_once
 from ..pricing import price_record
 from ..record import UsageRecord
-from ..sinks.base import Sink
+from ..sinks.base import BaseSink, Sink, as_sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
@@ -89,6 +89,8 @@ class Pipeline:
         if self.settings.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
         self.keys = _sink_keys(self.sinks)
+        # the sinks as delivery reads them: every optional member with its default
+        self.adapted: list[BaseSink] = [as_sink(sink) for sink in self.sinks]
         self.closed = False
         self._backoff: Optional[Backoff] = None
         self._init_state()
@@ -220,7 +222,7 @@ class Pipeline:
             except SpoolUnavailable as exc:
                 self._fall_back(exc)
         assert self.store is not None
-        for sink, key in zip(self.sinks, self.keys, strict=False):
+        for sink, key in zip(self.adapted, self.keys, strict=False):
             worker = SinkWorker(
                 sink,
                 key,
@@ -228,11 +230,10 @@ class Pipeline:
                 batch_size=s.batch_size,
                 flush_interval=s.flush_interval,
                 backoff=self._backoff,
-                on_settled=self._notify,
+                on_batch_done=self._notify,
             )
-            reason = getattr(sink, "unavailable", None)
-            if isinstance(reason, str):
-                worker.hold(reason)
+            if sink.unavailable:
+                worker.hold(sink.unavailable)
             self.workers.append(worker)
             worker.start()
         return self.store
@@ -241,7 +242,7 @@ class Pipeline:
         """Records per spool row for each sink: its batch, so a row is leased and acknowledged whole."""
         return {
             key: batch_limit(sink, self.settings.batch_size)
-            for sink, key in zip(self.sinks, self.keys, strict=False)
+            for sink, key in zip(self.adapted, self.keys, strict=False)
         }
 
     def _open_spill(self) -> Optional[Store]:
@@ -407,11 +408,7 @@ class Pipeline:
 
     def halted(self) -> int:
         """How many sinks have their delivery halted (a rejected key, a sink that could not be built)."""
-        unbuilt = {
-            key
-            for sink, key in zip(self.sinks, self.keys, strict=False)
-            if getattr(sink, "unavailable", None)
-        }
+        unbuilt = {key for sink, key in zip(self.adapted, self.keys, strict=False) if sink.unavailable}
         return len(unbuilt | {w.key for w in self.workers if w.halted})
 
     def adopt(self) -> None:
@@ -529,8 +526,8 @@ class Pipeline:
 
     def _close(self) -> None:
         """Close the sinks and the store (its rows become the next pipeline's, or the next process's)."""
-        for sink in self.sinks:
-            if any(sink is other for other in self._keep_open):
+        for given, sink in zip(self.sinks, self.adapted, strict=False):
+            if any(given is other for other in self._keep_open):
                 continue
             try:
                 sink.close()
@@ -611,13 +608,11 @@ class Pipeline:
         if self.store is not None:
             _inherited.append(self.store)  # never close the parent's SQLite connection from the child
         self._init_state()
-        for sink in self.sinks:
-            reset = getattr(sink, "after_fork", None)
-            if callable(reset):
-                try:
-                    reset()
-                except Exception as exc:
-                    internal_error("sink.after_fork", exc)
+        for sink in self.adapted:
+            try:
+                sink.after_fork()
+            except Exception as exc:
+                internal_error("sink.after_fork", exc)
 
 
 def _reinit_after_fork() -> None:

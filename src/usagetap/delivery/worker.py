@@ -18,6 +18,7 @@ for an error with a new reason).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -33,8 +34,9 @@ from .. import _stats
 from .._log import internal_error, log, log_once
 from ..pricing import price_record
 from ..record import MAX_TOKENS, TOKEN_FIELDS, UsageRecord
-from ..sinks.base import Outcomes, Sink
+from ..sinks.base import BaseSink, Outcomes, Sink, as_sink
 from .backoff import Backoff
+from .decision import Action, decide
 from .failures import exception_reason, is_transient
 from .sizing import BatchSizes
 from .store import Entry, Store
@@ -47,9 +49,9 @@ HALT_PAUSE = 60.0
 COUNTERS = {"delivered": "sent", "duplicates": "duplicates", "retried": "retried", "dead": "dead"}
 
 
-def batch_limit(sink: Sink, batch_size: int) -> int:
+def batch_limit(sink: BaseSink, batch_size: int) -> int:
     """Records per batch for ``sink``: ``batch_size``, at most the sink's ``max_batch``."""
-    return max(1, min(batch_size, int(getattr(sink, "max_batch", batch_size) or batch_size)))
+    return max(1, min(batch_size, sink.max_batch or batch_size))
 
 
 def status_key(sink_key: str) -> str:
@@ -57,9 +59,9 @@ def status_key(sink_key: str) -> str:
     return f"sink:{sink_key}"
 
 
-def in_flight_limit(sink: Sink) -> int:
-    """Batches sent to ``sink`` at once: its ``max_in_flight`` (1, in order, when it does not say)."""
-    return max(1, int(getattr(sink, "max_in_flight", 1) or 1))
+def in_flight_limit(sink: BaseSink) -> int:
+    """Batches sent to ``sink`` at once: its ``max_in_flight`` (1, in order, by default)."""
+    return max(1, sink.max_in_flight)
 
 
 def _out_of_range(record: UsageRecord, sink: str) -> Optional[str]:
@@ -72,13 +74,14 @@ def _out_of_range(record: UsageRecord, sink: str) -> Optional[str]:
 
 
 def send_bisecting(
-    sink: Sink,
+    sink: BaseSink,
     records: list[UsageRecord],
     on_error: Callable[[str, str], None],
     sizes: Optional[BatchSizes] = None,
 ) -> Outcomes:
-    """One ``sink.send()``; a batch the backend refuses as a whole is bisected down to the event at
-    fault, which is dead-lettered with the backend's reason.
+    """One ``sink.send()``; the events of a batch the backend refuses as a whole (``SPLIT`` in
+    :func:`~usagetap.delivery.decision.decide`) are bisected down to the event at fault, which is
+    dead-lettered with the backend's reason; events it delivered or dead-lettered are not resent.
 
     A transient exception from the sink (see :mod:`.failures`) means "retry every event"; it, and a
     backend asking to retry, are reported as ``on_error(kind, reason)``. Any other exception refuses
@@ -113,22 +116,30 @@ def send_bisecting(
             if reason
             else f"the backend asked to retry {count} event(s)",
         )
-    if outcomes.split and not outcomes.halt:
-        if len(records) > 1:
-            parts = 2
-            if outcomes.too_large and sizes is not None:
-                parts = max(parts, -(-len(records) // sizes.safe_size()))
-            return _in_parts(sink, records, parts, on_error, sizes)
-        only = records[0].event_id
-        outcomes.retry = [i for i in outcomes.retry if i != only]
-        outcomes.dead[only] = outcomes.split
-        outcomes.split = None
-        outcomes.too_large = False
-    return outcomes
+    if not outcomes.split or outcomes.halt:
+        return outcomes
+    decision = decide(outcomes, [r.event_id for r in records])
+    refused = [r for r in records if decision.actions[r.event_id] is Action.SPLIT]
+    if not refused:  # the only event refused with its batch: dead, with the refusal's reason
+        dead = decision.of(Action.DEAD)
+        return dataclasses.replace(
+            outcomes,
+            retry=[i for i in outcomes.retry if i not in dead],
+            dead=decision.reasons,
+            split=None,
+            too_large=False,
+        )
+    parts = 2
+    if decision.too_large and sizes is not None:
+        parts = max(parts, -(-len(refused) // sizes.safe_size()))
+    answered = Outcomes(
+        delivered=decision.of(Action.ACK), dead=decision.reasons, duplicates=outcomes.duplicates
+    )
+    return answered.merge(_in_parts(sink, refused, parts, on_error, sizes))
 
 
 def _in_parts(
-    sink: Sink,
+    sink: BaseSink,
     records: list[UsageRecord],
     parts: int,
     on_error: Callable[[str, str], None],
@@ -165,17 +176,17 @@ class SinkWorker:
         batch_size: int,
         flush_interval: float,
         backoff: Backoff,
-        on_settled: Callable[[], None],
+        on_batch_done: Callable[[], None],
     ) -> None:
-        self.sink = sink
+        self.sink = as_sink(sink)
         self.key = key
         self.store = store
-        self.batch_size = batch_limit(sink, batch_size)
+        self.batch_size = batch_limit(self.sink, batch_size)
         self.sizes = BatchSizes(self.batch_size)
-        self.in_flight = in_flight_limit(sink)
+        self.in_flight = in_flight_limit(self.sink)
         self.flush_interval = flush_interval
         self.backoff = backoff
-        self.on_settled = on_settled
+        self.on_batch_done = on_batch_done
         self.wake = threading.Event()
         self.paused_until = 0.0
         self.halted: Optional[str] = None
@@ -280,7 +291,7 @@ class SinkWorker:
             if not entries:
                 return
             try:
-                self._settle(entries, self._send([e.record for e in entries]))
+                self._finish_batch(entries, self._send([e.record for e in entries]))
             except Exception:
                 self._release(entries)
                 raise
@@ -319,13 +330,13 @@ class SinkWorker:
             try:
                 if error is not None or outcomes is None:
                     raise error or RuntimeError("no outcome")
-                self._settle(entries, outcomes)
+                self._finish_batch(entries, outcomes)
             except BaseException as exc:
                 self._release(entries)
                 internal_error(f"worker:{self.key}", exc)
 
     def _release(self, entries: Sequence[Entry]) -> None:
-        """Something went wrong between lease and settle: make the entries due again after a backoff."""
+        """Something went wrong before the batch was finished: make the entries due again after a backoff."""
         attempts = max((e.attempts for e in entries), default=0) + 1
         due = time.time() + self.backoff.delay(attempts)  # one draw: the batch stays together
         for entry in entries:
@@ -362,53 +373,56 @@ class SinkWorker:
             reason,
         )
 
-    def _settle(self, entries: Sequence[Entry], outcomes: Outcomes) -> None:
+    def _finish_batch(self, entries: Sequence[Entry], outcomes: Outcomes) -> None:
+        """Acknowledge, dead-letter or reschedule each leased entry as :func:`decide` says."""
         now = time.time()
-        by_id: dict[str, list[Entry]] = {}
-        for entry in entries:
-            by_id.setdefault(entry.record.event_id, []).append(entry)
-        delivered = [e for i in dict.fromkeys(outcomes.delivered) for e in by_id.pop(i, ())]
+        decision = decide(outcomes, (e.record.event_id for e in entries))
+        delivered: list[Entry] = []
         dead: list[Entry] = []
         reasons: list[str] = []
-        for event_id, reason in outcomes.dead.items():
-            for entry in by_id.pop(event_id, ()):
+        retry: list[Entry] = []
+        for entry in entries:
+            action = decision.actions[entry.record.event_id]
+            if action is Action.ACK:
+                delivered.append(entry)
+            elif action is Action.DEAD:
                 dead.append(entry)
-                reasons.append(reason)
-        retry = [e for i in dict.fromkeys(outcomes.retry) for e in by_id.pop(i, ())]
-        if by_id:
+                reasons.append(decision.reasons[entry.record.event_id])
+            else:  # RETRY, HALT; SPLIT never comes here: send_bisecting resends those
+                retry.append(entry)
+        if decision.unreported:
             log_once(
                 logging.WARNING,
                 f"unreported:{self.key}",
                 "usagetap: sink %s reported no outcome for some events; they will be retried",
                 self.key,
             )
-            retry.extend(e for group in by_id.values() for e in group)
 
-        if outcomes.halt:
-            self._halt(outcomes.halt, now)
+        if decision.halt:
+            self._halt(decision.halt, now)
             for entry in retry:  # the pause is the sink's: the events stay due for whoever delivers next
                 entry.not_before = now
         else:
             if self.halted:
                 log.warning("usagetap: sink %s accepts events again; delivery resumed", self.key)
                 self.halted = None
-            if outcomes.retry_after is not None:
-                self.paused_until = max(self.paused_until, now + outcomes.retry_after)
+            if decision.retry_after is not None:
+                self.paused_until = max(self.paused_until, now + decision.retry_after)
             if retry:
                 # one draw for the batch: events that failed together are retried together
                 attempts = max(e.attempts for e in retry) + 1
-                due = now + self.backoff.delay(attempts, outcomes.retry_after)
+                due = now + self.backoff.delay(attempts, decision.retry_after)
                 for entry in retry:
                     entry.attempts += 1
                     entry.not_before = due
 
         self.sent += len(delivered)
         self.dead += len(dead)
-        self.duplicates += outcomes.duplicates
+        self.duplicates += decision.duplicates
         self.retried += len(retry)
         _stats.incr("sent", len(delivered))
-        if outcomes.duplicates:
-            _stats.incr("duplicate", outcomes.duplicates)
+        if decision.duplicates:
+            _stats.incr("duplicate", decision.duplicates)
         if retry:
             _stats.incr("retried", len(retry))
         if dead:
@@ -433,7 +447,7 @@ class SinkWorker:
         except Exception as exc:
             internal_error(f"store:{self.key}", exc)
         self.publish_status()
-        self.on_settled()
+        self.on_batch_done()
 
     # -- status for ``usagetap status`` ------------------------------------------
 

@@ -12,7 +12,10 @@
 ``OpenTelemetry`` the GenAI ``gen_ai.client.token.usage`` histogram
 ================= ===============================================================
 
-Sinks are imported on first use, so ``import usagetap`` stays cheap.
+A sink of your own needs a ``name`` and ``send(records) -> Outcomes`` (:class:`Sink`);
+derive it from :class:`BaseSink` for the defaults of the rest (``max_batch``,
+``max_in_flight``, ``close()``, ``after_fork()``, ...). Sinks are imported on
+first use, so ``import usagetap`` stays cheap.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import Outcomes, Sink
+from .base import BaseSink, Outcomes, Sink
 
 if TYPE_CHECKING:
     from .http import HTTP
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from .stripe import Stripe
 
 __all__ = [
+    "BaseSink",
     "HTTP",
     "Ledger",
     "Memory",

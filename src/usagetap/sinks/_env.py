@@ -28,11 +28,10 @@ from typing import Any, Optional
 
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from .base import Outcomes, Sink
+from .base import MAX_TIMEOUT, BaseSink, Outcomes
 
 __all__ = ["SINKS", "Unbuildable", "sink_from_env", "sink_name_from_env"]
 
-MAX_TIMEOUT = 3600.0  # seconds; every sink's timeout is at most this
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -105,13 +104,13 @@ class _Env:
         return {key: value for key, name in names.items() if (value := self.get(name)) is not None}
 
 
-def _ledger(env: _Env) -> Sink:
+def _ledger(env: _Env) -> BaseSink:
     from .ledger import Ledger
 
     return Ledger(env.get("DB"))
 
 
-def _spaire(env: _Env) -> Sink:
+def _spaire(env: _Env) -> BaseSink:
     from .spaire import Polar, Spaire
 
     options = env.options(
@@ -125,7 +124,7 @@ def _spaire(env: _Env) -> Sink:
     return Spaire(env.api_key(), **options, **env.common())
 
 
-def _open_spanner(env: _Env) -> Sink:
+def _open_spanner(env: _Env) -> BaseSink:
     from .open_spanner import OpenSpanner
 
     dimensions = [d.strip() for d in (env.get("DIMENSIONS") or "").split(",") if d.strip()]
@@ -139,7 +138,7 @@ def _open_spanner(env: _Env) -> Sink:
     )
 
 
-def _solvapay(env: _Env) -> Sink:
+def _solvapay(env: _Env) -> BaseSink:
     from .solvapay import SolvaPay
 
     return SolvaPay(
@@ -150,7 +149,7 @@ def _solvapay(env: _Env) -> Sink:
     )
 
 
-def _openmeter(env: _Env) -> Sink:
+def _openmeter(env: _Env) -> BaseSink:
     from .openmeter import OpenMeter
 
     base_url = env.get("BASE_URL")
@@ -163,7 +162,7 @@ def _openmeter(env: _Env) -> Sink:
     )
 
 
-def _stripe(env: _Env) -> Sink:
+def _stripe(env: _Env) -> BaseSink:
     from .stripe import MAX_CONCURRENCY, Stripe
 
     concurrency = env.within("CONCURRENCY", int, 1, MAX_CONCURRENCY)
@@ -176,7 +175,7 @@ def _stripe(env: _Env) -> Sink:
     )
 
 
-def _http(env: _Env) -> Sink:
+def _http(env: _Env) -> BaseSink:
     from .http import HTTP
 
     url = env.get("URL") or env.required("BASE_URL", "the URL to POST batches to; or set USAGETAP_URL")
@@ -186,7 +185,7 @@ def _http(env: _Env) -> Sink:
     return HTTP(url, secret=env.secret("SECRET"), headers=headers, **env.common())
 
 
-SINKS: dict[str, Callable[[_Env], Sink]] = {
+SINKS: dict[str, Callable[[_Env], BaseSink]] = {
     "ledger": _ledger,
     "spaire": _spaire,
     "polar": _spaire,
@@ -207,32 +206,29 @@ def sink_name_from_env(environ: Mapping[str, str]) -> str:
     return _kind(environ) or "ledger"
 
 
-class Unbuildable:
+class Unbuildable(BaseSink):
     """Stands for a sink the environment names but that cannot be built (``reason``).
 
     It delivers nothing: every record stays pending under the real sink's name, so a process whose
     environment is fixed delivers them; the pipeline keeps its delivery halted with ``reason``.
     """
 
-    local = False
     max_batch = 500
 
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
+        self.reason = reason
         self.unavailable = reason
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """Keep every record; delivery stays halted."""
-        return Outcomes.halted(records, self.unavailable)
-
-    def close(self) -> None:
-        """Nothing to release."""
+        return Outcomes.halted(records, self.reason)
 
     def __repr__(self) -> str:
         return f"Unbuildable(name={self.name!r})"
 
 
-def sink_from_env(environ: Mapping[str, str]) -> Optional[Sink]:
+def sink_from_env(environ: Mapping[str, str]) -> Optional[BaseSink]:
     """The sink ``USAGETAP_SINK`` and its variables describe, or None when ``USAGETAP_SINK`` is unset.
 
     Raises :class:`usagetap.ConfigurationError` for an unknown sink or a missing or malformed variable.

@@ -24,7 +24,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
@@ -33,9 +33,9 @@ import httpx
 from .._version import __version__
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from ._env import MAX_TIMEOUT
+from ._items import OutcomeTally, WireItem
 from ._redact import Redactor, redact_url, watch_httpx_log
-from .base import Outcomes
+from .base import MAX_TIMEOUT, Outcomes
 
 __all__ = [
     "Endpoint",
@@ -43,6 +43,7 @@ __all__ = [
     "check_api_key",
     "check_timeout",
     "is_retryable",
+    "post_batch",
     "retry_after_of",
     "rfc3339",
 ]
@@ -305,3 +306,47 @@ def answer_outcomes(
     if len(records) > 1 and (status == 413 or atomic):
         return Outcomes.split_batch(records, reason, too_large=status == 413)
     return Outcomes.all_dead(records, reason)
+
+
+def _every_404(response: httpx.Response) -> bool:
+    return True
+
+
+def post_batch(
+    endpoint: Endpoint,
+    path: str,
+    items: Sequence[WireItem],
+    tally: OutcomeTally,
+    *,
+    read: Optional[Callable[[httpx.Response], bool]] = None,
+    atomic: bool = True,
+    missing_route: Callable[[httpx.Response], bool] = _every_404,
+    **request: Any,
+) -> Optional[httpx.Response]:
+    """POST one request carrying ``items`` (``request``: its body and headers) and tally the answer.
+
+    No answer: every item is retried, with the reason. An answer goes to ``read`` first, which
+    tallies what it understands (per-item results, a refusal naming its events) and says whether
+    it did; otherwise a 2xx delivers every item and a refusal follows the table above
+    (``atomic``, and ``missing_route(response)`` for a 404: see :func:`answer_outcomes`).
+    Returns the answer, or None when there was none.
+    """
+    try:
+        response = endpoint.post(path, **request)
+    except httpx.TransportError as exc:
+        reason = endpoint.unreachable(exc)
+        for item in items:
+            tally.retry(item, reason=reason)
+        return None
+    if read is not None and read(response):
+        return response
+    if response.is_success:
+        for item in items:
+            tally.delivered(item)
+        return response
+    records = list({item.record.event_id: item.record for item in items}.values())
+    refusal = answer_outcomes(
+        endpoint, response, records, atomic=atomic, missing_route=missing_route(response)
+    )
+    tally.apply(refusal, items)
+    return response

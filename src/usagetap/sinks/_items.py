@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional
 from ..record import Scalar, UsageRecord
 from .base import Outcomes
 
-__all__ = ["TOKEN_TYPES", "Item", "Tally", "Unsendable", "clean_scalars", "items_for", "unique"]
+__all__ = ["TOKEN_TYPES", "OutcomeTally", "Unsendable", "WireItem", "clean_scalars", "items_for", "unique"]
 
 TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
 
@@ -25,8 +25,9 @@ class Unsendable(Exception):
     """This event can never be valid for this backend; the message is the dead-letter reason."""
 
 
-class Item(NamedTuple):
-    """One quantity sent for a record: the whole record, or one of its token types (or a part of one).
+class WireItem(NamedTuple):
+    """One quantity a backend receives for a record: the whole record, or one of its token types (or a
+    part of one), under its own idempotency ``key``.
 
     A named tuple: a batch makes one per event, and a frozen dataclass costs four times as much to build.
     """
@@ -49,19 +50,19 @@ def token_quantities(record: UsageRecord) -> dict[str, int]:
 
 def items_for(
     record: UsageRecord, *, split: bool, max_quantity: Optional[int] = None, max_parts: Optional[int] = None
-) -> list[Item]:
+) -> list[WireItem]:
     """The items for ``record``; a quantity over ``max_quantity`` goes in parts (``{key}:part{n}``).
 
     Raises :class:`Unsendable` when that would take more than ``max_parts`` items (counted first).
     """
     if split:
         items = [
-            Item(record, f"{record.event_id}:{kind}", quantity, kind)
+            WireItem(record, f"{record.event_id}:{kind}", quantity, kind)
             for kind, quantity in token_quantities(record).items()
             if quantity > 0
         ]
     else:
-        items = [Item(record, record.event_id, record.total_tokens)] if record.total_tokens > 0 else []
+        items = [WireItem(record, record.event_id, record.total_tokens)] if record.total_tokens > 0 else []
     if max_quantity is None:
         return items
     if max_parts is not None:
@@ -71,7 +72,7 @@ def items_for(
                 f"{record.total_tokens} tokens would take {needed} events of at most {max_quantity} "
                 f"units; more than the {max_parts} one record may take"
             )
-    out: list[Item] = []
+    out: list[WireItem] = []
     for item in items:
         if item.quantity <= max_quantity:
             out.append(item)
@@ -79,7 +80,7 @@ def items_for(
         parts = math.ceil(item.quantity / max_quantity)
         for n in range(parts):
             quantity = min(max_quantity, item.quantity - n * max_quantity)
-            out.append(Item(record, f"{item.key}:part{n + 1}", quantity, item.token_type))
+            out.append(WireItem(record, f"{item.key}:part{n + 1}", quantity, item.token_type))
     return out
 
 
@@ -128,8 +129,9 @@ def clean_scalars(
     return out
 
 
-class Tally:
-    """Per-item answers folded into per-event :class:`Outcomes`."""
+class OutcomeTally:
+    """A batch's per-item answers, tallied into per-event :class:`Outcomes` (an event is delivered only
+    when every one of its items is)."""
 
     def __init__(self, records: Sequence[UsageRecord]) -> None:
         self.records = unique(records)
@@ -143,9 +145,9 @@ class Tally:
         self.retry_reason: Optional[str] = None
         self.too_large = False
 
-    def collect(self, make: Callable[[UsageRecord], Iterable[Item]]) -> list[Item]:
+    def collect(self, make: Callable[[UsageRecord], Iterable[WireItem]]) -> list[WireItem]:
         """Every record's items; a record that can never be sent is dead-lettered with the reason."""
-        items: list[Item] = []
+        items: list[WireItem] = []
         for record in self.records:
             try:
                 items.extend(make(record))
@@ -153,7 +155,9 @@ class Tally:
                 self.dead_event(record, str(exc))
         return items
 
-    def send_in_chunks(self, items: Sequence[Item], size: int, send: Callable[[list[Item]], None]) -> None:
+    def send_in_chunks(
+        self, items: Sequence[WireItem], size: int, send: Callable[[list[WireItem]], None]
+    ) -> None:
         """``send`` the items ``size`` at a time; after a halt or a Retry-After, the rest wait."""
         for start in range(0, len(items), size):
             chunk = list(items[start : start + size])
@@ -163,17 +167,19 @@ class Tally:
                 continue
             send(chunk)
 
-    def delivered(self, item: Item, *, duplicate: bool = False) -> None:
+    def delivered(self, item: WireItem, *, duplicate: bool = False) -> None:
         event_id = item.record.event_id
         self._items[event_id].append("delivered")
         self._duplicate[event_id] = duplicate and self._duplicate.get(event_id, True)
 
-    def retry(self, item: Item, retry_after: Optional[float] = None, reason: Optional[str] = None) -> None:
+    def retry(
+        self, item: WireItem, retry_after: Optional[float] = None, reason: Optional[str] = None
+    ) -> None:
         self._items[item.record.event_id].append("retry")
         self.wait(retry_after)
         self.retry_reason = self.retry_reason or reason
 
-    def dead(self, item: Item, reason: str) -> None:
+    def dead(self, item: WireItem, reason: str) -> None:
         self.dead_event(item.record, reason)
 
     def dead_event(self, record: UsageRecord, reason: str) -> None:
@@ -186,7 +192,7 @@ class Tally:
         if retry_after is not None:
             self.retry_after = max(self.retry_after or 0.0, retry_after)
 
-    def apply(self, outcomes: Outcomes, items: Sequence[Item]) -> None:
+    def apply(self, outcomes: Outcomes, items: Sequence[WireItem]) -> None:
         """Record a whole-request answer (from :func:`answer_outcomes`) for ``items``."""
         for item in items:
             event_id = item.record.event_id
@@ -201,6 +207,23 @@ class Tally:
         self.split = self.split or outcomes.split
         self.retry_reason = self.retry_reason or outcomes.retry_reason
         self.too_large = self.too_large or outcomes.too_large
+
+    def merge(self, other: OutcomeTally) -> None:
+        """Add the answers ``other`` tallied for some of the same records (one item sent on its own)."""
+        for event_id, states in other._items.items():
+            self._items[event_id].extend(states)
+            if event_id in other._duplicate:
+                self._duplicate[event_id] = other._duplicate[event_id] and self._duplicate.get(event_id, True)
+            for reason in other._reasons.get(event_id, ()):
+                reasons = self._reasons.setdefault(event_id, [])
+                if reason not in reasons:
+                    reasons.append(reason)
+        self.duplicates += other.duplicates
+        self.wait(other.retry_after)
+        self.halt = self.halt or other.halt
+        self.split = self.split or other.split
+        self.retry_reason = self.retry_reason or other.retry_reason
+        self.too_large = self.too_large or other.too_large
 
     def outcomes(self) -> Outcomes:
         result = Outcomes(

@@ -18,13 +18,29 @@ from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-__all__ = ["KEYLIKE", "REDACTED", "Redactor", "redact_url", "url_secrets", "watch_httpx_log"]
+__all__ = [
+    "CREDENTIALS",
+    "KEYLIKE",
+    "REDACTED",
+    "USERINFO",
+    "Redactor",
+    "redact_url",
+    "url_secrets",
+    "watch_httpx_log",
+]
 
 REDACTED = "[redacted]"
 MIN_SECRET = 6  # redacting a very short "secret" in free text would mangle every reason
 
 # Things that look like credentials in a backend's error text (Stripe echoes a masked key, for one).
 KEYLIKE = re.compile(r"\b(?:sk|rk|pk|whsec|polar_[a-z]+|osp)_[A-Za-z0-9_*\-]{6,}")
+# In text no sink wrote (an exception's message): a credential after its label, a URL's user info.
+CREDENTIALS = re.compile(
+    r"(?i)(bearer\s+|basic\s+|(?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[=:]\s*[\"']?"
+    r"(?:bearer\s+|basic\s+)?)"
+    r"[^\s\"',;&]+"
+)
+USERINFO = re.compile(r"(//)[^/@\s]+@")
 
 
 def url_secrets(url: str) -> list[str]:
@@ -79,6 +95,12 @@ class Redactor:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return KEYLIKE.sub(REDACTED, text)
+
+    def free_text(self, text: str) -> str:
+        """Text from outside any sink (an exception's message): also every labelled credential
+        (``Bearer ...``, ``api_key=...``, ``password: ...``) and every URL's user info."""
+        text = CREDENTIALS.sub(rf"\1{REDACTED}", self(text))
+        return USERINFO.sub(rf"\1{REDACTED}@", text)
 
     def url(self, text: str) -> str:
         """A URL (or any text) as it may be shown: redacted by structure when it is one of ours."""

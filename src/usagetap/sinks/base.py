@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
+from ..errors import ConfigurationError
 from ..record import UsageRecord
 
-__all__ = ["DEFAULT_IN_FLIGHT", "Outcomes", "Sink", "meter_of"]
+__all__ = [
+    "DEFAULT_IN_FLIGHT",
+    "MAX_TIMEOUT",
+    "BaseSink",
+    "Outcomes",
+    "Sink",
+    "SinkAdapter",
+    "as_sink",
+    "is_sink",
+    "meter_of",
+]
 
+MAX_TIMEOUT = 3600.0  # seconds; every sink's timeout is at most this
 # Batches a remote sink whose backend dedupes (and does not care about order) has in flight at once.
 DEFAULT_IN_FLIGHT = 4
 
@@ -104,16 +116,16 @@ def meter_of(record: UsageRecord, default: str) -> str:
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where usage records go. Implementations: :mod:`usagetap.sinks`.
+    """What a sink must be: a ``name`` (its key in the spool) and ``send()``.
 
-    A sink may also say how many batches it takes at once, ``max_in_flight``
-    (without it: 1, one batch after the other, in order). The remote sinks
-    whose backends dedupe take :data:`DEFAULT_IN_FLIGHT`; set the attribute on
-    an instance to change it (1 where order or a tight rate limit matters).
+    Everything else a sink may say has a default, declared on :class:`BaseSink`
+    (which the sinks of :mod:`usagetap.sinks` derive from): a sink written as a
+    plain class with ``name`` and ``send()`` works as it is, and
+    :func:`as_sink` gives it the defaults where delivery takes it in (a sink
+    without ``close()``, declared here for type checkers, is closed as a no-op).
     """
 
     name: str
-    max_batch: int
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """Deliver ``records`` (already priced) and report every event id's outcome."""
@@ -122,3 +134,93 @@ class Sink(Protocol):
     def close(self) -> None:
         """Release connections; called once, at shutdown."""
         ...
+
+
+class BaseSink:
+    """A sink with every member delivery reads, each with its default (httpx's ``BaseTransport``).
+
+    ``max_batch``: the most records one ``send()`` takes (None: the pipeline's
+    ``batch_size``). ``max_in_flight``: batches sent at once (1: one after the
+    other, in order; the remote sinks whose backends dedupe take
+    :data:`DEFAULT_IN_FLIGHT`, set it on an instance to change it).
+    ``local``: records stay on this machine (a file, this process), no
+    network. ``unavailable``: why this sink cannot deliver anything (it stands
+    for one that could not be built); delivery to it stays halted.
+    """
+
+    name: str
+    max_batch: Optional[int] = None
+    max_in_flight: int = 1
+    local: bool = False
+    unavailable: Optional[str] = None
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        """Deliver ``records`` (already priced) and report every event id's outcome."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; called once, at shutdown. Default: nothing to release."""
+
+    def after_fork(self) -> None:
+        """In a forked child, before its first send: drop what belongs to the parent. Default: nothing."""
+
+
+class SinkAdapter(BaseSink):
+    """A sink that does not derive from :class:`BaseSink`, with the defaults for what it leaves out."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.name = sink.name
+        # The one place a sink's optional members are looked up by name: they are optional.
+        self.max_batch = _count(getattr(sink, "max_batch", None))
+        self.max_in_flight = _count(getattr(sink, "max_in_flight", None)) or 1
+        self.local = bool(getattr(sink, "local", False))
+        reason = getattr(sink, "unavailable", None)
+        self.unavailable = reason if isinstance(reason, str) and reason else None
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        return self.sink.send(records)
+
+    def close(self) -> None:
+        close = getattr(self.sink, "close", None)
+        if callable(close):
+            close()
+
+    def after_fork(self) -> None:
+        reset = getattr(self.sink, "after_fork", None)
+        if callable(reset):
+            reset()
+
+    def __repr__(self) -> str:
+        return repr(self.sink)
+
+
+def _count(value: Any) -> Optional[int]:
+    """A count a sink declares, or None when it declares none (or zero)."""
+    return int(value) if value else None
+
+
+def is_sink(candidate: object) -> bool:
+    """Whether ``candidate`` can be a sink: a :class:`BaseSink`, or anything with ``name`` and ``send()``."""
+    if isinstance(candidate, BaseSink):
+        return True
+    return isinstance(candidate, _Named) and isinstance(candidate.name, str) and callable(candidate.send)
+
+
+def as_sink(candidate: Sink) -> BaseSink:
+    """``candidate`` with every member delivery reads: itself when it is a :class:`BaseSink`, else
+    a :class:`SinkAdapter` around it. Raises :class:`~usagetap.ConfigurationError` when it is no sink."""
+    if isinstance(candidate, BaseSink):
+        return candidate
+    if not is_sink(candidate):
+        raise ConfigurationError(f"{candidate!r} is not a sink (it needs a name and send(records))")
+    return SinkAdapter(candidate)
+
+
+@runtime_checkable
+class _Named(Protocol):
+    """The least a sink has: what :func:`is_sink` checks."""
+
+    name: object
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes: ...

@@ -41,9 +41,9 @@ import httpx
 
 from ..errors import ConfigurationError
 from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes
-from ._items import Item, Tally, clean_scalars
-from .base import Outcomes
+from ._http import DEFAULT_TIMEOUT, Endpoint, post_batch
+from ._items import OutcomeTally, WireItem, clean_scalars
+from .base import BaseSink, Outcomes
 
 __all__ = ["HTTP", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign", "verify"]
 
@@ -152,7 +152,7 @@ _KIND_PUT: dict[str, Callable[[Any], Any]] = {
 _PUT = [_KIND_PUT[FIELD_KINDS[name][0]] for name in FIELDS]  # each field's value as it goes on the wire
 
 
-class HTTP:
+class HTTP(BaseSink):
     """POST batches of records as JSON to ``url``.
 
     ::
@@ -192,8 +192,8 @@ class HTTP:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the batch as one signed JSON request and read per-event duplicates and rejections."""
-        tally = Tally(records)
-        items = [Item(r, r.event_id, r.total_tokens) for r in tally.records]
+        tally = OutcomeTally(records)
+        items = [WireItem(r, r.event_id, r.total_tokens) for r in tally.records]
         if not items:
             return tally.outcomes()
         body = payload(tally.records)
@@ -202,16 +202,21 @@ class HTTP:
             now = int(time.time())
             headers[TIMESTAMP_HEADER] = str(now)
             headers[SIGNATURE_HEADER] = sign(body, self._secret, now)
-        try:
-            response = self._endpoint.post(self.url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            reason = self._endpoint.unreachable(exc)
-            for item in items:
-                tally.retry(item, reason=reason)
-            return tally.outcomes()
+        post_batch(
+            self._endpoint,
+            self.url,
+            items,
+            tally,
+            read=lambda response: self._read(response, items, tally),
+            content=body,
+            headers=headers,
+        )
+        return tally.outcomes()
+
+    def _read(self, response: httpx.Response, items: list[WireItem], tally: OutcomeTally) -> bool:
+        """A 2xx answer: every event delivered, but those it lists as duplicates or rejected."""
         if not response.is_success:
-            tally.apply(answer_outcomes(self._endpoint, response, tally.records, atomic=True), items)
-            return tally.outcomes()
+            return False
         answer = _json_object(response)
         duplicates = set(_strings(answer.get("duplicates")))
         rejected = answer.get("rejected")
@@ -223,7 +228,7 @@ class HTTP:
                 tally.dead(item, self._endpoint.redact(f"http: rejected: {rejected[event_id]}")[:500])
             else:
                 tally.delivered(item, duplicate=event_id in duplicates)
-        return tally.outcomes()
+        return True
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -14,7 +14,7 @@ from typing import Optional, Union
 from .._forksafe import SQLITE
 from ..db.ledger import COLUMNS, connect, insert, iter_records
 from ..record import TOKEN_FIELDS, UsageRecord
-from .base import Outcomes
+from .base import BaseSink, Outcomes
 
 __all__ = ["COLUMNS", "DEFAULT_PATH", "Ledger", "connect", "default_path", "iter_records"]
 
@@ -41,7 +41,7 @@ def _unstorable(r: UsageRecord) -> Optional[str]:
     return None
 
 
-class Ledger:
+class Ledger(BaseSink):
     """Write records to a local SQLite ledger (the default when nothing is configured).
 
     ``path`` defaults to ``$USAGETAP_DB`` or ``./.usagetap/ledger.db``.

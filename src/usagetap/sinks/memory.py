@@ -6,12 +6,12 @@ import threading
 from collections.abc import Sequence
 
 from ..record import UsageRecord
-from .base import Outcomes
+from .base import BaseSink, Outcomes
 
 __all__ = ["Memory"]
 
 
-class Memory:
+class Memory(BaseSink):
     """Keep delivered records in a list, deduplicated on ``event_id`` like a real backend.
 
     ``records`` is the list of :class:`~usagetap.UsageRecord` delivered, in order.

@@ -26,9 +26,9 @@ import httpx
 
 from ..errors import ConfigurationError, UsagetapError
 from ..record import UsageRecord
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
-from ._items import TOKEN_TYPES, Item, Tally, Unsendable, items_for
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
+from ._items import TOKEN_TYPES, OutcomeTally, Unsendable, WireItem, items_for
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
 
@@ -45,7 +45,7 @@ _BUILTIN_DIMENSIONS: tuple[tuple[str, str, bool, str], ...] = (
 )
 
 
-class OpenSpanner:
+class OpenSpanner(BaseSink):
     """Send usage to an Open Spanner deployment.
 
     ::
@@ -160,7 +160,7 @@ class OpenSpanner:
 
     # -- mapping ---------------------------------------------------------
 
-    def items(self, record: UsageRecord) -> list[Item]:
+    def items(self, record: UsageRecord) -> list[WireItem]:
         """The items for ``record``; raises :class:`Unsendable` when its customer is no valid subject."""
         customer = record.customer
         if customer is None:
@@ -172,7 +172,7 @@ class OpenSpanner:
             )
         return items_for(record, split=self.split_by_token_type)
 
-    def body(self, item: Item) -> dict[str, Any]:
+    def body(self, item: WireItem) -> dict[str, Any]:
         """The ``usage.CreateRequest`` item for one item (one record, or one token type of it)."""
         record = item.record
         cached = record.dimensions.get("cached")
@@ -201,28 +201,31 @@ class OpenSpanner:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the items in bulk requests of at most 1000 and read each item's outcome."""
-        tally = Tally(records)
+        tally = OutcomeTally(records)
         tally.send_in_chunks(
             tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)
         )
         return tally.outcomes()
 
-    def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:
-        try:
-            response = self._endpoint.post("/v1/usages/bulk", json=[self.body(i) for i in chunk])
-        except httpx.TransportError as exc:
-            reason = self._endpoint.unreachable(exc)
-            for item in chunk:
-                tally.retry(item, reason=reason)
-            return
-        body = _json(response)
-        if response.is_success or (response.status_code == 400 and _is_bulk(body)):
-            self._per_item(chunk, body, tally)
-        else:
-            records = list({i.record.event_id: i.record for i in chunk}.values())
-            tally.apply(answer_outcomes(self._endpoint, response, records, atomic=True), chunk)
+    def _send_chunk(self, chunk: list[WireItem], tally: OutcomeTally) -> None:
+        post_batch(
+            self._endpoint,
+            "/v1/usages/bulk",
+            chunk,
+            tally,
+            read=lambda response: self._read(response, chunk, tally),
+            json=[self.body(i) for i in chunk],
+        )
 
-    def _per_item(self, chunk: list[Item], body: Any, tally: Tally) -> None:
+    def _read(self, response: httpx.Response, chunk: list[WireItem], tally: OutcomeTally) -> bool:
+        """A bulk answer (a 2xx, or a 400 listing failed items): each item's outcome."""
+        body = _json(response)
+        if not (response.is_success or (response.status_code == 400 and _is_bulk(body))):
+            return False
+        self._per_item(chunk, body, tally)
+        return True
+
+    def _per_item(self, chunk: list[WireItem], body: Any, tally: OutcomeTally) -> None:
         body = body if isinstance(body, dict) else {}
         accepted = _keys(body.get("accepted_items"))
         duplicates = _keys(body.get("duplicate_items"))

@@ -19,20 +19,18 @@ import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
-import httpx
-
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
-from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
+from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenMeter"]
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
 
 
-class OpenMeter:
+class OpenMeter(BaseSink):
     """Send usage to OpenMeter Cloud (``https://openmeter.cloud``) or a self-hosted OpenMeter.
 
     ::
@@ -111,8 +109,8 @@ class OpenMeter:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the batch as one CloudEvents batch; OpenMeter accepts or refuses it as a whole."""
-        tally = Tally(records)
-        items: list[Item] = []
+        tally = OutcomeTally(records)
+        items: list[WireItem] = []
         events: list[dict[str, Any]] = []
         for record in tally.records:
             try:
@@ -120,26 +118,18 @@ class OpenMeter:
             except Unsendable as exc:
                 tally.dead_event(record, str(exc))
                 continue
-            items.append(Item(record, record.event_id, record.total_tokens))
+            items.append(WireItem(record, record.event_id, record.total_tokens))
         if not events:
             return tally.outcomes()
         body = json.dumps(events, separators=(",", ":"), allow_nan=False).encode()
-        try:
-            response = self._endpoint.post(
-                "/api/v1/events", content=body, headers={"Content-Type": CONTENT_TYPE}
-            )
-        except httpx.TransportError as exc:
-            reason = self._endpoint.unreachable(exc)
-            for item in items:
-                tally.retry(item, reason=reason)
-            return tally.outcomes()
-        if response.is_success:
-            for item in items:
-                tally.delivered(item)
-        else:
-            tally.apply(
-                answer_outcomes(self._endpoint, response, [i.record for i in items], atomic=True), items
-            )
+        post_batch(
+            self._endpoint,
+            "/api/v1/events",
+            items,
+            tally,
+            content=body,
+            headers={"Content-Type": CONTENT_TYPE},
+        )
         return tally.outcomes()
 
     def close(self) -> None:

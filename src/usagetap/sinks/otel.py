@@ -22,7 +22,7 @@ from typing import Any, Optional
 from .._version import __version__
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from .base import Outcomes
+from .base import BaseSink, Outcomes
 
 __all__ = ["OpenTelemetry"]
 
@@ -34,7 +34,7 @@ OPERATIONS = {"responses": "chat", "messages": "chat", "completions": "text_comp
 REMEMBERED = 100_000
 
 
-class OpenTelemetry:
+class OpenTelemetry(BaseSink):
     """Record token usage on an OpenTelemetry histogram.
 
     ::

@@ -28,9 +28,9 @@ import httpx
 
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
-from ._items import Item, Tally, Unsendable, clean_scalars, items_for
-from .base import DEFAULT_IN_FLIGHT, Outcomes
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
+from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars, items_for
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes
 
 __all__ = ["SolvaPay"]
 
@@ -41,7 +41,7 @@ MAX_ITEMS = 500
 MAX_AGE = timedelta(days=30)
 
 
-class SolvaPay:
+class SolvaPay(BaseSink):
     """Send usage to SolvaPay (``https://api.solvapay.com``) as ``usage.token`` events.
 
     ::
@@ -90,7 +90,7 @@ class SolvaPay:
 
     # -- mapping ---------------------------------------------------------
 
-    def items(self, record: UsageRecord) -> list[Item]:
+    def items(self, record: UsageRecord) -> list[WireItem]:
         """The items for ``record`` (one, or one per token type); ``Unsendable`` if it can't be sent."""
         if record.customer is None:
             raise Unsendable("no customer")
@@ -102,7 +102,7 @@ class SolvaPay:
             )
         return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS, max_parts=MAX_PARTS)
 
-    def event(self, item: Item) -> dict[str, Any]:
+    def event(self, item: WireItem) -> dict[str, Any]:
         """The usage event for one item: ``customerRef``, ``units``, ``idempotencyKey``, ..."""
         record = item.record
         metadata: dict[str, Any] = {
@@ -143,31 +143,27 @@ class SolvaPay:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the items to the bulk endpoint; a batch refused as a whole is split by the pipeline."""
-        tally = Tally(records)
+        tally = OutcomeTally(records)
         tally.send_in_chunks(
             tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)
         )
         return tally.outcomes()
 
-    def _send_chunk(self, chunk: list[Item], tally: Tally) -> None:
-        try:
-            response = self._endpoint.post(
-                "/v1/sdk/usages/bulk", json={"events": [self.event(i) for i in chunk]}
-            )
-        except httpx.TransportError as exc:
-            reason = self._endpoint.unreachable(exc)
-            for item in chunk:
-                tally.retry(item, reason=reason)
-            return
+    def _send_chunk(self, chunk: list[WireItem], tally: OutcomeTally) -> None:
+        post_batch(
+            self._endpoint,
+            "/v1/sdk/usages/bulk",
+            chunk,
+            tally,
+            read=lambda response: self._read(response, chunk, tally),
+            missing_route=_no_route,
+            json={"events": [self.event(i) for i in chunk]},
+        )
+
+    def _read(self, response: httpx.Response, chunk: list[WireItem], tally: OutcomeTally) -> bool:
+        """A 2xx: every item delivered; those already known under their key count as duplicates."""
         if not response.is_success:
-            records = list({i.record.event_id: i.record for i in chunk}.values())
-            # A 404 is a missing customer, unless no route matched ("Cannot POST ...").
-            missing_route = response.status_code == 404 and "Cannot " in response.text
-            outcomes = answer_outcomes(
-                self._endpoint, response, records, atomic=True, missing_route=missing_route
-            )
-            tally.apply(outcomes, chunk)
-            return
+            return False
         for item in chunk:
             tally.delivered(item)
         try:
@@ -181,6 +177,7 @@ class SolvaPay:
                 tally.duplicates += len(events)
             elif len(events) == len(chunk):
                 tally.duplicates += max(known, 0)
+        return True
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -191,3 +188,8 @@ class SolvaPay:
             f"SolvaPay(base_url={self._endpoint.shown_url!r}, product_ref={self.product_ref!r}, "
             f"split_by_token_type={self.split_by_token_type})"
         )
+
+
+def _no_route(response: httpx.Response) -> bool:
+    """A 404 is a missing customer, unless no route matched (``"Cannot POST ..."``)."""
+    return "Cannot " in response.text

@@ -29,9 +29,9 @@ import httpx
 
 from ..errors import ConfigurationError
 from ..record import Scalar, UsageRecord
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
-from ._items import Item, Tally, Unsendable, clean_scalars
-from .base import DEFAULT_IN_FLIGHT, Outcomes, meter_of
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
+from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
+from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["Polar", "Spaire"]
 
@@ -54,7 +54,7 @@ def cost_cents(cost: Optional[Decimal]) -> Optional[str]:
     return format(cents.quantize(Decimal(1).scaleb(-places)).normalize(), "f")
 
 
-class Spaire:
+class Spaire(BaseSink):
     """Send usage to Spaire's events ingest API (``https://api.spairehq.com``).
 
     ::
@@ -177,8 +177,8 @@ class Spaire:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST the batch to ``/v1/events/ingest``; a 422 naming events dead-letters those."""
-        tally = Tally(records)
-        items: list[Item] = []
+        tally = OutcomeTally(records)
+        items: list[WireItem] = []
         events: list[dict[str, Any]] = []
         for record in tally.records:
             try:
@@ -186,27 +186,29 @@ class Spaire:
             except Unsendable as exc:
                 tally.dead_event(record, str(exc))
                 continue
-            items.append(Item(record, record.event_id, record.total_tokens))
+            items.append(WireItem(record, record.event_id, record.total_tokens))
         if not events:
             return tally.outcomes()
-        try:
-            response = self._endpoint.post("/v1/events/ingest", json={"events": events})
-        except httpx.TransportError as exc:
-            reason = self._endpoint.unreachable(exc)
-            for item in items:
-                tally.retry(item, reason=reason)
-            return tally.outcomes()
+        post_batch(
+            self._endpoint,
+            "/v1/events/ingest",
+            items,
+            tally,
+            read=lambda response: self._read(response, items, tally),
+            json={"events": events},
+        )
+        return tally.outcomes()
+
+    def _read(self, response: httpx.Response, items: list[WireItem], tally: OutcomeTally) -> bool:
+        """A 2xx (with the count of duplicates), or a 422 naming the events at fault."""
         if response.is_success:
             for item in items:
                 tally.delivered(item)
             tally.duplicates = _count(response, "duplicates")
-        elif not (response.status_code == 422 and self._pinpoint(response, items, tally)):
-            tally.apply(
-                answer_outcomes(self._endpoint, response, [i.record for i in items], atomic=True), items
-            )
-        return tally.outcomes()
+            return True
+        return response.status_code == 422 and self._pinpoint(response, items, tally)
 
-    def _pinpoint(self, response: httpx.Response, items: list[Item], tally: Tally) -> bool:
+    def _pinpoint(self, response: httpx.Response, items: list[WireItem], tally: OutcomeTally) -> bool:
         """Dead-letter the events a 422 names and retry the rest; False when it names none."""
         try:
             detail = response.json().get("detail")

@@ -30,9 +30,9 @@ import httpx
 
 from ..errors import ConfigurationError
 from ..record import UsageRecord
-from ._http import DEFAULT_TIMEOUT, Endpoint, answer_outcomes, check_api_key, rfc3339
-from ._items import Item, Tally, Unsendable, items_for
-from .base import Outcomes, meter_of
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
+from ._items import OutcomeTally, Unsendable, WireItem, items_for
+from .base import BaseSink, Outcomes, meter_of
 
 __all__ = ["Stripe"]
 
@@ -58,10 +58,16 @@ def is_duplicate(response: httpx.Response) -> bool:
     return error.get("code") in _DUPLICATE_CODES or "already exists with identifier" in message
 
 
+def _should_retry(response: httpx.Response) -> bool:
+    """Stripe's ``Stripe-Should-Retry: true``: the request may succeed if sent again."""
+    value: Optional[str] = response.headers.get("stripe-should-retry")
+    return value == "true"
+
+
 MAX_CONCURRENCY = 64  # requests in flight (threads, connections); Stripe's live rate limit is 1000/s
 
 
-class Stripe:
+class Stripe(BaseSink):
     """Send usage to Stripe as billing meter events.
 
     ::
@@ -129,7 +135,7 @@ class Stripe:
 
     # -- mapping ---------------------------------------------------------
 
-    def items(self, record: UsageRecord) -> list[Item]:
+    def items(self, record: UsageRecord) -> list[WireItem]:
         """The meter events for ``record`` (one, or one per token type); ``Unsendable`` if unsendable."""
         customer = record.customer
         if customer is None:
@@ -143,7 +149,7 @@ class Stripe:
             )
         return items_for(record, split=self.split_by_token_type)
 
-    def form(self, item: Item) -> dict[str, str]:
+    def form(self, item: WireItem) -> dict[str, str]:
         """The form fields of one meter event."""
         record = item.record
         moment = self._endpoint.not_after_now(record.timestamp)
@@ -162,40 +168,45 @@ class Stripe:
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
         """POST one meter event per item, ``concurrency`` at a time; "already exists" counts as delivered."""
-        tally = Tally(records)
+        tally = OutcomeTally(records)
         items = tally.collect(self.items)
         stop = threading.Event()
 
-        def one(item: Item) -> tuple[Item, str, Optional[Outcomes]]:
+        def one(item: WireItem) -> OutcomeTally:
+            own = OutcomeTally([item.record])  # tallied here, merged by send() in item order
             if stop.is_set():
-                return item, "retry", None
-            try:
-                response = self._endpoint.post("/v1/billing/meter_events", data=self.form(item))
-            except httpx.TransportError as exc:
-                reason = self._endpoint.unreachable(exc)
-                return item, "answer", Outcomes.all_retry([item.record], reason=reason)
-            if response.is_success:
-                return item, "delivered", None
-            if is_duplicate(response):
-                return item, "duplicate", None
-            if response.headers.get("stripe-should-retry") == "true":
-                reason = f"{self._endpoint.reason(response)} (Stripe-Should-Retry)"
-                return item, "answer", Outcomes.all_retry([item.record], reason=reason)
-            outcomes = answer_outcomes(self._endpoint, response, [item.record], atomic=False)
-            if outcomes.halt or response.status_code == 429:
+                own.retry(item)
+                return own
+            response = post_batch(
+                self._endpoint,
+                "/v1/billing/meter_events",
+                [item],
+                own,
+                read=lambda answer: self._read(answer, item, own),
+                atomic=False,
+                data=self.form(item),
+            )
+            if own.halt or (
+                response is not None and response.status_code == 429 and not _should_retry(response)
+            ):
                 stop.set()
-            return item, "answer", outcomes
+            return own
 
-        for item, kind, outcomes in self._executor().map(one, items):
-            if kind == "delivered":
-                tally.delivered(item)
-            elif kind == "duplicate":
-                tally.delivered(item, duplicate=True)
-            elif outcomes is not None:
-                tally.apply(outcomes, [item])
-            else:
-                tally.retry(item)
+        for own in self._executor().map(one, items):
+            tally.merge(own)
         return tally.outcomes()
+
+    def _read(self, response: httpx.Response, item: WireItem, tally: OutcomeTally) -> bool:
+        """A 2xx; Stripe's "already exists" (a duplicate); ``Stripe-Should-Retry: true`` (retry)."""
+        if response.is_success:
+            tally.delivered(item)
+        elif is_duplicate(response):
+            tally.delivered(item, duplicate=True)
+        elif _should_retry(response):
+            tally.retry(item, reason=f"{self._endpoint.reason(response)} (Stripe-Should-Retry)")
+        else:
+            return False
+        return True
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
