@@ -5,9 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import usagetap
-from usagetap import _log, _runtime, _stats, limits, prices
-from usagetap.policy import set_customer_policy
+from usagetap import _log, _state, _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
 
@@ -21,11 +19,7 @@ def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     _stats.reset()
     _log.reset_once()
     yield
-    usagetap.shutdown(timeout=5.0)
-    _runtime.reset_configuration()
-    limits.clear()
-    prices.clear()
-    set_customer_policy("allow")
+    _state.reset()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 from .. import _runtime, _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
+from .._state import STATE
 from ._adapter import families, load, request_owner
 from ._binding import Binding
 from ._calls import intercept_async, intercept_sync
@@ -23,7 +24,7 @@ __all__ = ["instrument", "instrumented", "uninstrument"]
 
 _AUTO = "_usagetap_auto_binding"
 _lock = module_lock(globals(), "_lock")
-_patched: dict[type, Any] = {}  # owner class -> the original request()
+_patched = STATE.patched  # owner class -> the original request()
 
 
 def _auto_binding(instance: Any, family: str) -> Binding:

@@ -11,9 +11,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import timezone
+from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union, cast
 
 from .._forksafe import SQLITE
 from ..record import UsageRecord
@@ -161,6 +162,20 @@ def iter_records(
         yield UsageRecord.from_dict(data)
 
 
+class _DecimalSum:
+    """SQLite aggregate: the exact sum of decimal strings (the ledger stores costs as text)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: Optional[str]) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
 class Ledger:
     """Write records to a local SQLite ledger (the default when nothing is configured).
 
@@ -206,6 +221,39 @@ class Ledger:
         """Every record in the ledger, oldest first."""
         with SQLITE:
             return list(iter_records(self._connection()))
+
+    def spent(
+        self, customer: str, starts: Sequence[Optional[datetime]], until: datetime
+    ) -> list[tuple[int, int, Decimal, int]]:
+        """``customer``'s calls, tokens, cost and unpriced calls in each window ``[start, until)`` (a
+        None start: from the first record), in one read-only query; the spend budget limits start from.
+        """
+        if not os.path.exists(self.path):
+            return [(0, 0, Decimal(0), 0) for _ in starts]
+        columns: list[str] = []
+        params: list[object] = []
+        for start in starts:
+            columns += [
+                "COALESCE(SUM(timestamp >= ?), 0)",
+                "COALESCE(SUM(CASE WHEN timestamp >= ? THEN input_tokens + output_tokens END), 0)",
+                "usagetap_dsum(CASE WHEN timestamp >= ? THEN cost END)",
+                "COALESCE(SUM(timestamp >= ? AND cost IS NULL), 0)",
+            ]
+            params += ["" if start is None else start.isoformat()] * 4
+        sql = f"SELECT {', '.join(columns)} FROM usage WHERE customer = ? AND timestamp < ?"
+        params += [customer, until.isoformat()]
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        with SQLITE:
+            conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+            try:
+                conn.create_aggregate("usagetap_dsum", 1, cast(Any, _DecimalSum))
+                row = conn.execute(sql, params).fetchone()
+            finally:
+                conn.close()
+        return [
+            (int(row[i]), int(row[i + 1]), Decimal(row[i + 2]), int(row[i + 3]))
+            for i in range(0, 4 * len(starts), 4)
+        ]
 
     def close(self) -> None:
         """Close the SQLite connection (reopened on the next send)."""
