@@ -6,6 +6,7 @@ import atexit
 import functools
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -132,9 +133,11 @@ def _install(pipeline: Optional[Pipeline]) -> None:
 
 
 def _ledger_of(sinks: Sequence[Sink]) -> Optional[SpendSource]:
-    from .sinks.ledger import Ledger
-
-    return next((sink for sink in sinks if isinstance(sink, Ledger)), None)
+    """The first local ledger among ``sinks`` (none unless a Ledger was made: sqlite3 stays unloaded)."""
+    ledger = sys.modules.get("usagetap.sinks.ledger")
+    if ledger is None:
+        return None
+    return next((sink for sink in sinks if isinstance(sink, ledger.Ledger)), None)
 
 
 class _FirstPipeline:
@@ -617,8 +620,6 @@ def _child_exit_hook() -> None:
     multiprocessing clears inherited finalizers when the child starts, then runs its
     after-fork hooks; registering one here puts our finalizer back at the right moment.
     """
-    import sys
-
     if "multiprocessing" in sys.modules:
         try:
             from multiprocessing import util

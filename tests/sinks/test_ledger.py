@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import sqlite3
 import stat
 from decimal import Decimal
