@@ -7,8 +7,7 @@ import pytest
 
 import usagetap
 from tests.guards import MARKER, InternalErrors, declared
-from usagetap import _log, _runtime, _stats, limits, prices
-from usagetap.policy import set_customer_policy
+from usagetap import _log, _state, _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
 
@@ -23,13 +22,16 @@ def _internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     with InternalErrors() as errors:
         yield
     kinds, optional = declared(request.node.iter_markers(MARKER))
-    problem = errors.problem(kinds, optional)
+    problem = errors.problem(kinds, optional, request.node.stash.get(_ERRORS_LEFT, None))
     if problem:
         pytest.fail(problem, pytrace=False)
 
 
+_ERRORS_LEFT = pytest.StashKey[int]()  # the internal errors a test left, read before reset() clears them
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
+def _isolated(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[None]:
     """Each test starts with fresh counters, no once-only memory and a ledger path of its own."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("USAGETAP_DB", str(tmp_path / "ledger.db"))
@@ -38,10 +40,8 @@ def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     _log.reset_once()
     yield
     usagetap.shutdown(timeout=5.0)
-    _runtime.reset_configuration()
-    limits.clear()
-    prices.clear()
-    set_customer_policy("allow")
+    request.node.stash[_ERRORS_LEFT] = _stats.snapshot()["internal_errors"]
+    _state.reset()
 
 
 @pytest.fixture

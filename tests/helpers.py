@@ -62,3 +62,11 @@ def run_script(
         check=False,
         env={**base, **(env or {})},
     )
+
+
+def deliver(record: UsageRecord) -> None:
+    """Validate ``record`` and publish it as a finished call: the path ``usagetap.record()`` takes."""
+    from usagetap.delivery.intake import Capture
+    from usagetap.publish import publish
+
+    publish(Capture.of(record.validate()))

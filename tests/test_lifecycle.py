@@ -54,9 +54,10 @@ def test_exit_never_hangs_on_a_sink_that_never_answers(tmp_path: Path) -> None:
                 pass
 
         usagetap.configure(sink=BlackHole(), flush_interval=0.01)
-        from usagetap._runtime import capture
-        capture(UsageRecord(event_id="e1", timestamp=datetime.now(timezone.utc), customer="a",
-                            provider="openai", model="gpt-4.1", request_model=None, operation="chat"))
+        from usagetap.delivery.intake import Capture
+        from usagetap.publish import publish
+        publish(Capture.of(UsageRecord(event_id="e1", timestamp=datetime.now(timezone.utc), customer="a",
+                            provider="openai", model="gpt-4.1", request_model=None, operation="chat")))
         print("done")
         """,
         tmp_path,
@@ -202,8 +203,8 @@ def fresh_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has not started usagetap yet (no configure(), no capture)."""
     from usagetap import _runtime
 
-    monkeypatch.setattr(_runtime, "_pipeline", None)
-    monkeypatch.setattr(_runtime, "_started", False, raising=False)
+    monkeypatch.setattr(_runtime.STATE, "pipeline", None)
+    monkeypatch.setattr(_runtime.STATE, "started", False)
 
 
 def _ledger_ids() -> list[str]:

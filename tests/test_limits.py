@@ -13,6 +13,7 @@ import pytest
 import usagetap
 from tests.helpers import make_record
 from usagetap import limits
+from usagetap._state import STATE
 from usagetap.limits import Limit, _window
 from usagetap.pricing import price_record
 from usagetap.sinks import Ledger, Memory
@@ -67,7 +68,7 @@ def test_token_limits_keep_no_records_once_the_worker_has_priced_them(
         ask(client, "org_t")
     assert usagetap.flush().pending == 0
     ask(client, "org_t")
-    assert len(limits._accounts["org_t"].uncosted) <= 1  # only the call the worker may not have priced yet
+    assert len(STATE.accounts["org_t"].uncosted) <= 1  # only the call the worker may not have priced yet
     assert usagetap.flush().pending == 0
     assert usagetap.limits.spent("org_t").cost == sum(r.cost for r in sink.records if r.cost is not None)
 
@@ -120,16 +121,15 @@ def test_spend_is_seeded_once_from_the_local_ledger(
         ),
         make_record(customer="someone_else", timestamp=now, input_tokens=9000, output_tokens=0),
     ]
-    for record in history:
-        price_record(record)
+    history = [price_record(record) for record in history]
     writer = Ledger(path)
     writer.send(history)
     writer.close()
     usagetap.configure(sink=Ledger(path))
 
     seeds = []
-    original = limits._ledger_sums
-    monkeypatch.setattr(limits, "_ledger_sums", lambda *a: seeds.append(a) or original(*a))
+    original = Ledger.spent
+    monkeypatch.setattr(Ledger, "spent", lambda self, *a: seeds.append(a) or original(self, *a))
 
     usagetap.limits.set("org_l", max_tokens=10_000, max_cost=100)
     month, total = usagetap.limits.spent("org_l", "month"), usagetap.limits.spent("org_l", "total")
@@ -171,7 +171,7 @@ def test_a_policy_returning_several_limits_applies_them_all(client: openai.OpenA
         ask(client, "org_1")
 
 
-@pytest.mark.internal_error("limits policy")
+@pytest.mark.internal_error("limits lookup")
 def test_a_failing_policy_is_logged_and_the_call_goes_ahead(
     client: openai.OpenAI, server: ProviderServer, sink: Memory
 ) -> None:
@@ -243,3 +243,49 @@ def test_budget_exceeded_keeps_its_figures_when_pickled() -> None:
     error = usagetap.BudgetExceeded("over", customer="c", period="day", max_cost=Decimal(1), cost=Decimal(2))
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.customer, copy.max_cost, copy.cost) == ("over", "c", Decimal(1), Decimal(2))
+
+
+def test_limits_imports_nothing_of_the_runtime() -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(limits))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {
+        f"{node.module or ''}.{alias.name}".lstrip(".")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any("_runtime" in name for name in imported), imported
+
+
+def test_configure_with_a_ledger_makes_it_the_spend_source(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "mine.db")
+    usagetap.configure(sink=[Memory(), ledger])
+    assert STATE.spend_source is ledger
+    usagetap.configure(sink=Memory())
+    assert STATE.spend_source is None
+
+
+def test_spend_before_this_process_is_read_from_the_spend_source(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    asked: list[tuple[str, int]] = []
+
+    class Source:
+        def spent(
+            self, customer: str, starts: list[object], until: datetime
+        ) -> list[tuple[int, int, Decimal, int]]:
+            asked.append((customer, len(starts)))
+            return [(5, 1000, Decimal("2.5"), 1) for _ in starts]
+
+    STATE.spend_source = Source()
+    usagetap.limits.set("org_s", max_tokens=10_000)
+    ask(client, "org_s")
+    spend = usagetap.limits.spent("org_s", "week")
+    issued = sum(i.input_tokens + i.output_tokens for i in server.issued.values())
+    assert (spend.calls, spend.tokens, spend.unpriced_calls) == (6, 1000 + issued, 1)
+    assert spend.cost > Decimal("2.5")
+    assert asked == [("org_s", len(limits.PERIODS))]

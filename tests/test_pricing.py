@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -58,7 +59,8 @@ def test_cost_equals_genai_prices(provider: str, model: str, tokens: dict) -> No
         model,
         provider_id=provider,
     ).total_price
-    assert price_record(r) == expected
+    r = price_record(r)
+    assert r.cost == expected
     assert r.cost == expected and expected > 0
     assert r.price_version == price_version()
     assert r.price_version.startswith("genai-prices ")
@@ -68,8 +70,10 @@ def test_unknown_model_costs_none_never_zero_and_warns_once(caplog: pytest.LogCa
     caplog.set_level(logging.WARNING, logger="usagetap")
     first = record("my-private-finetune", input_tokens=10, output_tokens=5)
     second = record("my-private-finetune", input_tokens=11, output_tokens=5)
-    assert price_record(first) is None
-    assert price_record(second) is None
+    first = price_record(first)
+    assert first.cost is None
+    second = price_record(second)
+    assert second.cost is None
     assert first.cost is None and second.cost is None
     assert first.price_version is not None
     warnings = [r for r in caplog.records if "my-private-finetune" in r.getMessage()]
@@ -77,17 +81,15 @@ def test_unknown_model_costs_none_never_zero_and_warns_once(caplog: pytest.LogCa
 
 
 def test_unknown_provider_host_serving_its_own_model_is_unpriced() -> None:
-    assert (
-        price_record(record("qwen2.5-coder:7b", provider="localhost", input_tokens=10, output_tokens=1))
-        is None
-    )
+    local = record("qwen2.5-coder:7b", provider="localhost", input_tokens=10, output_tokens=1)
+    assert price_record(local).cost is None
 
 
 def test_priced_record_is_not_priced_again() -> None:
     r = record("gpt-4.1", input_tokens=10, output_tokens=1)
-    cost = price_record(r)
-    r.input_tokens = 10_000
-    assert price_record(r) == cost
+    priced = price_record(r)
+    changed = dataclasses.replace(priced, input_tokens=10_000)
+    assert price_record(changed) is changed and changed.cost == priced.cost
 
 
 # -- every pricing feature, against genai-prices' own calc_price -------------------------------
@@ -164,7 +166,8 @@ def test_cost_equals_calc_price_with_every_pricing_feature(
     )
     kwargs = {"price_context": context} if context else {}
     expected = calc_price(usage, model, provider_id=provider_id, **kwargs).total_price
-    assert price_record(r) == expected and expected > 0
+    r = price_record(r)
+    assert r.cost == expected and expected > 0
     assert r.price_version == price_version()
     if context:  # the variant really changes the price
         assert calc_price(usage, model, provider_id=provider_id).total_price != expected
@@ -173,7 +176,7 @@ def test_cost_equals_calc_price_with_every_pricing_feature(
 def test_long_context_input_is_priced_at_the_higher_tier() -> None:
     below = record("claude-sonnet-4-5", "anthropic", input_tokens=200_000, output_tokens=0)
     above = record("claude-sonnet-4-5", "anthropic", input_tokens=200_001, output_tokens=0)
-    assert price_record(above) > price_record(below) * Decimal("1.5")  # type: ignore[operator]
+    assert price_record(above).cost > price_record(below).cost * Decimal("1.5")  # type: ignore[operator]
 
 
 def test_without_price_context_support_batch_is_priced_at_standard_rates_with_one_warning(
@@ -187,7 +190,8 @@ def test_without_price_context_support_batch_is_priced_at_standard_rates_with_on
     again = record("gpt-4.1", input_tokens=1001, output_tokens=10)
     again.dimensions["batch"] = True
     standard = calc_price(Usage(input_tokens=1000, output_tokens=10), "gpt-4.1", provider_id="openai")
-    assert price_record(batch) == standard.total_price
+    batch = price_record(batch)
+    assert batch.cost == standard.total_price
     price_record(again)
     assert sum("no batch or service-tier prices" in r.getMessage() for r in caplog.records) == 1
 
@@ -204,7 +208,8 @@ def test_usage_keys_the_installed_genai_prices_lacks_are_left_out_with_one_warni
         provider_id="anthropic",
     ).total_price  # fmt: skip
     assert usage_of(r) == (("input_tokens", 3000), ("output_tokens", 10), ("cache_write_tokens", 1000))
-    assert price_record(r) == expected
+    r = price_record(r)
+    assert r.cost == expected
     assert sum("cache_write_1h_tokens" in rec.getMessage() for rec in caplog.records) == 1
 
 
@@ -214,7 +219,7 @@ def test_same_tokens_with_another_service_tier_are_priced_apart() -> None:
     default = record("gpt-4.1", input_tokens=1000, output_tokens=10)
     priority = record("gpt-4.1", input_tokens=1000, output_tokens=10)
     priority.dimensions["service_tier"] = "priority"
-    assert price_record(priority) > price_record(default)  # type: ignore[operator]
+    assert price_record(priority).cost > price_record(default).cost  # type: ignore[operator]
 
 
 # -- user overrides and markup ------------------------------------------------------
@@ -224,7 +229,8 @@ def test_override_prices_a_private_model_from_its_rates() -> None:
     usagetap.prices.set("my-private-finetune", input_per_mtok=2, output_per_mtok="8", cache_read_per_mtok=0.5)
     r = record("my-private-finetune", input_tokens=1000, output_tokens=100, cache_read_tokens=200)
     expected = (800 * Decimal(2) + 200 * Decimal("0.5") + 100 * Decimal(8)) / 1_000_000
-    assert price_record(r) == expected
+    r = price_record(r)
+    assert r.cost == expected
     assert r.price_version is not None and "override" in r.price_version and "input=2" in r.price_version
 
 
@@ -232,9 +238,11 @@ def test_override_wins_over_the_table_and_can_be_limited_to_a_provider() -> None
     usagetap.prices.set("gpt-4.1", "azure", input_per_mtok=1, output_per_mtok=1)
     on_azure = record("gpt-4.1", "azure", input_tokens=1_000_000, output_tokens=0)
     on_openai = record("gpt-4.1", "openai", input_tokens=1_000_000, output_tokens=0)
-    assert price_record(on_azure) == Decimal(1)
+    on_azure = price_record(on_azure)
+    assert on_azure.cost == Decimal(1)
     table = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), "gpt-4.1", provider_id="openai")
-    assert price_record(on_openai) == table.total_price != Decimal(1)
+    on_openai = price_record(on_openai)
+    assert on_openai.cost == table.total_price != Decimal(1)
     usagetap.prices.unset("gpt-4.1", "azure")
     assert usagetap.prices.get("gpt-4.1", "azure") is None
 
@@ -242,8 +250,9 @@ def test_override_wins_over_the_table_and_can_be_limited_to_a_provider() -> None
 def test_override_matches_the_requested_model_as_well() -> None:
     usagetap.prices.set("my-deployment", "azure", input_per_mtok=3, output_per_mtok=3)
     r = record("some-model-the-server-reports", "azure", input_tokens=1_000_000, output_tokens=0)
-    r.request_model = "my-deployment"
-    assert price_record(r) == Decimal(3)
+    r = dataclasses.replace(r, request_model="my-deployment")
+    r = price_record(r)
+    assert r.cost == Decimal(3)
 
 
 def test_prices_are_validated() -> None:
@@ -260,12 +269,13 @@ def test_markup_is_recorded_as_billed_cost_and_never_replaces_cost() -> None:
     usagetap.prices.markup(Decimal(2), customer="org_vip")
     plain = record("gpt-4.1", input_tokens=1000, output_tokens=100)
     vip = record("gpt-4.1", input_tokens=1000, output_tokens=100)
-    vip.customer = "org_vip"
+    vip = dataclasses.replace(vip, customer="org_vip")
     table = calc_price(
         Usage(input_tokens=1000, output_tokens=100), "gpt-4.1", provider_id="openai"
     ).total_price
-    assert price_record(plain) == table and plain.billed_cost == table * Decimal("1.3")
-    assert price_record(vip) == table and vip.billed_cost == table * 2
+    plain, vip = price_record(plain), price_record(vip)
+    assert plain.cost == table and plain.billed_cost == table * Decimal("1.3")
+    assert vip.cost == table and vip.billed_cost == table * 2
 
 
 def test_markup_can_be_a_function_of_the_record_and_unknown_models_are_never_billed() -> None:
@@ -273,15 +283,13 @@ def test_markup_can_be_a_function_of_the_record_and_unknown_models_are_never_bil
     marked = record("gpt-4.1", input_tokens=10, output_tokens=1)
     other = record("gpt-4.1-mini", input_tokens=10, output_tokens=1)
     unknown = record("my-private-finetune", input_tokens=10, output_tokens=1)
-    for r in (marked, other, unknown):
-        price_record(r)
+    marked, other, unknown = (price_record(r) for r in (marked, other, unknown))
     assert marked.billed_cost == marked.cost * 3  # type: ignore[operator]
     assert other.billed_cost is None and other.cost is not None
     assert unknown.cost is None and unknown.billed_cost is None
     usagetap.prices.markup(None)
     cleared = record("gpt-4.1", input_tokens=11, output_tokens=1)
-    price_record(cleared)
-    assert cleared.billed_cost is None
+    assert price_record(cleared).billed_cost is None
 
 
 def test_delivered_records_carry_cost_billed_cost_and_price_version(
@@ -323,9 +331,13 @@ def test_varying_counts_cost_exactly_what_genai_prices_says_same_decimal(provide
         read = rng.choice([0, rng.randint(0, total_in // 2)])
         write = rng.choice([0, rng.randint(0, total_in - read)])
         reasoning = rng.choice([0, rng.randint(0, total_out), total_out])
-        r = record(model, provider, input_tokens=total_in, output_tokens=total_out)
-        r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens = read, write, reasoning
-        r.event_id = f"ev-{i}"
+        r = dataclasses.replace(
+            record(model, provider, input_tokens=total_in, output_tokens=total_out),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            reasoning_tokens=reasoning,
+            event_id=f"ev-{i}",
+        )
         usage = {"input_tokens": total_in, "output_tokens": total_out}
         for key, value in (("cache_read_tokens", read), ("cache_write_tokens", write)):
             if value:
@@ -337,7 +349,7 @@ def test_varying_counts_cost_exactly_what_genai_prices_says_same_decimal(provide
         except ValueError:  # detailed usage the model's prices refuse: priced without it
             base = {k: v for k, v in usage.items() if k != "output_reasoning_tokens"}
             expected = calc_price(Usage(**base), model, provider_id=provider_id).total_price
-        cost = price_record(r)
+        cost = price_record(r).cost
         assert (cost, str(cost)) == (expected, str(expected)), usage
 
 
@@ -369,7 +381,8 @@ def test_the_demo_models_cost_their_list_price_on_every_python(provider: str, mo
         cache_write_tokens=write,
     )
     expected = (1400 * rate_in + 600 * rate_read + write * (rate_write or 0) + 700 * rate_out) / 1_000_000
-    assert price_record(priced) == expected
+    priced = price_record(priced)
+    assert priced.cost == expected
 
 
 def test_the_declared_lowest_genai_prices_has_every_pricing_feature_usagetap_applies() -> None:
@@ -386,9 +399,11 @@ def test_an_unknown_host_is_priced_at_the_rates_of_the_sdk_vendor_whose_model_it
 ) -> None:
     r = record(model, "llm-gateway.internal.example", input_tokens=4200, output_tokens=310)
     expected = calc_price(Usage(input_tokens=4200, output_tokens=310), model, provider_id=vendor).total_price
-    assert price_record(r) == Decimal(expected) and expected > 0
+    r = price_record(r)
+    assert r.cost == Decimal(expected) and expected > 0
 
 
 def test_an_unknown_host_serving_another_vendor_model_has_no_price() -> None:
     r = record("llama-3.3-70b-versatile", "llm-gateway.internal.example", input_tokens=900, output_tokens=40)
-    assert price_record(r) is None
+    r = price_record(r)
+    assert r.cost is None

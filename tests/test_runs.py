@@ -13,7 +13,7 @@ import pytest
 
 import usagetap
 from usagetap.context import current_scope
-from usagetap.runs import Run, add_run_listener
+from usagetap.runs import Run
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -304,45 +304,6 @@ def test_an_empty_run_costs_zero() -> None:
     with usagetap.track(customer="org_1") as run:
         pass
     assert run.calls == 0 and run.cost == 0 and run.input_tokens == 0
-
-
-def test_run_listeners_get_the_run_with_ids_customer_times_and_totals(
-    client: openai.OpenAI, sink: Memory
-) -> None:
-    ended: list[dict[str, object]] = []
-    remove = add_run_listener(lambda run: ended.append(run.summary()))
-    try:
-        with usagetap.track(customer="org_1", feature="agent") as outer:
-            chat(client)
-            with usagetap.track() as inner:
-                chat(client)
-    finally:
-        remove()
-    with usagetap.track(customer="org_2"):
-        pass
-    assert [s["run_id"] for s in ended] == [inner.id, outer.id]
-    inner_summary, outer_summary = ended
-    assert inner_summary["parent_run_id"] == outer.id and outer_summary["parent_run_id"] is None
-    assert outer_summary["customer"] == "org_1" and outer_summary["dimensions"] == {"feature": "agent"}
-    assert outer_summary["calls"] == 2 and inner_summary["calls"] == 1
-    assert outer_summary["input_tokens"] == outer.input_tokens
-    assert outer_summary["cost"] == str(outer.cost)
-    assert outer_summary["started_at"] <= outer_summary["ended_at"]  # type: ignore[operator]
-
-
-@pytest.mark.internal_error("run listener")
-def test_a_failing_run_listener_never_breaks_the_run(caplog_usagetap: pytest.LogCaptureFixture) -> None:
-    def broken(run: Run) -> None:
-        raise RuntimeError("listener bug")
-
-    remove = add_run_listener(broken)
-    try:
-        with usagetap.track(customer="org_1") as run:
-            pass
-    finally:
-        remove()
-    assert not run.running
-    assert usagetap._stats.snapshot().get("internal_errors") == 1
 
 
 def test_one_track_object_entered_from_several_threads_gives_one_run_each() -> None:

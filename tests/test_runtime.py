@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import usagetap
-from tests.helpers import make_record
+from tests.helpers import deliver, make_record
 from usagetap import _runtime
 from usagetap.record import UsageRecord
 from usagetap.sinks import Memory, Outcomes
@@ -48,7 +48,7 @@ def test_naming_only_the_customer_policy_keeps_the_configured_sink(tmp_path: Pat
     usagetap.configure(sink=sink, flush_interval=0.02)
     usagetap.configure(customer_policy="warn")
     record = make_record()
-    _runtime.capture(record)
+    deliver(record)
     assert usagetap.flush(5.0)
     assert [r.event_id for r in sink.records] == [record.event_id]
     assert not (tmp_path / "ledger.db").exists()
@@ -93,7 +93,7 @@ def test_records_queued_before_a_reconfiguration_are_delivered_exactly_once(dura
     usagetap.configure(sink=sink, durability=durability, flush_interval=60.0, batch_size=1000)
     records = [make_record() for _ in range(50)]
     for record in records:
-        _runtime.capture(record)
+        deliver(record)
     usagetap.configure(flush_interval=0.02, exit_timeout=0.0)
     result = usagetap.flush(10.0)
     assert result.pending == 0
@@ -104,7 +104,7 @@ def test_reconfiguring_does_not_wait_for_a_halted_sink() -> None:
     sink = Remote()
     sink.halt = "401 Unauthorized: invalid API key"
     usagetap.configure(sink=sink, flush_interval=0.01, exit_timeout=600.0)
-    _runtime.capture(make_record())
+    deliver(make_record())
     assert usagetap.flush(5.0).pending == 1  # delivery is halted now
     thread = in_thread(usagetap.configure, batch_size=10, exit_timeout=600.0)
     thread.join(60.0)
@@ -116,7 +116,7 @@ def test_a_halted_sinks_records_stay_pending_across_a_reconfiguration() -> None:
     sink.halt = "401 Unauthorized: invalid API key"
     usagetap.configure(sink=sink, flush_interval=0.01, exit_timeout=0.5)
     record = make_record()
-    _runtime.capture(record)
+    deliver(record)
     usagetap.flush(5.0)
     usagetap.configure(batch_size=10)
     assert usagetap.flush(5.0).pending == 1  # returns once the new pipeline's worker is halted too
@@ -131,7 +131,7 @@ def test_flush_returns_pending_at_once_when_only_a_halted_sink_holds_records() -
     sink = Remote()
     sink.halt = "401 Unauthorized: invalid API key"
     usagetap.configure(sink=sink, flush_interval=0.01)
-    _runtime.capture(make_record())
+    deliver(make_record())
     results = []
     thread = in_thread(lambda: results.append(usagetap.flush(600.0)))
     thread.join(60.0)
@@ -143,6 +143,6 @@ def test_stats_count_halted_sinks() -> None:
     sink = Remote()
     sink.halt = "401 Unauthorized: invalid API key"
     usagetap.configure(sink=[sink, Memory()], flush_interval=0.01)
-    _runtime.capture(make_record())
+    deliver(make_record())
     usagetap.flush(5.0)
     assert usagetap.stats()["halted"] == 1

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _stats
 from ._forksafe import module_lock
+from ._state import STATE
 
 if TYPE_CHECKING:
     import logging
@@ -32,7 +33,6 @@ class _Logger:
 
 log = cast("logging.Logger", _Logger())
 
-_seen: set[str] = set()
 _seen_lock = module_lock(globals(), "_seen_lock")
 
 T = TypeVar("T")
@@ -41,9 +41,9 @@ T = TypeVar("T")
 def log_once(level: int, key: str, msg: str, *args: Any, exc_info: BaseException | None = None) -> bool:
     """Log ``msg`` the first time ``key`` is seen in this process; return whether it was logged."""
     with _seen_lock:
-        if key in _seen:
+        if key in STATE.logged_once:
             return False
-        _seen.add(key)
+        STATE.logged_once.add(key)
     log.log(level, msg, *args, exc_info=exc_info)
     return True
 
@@ -51,7 +51,7 @@ def log_once(level: int, key: str, msg: str, *args: Any, exc_info: BaseException
 def reset_once() -> None:
     """Forget which once-only messages were logged (tests)."""
     with _seen_lock:
-        _seen.clear()
+        STATE.logged_once.clear()
 
 
 def guarded(where: str, fn: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any) -> Any:

@@ -6,24 +6,29 @@ import atexit
 import functools
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, TypeVar, Union, cast
 
 from . import _stats
 from ._forksafe import module_lock
 from ._log import internal_error, log
+from ._state import DEFAULT_EXIT_TIMEOUT, STATE
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
+from .publish import register
 from .record import UsageRecord
 from .sinks.base import Sink, as_sink, is_sink
 
 if TYPE_CHECKING:
-    from .delivery.pipeline import Item, Pipeline
+    from .delivery.intake import Captured
+    from .delivery.pipeline import Pipeline
+    from .limits import PastSpend, SpendSource
 
 __all__ = [
     "aflush",
-    "capture",
     "configure",
     "flush",
     "flushing",
@@ -37,10 +42,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _lock = module_lock(globals(), "_lock")
 _configuring = module_lock(globals(), "_configuring")  # one configure() at a time
-_pipeline: Optional[Pipeline] = None
-_exit_timeout = 5.0
-_started = False
-_signals_done = False
 
 
 class _Unset:
@@ -66,7 +67,6 @@ _PIPELINE = (
     "on_drop",
     "lease_seconds",
 )
-_named: dict[str, Any] = {}  # the pipeline parameters configure() was given, the last value of each
 
 
 def _default_sink() -> Sink:
@@ -113,22 +113,48 @@ def _unbuilt(sinks: Sequence[Sink]) -> bool:
 
 def get_pipeline() -> Pipeline:
     """The pipeline records go to, created with the default sink on first use."""
-    pipeline = _pipeline
+    pipeline = STATE.pipeline
     if pipeline is not None:
         return pipeline
     from .delivery.pipeline import Pipeline  # the threads, the spool and pricing: on first use
 
     with _lock:
-        if _pipeline is None:
+        if STATE.pipeline is None:
             sink = _implicit_sink()
-            _install(Pipeline(sink, _settings([sink], _named)))
-        assert _pipeline is not None
-        return _pipeline
+            _install(Pipeline(sink, _settings([sink], STATE.named)))
+        assert STATE.pipeline is not None
+        return STATE.pipeline
 
 
 def _install(pipeline: Optional[Pipeline]) -> None:
-    global _pipeline
-    _pipeline = pipeline
+    """Make ``pipeline`` the one records go to; its local ledger (if any) tells limits past spend."""
+    STATE.pipeline = pipeline
+    STATE.spend_source = _FIRST_PIPELINE if pipeline is None else _ledger_of(pipeline.sinks)
+
+
+def _ledger_of(sinks: Sequence[Sink]) -> Optional[SpendSource]:
+    """The first local ledger among ``sinks`` (none unless a Ledger was made: sqlite3 stays unloaded)."""
+    ledger = sys.modules.get("usagetap.sinks.ledger")
+    if ledger is None:
+        return None
+    return next((sink for sink in sinks if isinstance(sink, ledger.Ledger)), None)
+
+
+class _FirstPipeline:
+    """The spend source before any pipeline is built: the ledger of the one built on first use."""
+
+    def spent(
+        self, customer: str, starts: Sequence[Optional[datetime]], until: datetime
+    ) -> Optional[list[PastSpend]]:
+        get_pipeline()
+        source = STATE.spend_source
+        if source is None or source is self:
+            return None
+        return source.spent(customer, starts, until)
+
+
+_FIRST_PIPELINE = _FirstPipeline()
+STATE.spend_source = _FIRST_PIPELINE
 
 
 def _check(named: dict[str, Any]) -> None:
@@ -188,7 +214,7 @@ def _changes(named: dict[str, Any], pipeline: Pipeline) -> bool:
                 a is not b for a, b in zip(value, pipeline.sinks, strict=False)
             ):
                 return True
-        elif key not in _named or (_named[key] is not value and _named[key] != value):
+        elif key not in STATE.named or (STATE.named[key] is not value and STATE.named[key] != value):
             return True
     return False
 
@@ -287,9 +313,8 @@ def configure(
 
 
 def _reconfigure(named: dict[str, Any]) -> None:
-    global _exit_timeout
     delivery = {k: v for k, v in named.items() if k in _PIPELINE}
-    current = _pipeline
+    current = STATE.pipeline
     # a sink the environment names but that could not be built is built now, or the error raised
     rebuild = current is None or current.closed or _unbuilt(current.sinks) or _changes(delivery, current)
     sinks: list[Sink] = []
@@ -309,21 +334,21 @@ def _reconfigure(named: dict[str, Any]) -> None:
 
         _switch.set_enabled(named["enabled"])
     if "exit_timeout" in named:
-        _exit_timeout = named["exit_timeout"]
+        STATE.exit_timeout = named["exit_timeout"]
     if not rebuild:
-        _named.update(delivery)
+        STATE.named.update(delivery)
         return
     from .delivery.pipeline import Pipeline
 
-    settings = {**_named, **delivery}
+    settings = {**STATE.named, **delivery}
     new = Pipeline(sinks, _settings(sinks, settings))
-    _named.clear()
-    _named.update(settings)
+    STATE.named.clear()
+    STATE.named.update(settings)
     with _lock:
-        old = _pipeline
+        old = STATE.pipeline
         _install(new)
     if old is not None:
-        old.shutdown(timeout=_exit_timeout, keep_open=sinks, skip_paused=True, successor=new)
+        old.shutdown(timeout=STATE.exit_timeout, keep_open=sinks, skip_paused=True, successor=new)
     _install_signal_handlers()
     if old is not None:
         new.adopt()
@@ -335,11 +360,10 @@ def reset_configuration() -> None:
     """Forget the pipeline and every parameter configure() was given (for tests)."""
     from . import _switch
 
-    global _pipeline, _exit_timeout
     with _configuring:
-        _named.clear()
-        _pipeline = None
-        _exit_timeout = 5.0
+        STATE.named.clear()
+        _install(None)
+        STATE.exit_timeout = DEFAULT_EXIT_TIMEOUT
         _switch.reset()
 
 
@@ -355,8 +379,8 @@ class Saved(NamedTuple):
 def saved_configuration() -> Saved:
     """The configuration in effect, for :func:`restore_configuration` (``testing.recording()``)."""
     with _configuring:
-        closed = _pipeline is not None and _pipeline.closed
-        return Saved(_pipeline, closed, dict(_named), _exit_timeout)
+        closed = STATE.pipeline is not None and STATE.pipeline.closed
+        return Saved(STATE.pipeline, closed, dict(STATE.named), STATE.exit_timeout)
 
 
 def restore_configuration(saved: Saved) -> None:
@@ -366,14 +390,13 @@ def restore_configuration(saved: Saved) -> None:
     A configuration that had built no pipeline yet builds its default one on next use again;
     one that was shut down stays shut down.
     """
-    global _exit_timeout
     with _configuring:
-        current = _pipeline
+        current = STATE.pipeline
         if current is not None and not current.closed:
-            current.shutdown(timeout=_exit_timeout)
-        _named.clear()
-        _named.update(saved.named)
-        _exit_timeout = saved.exit_timeout
+            current.shutdown(timeout=STATE.exit_timeout)
+        STATE.named.clear()
+        STATE.named.update(saved.named)
+        STATE.exit_timeout = saved.exit_timeout
         old = saved.pipeline
         if old is None or saved.closed or _unbuilt(old.sinks):
             with _lock:
@@ -381,7 +404,7 @@ def restore_configuration(saved: Saved) -> None:
             return
         from .delivery.pipeline import Pipeline
 
-        restored = Pipeline(old.sinks, _settings(old.sinks, _named))
+        restored = Pipeline(old.sinks, _settings(old.sinks, STATE.named))
         with _lock:
             _install(restored)
     restored.resume()
@@ -397,29 +420,29 @@ def start() -> None:
     - records an earlier process left in the default spool are delivered (and counted as pending)
       from now on, not from the first capture.
     """
-    global _started
-    if _started and (_signals_done or threading.current_thread() is not threading.main_thread()):
+    if STATE.started and (
+        STATE.signals_installed or threading.current_thread() is not threading.main_thread()
+    ):
         return
-    _started = True
+    STATE.started = True
     try:
         _install_signal_handlers()
         from .delivery.warmup import warm
 
         warm()
-        if _pipeline is None and os.path.exists(default_spool_path()):
+        if STATE.pipeline is None and os.path.exists(default_spool_path()):
             get_pipeline().resume(wait=False)
     except Exception as exc:
         internal_error("start", exc)
 
 
 def _install_signal_handlers() -> None:
-    global _signals_done
     if threading.current_thread() is not threading.main_thread():
         return
     from . import _signals
 
-    _signals.install(_stop_on_signal, _persist_on_signal, lambda: _exit_timeout)
-    _signals_done = True
+    _signals.install(_stop_on_signal, _persist_on_signal, lambda: STATE.exit_timeout)
+    STATE.signals_installed = True
 
 
 def _stop_on_signal() -> None:
@@ -427,22 +450,25 @@ def _stop_on_signal() -> None:
 
 
 def _persist_on_signal() -> None:
-    pipeline = _pipeline
+    pipeline = STATE.pipeline
     if pipeline is not None:
         pipeline.persist()
 
 
-def capture(record: UsageRecord) -> None:
-    """Validate ``record`` (raising :class:`InvalidRecord`) and queue it for delivery."""
-    submit(record.validate())
+class Delivery:
+    """The consumer of finished calls that queues each for delivery (see :mod:`usagetap.publish`)."""
+
+    def on_end(self, capture: Captured) -> None:
+        """Queue a record, or a capture that becomes one on the intake thread."""
+        _stats.incr("captured")
+        if not STATE.started:
+            start()
+        (STATE.pipeline or get_pipeline()).submit(capture)
 
 
-def submit(item: Item) -> None:
-    """Queue a record, or a capture that becomes one on the delivery thread."""
-    _stats.incr("captured")
-    if not _started:
-        start()
-    (_pipeline or get_pipeline()).submit(item)
+DELIVERY = Delivery()
+register(DELIVERY)
+submit = DELIVERY.on_end
 
 
 def flush(timeout: Optional[float] = 5.0) -> FlushResult:
@@ -457,7 +483,7 @@ def flush(timeout: Optional[float] = 5.0) -> FlushResult:
     What is still pending stays queued (on disk with a spool) and is delivered later.
     """
     start()
-    pipeline = _pipeline
+    pipeline = STATE.pipeline
     if pipeline is None:
         return FlushResult(sent=0, pending=0, dead=0)
     return pipeline.flush(timeout)
@@ -484,10 +510,10 @@ def shutdown(timeout: Optional[float] = None) -> FlushResult:
 
         signal.signal(signal.SIGTERM, lambda *_: (usagetap.shutdown(timeout=3.0), sys.exit(0)))
     """
-    pipeline = _pipeline
+    pipeline = STATE.pipeline
     if pipeline is None:
         return FlushResult(sent=0, pending=0, dead=0)
-    return pipeline.shutdown(_exit_timeout if timeout is None else timeout)
+    return pipeline.shutdown(STATE.exit_timeout if timeout is None else timeout)
 
 
 def stats() -> dict[str, int]:
@@ -510,7 +536,7 @@ def stats() -> dict[str, int]:
     """
     start()
     counts = _stats.snapshot()
-    pipeline = _pipeline
+    pipeline = STATE.pipeline
     if pipeline is not None:
         pipeline.resume()  # counts what an earlier process left in the spool
     counts["pending"] = pipeline.pending() if pipeline is not None else 0
@@ -592,8 +618,6 @@ def _child_exit_hook() -> None:
     multiprocessing clears inherited finalizers when the child starts, then runs its
     after-fork hooks; registering one here puts our finalizer back at the right moment.
     """
-    import sys
-
     if "multiprocessing" in sys.modules:
         try:
             from multiprocessing import util

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 
 from ._forksafe import module_lock
+from ._state import STATE
 
 __all__ = ["COUNTERS", "incr", "reset", "snapshot"]
 
@@ -45,29 +46,27 @@ COUNTERS = (
 
 _lock = module_lock(globals(), "_lock")
 _local = threading.local()
-_live: list[tuple[threading.Thread, dict[str, int]]] = []
-_ended: dict[str, int] = {}
 
 
 def _own() -> dict[str, int]:
     counts: dict[str, int] = {}
     with _lock:
         _fold()
-        _live.append((threading.current_thread(), counts))
+        STATE.counts_live.append((threading.current_thread(), counts))
     _local.counts = counts
     return counts
 
 
 def _fold() -> None:
-    """Move the counts of ended threads into ``_ended`` (holding ``_lock``)."""
+    """Move the counts of ended threads into the ended counts (holding ``_lock``)."""
     alive = []
-    for thread, counts in _live:
+    for thread, counts in STATE.counts_live:
         if thread.is_alive():
             alive.append((thread, counts))
         else:
             for name, n in counts.items():
-                _ended[name] = _ended.get(name, 0) + n
-    _live[:] = alive
+                STATE.counts_ended[name] = STATE.counts_ended.get(name, 0) + n
+    STATE.counts_live[:] = alive
 
 
 def incr(name: str, n: int = 1) -> None:
@@ -82,8 +81,8 @@ def snapshot() -> dict[str, int]:
     with _lock:
         _fold()
         total = dict.fromkeys(COUNTERS, 0)
-        total.update(_ended)
-        for _, counts in _live:
+        total.update(STATE.counts_ended)
+        for _, counts in STATE.counts_live:
             for name, n in dict(counts).items():
                 total[name] = total.get(name, 0) + n
     return total
@@ -91,6 +90,6 @@ def snapshot() -> dict[str, int]:
 
 def reset() -> None:
     with _lock:
-        _ended.clear()
-        for _, counts in _live:
+        STATE.counts_ended.clear()
+        for _, counts in STATE.counts_live:
             counts.clear()

@@ -31,9 +31,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 CallArgs = Optional[tuple[Optional[inspect.Signature], tuple[Any, ...], dict[str, Any]]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Scope:
-    """What is in effect for a call: the customer, the dimensions to stamp on its record, the run."""
+    """What is in effect for a call: the customer, the dimensions to stamp on its record, the run.
+
+    A scope is made for one entry (:func:`enter_scope`), which sets its ``token``; nothing else
+    changes it afterwards.
+    """
 
     customer: Optional[str] = None
     dimensions: Mapping[str, Scalar] = field(default_factory=dict)
@@ -73,7 +77,7 @@ def enter_scope(scope: Scope) -> None:
     The reset token lives on the scope itself, so one ``customer`` object can be
     entered concurrently from several threads or tasks.
     """
-    object.__setattr__(scope, "token", _scope.set(scope))
+    scope.token = _scope.set(scope)
 
 
 def exit_scope() -> None:

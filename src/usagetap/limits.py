@@ -18,35 +18,49 @@ add no cost. Periods are calendar periods in UTC: ``"day"``, ``"week"``
 (from Monday), ``"month"``, or ``"total"``.
 
 Limits are per process and fail open: if the ledger cannot be read, or a
-limit policy raises, the error is logged and the call goes ahead.
+limits lookup raises, the error is logged and the call goes ahead.
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional, Union, cast
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
-from ._forksafe import SQLITE
+from ._forksafe import module_lock
 from ._log import INFO, internal_error, log_once
+from ._state import STATE
 from .context import customer_id
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
 
 if TYPE_CHECKING:
-    from .delivery import Item
-    from .record import UsageRecord
+    from .delivery.intake import Capture
 
-__all__ = ["PERIODS", "Limit", "Spend", "clear", "get", "set", "spent"]
+__all__ = ["PERIODS", "Limit", "LimitLookup", "Spend", "SpendSource", "clear", "get", "set", "spent"]
 
 PERIODS = ("day", "week", "month", "total")
 
-Policy = Callable[[str], Union["Limit", Iterable["Limit"], None]]
+LimitLookup = Callable[[str], Union["Limit", Iterable["Limit"], None]]
+"""A function giving a customer's limits (``limits.set(lookup)``): a :class:`Limit`, several, or None."""
+
+PastSpend = tuple[int, int, Decimal, int]
+"""What a customer spent in a window before this process counted: calls, tokens, cost, unpriced calls."""
+
+
+class SpendSource(Protocol):
+    """Where spend from before this process is read (the local ledger), given at ``configure()``."""
+
+    def spent(
+        self, customer: str, starts: Sequence[Optional[datetime]], until: datetime
+    ) -> Optional[list[PastSpend]]:
+        """``customer``'s spend in each window ``[start, until)`` (a None start: from the beginning),
+        in one read; None when there is no record of past spend."""
+        ...
 
 
 @dataclass(frozen=True, init=False)
@@ -88,23 +102,20 @@ class Spend:
 
 # -- configuration -------------------------------------------------------------
 
-_lock = threading.Lock()
-_explicit: dict[str, dict[str, Limit]] = {}
-_policy: Optional[Policy] = None
-_enabled = False
+_lock = module_lock(globals(), "_lock")
 
 
 def set(
-    customer: Union[str, int, Policy],
+    customer: Union[str, int, LimitLookup],
     *,
     max_cost: Optional[Number] = None,
     max_tokens: Optional[int] = None,
     period: str = "month",
 ) -> None:
-    """Limit ``customer``'s spend per ``period``, or install a policy (a callable) for every customer.
+    """Limit ``customer``'s spend per ``period``, or install a lookup (a callable) for every customer.
 
     A second ``set()`` for the same customer and period replaces the first;
-    limits for different periods all apply. A policy is called with the
+    limits for different periods all apply. A lookup is called with the
     customer id before each of its calls (keep it cheap: cache what it looks
     up) and returns a :class:`Limit`, a list of them, or None; it is used for
     customers with no limit set by id::
@@ -116,45 +127,49 @@ def set(
         except usagetap.BudgetExceeded as exc:
             return f"This {exc.period}'s budget is used up ({exc.tokens} tokens, ${exc.cost})"
     """
-    global _policy, _enabled
     if callable(customer):
         if max_cost is not None or max_tokens is not None or period != "month":
-            raise TypeError("limits.set(policy) takes no other arguments: the policy returns Limit objects")
+            raise TypeError("limits.set(lookup) takes no other arguments: the lookup returns Limit objects")
         with _lock:
-            _policy = customer
-            _enabled = True
+            STATE.limit_lookup = customer
+            STATE.limits_on = True
+        _count_spend()
         return
     who = _required(customer, "limits.set()")
     limit = Limit(max_cost=max_cost, max_tokens=max_tokens, period=period)
     with _lock:
-        _explicit[who] = {**_explicit.get(who, {}), period: limit}
-        _enabled = True
+        STATE.limits[who] = {**STATE.limits.get(who, {}), period: limit}
+        STATE.limits_on = True
+    _count_spend()
 
 
 def clear(customer: Union[str, int, None] = None) -> None:
-    """Remove ``customer``'s limits, or with no argument every limit, the policy and all counted spend."""
-    global _policy, _enabled
+    """Remove ``customer``'s limits, or with no argument every limit, the lookup and all counted spend."""
     customer = customer_id(customer, "limits.clear()")
     with _lock:
         if customer is None:
-            _explicit.clear()
-            _policy = None
-            _accounts.clear()
+            STATE.limits.clear()
+            STATE.limit_lookup = None
+            STATE.accounts.clear()
         else:
-            _explicit.pop(customer, None)
-        _enabled = bool(_explicit) or _policy is not None
+            STATE.limits.pop(customer, None)
+        STATE.limits_on = bool(STATE.limits) or STATE.limit_lookup is not None
+    if not STATE.limits_on:
+        from .publish import unregister
+
+        unregister(_COUNT_SPEND)
 
 
 def get(customer: Union[str, int]) -> list[Limit]:
-    """The limits that apply to ``customer``: set by id, else from the policy."""
+    """The limits that apply to ``customer``: set by id, else from the lookup."""
     customer = _required(customer, "limits.get()")
-    explicit = _explicit.get(customer)
+    explicit = STATE.limits.get(customer)
     if explicit:
         return list(explicit.values())
-    policy = _policy
-    if policy is None:
+    lookup = STATE.limit_lookup
+    if lookup is None:
         return []
-    found = policy(customer)
+    found = lookup(customer)
     if found is None:
         return []
     if isinstance(found, Limit):
@@ -162,13 +177,13 @@ def get(customer: Union[str, int]) -> list[Limit]:
     limits = list(found)
     for limit in limits:
         if not isinstance(limit, Limit):
-            raise TypeError(f"a limits policy must return Limit objects, got {type(limit).__name__}")
+            raise TypeError(f"a limits lookup must return Limit objects, got {type(limit).__name__}")
     return limits
 
 
 def enabled() -> bool:
-    """Whether any limit or policy is set (nothing is counted otherwise)."""
-    return _enabled
+    """Whether any limit or lookup is set (nothing is counted otherwise)."""
+    return STATE.limits_on
 
 
 # -- spend -----------------------------------------------------------------------
@@ -194,7 +209,9 @@ def _window(period: str, now: datetime) -> tuple[Optional[datetime], Optional[da
 
 
 @dataclass
-class _Tally:
+class _PeriodSpend:
+    """What a customer spent in one calendar period ``[start, end)``."""
+
     start: Optional[datetime]
     end: Optional[datetime]
     calls: int = 0
@@ -207,84 +224,92 @@ class _Tally:
 
 
 @dataclass
-class _Account:
-    """One customer's spend: a tally per period, and the calls not yet added to them."""
+class Account:
+    """One customer's spend: per period, and the calls not yet added to it (or not yet priced)."""
 
     customer: str
     since: datetime
-    tallies: dict[str, _Tally]
-    pending: collections.deque[Any] = field(default_factory=collections.deque)
-    uncosted: collections.deque[UsageRecord] = field(default_factory=collections.deque)
+    periods: dict[str, _PeriodSpend]
+    pending: collections.deque[Capture] = field(default_factory=collections.deque)
+    uncosted: collections.deque[Capture] = field(default_factory=collections.deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    seeded: bool = False
 
     def update(self, now: datetime, with_cost: bool) -> None:
-        """Roll finished periods over and add pending calls; add their costs once priced.
+        """Read past spend once, roll finished periods over and add pending calls; add their costs
+        once priced.
 
-        Costs the delivery worker has computed are taken as they come (oldest
-        first); ``with_cost`` prices the rest here, on the caller's thread.
+        Calls the intake has priced are costed as they come (oldest first); ``with_cost`` prices
+        the rest here, on the caller's thread.
         """
-        for period, tally in self.tallies.items():
-            if tally.end is not None and now >= tally.end:
+        if not self.seeded:
+            self.seeded = True
+            _seed(self)
+        for period, spend in self.periods.items():
+            if spend.end is not None and now >= spend.end:
                 start, end = _window(period, now)
-                self.tallies[period] = _Tally(start, end)
+                self.periods[period] = _PeriodSpend(start, end)
         pending = self.pending
         while pending:
-            item = pending.popleft()
-            record = item.materialize() if hasattr(item, "materialize") else item
+            capture = pending.popleft()
+            record = capture.record(price=False)
             if record is None or record.timestamp < self.since:
                 continue
             tokens = record.input_tokens + record.output_tokens
-            for tally in self.tallies.values():
-                if tally.holds(record.timestamp):
-                    tally.calls += 1
-                    tally.tokens += tokens
-            self.uncosted.append(record)
+            for spend in self.periods.values():
+                if spend.holds(record.timestamp):
+                    spend.calls += 1
+                    spend.tokens += tokens
+            self.uncosted.append(capture)
         if self.uncosted:
             self._add_costs(with_cost)
 
     def _add_costs(self, price_now: bool) -> None:
-        from .pricing import price_record
-
         uncosted = self.uncosted
-        while uncosted and (price_now or uncosted[0].price_version is not None):
-            record = uncosted.popleft()
-            try:
-                cost = price_record(record)
-            except Exception as exc:
-                internal_error("pricing", exc)
-                cost = None
-            for tally in self.tallies.values():
-                if tally.holds(record.timestamp):
-                    if cost is None:
-                        tally.unpriced += 1
+        while uncosted and (price_now or uncosted[0].priced):
+            record = uncosted.popleft().record()
+            if record is None:
+                continue
+            for spend in self.periods.values():
+                if spend.holds(record.timestamp):
+                    if record.cost is None:
+                        spend.unpriced += 1
                     else:
-                        tally.cost += cost
+                        spend.cost += record.cost
 
 
-_accounts: dict[str, _Account] = {}
-
-
-def _account(customer: str) -> _Account:
-    account = _accounts.get(customer)
+def _account(customer: str) -> Account:
+    account = STATE.accounts.get(customer)
     if account is not None:
         return account
     with _lock:
-        account = _accounts.get(customer)
+        account = STATE.accounts.get(customer)
         if account is None:
             now = datetime.now(timezone.utc)
-            tallies = {period: _Tally(*_window(period, now)) for period in PERIODS}
-            account = _accounts[customer] = _Account(customer, now, tallies)
-            _seed(account)
+            periods = {period: _PeriodSpend(*_window(period, now)) for period in PERIODS}
+            account = STATE.accounts[customer] = Account(customer, now, periods)
     return account
 
 
-def observe(customer: Optional[str], item: Union[Item, UsageRecord]) -> None:
-    """Count a finished call towards its customer's spend (caller's thread: an append, nothing more)."""
-    if customer is None:
-        return
-    account = _accounts.get(customer)
-    if account is not None:
-        account.pending.append(item)
+class _CountSpend:
+    """The consumer of finished calls that counts each towards its customer's spend."""
+
+    def on_end(self, capture: Capture) -> None:
+        """Queue the call on its customer's account (caller's thread: an append, nothing more)."""
+        customer = capture.customer
+        if customer is not None:
+            account = STATE.accounts.get(customer)
+            if account is not None:
+                account.pending.append(capture)
+
+
+_COUNT_SPEND = _CountSpend()
+
+
+def _count_spend() -> None:
+    from .publish import register
+
+    register(_COUNT_SPEND)
 
 
 def spent(customer: Union[str, int], period: str = "month") -> Spend:
@@ -301,18 +326,18 @@ def spent(customer: Union[str, int], period: str = "month") -> Spend:
     account = _account(customer)
     with account.lock:
         account.update(datetime.now(timezone.utc), with_cost=True)
-        tally = account.tallies[period]
-        return Spend(customer, period, tally.start, tally.calls, tally.tokens, tally.cost, tally.unpriced)
+        spend = account.periods[period]
+        return Spend(customer, period, spend.start, spend.calls, spend.tokens, spend.cost, spend.unpriced)
 
 
 def check(customer: Optional[str]) -> None:
     """Raise :class:`usagetap.BudgetExceeded` if ``customer`` has reached one of its limits."""
-    if customer is None or not _enabled:
+    if customer is None or not STATE.limits_on:
         return
     try:
         limits = get(customer)
     except Exception as exc:
-        internal_error("limits policy", exc)
+        internal_error("limits lookup", exc)
         return
     if not limits:
         return
@@ -320,12 +345,12 @@ def check(customer: Optional[str]) -> None:
     with account.lock:
         account.update(datetime.now(timezone.utc), any(limit.max_cost is not None for limit in limits))
         for limit in limits:
-            tally = account.tallies[limit.period]
-            over_cost = limit.max_cost is not None and tally.cost >= limit.max_cost
-            over_tokens = limit.max_tokens is not None and tally.tokens >= limit.max_tokens
+            spend = account.periods[limit.period]
+            over_cost = limit.max_cost is not None and spend.cost >= limit.max_cost
+            over_tokens = limit.max_tokens is not None and spend.tokens >= limit.max_tokens
             if over_cost or over_tokens:
                 account.update(datetime.now(timezone.utc), with_cost=True)
-                raise _exceeded(customer, limit, tally, "cost" if over_cost else "tokens")
+                raise _exceeded(customer, limit, spend, "cost" if over_cost else "tokens")
 
 
 def _required(customer: object, where: str) -> str:
@@ -336,104 +361,48 @@ def _required(customer: object, where: str) -> str:
     return who
 
 
-def _exceeded(customer: str, limit: Limit, tally: _Tally, what: str) -> BudgetExceeded:
-    since = "in total" if tally.start is None else f"this {limit.period} (since {tally.start.isoformat()})"
+def _exceeded(customer: str, limit: Limit, spend: _PeriodSpend, what: str) -> BudgetExceeded:
+    since = "in total" if spend.start is None else f"this {limit.period} (since {spend.start.isoformat()})"
     if what == "cost":
-        figures = f"spent ${tally.cost} of its ${limit.max_cost} limit"
+        figures = f"spent ${spend.cost} of its ${limit.max_cost} limit"
     else:
-        figures = f"used {tally.tokens} of its {limit.max_tokens} token limit"
+        figures = f"used {spend.tokens} of its {limit.max_tokens} token limit"
     return BudgetExceeded(
         f"usagetap: customer {customer!r} has {figures} {since}; the call was not made",
         customer=customer,
         period=limit.period,
-        period_start=tally.start,
+        period_start=spend.start,
         max_cost=limit.max_cost,
         max_tokens=limit.max_tokens,
-        cost=tally.cost,
-        tokens=tally.tokens,
+        cost=spend.cost,
+        tokens=spend.tokens,
     )
 
 
-# -- the ledger ------------------------------------------------------------------------
+# -- past spend ------------------------------------------------------------------
 
 
-class _DecimalSum:
-    """SQLite aggregate: the exact sum of decimal strings (the ledger stores costs as text)."""
-
-    def __init__(self) -> None:
-        self.total = Decimal(0)
-
-    def step(self, value: Optional[str]) -> None:
-        if value is not None:
-            self.total += Decimal(value)
-
-    def finalize(self) -> str:
-        return str(self.total)
-
-
-def _ledger_path() -> Optional[str]:
-    """The path of the SQLite ledger records are delivered to, if they go to one."""
-    from . import _runtime
-    from .sinks.ledger import Ledger
-
-    for candidate in _runtime.get_pipeline().sinks:
-        if isinstance(candidate, Ledger):
-            return candidate.path
-    log_once(
-        INFO,
-        "limits-no-ledger",
-        "usagetap: no local ledger is configured; budget limits count this process's calls only",
-    )
-    return None
-
-
-def _seed(account: _Account) -> None:
-    """Add what the ledger holds for the customer before ``account.since`` (one query, once)."""
+def _seed(account: Account) -> None:
+    """Add what the spend source holds for the customer before ``account.since`` (one read, once)."""
+    source = STATE.spend_source
     try:
-        path = _ledger_path()
-        if path is None or not os.path.exists(path):
-            return
-        rows = _ledger_sums(path, account.customer, account.tallies, account.since)
+        past = (
+            None
+            if source is None
+            else source.spent(account.customer, [p.start for p in account.periods.values()], account.since)
+        )
     except Exception as exc:
         internal_error("limits ledger", exc)
         return
-    for period, (calls, tokens, cost, unpriced) in rows.items():
-        tally = account.tallies[period]
-        tally.calls += calls
-        tally.tokens += tokens
-        tally.cost += cost
-        tally.unpriced += unpriced
-
-
-def _ledger_sums(
-    path: str, customer: str, tallies: Mapping[str, _Tally], until: datetime
-) -> dict[str, tuple[int, int, Decimal, int]]:
-    columns: list[str] = []
-    params: list[Any] = []
-    for tally in tallies.values():
-        since = "" if tally.start is None else tally.start.isoformat()
-        columns += [
-            "COALESCE(SUM(timestamp >= ?), 0)",
-            "COALESCE(SUM(CASE WHEN timestamp >= ? THEN input_tokens + output_tokens END), 0)",
-            "usagetap_dsum(CASE WHEN timestamp >= ? THEN cost END)",
-            "COALESCE(SUM(timestamp >= ? AND cost IS NULL), 0)",
-        ]
-        params += [since] * 4
-    sql = f"SELECT {', '.join(columns)} FROM usage WHERE customer = ? AND timestamp < ?"
-    params += [customer, until.isoformat()]
-    import sqlite3
-    from pathlib import Path
-
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    with SQLITE:
-        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
-        try:
-            conn.create_aggregate("usagetap_dsum", 1, cast(Any, _DecimalSum))
-            row = conn.execute(sql, params).fetchone()
-        finally:
-            conn.close()
-    out: dict[str, tuple[int, int, Decimal, int]] = {}
-    for i, period in enumerate(tallies):
-        calls, tokens, cost, unpriced = row[4 * i : 4 * i + 4]
-        out[period] = (int(calls), int(tokens), Decimal(cost), int(unpriced))
-    return out
+    if past is None:
+        log_once(
+            INFO,
+            "limits-no-ledger",
+            "usagetap: no local ledger is configured; budget limits count this process's calls only",
+        )
+        return
+    for spend, (calls, tokens, cost, unpriced) in zip(account.periods.values(), past, strict=True):
+        spend.calls += calls
+        spend.tokens += tokens
+        spend.cost += cost
+        spend.unpriced += unpriced

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import limits
 from ._log import WARNING, internal_error, log, log_once
+from ._state import STATE
 from .errors import BudgetExceeded, ConfigurationError, MissingCustomer
 
 if TYPE_CHECKING:
@@ -22,21 +23,18 @@ __all__ = ["CUSTOMER_POLICIES", "admit", "customer_policy", "set_customer_policy
 
 CUSTOMER_POLICIES = ("allow", "warn", "require")
 
-_customer_policy = "allow"
-
 
 def set_customer_policy(policy: str) -> None:
     """Set what happens to calls with no customer: ``"allow"``, ``"warn"`` or ``"require"``."""
-    global _customer_policy
     if policy not in CUSTOMER_POLICIES:
         raise ConfigurationError(
             f"customer_policy must be one of {', '.join(map(repr, CUSTOMER_POLICIES))}; got {policy!r}"
         )
-    _customer_policy = policy
+    STATE.customer_policy = policy
 
 
 def customer_policy() -> str:
-    return _customer_policy
+    return STATE.customer_policy
 
 
 def admit(call: Call) -> None:
@@ -57,7 +55,7 @@ def admit(call: Call) -> None:
 
 
 def _no_customer(call: Call) -> None:
-    policy = _customer_policy
+    policy = STATE.customer_policy
     what = f"a {call.operation} call to {call.provider}" + (
         f" (model {call.request_model})" if call.request_model else ""
     )

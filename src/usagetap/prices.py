@@ -14,11 +14,13 @@ priced afterwards.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ._forksafe import module_lock
+from ._state import STATE
 
 if TYPE_CHECKING:
     from .record import UsageRecord
@@ -28,9 +30,7 @@ __all__ = ["Price", "clear", "get", "markup", "set", "unset"]
 Number = Union[Decimal, int, float, str]
 Multiplier = Union[Number, Callable[["UsageRecord"], Optional[Number]], None]
 
-_lock = threading.Lock()
-_overrides: dict[tuple[Optional[str], str], Price] = {}
-_markups: dict[Optional[str], Union[Decimal, Callable[[UsageRecord], Optional[Number]]]] = {}
+_lock = module_lock(globals(), "_lock")
 
 
 def as_decimal(value: Number, name: str) -> Decimal:
@@ -107,22 +107,22 @@ def set(
         if cache_write_per_mtok is None
         else as_decimal(cache_write_per_mtok, "cache_write_per_mtok"),
     )
-    global _overrides
     with _lock:
-        _overrides = {**_overrides, (provider, model.lower()): price}
+        STATE.price_overrides = {**STATE.price_overrides, (provider, model.lower()): price}
     return price
 
 
 def unset(model: str, provider: Optional[str] = None) -> None:
     """Remove an override made with :func:`set` (the same ``model`` and ``provider``)."""
-    global _overrides
     with _lock:
-        _overrides = {k: v for k, v in _overrides.items() if k != (provider, model.lower())}
+        STATE.price_overrides = {
+            k: v for k, v in STATE.price_overrides.items() if k != (provider, model.lower())
+        }
 
 
 def get(model: str, provider: Optional[str] = None) -> Optional[Price]:
     """The override that prices ``model`` at ``provider``, or None."""
-    table = _overrides
+    table = STATE.price_overrides
     name = model.lower()
     if provider is not None and (provider, name) in table:
         return table[(provider, name)]
@@ -131,7 +131,7 @@ def get(model: str, provider: Optional[str] = None) -> Optional[Price]:
 
 def lookup(provider: str, model: str, request_model: Optional[str]) -> Optional[Price]:
     """The override for a record: by the reported model, then by the requested one."""
-    if not _overrides:
+    if not STATE.price_overrides:
         return None
     found = get(model, provider)
     if found is None and request_model:
@@ -156,17 +156,16 @@ def markup(multiplier: Multiplier, *, customer: Optional[str] = None) -> None:
         value = multiplier
     else:
         value = as_decimal(multiplier, "markup multiplier")
-    global _markups
     with _lock:
-        table = {k: v for k, v in _markups.items() if k != customer}
+        table = {k: v for k, v in STATE.markups.items() if k != customer}
         if value is not None:
             table[customer] = value
-        _markups = table
+        STATE.markups = table
 
 
 def billed(record: UsageRecord) -> Optional[Decimal]:
     """``record.cost`` with the markup that applies to it, or None (no markup, or no cost)."""
-    table: Mapping[Optional[str], Any] = _markups
+    table: Mapping[Optional[str], Any] = STATE.markups
     if record.cost is None or not table:
         return None
     rule = table.get(record.customer) if record.customer is not None else None
@@ -184,12 +183,11 @@ def billed(record: UsageRecord) -> Optional[Decimal]:
 
 def clear() -> None:
     """Remove every override and markup."""
-    global _overrides, _markups
     with _lock:
-        _overrides = {}
-        _markups = {}
+        STATE.price_overrides = {}
+        STATE.markups = {}
 
 
 def overrides() -> dict[tuple[Optional[str], str], Price]:
     """A copy of the overrides, keyed by ``(provider, model)``."""
-    return dict(_overrides)
+    return dict(STATE.price_overrides)

@@ -26,6 +26,7 @@ own host. Other models there have no price (``cost=None``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import warnings
@@ -173,10 +174,11 @@ def context_of(record: UsageRecord) -> ContextItems:
     return tuple(items)
 
 
-def price_record(record: UsageRecord) -> Optional[Decimal]:
-    """Price ``record`` (``cost``, ``price_version``, ``billed_cost``); return the cost, None if unknown."""
+def price_record(record: UsageRecord) -> UsageRecord:
+    """``record`` priced (``cost``, ``price_version``, ``billed_cost``): a new frozen record, or
+    ``record`` itself when it was priced already. ``cost`` is None when the model has no price."""
     if record.price_version is not None:
-        return record.cost
+        return record
     usage = usage_of(record)
     override = prices.lookup(record.provider, record.model, record.request_model)
     if override is not None:
@@ -185,10 +187,9 @@ def price_record(record: UsageRecord) -> Optional[Decimal]:
     else:
         cost = _cost(record.provider, record.model, usage, context_of(record), record.timestamp.date())
         version = price_version()
-    record.cost = cost
-    record.billed_cost = prices.billed(record)
-    record.price_version = version
-    return cost
+    priced = dataclasses.replace(record, cost=cost, price_version=version, billed_cost=None)
+    billed = prices.billed(priced)
+    return priced if billed is None else dataclasses.replace(priced, billed_cost=billed)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -292,12 +293,12 @@ def _fit(
                 probe[parent] = _PER
             probed = _calculate(provider, model, tuple(probe.items()), context, day)
             rates.append((k, parent, Decimal(probed.total_price) - base))
-        return _settle_parts(provider, model, keys, context, day, base, rates)
+        return _place_parts(provider, model, keys, context, day, base, rates)
     except Exception:  # an unknown model, a refused usage, an older genai-prices: the exact path decides
         return None
 
 
-def _settle_parts(
+def _place_parts(
     provider: str,
     model: str,
     keys: tuple[str, ...],

@@ -139,9 +139,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-@dataclass
+@dataclass(frozen=True)
 class UsageRecord:
-    """One billable provider response (or one stream, when it ends).
+    """One billable provider response (or one stream, when it ends). Frozen: a priced or changed
+    record is a copy (``dataclasses.replace``).
 
     ``cost`` is Decimal USD from the pricing table, or ``None`` when the model
     is unknown (never 0 for an unknown model). ``status`` is ``"ok"``, or

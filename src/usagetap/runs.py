@@ -4,9 +4,6 @@ Calls join the run in scope when they finish (the caller's thread only appends
 the pending capture); totals are computed when read, so reading
 ``run.input_tokens`` right after a call returns includes that call. A nested
 run's calls count in every enclosing run too.
-
-Listeners added with :func:`add_run_listener` are told when a run ends; a sink
-with parent events (Spaire/Polar ``parent_id``) can use this to emit the run.
 """
 
 from __future__ import annotations
@@ -14,41 +11,32 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._log import internal_error
+from ._state import STATE
+from .publish import register
 from .record import Scalar, UsageRecord, new_event_id
 
 if TYPE_CHECKING:
-    from .delivery import Item
+    from .delivery.intake import Capture
 
-__all__ = ["Run", "add_run_listener"]
-
-RunListener = Callable[["Run"], None]
-
-_listeners: list[RunListener] = []
-_listeners_lock = threading.Lock()
+__all__ = ["RUN_TOTALS", "Run"]
 
 
-def add_run_listener(listener: RunListener) -> Callable[[], None]:
-    """Call ``listener(run)`` whenever a run ends; return a function that removes it.
+class _RunTotals:
+    """The consumer of finished calls that counts each in the run in scope when it was made."""
 
-    Listeners run on the thread that ends the run, right after it ends: keep
-    them cheap (queue the run and read its totals later, e.g. on a delivery
-    worker; reading ``cost`` prices the run's calls). Errors are logged, never raised.
-    """
-    with _listeners_lock:
-        _listeners.append(listener)
+    def on_end(self, capture: Capture) -> None:
+        run = capture.run
+        while run is not None:
+            run._pending.append(capture)
+            run = run.parent
 
-    def remove() -> None:
-        with _listeners_lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
 
-    return remove
+RUN_TOTALS = _RunTotals()
 
 
 class Run:
@@ -66,11 +54,11 @@ class Run:
     __slots__ = (
         "__weakref__",
         "_billed",
+        "_captures",
         "_cost",
         "_lock",
         "_pending",
         "_priced",
-        "_records",
         "_t0",
         "_t1",
         "_tokens",
@@ -104,14 +92,16 @@ class Run:
         self._t0 = time.perf_counter()
         self._t1: Optional[float] = None
         self._lock = threading.Lock()
-        self._pending: collections.deque[Item] = collections.deque()
-        self._records: list[UsageRecord] = []
+        self._pending: collections.deque[Capture] = collections.deque()
+        self._captures: list[Capture] = []
         self._tokens = [0, 0, 0, 0, 0]
         self._priced = 0
         self._cost = Decimal(0)
         self._billed: Optional[Decimal] = None
         self._unpriced = 0
         self._unbilled = 0
+        if RUN_TOTALS not in STATE.consumers:
+            register(RUN_TOTALS)
 
     @property
     def parent_id(self) -> Optional[str]:
@@ -120,41 +110,31 @@ class Run:
 
     # -- collecting ------------------------------------------------------
 
-    def add(self, item: Union[UsageRecord, Item]) -> None:
-        """Count a finished call (a record, or a capture that becomes one) in this run and its parents."""
-        run: Optional[Run] = self
-        while run is not None:
-            run._pending.append(item)
-            run = run.parent
-
-    def _fold(self) -> list[UsageRecord]:
-        """Turn pending captures into records (at most once each) and add them to the totals."""
+    def _fold(self) -> list[Capture]:
+        """Add the calls finished since the last read to the totals (building each record once)."""
         pending = self._pending
         with self._lock:
             while pending:
-                item = pending.popleft()
-                record = item if isinstance(item, UsageRecord) else item.materialize()
+                capture = pending.popleft()
+                record = capture.record(price=False)
                 if record is None:
                     continue
-                self._records.append(record)
+                self._captures.append(capture)
                 tokens = self._tokens
                 tokens[0] += record.input_tokens
                 tokens[1] += record.output_tokens
                 tokens[2] += record.cache_read_tokens
                 tokens[3] += record.cache_write_tokens
                 tokens[4] += record.reasoning_tokens
-            return self._records
+            return self._captures
 
     def _price(self) -> None:
-        from .pricing import price_record
-
-        records = self._fold()
+        captures = self._fold()
         with self._lock:
-            for record in records[self._priced :]:
-                try:
-                    price_record(record)
-                except Exception as exc:
-                    internal_error("pricing", exc)
+            for capture in captures[self._priced :]:
+                record = capture.record()
+                if record is None:
+                    continue
                 if record.cost is None:
                     self._unpriced += 1
                 else:
@@ -163,7 +143,7 @@ class Run:
                     self._unbilled += 1
                 else:
                     self._billed = (self._billed or Decimal(0)) + record.billed_cost
-            self._priced = len(records)
+            self._priced = len(captures)
 
     # -- totals ----------------------------------------------------------
 
@@ -228,8 +208,8 @@ class Run:
 
     @property
     def records(self) -> list[UsageRecord]:
-        """The records of the run's completed calls so far, in completion order."""
-        return list(self._fold())
+        """The records of the run's completed calls so far (priced), in completion order."""
+        return [r for r in (c.record() for c in self._fold()) if r is not None]
 
     @property
     def duration(self) -> float:
@@ -269,7 +249,7 @@ class Run:
     # -- lifecycle -------------------------------------------------------
 
     def end(self, error: Optional[BaseException] = None) -> None:
-        """Mark the run ended (``track()`` does this) and tell the listeners; idempotent."""
+        """Mark the run ended (``track()`` does this); idempotent."""
         with self._lock:
             if self.ended_at is not None:
                 return
@@ -277,13 +257,6 @@ class Run:
             self.ended_at = datetime.now(timezone.utc)
             if error is not None and not isinstance(error, GeneratorExit):
                 self.error = type(error).__name__
-        with _listeners_lock:
-            listeners = list(_listeners)
-        for listener in listeners:
-            try:
-                listener(self)
-            except Exception as exc:
-                internal_error("run listener", exc)
 
     def __repr__(self) -> str:
         state = "running" if self.ended_at is None else "ended"

@@ -19,7 +19,7 @@ import pytest
 
 import usagetap
 from tests.delivery.backend import FaultyBackend, IngestSink
-from tests.helpers import make_record
+from tests.helpers import deliver, make_record
 from usagetap.delivery.spool import open_spool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 import usagetap
 from tests.delivery.backend import IngestSink
-from tests.helpers import make_record
+from tests.helpers import deliver, make_record
 
 
 def spooled(n, path=".usagetap/spool.db", timeout=30.0):
@@ -83,7 +83,7 @@ def test_every_event_is_delivered_once_under_a_30_percent_fault_rate(tmp_path: P
         for i in range(1500):
             customer = f"org_{i % 7}"
             record = make_record(customer=customer, input_tokens=100 + i, output_tokens=i % 50)
-            usagetap._runtime.capture(record)
+            deliver(record)
             t = expected.setdefault(customer, [0, 0])
             t[0] += record.input_tokens
             t[1] += record.output_tokens
@@ -105,7 +105,7 @@ def test_sigkill_then_restart_loses_nothing_committed_and_bills_nothing_twice(
         f"""
         usagetap.configure(sink=IngestSink({backend.url!r}), durability="spool", commit_interval=0.05)
         for i in range(300):
-            usagetap._runtime.capture(make_record(event_id=f"ev-{{i}}", customer="org_k", input_tokens=10))
+            deliver(make_record(event_id=f"ev-{{i}}", customer="org_k", input_tokens=10))
         spooled(300)
         print("READY", flush=True)
         time.sleep(3600)
@@ -167,7 +167,7 @@ def test_exit_never_hangs_on_a_backend_that_never_answers(tmp_path: Path) -> Non
         f"""
         usagetap.configure(sink=IngestSink({url!r}, timeout=60), durability="spool", exit_timeout=2.0)
         for i in range(20):
-            usagetap._runtime.capture(make_record(customer="org_bh"))
+            deliver(make_record(customer="org_bh"))
         print("captured", flush=True)
         """,
         tmp_path,
@@ -184,7 +184,7 @@ def test_exit_never_hangs_on_a_backend_that_never_answers(tmp_path: Path) -> Non
 
 def _forked_child(url: str) -> None:
     for i in range(40):
-        usagetap._runtime.capture(make_record(event_id=f"child-{i}", customer="org_child"))
+        deliver(make_record(event_id=f"child-{i}", customer="org_child"))
 
 
 def test_a_forked_child_delivers_its_own_records_and_never_the_parents(
@@ -192,7 +192,7 @@ def test_a_forked_child_delivers_its_own_records_and_never_the_parents(
 ) -> None:
     usagetap.configure(sink=IngestSink(backend.url), durability="spool", flush_interval=0.05)
     for i in range(60):
-        usagetap._runtime.capture(make_record(event_id=f"parent-{i}", customer="org_parent"))
+        deliver(make_record(event_id=f"parent-{i}", customer="org_parent"))
     context = multiprocessing.get_context("fork")
     process = context.Process(target=_forked_child, args=(backend.url,))
     process.start()
@@ -209,7 +209,7 @@ def test_sync_durability_commits_before_the_call_returns(tmp_path: Path, backend
     backend.mode = "down"
     spool = str(tmp_path / "sync.db")
     usagetap.configure(sink=IngestSink(backend.url), durability="sync", spool_path=spool)
-    usagetap._runtime.capture(make_record(event_id="sync-1"))
+    deliver(make_record(event_id="sync-1"))
     reader = open_spool(spool, max_bytes=0, lease_seconds=60)
     assert reader.pending() == 1
     backend.mode = None
@@ -225,7 +225,7 @@ def test_an_unwritable_spool_falls_back_to_memory_loudly(
     blocker.write_text("x")
     usagetap.configure(sink=IngestSink(backend.url), durability="spool", spool_path=str(blocker / "spool.db"))
     for i in range(5):
-        usagetap._runtime.capture(make_record(event_id=f"mem-{i}"))
+        deliver(make_record(event_id=f"mem-{i}"))
     assert usagetap.flush(timeout=10).pending == 0
     assert sorted(backend.stored) == [f"mem-{i}" for i in range(5)]
     assert "kept in memory only" in caplog.text
@@ -238,11 +238,11 @@ def test_a_full_disk_mid_run_falls_back_to_memory(
     caplog.set_level(logging.WARNING, logger="usagetap")
     backend.mode = "down"
     usagetap.configure(sink=IngestSink(backend.url), durability="spool", spool_path=str(tmp_path / "s.db"))
-    usagetap._runtime.capture(make_record(event_id="before"))
+    deliver(make_record(event_id="before"))
     usagetap.flush(timeout=0.3)
     pipeline = usagetap._runtime.get_pipeline()
     pipeline.store._conn.execute("PRAGMA max_page_count=1")  # type: ignore[union-attr]
-    usagetap._runtime.capture(make_record(event_id="after", dimensions={"pad": "x" * 200_000}))
+    deliver(make_record(event_id="after", dimensions={"pad": "x" * 200_000}))
     usagetap.flush(timeout=0.3)
     assert "kept in memory only" in caplog.text
     backend.mode = None
@@ -257,7 +257,7 @@ def test_a_corrupt_spool_is_replaced_and_delivery_goes_on(
     path = tmp_path / "spool.db"
     path.write_bytes(os.urandom(8192))
     usagetap.configure(sink=IngestSink(backend.url), durability="spool", spool_path=str(path))
-    usagetap._runtime.capture(make_record(event_id="fresh"))
+    deliver(make_record(event_id="fresh"))
     assert usagetap.flush(timeout=10).pending == 0
     assert list(backend.stored) == ["fresh"]
     assert "was corrupt" in caplog.text
@@ -269,7 +269,7 @@ def test_memory_stays_flat_while_the_backend_is_down(tmp_path: Path, backend: Fa
     usagetap.configure(sink=IngestSink(backend.url), durability="spool", spool_path=str(tmp_path / "s.db"))
     pipeline = usagetap._runtime.get_pipeline()
     for i in range(20_000):
-        usagetap._runtime.capture(make_record())
+        deliver(make_record())
         if i % 5000 == 4999:
             time.sleep(0.3)
     usagetap.flush(timeout=1.0)
@@ -287,14 +287,14 @@ def test_aflush_and_the_flushing_decorator(tmp_path: Path, backend: FaultyBacken
 
     @usagetap.flushing(timeout=10)
     def handler(event: dict, context: object) -> str:
-        usagetap._runtime.capture(make_record(event_id=event["id"]))
+        deliver(make_record(event_id=event["id"]))
         return "ok"
 
     assert handler({"id": "lambda-1"}, None) == "ok"
     assert list(backend.stored) == ["lambda-1"], "delivered before the handler returned"
 
     async def main() -> int:
-        usagetap._runtime.capture(make_record(event_id="async-1"))
+        deliver(make_record(event_id="async-1"))
         result = await usagetap.aflush(timeout=10)
         return result.sent
 
@@ -311,14 +311,14 @@ def test_gunicorn_preload_workers_deliver_each_record_once(tmp_path: Path, backe
         sys.path.insert(0, {str(ROOT)!r})
         import usagetap
         from tests.delivery.backend import IngestSink
-        from tests.helpers import make_record
+        from tests.helpers import deliver, make_record
         usagetap.configure(sink=IngestSink({backend.url!r}), durability="spool", flush_interval=0.05)
-        usagetap._runtime.capture(make_record(event_id="preload"))
+        deliver(make_record(event_id="preload"))
         counter = itertools.count()
 
         def app(environ, start_response):
             event_id = f"req-{{os.getpid()}}-{{next(counter)}}"
-            usagetap._runtime.capture(make_record(event_id=event_id))
+            deliver(make_record(event_id=event_id))
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [event_id.encode()]
     """)
@@ -369,7 +369,7 @@ def test_threads_capturing_concurrently_lose_nothing(tmp_path: Path, backend: Fa
 
     def work(n: int) -> None:
         for i in range(250):
-            usagetap._runtime.capture(make_record(event_id=f"t{n}-{i}"))
+            deliver(make_record(event_id=f"t{n}-{i}"))
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for t in threads:

@@ -267,12 +267,12 @@ def test_failure_inside_usagetap_never_breaks_the_call(
 def test_failure_while_handling_the_result_returns_the_sdk_result(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch, caplog_usagetap: Any
 ) -> None:
-    from usagetap.instrument import _calls
+    from usagetap import _runtime
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("queue bug")
 
-    monkeypatch.setattr(_calls._runtime, "submit", broken)
+    monkeypatch.setattr(_runtime.DELIVERY, "on_end", broken)
     response = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     assert type(response) is openai.types.chat.ChatCompletion
     chunks = list(client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True))

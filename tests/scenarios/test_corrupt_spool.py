@@ -27,15 +27,22 @@ _METER = """
 import json, sys
 from datetime import datetime, timezone
 import usagetap
+from usagetap.delivery.intake import Capture
+from usagetap.publish import publish
 from usagetap.record import UsageRecord
 from usagetap.sinks import HTTP
+
+
+def deliver(record):
+    publish(Capture.of(record.validate()))
+
 
 url, spool, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 usagetap.configure(sink=HTTP(url, secret=sys.argv[4]), durability="spool", spool_path=spool,
                    batch_size=int(sys.argv[5]), flush_interval=0.05, exit_timeout=0.2)
 now = datetime.now(timezone.utc)
 for i in range(count):
-    usagetap._runtime.capture(UsageRecord(
+    deliver(UsageRecord(
         event_id=f"ev-{i:05d}", timestamp=now, customer=f"org_{i % 7}", provider="openai",
         model="gpt-4.1-mini", request_model="gpt-4.1-mini", operation="chat",
         input_tokens=100 + i, output_tokens=20))

@@ -205,14 +205,13 @@ def test_a_bad_environment_never_sends_records_to_the_ledger_and_flush_reports_t
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import usagetap
-    from tests.helpers import make_record
-    from usagetap import _runtime
+    from tests.helpers import deliver, make_record
 
     monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     for _ in range(3):
-        _runtime.capture(make_record())
+        deliver(make_record())
     result = usagetap.flush(5.0)
     assert (result.sent, result.pending) == (0, 3)
     assert not result
@@ -221,12 +220,11 @@ def test_a_bad_environment_never_sends_records_to_the_ledger_and_flush_reports_t
 
 def test_stats_flag_a_sink_the_environment_names_but_cannot_build(monkeypatch: pytest.MonkeyPatch) -> None:
     import usagetap
-    from tests.helpers import make_record
-    from usagetap import _runtime
+    from tests.helpers import deliver, make_record
 
     monkeypatch.setenv("USAGETAP_SINK", "spaire")
     monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
-    _runtime.capture(make_record())
+    deliver(make_record())
     counts = usagetap.stats()
     assert (counts["misconfigured"], counts["halted"]) == (1, 1)
 
@@ -249,12 +247,11 @@ def test_configure_refuses_a_bad_environment_and_the_held_records_stay_pending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import usagetap
-    from tests.helpers import make_record
-    from usagetap import _runtime
+    from tests.helpers import deliver, make_record
 
     monkeypatch.setenv("USAGETAP_SINK", "spaire")
     monkeypatch.delenv("USAGETAP_API_KEY", raising=False)
-    _runtime.capture(make_record())
+    deliver(make_record())
     with pytest.raises(usagetap.ConfigurationError, match="USAGETAP_API_KEY"):
         usagetap.configure(customer_policy="warn")
     assert usagetap.flush(1.0).pending == 1

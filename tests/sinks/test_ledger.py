@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import stat
 from decimal import Decimal
@@ -58,8 +59,7 @@ def test_connect_without_create_refuses_a_missing_ledger(tmp_path: Path) -> None
 
 def test_bad_write_rolls_back_the_whole_batch(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
-    bad = make_record()
-    bad.timestamp = None  # type: ignore[assignment]
+    bad = dataclasses.replace(make_record(), timestamp=None)
     with pytest.raises(AttributeError):
         ledger.send([make_record(), bad])
     assert ledger.records() == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import usagetap
-from tests.helpers import make_record
+from tests.helpers import deliver, make_record
 from usagetap.delivery.spool import open_spool
 from usagetap.sinks import Ledger, OpenSpanner, SolvaPay, Spaire
 from usagetap.testing import ProviderServer
@@ -24,7 +24,7 @@ def test_a_whole_batch_422_is_bisected_to_the_culprit_which_becomes_a_dead_lette
         good = [make_record(customer=str(uuid.uuid4())) for _ in range(9)]
         bad = make_record(customer=str(uuid.uuid1()))  # not a v4 UUID: the API refuses the whole batch
         for record in [*good[:5], bad, *good[5:]]:
-            usagetap._runtime.capture(record)
+            deliver(record)
         result = usagetap.flush(timeout=30)
         assert (result.sent, result.dead, result.pending) == (9, 1, 0)
         assert sorted(backend.events) == sorted(r.event_id for r in good)
@@ -44,7 +44,7 @@ def test_a_refused_key_pauses_delivery_keeps_the_spool_and_a_good_key_delivers_i
         )
         records = [make_record() for _ in range(4)]
         for record in records:
-            usagetap._runtime.capture(record)
+            deliver(record)
         result = usagetap.flush(timeout=1.0)
         assert (result.sent, result.dead, result.pending) == (0, 0, 4)
         assert len(backend.requests) == 1, "delivery paused after the 401"
@@ -63,7 +63,7 @@ def test_open_spanner_per_item_failures_dead_letter_those_items_only(tmp_path: P
         usagetap.configure(sink=sink, spool_path=str(tmp_path / "spool.db"), flush_interval=0.05)
         records = [make_record(customer="org_blocked" if i == 3 else "org_ok") for i in range(8)]
         for record in records:
-            usagetap._runtime.capture(record)
+            deliver(record)
         result = usagetap.flush(timeout=30)
         assert (result.sent, result.dead, result.pending) == (7, 1, 0)
         assert len(backend.events) == 7
@@ -77,7 +77,7 @@ def test_open_spanner_keeps_delivering_when_an_event_names_a_missing_meter(tmp_p
         usagetap.configure(sink=sink, spool_path=str(tmp_path / "spool.db"), flush_interval=0.05)
         records = [make_record(dimensions={"meter": "gone"} if i == 2 else {}) for i in range(6)]
         for record in records:
-            usagetap._runtime.capture(record)
+            deliver(record)
         result = usagetap.flush(timeout=10)
         assert (result.sent, result.dead, result.pending) == (5, 1, 0)
         assert len(backend.events) == 5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import usagetap
-from tests.helpers import make_record
+from tests.helpers import deliver, make_record
 from usagetap import _runtime
 from usagetap.sinks import Memory
 from usagetap.testing import recording
@@ -12,10 +12,10 @@ from usagetap.testing import recording
 def test_records_after_the_block_go_to_the_sink_configured_before_it() -> None:
     before = Memory()
     usagetap.configure(sink=before, batch_size=7)
-    _runtime.capture(make_record(event_id="before"))
+    deliver(make_record(event_id="before"))
     with recording() as inside:
-        _runtime.capture(make_record(event_id="inside"))
-    _runtime.capture(make_record(event_id="after"))
+        deliver(make_record(event_id="inside"))
+    deliver(make_record(event_id="after"))
     assert usagetap.flush(timeout=5.0).pending == 0
     assert [r.event_id for r in inside.records] == ["inside"]
     assert [r.event_id for r in before.records] == ["before", "after"]
@@ -24,8 +24,8 @@ def test_records_after_the_block_go_to_the_sink_configured_before_it() -> None:
 
 def test_with_nothing_configured_before_the_default_ledger_is_back_after_the_block() -> None:
     with recording(flush_interval=0.01) as inside:
-        _runtime.capture(make_record(event_id="inside"))
-    _runtime.capture(make_record(event_id="after"))
+        deliver(make_record(event_id="inside"))
+    deliver(make_record(event_id="after"))
     usagetap.flush(timeout=5.0)
     pipeline = _runtime.get_pipeline()
     assert [sink.name for sink in pipeline.sinks] == ["ledger"]
@@ -36,8 +36,8 @@ def test_with_nothing_configured_before_the_default_ledger_is_back_after_the_blo
 def test_nested_blocks_each_restore_the_one_outside() -> None:
     with recording() as outer:
         with recording() as inner:
-            _runtime.capture(make_record(event_id="inner"))
-        _runtime.capture(make_record(event_id="outer"))
+            deliver(make_record(event_id="inner"))
+        deliver(make_record(event_id="outer"))
         usagetap.flush(timeout=5.0)
         assert [r.event_id for r in outer.records] == ["outer"]
     assert [r.event_id for r in inner.records] == ["inner"]

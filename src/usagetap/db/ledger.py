@@ -12,9 +12,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import date, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from .recover import readable_rows
@@ -219,3 +220,47 @@ def read_around_damage(conn: sqlite3.Connection) -> tuple[list[UsageRecord], int
             bad += 1
     records.sort(key=lambda r: r.timestamp)
     return records, bad, len(lost)
+
+
+class _DecimalSum:
+    """SQLite aggregate: the exact sum of decimal strings (the ledger stores costs as text)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: Optional[str]) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def spent_in_windows(
+    path: Union[str, os.PathLike[str]], customer: str, starts: Sequence[Optional[datetime]], until: datetime
+) -> list[tuple[int, int, Decimal, int]]:
+    """``customer``'s calls, tokens, cost and unpriced calls in each window ``[start, until)`` (a None
+    start: from the first record), read in one query on a read-only connection.
+    """
+    columns: list[str] = []
+    params: list[object] = []
+    for start in starts:
+        columns += [
+            "COALESCE(SUM(timestamp >= ?), 0)",
+            "COALESCE(SUM(CASE WHEN timestamp >= ? THEN input_tokens + output_tokens END), 0)",
+            "usagetap_dsum(CASE WHEN timestamp >= ? THEN cost END)",
+            "COALESCE(SUM(timestamp >= ? AND cost IS NULL), 0)",
+        ]
+        params += ["" if start is None else start.isoformat()] * 4
+    sql = f"SELECT {', '.join(columns)} FROM usage WHERE customer = ? AND timestamp < ?"
+    params += [customer, until.isoformat()]
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+    try:
+        conn.create_aggregate("usagetap_dsum", 1, cast(Any, _DecimalSum))
+        row = conn.execute(sql, params).fetchone()
+    finally:
+        conn.close()
+    return [
+        (int(row[i]), int(row[i + 1]), Decimal(row[i + 2]), int(row[i + 3]))
+        for i in range(0, 4 * len(starts), 4)
+    ]

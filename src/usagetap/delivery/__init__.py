@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
 
 if TYPE_CHECKING:
-    from .pipeline import Item, Pending, Pipeline
+    from .pipeline import Pipeline
 
-__all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
+__all__ = ["DURABILITY", "FlushResult", "Pipeline", "Settings", "default_spool_path"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Item", "Pending", "Pipeline"):
+    if name == "Pipeline":
         from . import pipeline
 
         return getattr(pipeline, name)

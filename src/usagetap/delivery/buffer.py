@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from ..record import UsageRecord
 
@@ -41,7 +40,6 @@ class CaptureBuffer:
         max_bytes: int,
         overflow: str = "drop_newest",
         block_timeout: float = 1.0,
-        on_drop: Optional[Callable[[Any, str], None]] = None,
     ) -> None:
         if overflow not in ("drop_newest", "block"):
             raise ValueError("overflow must be 'drop_newest' or 'block'")
@@ -49,7 +47,6 @@ class CaptureBuffer:
         self.max_bytes = max_bytes
         self.overflow = overflow
         self.block_timeout = block_timeout
-        self.on_drop = on_drop
         self._items: deque[tuple[Any, int]] = deque()
         self._bytes = 0
         self._room = threading.Condition(threading.Lock())
@@ -92,11 +89,3 @@ class CaptureBuffer:
             if out:
                 self._room.notify_all()
         return out
-
-    def reset(self) -> int:
-        """Forget everything and rebuild the lock (the child of a fork: the parent delivers what it had)."""
-        n = len(self._items)
-        self._items = deque()
-        self._bytes = 0
-        self._room = threading.Condition(threading.Lock())
-        return n

@@ -20,30 +20,21 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Optional, Protocol, Union, cast
+from typing import Optional, Union, cast
 
 from .. import _stats
 from .._log import internal_error, log, log_once
-from ..pricing import price_record
 from ..record import UsageRecord
 from ..sinks.base import BaseSink, Sink, as_sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
+from .intake import Captured, record_of
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
 from .store import MemoryStore, SpillingStore, SpoolUnavailable, Store, StoreFull
 from .warmup import is_warm, warm
 from .worker import SinkWorker, batch_limit
 
-__all__ = ["DURABILITY", "FlushResult", "Item", "Pending", "Pipeline", "Settings", "default_spool_path"]
-
-
-class Pending(Protocol):
-    """A captured call; it becomes a :class:`UsageRecord` (or None) off the caller's thread."""
-
-    def materialize(self) -> Optional[UsageRecord]: ...
-
-
-Item = Union[UsageRecord, Pending]
+__all__ = ["DURABILITY", "FlushResult", "Pipeline", "Settings", "default_spool_path"]
 
 
 _COMMIT_CHUNK = 5000
@@ -53,17 +44,6 @@ _STOP_GRACE = 0.2  # seconds shutdown waits for threads past its deadline: an id
 
 _pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 _inherited: list[object] = []
-
-
-def _materialize(item: Item, *, price: bool = True) -> Optional[UsageRecord]:
-    """The record of ``item``, priced when ``price`` (else the sink's worker prices it before sending)."""
-    record = item if isinstance(item, UsageRecord) else item.materialize()
-    if record is not None and price:
-        try:
-            price_record(record)
-        except Exception as exc:
-            internal_error("pricing", exc)
-    return record
 
 
 def _sink_keys(sinks: Sequence[Sink]) -> list[str]:
@@ -122,7 +102,7 @@ class Pipeline:
 
     # -- caller's thread -------------------------------------------------
 
-    def submit(self, item: Item) -> None:
+    def submit(self, item: Captured) -> None:
         """Queue a record (or a capture that becomes one). Never raises; no I/O unless durability is sync."""
         if self.closed:
             _stats.incr("dropped.after_shutdown")
@@ -141,8 +121,8 @@ class Pipeline:
         if len(self.buffer) >= _COMMIT_CHUNK and not self._wake.is_set():  # set() takes a lock
             self._wake.set()
 
-    def _commit_sync(self, item: Item) -> None:
-        record = _materialize(item, price=is_warm())
+    def _commit_sync(self, item: Captured) -> None:
+        record = record_of(item, price=is_warm())
         if record is None:
             return
         with self._store_lock:
@@ -151,7 +131,7 @@ class Pipeline:
         if self._thread is None:
             self._start()
 
-    def _drop(self, items: Sequence[Item], reason: str) -> None:
+    def _drop(self, items: Sequence[Captured], reason: str) -> None:
         _stats.incr(f"dropped.{reason}", len(items))
         log_once(
             logging.WARNING,
@@ -164,7 +144,7 @@ class Pipeline:
             return
         for item in items:
             try:
-                on_drop(item if isinstance(item, UsageRecord) else item.materialize(), reason)
+                on_drop(record_of(item, price=False), reason)
             except Exception as exc:
                 internal_error("on_drop", exc)
 
@@ -313,7 +293,7 @@ class Pipeline:
                     if not items:
                         return
                     price = is_warm()
-                    records = [r for r in (_materialize(i, price=price) for i in items) if r is not None]
+                    records = [r for r in (record_of(i, price=price) for i in items) if r is not None]
                 with self._store_lock:
                     stored = self._store(records)
                 with self._cond:
@@ -549,7 +529,7 @@ class Pipeline:
     def _hand_over(self, successor: Pipeline) -> None:
         """Give records not yet committed to a store to the pipeline that replaces this one."""
         with self._cond:
-            items: list[Item] = [*self._held, *self.buffer.take(len(self.buffer))]
+            items: list[Captured] = [*self._held, *self.buffer.take(len(self.buffer))]
             self._held = []
         for item in items:
             successor.submit(item)

@@ -155,13 +155,13 @@ def _in_parts(
     )
 
 
-def _price(records: Sequence[UsageRecord]) -> None:
+def _price(records: list[UsageRecord]) -> None:
     """Price the records committed before genai-prices was imported (a process's first moments)."""
     wait()  # the imports a send needs happen on the warm-up thread (a fork waits for it), not here
-    for record in records:
+    for i, record in enumerate(records):
         if record.price_version is None:
             try:
-                price_record(record)
+                records[i] = price_record(record)
             except Exception as exc:
                 internal_error("pricing", exc)
 

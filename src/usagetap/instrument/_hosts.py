@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import Optional
 
 from .._forksafe import module_lock
+from .._state import STATE
 
 __all__ = ["impersonate", "provider_for_host", "stop_impersonating"]
 
 _lock = module_lock(globals(), "_lock")
-_impersonated: dict[str, dict[str, str]] = {}
+_impersonated = STATE.impersonated
 
 
 def impersonate(netloc: str, providers: Mapping[str, str]) -> None:

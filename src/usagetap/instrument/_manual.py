@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from .. import _runtime, limits
-from ..context import CustomerId, Scope, current_scope, customer_id
+from ..context import CustomerId, current_scope, customer_id
+from ..delivery.intake import Capture, build_record
 from ..providers import family_for, registered
+from ..publish import publish
 from ..record import validate_dimensions
 from ._adapter import load, provider_of
-from ._binding import Binding
-from ._calls import Call, make_record
+from ._calls import _TRUSTED_IDS
 
 __all__ = ["record"]
 
@@ -52,18 +52,22 @@ def record(
             f"usagetap.record() cannot meter this {family.family} object: {type(response).__qualname__}"
         )
     operation, extract = described
-    binding = Binding(adapter=adapter, provider=provider or family.family)
-    call = Call(binding, operation, request_model, False, None)
     extra = validate_dimensions(dimensions or {}, where="usagetap.record(dimensions=...)")
     scope = current_scope()
-    call.scope = Scope(
-        customer=billed if billed is not None else scope.customer,
-        dimensions={**scope.dimensions, **extra},
-        run=scope.run,
+    provider = provider or family.family
+    capture = Capture(
+        provider,
+        operation,
+        request_model,
+        billed if billed is not None else scope.customer,
+        {},
+        {**scope.dimensions, **extra},
+        None,
+        scope.run,
+        provider in _TRUSTED_IDS,
+        extract,
+        response,
     )
-    usage_record = make_record(call, extract(response), "ok").validate()
-    if scope.run is not None:
-        scope.run.add(usage_record)
-    limits.observe(usage_record.customer, usage_record)
-    _runtime.submit(usage_record)
+    usage_record = build_record(capture, extract(response), "ok").validate()
+    publish(Capture.of(usage_record, scope.run))
     return usage_record.event_id

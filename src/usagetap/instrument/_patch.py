@@ -14,6 +14,7 @@ from typing import Any
 from .. import _runtime, _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
+from .._state import STATE
 from ..providers import Provider, registered
 from ._adapter import client_classes, load, request_owner
 from ._binding import Binding
@@ -24,7 +25,7 @@ __all__ = ["instrument", "instrumented", "uninstrument"]
 
 _AUTO = "_usagetap_auto_binding"
 _lock = module_lock(globals(), "_lock")
-_patched: dict[type, Any] = {}  # owner class -> the original request()
+_patched = STATE.patched  # owner class -> the original request()
 
 
 def _auto_binding(instance: Any, provider: Provider) -> Binding:

@@ -22,6 +22,7 @@ from itertools import chain, filterfalse, islice
 from typing import Any, Optional
 
 from .._log import internal_error, log
+from .._state import STATE
 from ..providers.observer import Observer
 from ._calls import Call, emit
 
@@ -144,7 +145,7 @@ class StreamTap:
             log.debug("usagetap: stopped reading a closed stream's usage: %r", exc)
 
 
-_open: dict[int, StreamTap] = {}  # taps of streams being metered, by id
+_open: dict[int, StreamTap] = STATE.open_streams  # taps of streams being metered, by id
 
 
 def _end_open() -> None:
@@ -302,7 +303,7 @@ def _hook_close(stream: Any, tap: StreamTap, name: str, make: Hook) -> None:
     tap.hook = (ref, name, closing)
 
 
-_closing: dict[type, bool] = {}
+_closing = STATE.closing_streams
 
 
 def _closes_its_response(stream: Any) -> bool:

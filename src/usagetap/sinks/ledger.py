@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Optional, Union
 
 from .._forksafe import SQLITE
-from ..db.ledger import COLUMNS, connect, insert, iter_records
+from ..db.ledger import COLUMNS, connect, insert, iter_records, spent_in_windows
 from ..record import TOKEN_FIELDS, UsageRecord
 from .base import BaseSink, Outcomes
 
@@ -77,6 +79,17 @@ class Ledger(BaseSink):
         """Every record in the ledger, oldest first."""
         with SQLITE:
             return list(iter_records(self._connection()))
+
+    def spent(
+        self, customer: str, starts: Sequence[Optional[datetime]], until: datetime
+    ) -> list[tuple[int, int, Decimal, int]]:
+        """``customer``'s calls, tokens, cost and unpriced calls in each window ``[start, until)`` (a
+        None start: from the first record), in one read-only query; the spend budget limits start from.
+        """
+        if not os.path.exists(self.path):
+            return [(0, 0, Decimal(0), 0) for _ in starts]
+        with SQLITE:
+            return spent_in_windows(self.path, customer, starts, until)
 
     def close(self) -> None:
         """Close the SQLite connection (reopened on the next send)."""
