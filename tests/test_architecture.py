@@ -13,13 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Optional
 
-import pytest
-
 import usagetap
 from usagetap.cli import _parser
 
 ROOT = Path(usagetap.__file__).parent
-REDESIGN = "issue 19: fixed by the redesign merge"
 BELOW_INSTRUMENT = ("usagetap.delivery", "usagetap.sinks", "usagetap.db")
 
 
@@ -152,7 +149,6 @@ def test_the_cycle_finder_names_the_modules_of_each_cycle() -> None:
     assert cycles(graph) == [["a", "b", "c", "a"]]
 
 
-@pytest.mark.xfail(strict=True, reason=REDESIGN)
 def test_the_import_graph_has_no_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in found)

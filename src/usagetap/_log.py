@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _stats
 from ._forksafe import module_lock
-from ._state import STATE
+from ._state import FORGET, STATE, on_reset
 
 if TYPE_CHECKING:
     import logging
@@ -74,3 +74,6 @@ def internal_error(where: str, exc: BaseException) -> None:
         where,
         exc_info=exc,
     )
+
+
+on_reset(reset_once, FORGET)

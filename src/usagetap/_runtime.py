@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, TypeVar, Union, cas
 from . import _stats
 from ._forksafe import module_lock
 from ._log import internal_error, log
-from ._state import DEFAULT_EXIT_TIMEOUT, STATE
+from ._state import DEFAULT_EXIT_TIMEOUT, STATE, STOP, on_reset
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .publish import register
@@ -629,3 +629,12 @@ def _child_exit_hook() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_child_exit_hook)
+
+
+def _reset() -> None:
+    shutdown(timeout=DEFAULT_EXIT_TIMEOUT)
+    reset_configuration()
+    STATE.consumers = (DELIVERY,)
+
+
+on_reset(_reset, STOP)

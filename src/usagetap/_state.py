@@ -8,11 +8,11 @@ cleared in place, so a module may keep a name for one. Locks stay in their modul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
     from decimal import Decimal
 
     from .delivery.pipeline import Pipeline
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .publish import Consumer
     from .record import UsageRecord
 
-__all__ = ["STATE", "State", "reset"]
+__all__ = ["STATE", "State", "on_reset", "reset"]
 
 DEFAULT_EXIT_TIMEOUT = 5.0
 
@@ -88,27 +88,28 @@ class State:
 STATE = State()
 
 
+_RESETS: list[tuple[int, Callable[[], None]]] = []
+
+# the order reset hooks run in: delivery stops first (its errors are still counted), counters last
+STOP, UNDO, CLEAR, FORGET = 0, 1, 2, 3
+
+
+def on_reset(hook: Callable[[], None], stage: int = CLEAR) -> None:
+    """Run ``hook`` in :func:`reset`, at ``stage``; a module registers what it alone knows how to undo."""
+    _RESETS.append((stage, hook))
+
+
 def reset() -> None:
     """Shut delivery down and make every piece of state fresh, as in a new process (tests).
 
-    Hosts a live :class:`usagetap.testing.ProviderServer` impersonates stay taken: they belong to
-    the server, which gives them back when it stops.
+    Each module registered, when imported, how to undo what it holds (:func:`on_reset`); a module
+    never imported holds nothing. Hosts a live :class:`usagetap.testing.ProviderServer` impersonates
+    stay taken: they belong to the server, which gives them back when it stops.
     """
-    from . import _runtime, _stats, _switch, limits, prices
-    from ._log import reset_once
-    from .instrument._patch import uninstrument
-
-    _runtime.shutdown(timeout=DEFAULT_EXIT_TIMEOUT)
-    _runtime.reset_configuration()
-    uninstrument()
-    limits.clear()
-    prices.clear()
-    _switch.reset()
-    _stats.reset()
-    reset_once()
+    for _, hook in sorted(_RESETS, key=lambda entry: entry[0]):
+        hook()
     fresh = State()
     for name in ("started", "signals_installed", "customer_policy"):
         setattr(STATE, name, getattr(fresh, name))
-    STATE.consumers = (_runtime.DELIVERY,)
     STATE.open_streams.clear()
     STATE.closing_streams.clear()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 
 from ._forksafe import module_lock
-from ._state import STATE
+from ._state import FORGET, STATE, on_reset
 
 __all__ = ["COUNTERS", "incr", "reset", "snapshot"]
 
@@ -93,3 +93,6 @@ def reset() -> None:
         STATE.counts_ended.clear()
         for _, counts in STATE.counts_live:
             counts.clear()
+
+
+on_reset(reset, FORGET)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 from ._forksafe import module_lock
 from ._log import INFO, internal_error, log_once
-from ._state import STATE
+from ._state import CLEAR, STATE, on_reset
 from .context import customer_id
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
@@ -406,3 +406,6 @@ def _seed(account: Account) -> None:
         spend.tokens += tokens
         spend.cost += cost
         spend.unpriced += unpriced
+
+
+on_reset(clear, CLEAR)

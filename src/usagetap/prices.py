@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._forksafe import module_lock
-from ._state import STATE
+from ._state import CLEAR, STATE, on_reset
 
 if TYPE_CHECKING:
     from .record import UsageRecord
@@ -191,3 +191,6 @@ def clear() -> None:
 def overrides() -> dict[tuple[Optional[str], str], Price]:
     """A copy of the overrides, keyed by ``(provider, model)``."""
     return dict(STATE.price_overrides)
+
+
+on_reset(clear, CLEAR)

@@ -14,7 +14,7 @@ from typing import Any
 from .. import _runtime, _switch
 from .._forksafe import module_lock
 from .._log import DEBUG, WARNING, log_once
-from .._state import STATE
+from .._state import STATE, UNDO, on_reset
 from ..providers import Provider, registered
 from ._adapter import client_classes, load, request_owner
 from ._binding import Binding
@@ -125,3 +125,6 @@ def uninstrument() -> None:
 def instrumented() -> bool:
     """Whether :func:`instrument` is in effect."""
     return bool(_patched)
+
+
+on_reset(uninstrument, UNDO)
