@@ -10,7 +10,7 @@ process), inside ``usagetap.customer()``. Steps:
   result (build the ``Capture``, queue it); the ``Call`` is planned untimed before;
 - ``usagetap.record()``: meter a response obtained elsewhere (extraction, record
   and validation happen on the caller's thread here);
-- ``_runtime.capture()``: queue an already built ``UsageRecord`` (validate + queue).
+- ``publish(record)``: publish an already built ``UsageRecord`` (validate + queue).
 
 With 8 threads, each thread times its own records (all start together); a
 record's time then includes waiting for the GIL held by another thread.
@@ -24,14 +24,15 @@ import argparse
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from _common import ChatCalls, completion, in_temp_dir, machine, percentile, provider_process
 
 import usagetap
-from usagetap import _runtime
-from usagetap.instrument._calls import make_record
+from usagetap.delivery.intake import Capture
 from usagetap.providers.openai.usage import chat_usage
+from usagetap.publish import publish
 
 Step = Callable[[int], Callable[[], Any]]
 
@@ -51,11 +52,22 @@ def steps() -> dict[str, Step]:
         result = ChatCompletion.model_validate(completion(i))
         return lambda: usagetap.record(result)
 
-    def capture(i: int) -> Callable[[], Any]:
-        record = make_record(chats.new(), chat_usage(completion(i)), "ok")
-        return lambda: _runtime.capture(record)
+    def built(i: int) -> Callable[[], Any]:
+        usage = chat_usage(completion(i))
+        record = usagetap.UsageRecord(
+            event_id=f"bench-{i}",
+            timestamp=datetime.now(timezone.utc),
+            customer="org_bench",
+            provider="openai",
+            model=usage.model or "gpt-4.1",
+            request_model=None,
+            operation="chat",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+        )
+        return lambda: publish(Capture.of(record.validate()))
 
-    return {"after the SDK returns": after_sdk, "usagetap.record()": manual, "_runtime.capture()": capture}
+    return {"after the SDK returns": after_sdk, "usagetap.record()": manual, "publish(record)": built}
 
 
 def run_thread(step: Step, start: int, n: int, out: list[float], barrier: threading.Barrier) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 from _common import machine
 
 import usagetap
+from usagetap._customer_policy import admit
 from usagetap.instrument._adapter import load
 from usagetap.instrument._binding import Binding
 from usagetap.instrument._calls import Call, emit
-from usagetap.policy import admit
 from usagetap.providers import family_for
 from usagetap.providers.openai.usage import chat_usage
 

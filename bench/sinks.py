@@ -19,7 +19,7 @@ from typing import Any
 
 from _common import machine
 
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.sinks import HTTP, OpenMeter, OpenSpanner, SolvaPay, Spaire, Stripe
 from usagetap.testing.backends import (
     HTTPReceiver,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from _common import machine
 
+from usagetap._record import UsageRecord, new_event_id
 from usagetap.delivery import Pipeline, Settings
 from usagetap.delivery.worker import SinkWorker
-from usagetap.record import UsageRecord, new_event_id
 from usagetap.sinks import Outcomes
 
 

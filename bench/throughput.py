@@ -37,9 +37,10 @@ from typing import Any
 from _common import ChatCalls, completion, in_temp_dir, machine, provider_process
 
 import usagetap
-from usagetap.instrument._calls import make_record
+from usagetap._record import UsageRecord
+from usagetap.delivery.intake import Capture
+from usagetap.instrument._calls import Call
 from usagetap.providers.openai.usage import chat_usage
-from usagetap.record import UsageRecord
 
 
 def as_dict(r: UsageRecord) -> dict[str, Any]:
@@ -115,6 +116,25 @@ def deliver(url: str, sources: list[dict[str, Any]], spool: str, warm_from: int)
     return sent / elapsed, detail
 
 
+def finished(call: Call, source: Any) -> Capture:
+    """The capture ``emit()`` publishes for ``call`` once its completion ``source`` is back."""
+    binding, scope = call.binding, call.scope
+    return Capture(
+        call.provider,
+        call.operation,
+        call.request_model,
+        call.customer,
+        binding.dimensions,
+        scope.dimensions,
+        binding.meter,
+        scope.run,
+        True,
+        chat_usage,
+        source,
+        "ok",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
@@ -129,7 +149,7 @@ def main() -> None:
             first = n * args.events  # fresh response ids each round: the receiver sees no duplicates
             sources = [completion(first + i) for i in range(args.events)]
             with usagetap.customer("org_bench"):
-                records = [make_record(chats.new(), chat_usage(s), "ok") for s in sources]
+                records = [finished(chats.new(), s).record(price=False) for s in sources]
             if not args.no_freeze:
                 gc.collect()
                 gc.freeze()

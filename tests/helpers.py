@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from usagetap.record import UsageRecord, new_event_id
+from usagetap._record import UsageRecord, new_event_id
 
 
 def make_record(**overrides: Any) -> UsageRecord:

@@ -137,11 +137,11 @@ def _layer(module: str) -> Optional[str]:
 
 
 def test_the_import_graph_sees_imports_inside_functions() -> None:
-    assert "usagetap.report" in import_graph()["usagetap.cli.report"]
+    assert "usagetap._report" in import_graph()["usagetap.cli.report"]
 
 
 def test_the_import_graph_leaves_out_type_checking_imports() -> None:
-    assert "usagetap.record" not in import_graph()["usagetap.cli.replay"]
+    assert "usagetap._record" not in import_graph()["usagetap.cli.replay"]
 
 
 def test_the_cycle_finder_names_the_modules_of_each_cycle() -> None:

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import usagetap
-from usagetap.context import current_scope
+from usagetap._context import current_scope
 from usagetap.integrations._resolve import attribution
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from usagetap._demo import run_demo
 from usagetap.cli import main
-from usagetap.demo import run_demo
 
 
 def test_demo_meters_the_anthropic_customers_into_the_ledger(

@@ -18,7 +18,7 @@ LAZY = (
     "sqlite3",
     "hashlib",
     "usagetap.delivery.pipeline",
-    "usagetap.pricing",
+    "usagetap._cost",
     "usagetap.sinks.ledger",
     "usagetap.sinks.http",
 )
@@ -41,4 +41,4 @@ def test_they_load_when_used() -> None:
         "from usagetap.delivery import Pipeline\n"
         "assert Pipeline.__module__ == 'usagetap.delivery.pipeline'"
     )
-    assert {"usagetap.delivery.pipeline", "usagetap.pricing", "usagetap.sinks.memory"} <= loaded
+    assert {"usagetap.delivery.pipeline", "usagetap._cost", "usagetap.sinks.memory"} <= loaded

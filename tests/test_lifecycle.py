@@ -43,7 +43,7 @@ def test_exit_never_hangs_on_a_sink_that_never_answers(tmp_path: Path) -> None:
         """
         import threading, usagetap
         from usagetap.sinks import Outcomes
-        from usagetap.record import UsageRecord
+        from usagetap._record import UsageRecord
         from datetime import datetime, timezone
 
         class BlackHole:

@@ -13,9 +13,9 @@ import pytest
 import usagetap
 from tests.helpers import make_record
 from usagetap import limits
+from usagetap._cost import price_record
 from usagetap._state import STATE
 from usagetap.limits import Limit, _window
-from usagetap.pricing import price_record
 from usagetap.sinks import Ledger, Memory
 from usagetap.testing import ProviderServer
 

@@ -87,7 +87,7 @@ def test_warn_records_with_no_customer_and_warns_every_time(
 
 
 def test_configure_keeps_the_policy_unless_given_and_rejects_unknown_ones(sink: Memory) -> None:
-    from usagetap.policy import customer_policy
+    from usagetap._customer_policy import customer_policy
 
     usagetap.configure(sink=sink, customer_policy="require")
     usagetap.configure(sink=sink)

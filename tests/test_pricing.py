@@ -10,8 +10,8 @@ import pytest
 from genai_prices import Usage, calc_price
 
 import usagetap
-from usagetap.pricing import price_record, price_version, supports_price_context, supports_usage_key, usage_of
-from usagetap.record import UsageRecord
+from usagetap._cost import price_record, price_version, supports_price_context, supports_usage_key, usage_of
+from usagetap._record import UsageRecord
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -184,7 +184,7 @@ def test_without_price_context_support_batch_is_priced_at_standard_rates_with_on
 ) -> None:
     """What an older genai-prices (no ``price_context``, e.g. 0.0.61 on Python 3.9) gets."""
     caplog.set_level(logging.WARNING, logger="usagetap")
-    monkeypatch.setattr("usagetap.pricing.supports_price_context", lambda: False)
+    monkeypatch.setattr("usagetap._cost.supports_price_context", lambda: False)
     batch = record("gpt-4.1", input_tokens=1000, output_tokens=10)
     batch.dimensions["batch"] = True
     again = record("gpt-4.1", input_tokens=1001, output_tokens=10)
@@ -200,7 +200,7 @@ def test_usage_keys_the_installed_genai_prices_lacks_are_left_out_with_one_warni
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="usagetap")
-    monkeypatch.setattr("usagetap.pricing.supports_usage_key", lambda key: key != "cache_write_1h_tokens")
+    monkeypatch.setattr("usagetap._cost.supports_usage_key", lambda key: key != "cache_write_1h_tokens")
     r = record("claude-sonnet-4-5", "anthropic", input_tokens=3000, output_tokens=10, cache_write_tokens=1000)
     r.dimensions["cache_write_1h_tokens"] = 1000
     expected = calc_price(
@@ -386,7 +386,7 @@ def test_the_demo_models_cost_their_list_price_on_every_python(provider: str, mo
 
 
 def test_the_declared_lowest_genai_prices_has_every_pricing_feature_usagetap_applies() -> None:
-    from usagetap.pricing import _DIMENSION_USAGE
+    from usagetap._cost import _DIMENSION_USAGE
 
     keys = ["cache_read_tokens", "cache_write_tokens", "output_reasoning_tokens", *_DIMENSION_USAGE.values()]
     assert [key for key in keys if not supports_usage_key(key)] == []

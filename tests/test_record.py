@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from usagetap import InvalidRecord, UsageRecord
-from usagetap.record import TOKEN_FIELDS, derive_event_id, new_event_id
+from usagetap._record import TOKEN_FIELDS, derive_event_id, new_event_id
 
 
 def make(**overrides: object) -> UsageRecord:
@@ -99,7 +99,7 @@ def test_event_id_derivation_is_stable_and_distinct() -> None:
 def test_event_ids_are_valid_uuids_of_the_right_version() -> None:
     import uuid
 
-    from usagetap.record import _NAMESPACE
+    from usagetap._record import _NAMESPACE
 
     derived = derive_event_id("openai", "chat", "chatcmpl-xyz")
     assert derived == str(uuid.uuid5(uuid.UUID(bytes=_NAMESPACE), "openai\x1fchat\x1fchatcmpl-xyz"))
@@ -108,7 +108,7 @@ def test_event_ids_are_valid_uuids_of_the_right_version() -> None:
 
 def test_dimensions_are_capped_in_name_length_value_length_and_count() -> None:
     from usagetap import _stats
-    from usagetap.record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS, validate_dimensions
+    from usagetap._record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS, validate_dimensions
 
     given = {"k" * 500: "v", "big": "x" * 5_000_000, "n": 1.5}
     given.update({f"d{n}": n for n in range(MAX_DIMENSIONS)})
@@ -120,7 +120,7 @@ def test_dimensions_are_capped_in_name_length_value_length_and_count() -> None:
 
 def test_dimensions_within_the_caps_are_kept_as_given() -> None:
     from usagetap import _stats
-    from usagetap.record import validate_dimensions
+    from usagetap._record import validate_dimensions
 
     given = {"feature": "chat", "plan": "pro", "seats": 3, "beta": True}
     assert validate_dimensions(given) == given
@@ -128,13 +128,13 @@ def test_dimensions_within_the_caps_are_kept_as_given() -> None:
 
 
 def test_the_documented_dimension_caps() -> None:
-    from usagetap.record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS
+    from usagetap._record import MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE, MAX_DIMENSIONS
 
     assert (MAX_DIMENSIONS, MAX_DIMENSION_KEY, MAX_DIMENSION_VALUE) == (50, 64, 1000)
 
 
 def test_every_field_has_a_kind_that_every_format_converts() -> None:
-    from usagetap.record import FIELD_KINDS, FIELDS
+    from usagetap._record import FIELD_KINDS, FIELDS
 
     assert list(FIELD_KINDS) == list(FIELDS)
     assert {kind for kind, _ in FIELD_KINDS.values()} <= {"time", "decimal", "mapping", "count", "text"}
@@ -168,7 +168,7 @@ sys.path.insert(0, "pkg")
 from usagetap.delivery.codec import decode_chunk, encode_chunk
 from usagetap.db import ledger as ledger_db
 from usagetap.sinks.http import payload
-UsageRecord = sys.modules["usagetap.record"].UsageRecord
+UsageRecord = sys.modules["usagetap._record"].UsageRecord
 assert "session_id" in UsageRecord.__dataclass_fields__
 
 r = UsageRecord(

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_record
+from usagetap._record import UsageRecord
+from usagetap._replay import Replayer
 from usagetap.cli import main
 from usagetap.delivery import Pipeline, Settings
 from usagetap.delivery.backoff import Backoff
 from usagetap.delivery.spool import open_spool
-from usagetap.record import UsageRecord
-from usagetap.replay import Replayer
 from usagetap.sinks import Ledger, SolvaPay, Spaire
 from usagetap.testing.backends import SolvaPayBackend, SpaireBackend
 

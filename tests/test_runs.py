@@ -12,8 +12,8 @@ import openai
 import pytest
 
 import usagetap
-from usagetap.context import current_scope
-from usagetap.runs import Run
+from usagetap._context import current_scope
+from usagetap._runs import Run
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 

@@ -12,7 +12,7 @@ import pytest
 import usagetap
 from tests.helpers import deliver, make_record
 from usagetap import _runtime
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.sinks import Memory, Outcomes
 
 

@@ -15,13 +15,13 @@ from types import SimpleNamespace
 import pytest
 
 from tests.helpers import make_record
+from usagetap._record import UsageRecord
+from usagetap._status import SpoolStatus, open_readonly, read_status
 from usagetap.cli import main
 from usagetap.delivery.backoff import Backoff
 from usagetap.delivery.spool import Spool, open_spool
 from usagetap.delivery.worker import SinkWorker
-from usagetap.record import UsageRecord
 from usagetap.sinks import Outcomes
-from usagetap.status import SpoolStatus, open_readonly, read_status
 
 _LEASE_AND_DIE = """
 import os, sys, time
@@ -119,7 +119,7 @@ def test_status_json(
     oldest = next(s for s in status_of(spool_path).sinks if s.sink == "spaire").oldest
     assert oldest is not None
     now = oldest + 1.2344
-    monkeypatch.setattr("usagetap.status.time", SimpleNamespace(time=lambda: now))
+    monkeypatch.setattr("usagetap._status.time", SimpleNamespace(time=lambda: now))
     assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["pending"], data["dead_letters"]) == (6, 2)

@@ -17,14 +17,14 @@ default a local SQLite ledger that ``usagetap report`` reads.
 from __future__ import annotations
 
 from . import limits, prices, sinks
+from ._context import current_run, customer, propagate, track
+from ._record import UsageRecord
+from ._runs import Run
 from ._runtime import aflush, configure, flush, flushing, shutdown, stats
 from ._version import __version__
-from .context import current_run, customer, propagate, track
 from .delivery import FlushResult
 from .errors import BudgetExceeded, ConfigurationError, InvalidRecord, MissingCustomer, UsagetapError
 from .instrument import instrument, record, uninstrument, wrap
-from .record import UsageRecord
-from .runs import Run
 
 __all__ = [
     "BudgetExceeded",

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional, TypeVar, Union, cas
 from . import _stats
 from ._forksafe import module_lock
 from ._log import internal_error, log
+from ._record import UsageRecord
 from ._state import DEFAULT_EXIT_TIMEOUT, STATE, STOP, on_reset
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
 from .publish import register
-from .record import UsageRecord
 from .sinks.base import Sink, as_sink, is_sink
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def _check(named: dict[str, Any]) -> None:
         raise ConfigurationError(f"enabled must be True or False, not {named['enabled']!r}")
     policy = named.get("customer_policy")
     if policy is not None:
-        from .policy import CUSTOMER_POLICIES
+        from ._customer_policy import CUSTOMER_POLICIES
 
         if policy not in CUSTOMER_POLICIES:
             raise ConfigurationError(
@@ -326,7 +326,7 @@ def _reconfigure(named: dict[str, Any]) -> None:
         else:
             sinks = [_default_sink()]  # a bad environment raises here
     if named.get("customer_policy") is not None:
-        from .policy import set_customer_policy
+        from ._customer_policy import set_customer_policy
 
         set_customer_policy(named["customer_policy"])
     if "enabled" in named:

@@ -15,11 +15,11 @@ if TYPE_CHECKING:
     import threading
     from decimal import Decimal
 
+    from ._record import UsageRecord
     from .delivery.pipeline import Pipeline
     from .limits import Account, Limit, LimitLookup, SpendSource
     from .prices import Price
     from .publish import Consumer
-    from .record import UsageRecord
 
 __all__ = ["STATE", "State", "on_reset", "reset"]
 

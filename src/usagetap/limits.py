@@ -31,10 +31,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Optional, Protocol, Union
 
+from ._context import customer_id
 from ._forksafe import module_lock
 from ._log import INFO, internal_error, log_once
 from ._state import CLEAR, STATE, on_reset
-from .context import customer_id
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
 
@@ -354,7 +354,7 @@ def check(customer: Optional[str]) -> None:
 
 
 def _required(customer: object, where: str) -> str:
-    """A customer id by the one rule of :func:`usagetap.context.customer_id`; None is refused here."""
+    """A customer id by the one rule of :func:`usagetap._context.customer_id`; None is refused here."""
     who = customer_id(customer, where)
     if who is None:
         raise TypeError(f"{where}: customer id must be a str or an int, got None")

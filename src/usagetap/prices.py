@@ -23,7 +23,7 @@ from ._forksafe import module_lock
 from ._state import CLEAR, STATE, on_reset
 
 if TYPE_CHECKING:
-    from .record import UsageRecord
+    from ._record import UsageRecord
 
 __all__ = ["Price", "clear", "get", "markup", "set", "unset"]
 

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import httpx
 
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.sinks import Outcomes
 
 FAULTS = ("500", "503", "429", "reset", "slow", "stored_then_500", "partial")

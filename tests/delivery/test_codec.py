@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_record
+from usagetap._record import UsageRecord
 from usagetap.delivery.codec import decode, decode_chunk, encode, encode_chunk
 from usagetap.delivery.spool import open_spool
-from usagetap.record import UsageRecord
 
 
 def _records() -> list:

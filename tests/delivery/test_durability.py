@@ -35,7 +35,7 @@ from tests.helpers import deliver, make_record
 def spooled(n, path=".usagetap/spool.db", timeout=30.0):
     # wait until the spool holds n records, as usagetap status counts them (the intake commits on its thread)
     import sqlite3
-    from usagetap.status import NotASpool, open_readonly, read_status
+    from usagetap._status import NotASpool, open_readonly, read_status
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

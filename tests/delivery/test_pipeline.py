@@ -11,8 +11,8 @@ import pytest
 
 from tests.helpers import make_record
 from usagetap import _stats
+from usagetap._record import UsageRecord
 from usagetap.delivery import Pipeline, Settings
-from usagetap.record import UsageRecord
 from usagetap.sinks import Memory, Outcomes
 
 

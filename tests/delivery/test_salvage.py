@@ -13,10 +13,10 @@ import pytest
 
 import usagetap
 from tests.helpers import make_record
+from usagetap._record import UsageRecord
 from usagetap.delivery.codec import encode, encode_chunk
 from usagetap.delivery.salvage import readable_records, salvage_spool
 from usagetap.delivery.spool import Spool, open_spool
-from usagetap.record import UsageRecord
 
 PAGE = 4096
 
@@ -143,7 +143,7 @@ def test_a_row_whose_payload_cannot_be_decoded_is_leased_for_its_readable_record
 def test_a_corrupt_spool_reports_what_was_salvaged_and_what_was_not_in_stats_log_and_status(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from usagetap.status import open_readonly, read_status
+    from usagetap._status import open_readonly, read_status
 
     caplog.set_level(logging.WARNING, logger="usagetap")
     usagetap._stats.reset()

@@ -11,12 +11,12 @@ from typing import Any, Optional
 
 from tests.helpers import make_record
 from usagetap import _stats
+from usagetap._record import UsageRecord
 from usagetap.delivery import Pipeline, Settings
 from usagetap.delivery.backoff import Backoff
 from usagetap.delivery.spool import Spool, open_spool
 from usagetap.delivery.store import MemoryStore, Store
 from usagetap.delivery.worker import SinkWorker, send_bisecting, status_key
-from usagetap.record import UsageRecord
 from usagetap.sinks import Outcomes
 from usagetap.sinks.base import as_sink
 

@@ -9,7 +9,7 @@ import pytest
 
 import usagetap
 from tests.instrument.conftest import delivered
-from usagetap.record import derive_event_id
+from usagetap._record import derive_event_id
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 

@@ -14,8 +14,8 @@ from genai_prices import Usage, calc_price
 import usagetap
 from tests.instrument.conftest import delivered
 from usagetap import _stats
+from usagetap._cost import supports_usage_key
 from usagetap.instrument._streams import _closes_its_response
-from usagetap.pricing import supports_usage_key
 from usagetap.providers.observer import Observer
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import usagetap
-from usagetap.record import MAX_TOKENS
+from usagetap._record import MAX_TOKENS
 from usagetap.sinks import Memory
 
 SETTINGS = settings(

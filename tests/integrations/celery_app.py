@@ -9,7 +9,7 @@ from celery import Celery
 
 import usagetap
 from tests.integrations.conftest import HELLO
-from usagetap.context import current_scope
+from usagetap._context import current_scope
 
 app = Celery("usagetap-tests", broker="memory://", backend="cache+memory://", set_as_current=False)
 app.conf.update(

@@ -32,7 +32,7 @@ from django.utils.asyncio import async_unsafe
 
 from tests.integrations.conftest import HELLO, customers_by_response, delivered
 from usagetap import _stats
-from usagetap.context import Scope, current_scope
+from usagetap._context import Scope, current_scope
 from usagetap.integrations.django import UsagetapMiddleware
 
 MIDDLEWARE = "usagetap.integrations.django.UsagetapMiddleware"

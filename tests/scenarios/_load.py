@@ -17,7 +17,7 @@ from usagetap.testing.backends import SpaireBackend
 WORKLOAD = """
 import os, sys, time
 import openai, usagetap
-from usagetap.record import derive_event_id
+from usagetap._record import derive_event_id
 
 client = usagetap.wrap(
     openai.OpenAI(base_url=os.environ["PROVIDER_URL"], api_key="k"), customer="org_1", provider="openai"

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import usagetap
 from usagetap.delivery.intake import Capture
 from usagetap.publish import publish
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.sinks import HTTP
 
 

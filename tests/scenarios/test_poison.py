@@ -42,7 +42,7 @@ _CHILD = """
 import json, os, sys
 from datetime import datetime, timezone
 import openai, usagetap
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.testing import ProviderServer
 
 calls, poison = int(sys.argv[1]), []

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from usagetap._record import UsageRecord
 from usagetap.delivery.decision import Action, decide
 from usagetap.delivery.worker import send_bisecting
-from usagetap.record import UsageRecord
 from usagetap.sinks.base import BaseSink, Outcomes, Sink, as_sink
 
 

@@ -10,9 +10,9 @@ import pytest
 import usagetap
 from tests.helpers import make_record
 from usagetap import _stats
+from usagetap._record import UsageRecord
 from usagetap.delivery.worker import batch_limit, in_flight_limit
 from usagetap.errors import ConfigurationError
-from usagetap.record import UsageRecord
 from usagetap.sinks import HTTP, Ledger, Memory, OpenMeter, OpenSpanner, SolvaPay, Spaire, Stripe
 from usagetap.sinks._env import Unbuildable
 from usagetap.sinks.base import BaseSink, Outcomes, SinkAdapter, as_sink, is_sink

@@ -17,7 +17,7 @@ from tests.helpers import make_record
 from tests.sinks.contract import drive
 from tests.sinks.workload import TOKEN_KEYS, run_workload
 from usagetap import ConfigurationError
-from usagetap.record import UsageRecord
+from usagetap._record import UsageRecord
 from usagetap.sinks import HTTP
 from usagetap.sinks.http import SIGNATURE_HEADER, payload, sign, verify
 from usagetap.testing import ProviderServer

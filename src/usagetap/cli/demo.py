@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from .._demo import run_demo
 
     try:
         path = run_demo(args.db)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Optional
 from ._common import EXIT_UNDELIVERED, CLIError, console, parse_count, parse_day, spool_path
 
 if TYPE_CHECKING:
-    from ..record import UsageRecord
-    from ..replay import ReplayResult
+    from .._record import UsageRecord
+    from .._replay import ReplayResult
     from ..sinks.base import Sink
 
 __all__ = ["add_parser", "run"]
@@ -133,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
-    from ..replay import load_dead_letters, open_spool_file, update_dead_letters
-    from ..status import NotASpool
+    from .._replay import load_dead_letters, open_spool_file, update_dead_letters
+    from .._status import NotASpool
 
     path = spool_path(args)
     source = args.sink or (sink.name if sink is not None else None)
@@ -174,8 +174,8 @@ def _replay_dead(args: argparse.Namespace, sink: Optional[Sink]) -> int:
 
 
 def _replay_file(args: argparse.Namespace, sink: Optional[Sink]) -> int:
-    from ..replay import read_file
-    from ..status import NotASpool
+    from .._replay import read_file
+    from .._status import NotASpool
 
     path = args.from_file
     try:
@@ -215,7 +215,7 @@ def _replay_file(args: argparse.Namespace, sink: Optional[Sink]) -> int:
 
 
 def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:
-    from ..replay import count_ledger, ledger_records
+    from .._replay import count_ledger, ledger_records
     from ..sinks.ledger import connect, default_path
 
     path = args.db or default_path()
@@ -274,7 +274,7 @@ def _run_replay(
 ) -> ReplayResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..replay import Replayer
+    from .._replay import Replayer
 
     label = f"replaying to {sink.name}"
     with Progress(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ._common import CLIError, console, parse_day
 
 if TYPE_CHECKING:
-    from ..report import Row
+    from .._report import Row
 
 __all__ = ["add_parser", "run"]
 
@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import report
+    from .. import _report as report
     from ..sinks.ledger import connect, default_path
 
     path = args.db or default_path()
@@ -106,13 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _html_page(conn: sqlite3.Connection, by: Sequence[str], args: argparse.Namespace, path: str) -> str:
-    from ..report_html import build_page
+    from .._report_html import build_page
 
     return build_page(conn, by, since=args.since, until=args.until, source=path)
 
 
 def _write_html(target: str, page: str, rows: Sequence[Row]) -> None:
-    from ..report import cost_cell, totals
+    from .._report import cost_cell, totals
 
     if target == "-":
         sys.stdout.write(page)
@@ -134,7 +134,7 @@ def _private(path: str, flags: int) -> int:
 def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
     from rich.table import Table
 
-    from ..report import cost_cell, numeric_columns, totals
+    from .._report import cost_cell, numeric_columns, totals
 
     total = totals(rows)
     numeric = numeric_columns(total)

@@ -11,7 +11,7 @@ from ._common import CLIError, console, spool_path
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..status import SpoolStatus
+    from .._status import SpoolStatus
 
 __all__ = ["add_parser", "run"]
 
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..status import NotASpool, open_readonly, read_status
+    from .._status import NotASpool, open_readonly, read_status
 
     path = spool_path(args)
     try:

@@ -1,6 +1,6 @@
 """Every query against the local ledger: its schema (derived from the record's fields), writes and reads.
 
-The ``usage`` table has one column per field of :class:`~usagetap.record.UsageRecord`, in
+The ``usage`` table has one column per field of :class:`~usagetap._record.UsageRecord`, in
 declaration order, keyed on ``event_id``; costs are decimal strings (sums stay exact),
 ``dimensions`` a JSON object, ``timestamp`` ISO 8601 UTC.
 """
@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional, Union, cast
 
-from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
+from .._record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from .recover import readable_rows
 
 __all__ = [

@@ -4,7 +4,7 @@ Three tables: ``spool`` (a row is a chunk of records waiting for one sink:
 ``n`` of them, with their attempts, due time, lease and origin), ``dead``
 (one row per dead letter) and ``meta`` (JSON objects by key: each sink's
 delivery status, what was salvaged from a corrupt spool). The callers
-(:mod:`usagetap.delivery.spool`, :mod:`usagetap.status`, :mod:`usagetap.replay`,
+(:mod:`usagetap.delivery.spool`, :mod:`usagetap._status`, :mod:`usagetap._replay`,
 :mod:`usagetap.delivery.salvage`) hold the logic; each statement lives here, once.
 """
 

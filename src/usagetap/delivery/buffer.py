@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ..record import UsageRecord
+from .._record import UsageRecord
 
 __all__ = ["CaptureBuffer", "estimate_bytes"]
 

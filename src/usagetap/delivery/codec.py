@@ -9,12 +9,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..record import DECIMAL_FIELDS, FIELDS, TIME_FIELDS, UsageRecord, field_values
+from .._record import DECIMAL_FIELDS, FIELDS, TIME_FIELDS, UsageRecord, field_values
 
 __all__ = ["VERSION", "decode", "decode_array", "decode_chunk", "encode", "encode_chunk"]
 
 VERSION = 1
-"""Version 1: the version, then the record's fields (:data:`~usagetap.record.FIELDS`) in declaration order.
+"""Version 1: the version, then the record's fields (:data:`~usagetap._record.FIELDS`) in declaration order.
 
 Fields are only ever appended, each with a default: a shorter array (written before a field was added)
 reads with the missing fields at their defaults. Any other change to the fields needs a new version.

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .. import _stats
 from .._forksafe import module_lock
 from .._log import ERROR, WARNING, internal_error, log_once
+from .._record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
 from ..errors import InvalidRecord
 from ..providers.base import TokenUsage, fit_usage
-from ..record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
 
 if TYPE_CHECKING:
-    from ..runs import Run
+    from .._runs import Run
 
 __all__ = ["Capture", "Captured", "Extract", "build_record", "record_of"]
 
@@ -158,7 +158,7 @@ def record_of(item: Captured, *, price: bool = True) -> Optional[UsageRecord]:
 
 
 def _priced(record: UsageRecord) -> UsageRecord:
-    from ..pricing import price_record
+    from .._cost import price_record
 
     try:
         return price_record(record)

@@ -24,7 +24,7 @@ from typing import Optional, Union, cast
 
 from .. import _stats
 from .._log import internal_error, log, log_once
-from ..record import UsageRecord
+from .._record import UsageRecord
 from ..sinks.base import BaseSink, Sink, as_sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer

@@ -17,9 +17,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .._record import UsageRecord
 from ..db import spool as db
 from ..db.recover import text
-from ..record import UsageRecord
 from .codec import VERSION, decode, decode_array, decode_chunk
 
 __all__ = [

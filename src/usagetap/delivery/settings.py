@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..record import UsageRecord
+    from .._record import UsageRecord
 
 __all__ = ["DURABILITY", "FlushResult", "Settings", "default_spool_path"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..record import UsageRecord
+from .._record import UsageRecord
 
 __all__ = ["DeadLetter", "Entry", "MemoryStore", "SpoolUnavailable", "SpillingStore", "Store", "StoreFull"]
 

@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 from typing import Optional
 
 from .. import _stats
+from .._cost import price_record
 from .._log import internal_error, log, log_once
-from ..pricing import price_record
-from ..record import MAX_TOKENS, TOKEN_FIELDS, UsageRecord
+from .._record import MAX_TOKENS, TOKEN_FIELDS, UsageRecord
 from ..sinks.base import BaseSink, Outcomes, Sink, as_sink
 from .backoff import Backoff
 from .decision import Action, decide

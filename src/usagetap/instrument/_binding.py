@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from ..record import Scalar
+from .._record import Scalar
 
 if TYPE_CHECKING:
     from ._adapter import Adapter

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._context import Scope, current_scope
+from .._customer_policy import admit
 from .._log import internal_error
-from ..context import Scope, current_scope
 from ..delivery.intake import Capture, Extract
-from ..policy import admit
 from ..publish import publish
 
 if TYPE_CHECKING:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from ..context import CustomerId, current_scope, customer_id
+from .._context import CustomerId, current_scope, customer_id
+from .._record import validate_dimensions
 from ..delivery.intake import Capture, build_record
 from ..providers import family_for, registered
 from ..publish import publish
-from ..record import validate_dimensions
 from ._adapter import load, provider_of
 from ._calls import _TRUSTED_IDS
 

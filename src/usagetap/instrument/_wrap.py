@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
 from .. import _runtime, _switch
-from ..context import CustomerId, customer_id
-from ..record import validate_dimensions
+from .._context import CustomerId, customer_id
+from .._record import validate_dimensions
 from ._adapter import adapter_for, is_async_client
 from ._binding import Binding
 from ._calls import intercept_async, intercept_sync

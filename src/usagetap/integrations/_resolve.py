@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Optional, Union
 
 from .. import _stats
+from .._context import customer, customer_id
 from .._log import log_once
-from ..context import customer, customer_id
-from ..record import Scalar, validate_dimensions
+from .._record import Scalar, validate_dimensions
 
 __all__ = ["Resolved", "attribution", "missing", "resolver_failed"]
 
@@ -22,7 +22,7 @@ Resolver = Callable[[Any], Any]
 def attribution(resolved: Any, dimensions: Mapping[str, Scalar]) -> Optional[customer]:
     """The scope for ``resolved`` on top of the integration's fixed ``dimensions``; None if there is nothing.
 
-    The id follows :func:`usagetap.context.customer_id`, except that an empty
+    The id follows :func:`usagetap._context.customer_id`, except that an empty
     string means no customer (an empty header is an absent one). Raises
     ``TypeError`` (or ``ValueError``) for an answer of the wrong shape.
     """

@@ -31,8 +31,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Optional
 
-from ..context import customer
-from ..record import Scalar, validate_dimensions
+from .._context import customer
+from .._record import Scalar, validate_dimensions
 from ._resolve import attribution, missing, resolver_failed
 
 __all__ = ["UsagetapMiddleware"]

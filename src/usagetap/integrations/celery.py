@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from .. import _stats
+from .._context import current_scope, customer
 from .._log import guarded, log_once
 from .._runtime import flush
-from ..context import current_scope, customer
 from ._resolve import missing
 
 __all__ = ["HEADER", "install", "uninstall"]

@@ -37,8 +37,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Optional
 
-from ..context import customer
-from ..record import Scalar, validate_dimensions
+from .._context import customer
+from .._record import Scalar, validate_dimensions
 from ._resolve import attribution, missing, resolver_failed
 
 __all__ = ["UsagetapMiddleware"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .._log import internal_error
-from ..record import MAX_TOKENS, TOKEN_FIELDS, Scalar
+from .._record import MAX_TOKENS, TOKEN_FIELDS, Scalar
 
 __all__ = [
     "TokenUsage",
@@ -102,7 +102,7 @@ def _shown(value: object) -> str:
 def fit_usage(usage: TokenUsage) -> list[str]:
     """Fit ``usage`` to the record's rules in place, noting each change in ``issue``; return their kinds.
 
-    A count above :data:`~usagetap.record.MAX_TOKENS` cannot be a real call's: it is not billed
+    A count above :data:`~usagetap._record.MAX_TOKENS` cannot be a real call's: it is not billed
     (set to 0) and the reported value is kept in the issue (``out_of_range``). A part larger than
     its total (reasoning above output, cache reads and writes above input) is cut down to what the
     total leaves; the totals, which the provider bills, stay as reported (``parts_exceed_total``).

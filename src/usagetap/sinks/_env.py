@@ -26,8 +26,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from .base import MAX_TIMEOUT, BaseSink, Outcomes
 
 __all__ = ["SINKS", "Unbuildable", "sink_from_env", "sink_name_from_env"]

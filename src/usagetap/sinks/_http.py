@@ -30,9 +30,9 @@ from typing import Any, Optional
 
 import httpx
 
+from .._record import UsageRecord
 from .._version import __version__
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from ._items import OutcomeTally, WireItem
 from ._redact import Redactor, redact_url, watch_httpx_log
 from .base import MAX_TIMEOUT, Outcomes

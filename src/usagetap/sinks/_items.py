@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Optional
 
-from ..record import Scalar, UsageRecord
+from .._record import Scalar, UsageRecord
 from .base import Outcomes
 
 __all__ = ["TOKEN_TYPES", "OutcomeTally", "Unsendable", "WireItem", "clean_scalars", "items_for", "unique"]

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, runtime_checkable
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 
 __all__ = [
     "DEFAULT_IN_FLIGHT",

@@ -39,8 +39,8 @@ from typing import Any, Optional, Union
 
 import httpx
 
+from .._record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from ..errors import ConfigurationError
-from ..record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from ._http import DEFAULT_TIMEOUT, Endpoint, post_batch
 from ._items import OutcomeTally, WireItem, clean_scalars
 from .base import BaseSink, Outcomes

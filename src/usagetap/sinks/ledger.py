@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Optional, Union
 
 from .._forksafe import SQLITE
+from .._record import TOKEN_FIELDS, UsageRecord
 from ..db.ledger import COLUMNS, connect, insert, iter_records, spent_in_windows
-from ..record import TOKEN_FIELDS, UsageRecord
 from .base import BaseSink, Outcomes
 
 __all__ = ["COLUMNS", "DEFAULT_PATH", "Ledger", "connect", "default_path", "iter_records"]

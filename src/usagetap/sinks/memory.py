@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from ..record import UsageRecord
+from .._record import UsageRecord
 from .base import BaseSink, Outcomes
 
 __all__ = ["Memory"]

@@ -24,8 +24,8 @@ from typing import Any, Optional
 
 import httpx
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError, UsagetapError
-from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import TOKEN_TYPES, OutcomeTally, Unsendable, WireItem, items_for
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of

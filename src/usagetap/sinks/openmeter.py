@@ -19,8 +19,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from .._record import UsageRecord
 from .._version import __version__
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from .base import BaseSink, Outcomes
 
 __all__ = ["OpenTelemetry"]

@@ -26,8 +26,8 @@ from typing import Any, Optional
 
 import httpx
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars, items_for
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes

@@ -28,8 +28,8 @@ from typing import Optional
 
 import httpx
 
+from .._record import UsageRecord
 from ..errors import ConfigurationError
-from ..record import UsageRecord
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, items_for
 from .base import BaseSink, Outcomes, meter_of

@@ -22,15 +22,15 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Optional
 
+from ..._context import Scope
 from ..._log import internal_error, log
-from ...context import Scope
+from ..._record import derive_event_id
 from ...instrument._adapter import Adapter
 from ...instrument._binding import Binding
 from ...instrument._calls import _TRUSTED_IDS, Call, emit
 from ...instrument._hosts import provider_for_host
 from ...instrument._raw import BodyMeter, attach_raw, is_raw_response
 from ...instrument._streams import StreamTap, attach_async, attach_sync
-from ...record import derive_event_id
 from ..base import TokenUsage, field_of
 from . import usage as extract
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from ...record import Scalar
+from ..._record import Scalar
 from ..base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
 from ..observer import Observer
 

@@ -21,7 +21,7 @@ import re
 from typing import Any, NamedTuple, Optional
 
 from ..._log import internal_error
-from ...record import Scalar
+from ..._record import Scalar
 from ..base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
 from ..observer import Observer
 

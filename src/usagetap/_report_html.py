@@ -20,8 +20,8 @@ from decimal import Decimal
 from html import escape
 from typing import Optional
 
+from ._report import Row, aggregate, cost_cell, format_usd, numeric_columns, totals
 from ._version import __version__
-from .report import Row, aggregate, cost_cell, format_usd, numeric_columns, totals
 
 __all__ = ["build_page", "render_page"]
 

@@ -18,6 +18,8 @@ from datetime import date, timezone
 from pathlib import Path
 from typing import Optional
 
+from ._record import UsageRecord
+from ._status import NotASpool, check_spool
 from .db import ledger as ledger_db
 from .db import spool as spool_db
 from .db.recover import text
@@ -26,9 +28,7 @@ from .delivery.codec import decode
 from .delivery.decision import Action, decide
 from .delivery.salvage import salvage_spool
 from .delivery.worker import send_bisecting
-from .record import UsageRecord
 from .sinks.base import Outcomes, Sink, as_sink
-from .status import NotASpool, check_spool
 
 __all__ = [
     "DeadLetters",

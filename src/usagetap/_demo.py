@@ -7,8 +7,8 @@ import importlib.util
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _stats
+from ._context import customer
 from ._runtime import configure, shutdown
-from .context import customer
 from .instrument import wrap
 from .sinks.ledger import Ledger, default_path
 from .testing import ProviderServer

@@ -5,7 +5,7 @@ win, the outer scope is restored on exit, also on exceptions) and follow
 asyncio tasks, which copy the context they were created in. Threads do not
 inherit the context: hand them work through :func:`propagate`.
 
-``track(customer=..., **dimensions)`` is a scope plus a :class:`~usagetap.runs.Run`
+``track(customer=..., **dimensions)`` is a scope plus a :class:`~usagetap._runs.Run`
 that totals the calls made inside it; :func:`current_run` returns the run in scope.
 """
 
@@ -18,8 +18,8 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union, cast
 
-from .record import Scalar, validate_dimensions
-from .runs import Run
+from ._record import Scalar, validate_dimensions
+from ._runs import Run
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -187,7 +187,7 @@ CustomerSpec = Union[CustomerId, Callable[..., CustomerId]]
 
 
 class track(_Scoped):
-    """A customer scope that is also a run: its calls are totalled on a :class:`~usagetap.runs.Run`.
+    """A customer scope that is also a run: its calls are totalled on a :class:`~usagetap._runs.Run`.
 
     ::
 

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional
 
+from ._record import Scalar, UsageRecord, new_event_id
 from ._state import STATE
 from .publish import register
-from .record import Scalar, UsageRecord, new_event_id
 
 if TYPE_CHECKING:
     from .delivery.intake import Capture

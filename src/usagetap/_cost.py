@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import prices
 from ._forksafe import module_lock
 from ._log import WARNING, log_once
-from .record import UsageRecord
+from ._record import UsageRecord
 
 if TYPE_CHECKING:
     from .prices import Price

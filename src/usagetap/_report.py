@@ -12,8 +12,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Optional
 
+from ._record import TOKEN_FIELDS
 from .db.ledger import GROUP_KEYS, grouped
-from .record import TOKEN_FIELDS
 
 __all__ = [
     "GROUP_KEYS",
