@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import usagetap
-from usagetap import pricing, publish
+from usagetap import _cost, publish
 from usagetap.delivery import intake
 from usagetap.delivery.warmup import warm
 from usagetap.sinks import Memory
@@ -59,10 +59,10 @@ def test_a_record_is_priced_once_frozen_and_shared_by_the_run_and_delivery(
     client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warm()
-    pricing.price_version()
+    _cost.price_version()
     priced: list[str] = []
-    original = pricing.price_record
-    monkeypatch.setattr(pricing, "price_record", lambda r: priced.append(r.event_id) or original(r))
+    original = _cost.price_record
+    monkeypatch.setattr(_cost, "price_record", lambda r: priced.append(r.event_id) or original(r))
     with usagetap.track(customer="org_f") as run:
         chat(client)
         assert run.cost is not None
@@ -79,7 +79,7 @@ def test_pricing_a_record_returns_a_priced_copy_and_leaves_the_record_as_it_was(
     from tests.helpers import make_record
 
     record = make_record()
-    priced = pricing.price_record(record)
+    priced = _cost.price_record(record)
     assert record.cost is None and record.price_version is None
     assert priced is not record and priced.cost is not None and priced.event_id == record.event_id
 

@@ -79,7 +79,7 @@ class State:
         self.counts_live: list[tuple[threading.Thread, dict[str, int]]] = []
         self.counts_ended: dict[str, int] = {}
         # instrument: patched classes, hosts taken for a provider, streams being metered
-        self.patched: dict[type, Any] = {}
+        self.patched: dict[tuple[type, str], Any] = {}
         self.impersonated: dict[str, dict[str, str]] = {}
         self.open_streams: dict[int, Any] = {}
         self.closing_streams: dict[type, bool] = {}

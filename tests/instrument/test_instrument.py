@@ -8,7 +8,7 @@ import pytest
 import usagetap
 from tests.instrument.conftest import delivered, needs_responses
 from usagetap.instrument import instrument, instrumented, uninstrument
-from usagetap.instrument._adapter import request_owner
+from usagetap.instrument._stainless import request_owner
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 

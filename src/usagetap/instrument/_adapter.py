@@ -7,12 +7,12 @@ Each registered provider (:mod:`usagetap.providers`) has an ``adapter.py`` whose
 from __future__ import annotations
 
 import importlib
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..providers import Provider, registered
+from . import _stainless
 
 if TYPE_CHECKING:
     from ..providers.base import TokenUsage
@@ -23,10 +23,8 @@ __all__ = [
     "Adapter",
     "adapter_for",
     "client_classes",
-    "is_async_client",
     "load",
     "provider_of",
-    "request_owner",
 ]
 
 
@@ -57,6 +55,28 @@ class Adapter(ABC):
         """Say, once, which surfaces of a newly wrapped ``client`` usagetap cannot meter."""
         return
 
+    # How calls are intercepted. The defaults suit SDKs whose every call goes through
+    # ``request(cast_to, options)`` (openai, anthropic: see ``_stainless``); another SDK overrides them.
+
+    def check(self, client: Any) -> None:
+        """Raise ``TypeError`` unless ``client`` is a client this adapter can meter."""
+        _stainless.check(client)
+
+    def install(self, client: Any, binding: Binding) -> None:
+        """Meter the calls made through this one client (``wrap()``), ``binding`` in effect."""
+        _stainless.install(client, binding)
+
+    def copy(self, client: Any) -> Any:
+        """A new, unmetered client like ``client`` (``wrap()`` of a wrapped client with other defaults)."""
+        return _stainless.copy_of(client)
+
+    def patch(self, classes: tuple[type, ...], patched: dict[tuple[type, str], Any]) -> None:
+        """Meter every client of these SDK classes (``instrument()``); record what it wraps in ``patched``.
+
+        ``patched`` maps ``(owner, name)`` to the original attribute; ``uninstrument()`` puts it back.
+        """
+        _stainless.patch(classes, self, patched)
+
 
 def provider_of(obj: Any) -> Optional[Provider]:
     """The registered provider whose SDK defines ``obj``'s class (subclasses included), else None."""
@@ -79,20 +99,6 @@ def client_classes(provider: Provider) -> tuple[type, ...]:
     """The provider SDK's public client classes (importing the SDK)."""
     sdk = importlib.import_module(provider.sdk)
     return tuple(getattr(sdk, name) for name in provider.clients)
-
-
-def request_owner(cls: type) -> type:
-    """The class in ``cls``'s MRO that defines ``request()`` (the SDK's base API client)."""
-    for klass in cls.__mro__:
-        if "request" in vars(klass):
-            return klass
-    raise TypeError(f"{cls.__qualname__} has no request() method")
-
-
-def is_async_client(client: Any) -> bool:
-    """Whether the client's ``request()`` is a coroutine function (looking through instrument()'s wrapper)."""
-    owner = request_owner(type(client))
-    return inspect.iscoroutinefunction(inspect.unwrap(vars(owner)["request"]))
 
 
 def adapter_for(client: Any) -> Adapter:

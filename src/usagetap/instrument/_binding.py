@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._record import Scalar
 
 if TYPE_CHECKING:
     from ._adapter import Adapter
 
-__all__ = ["Binding"]
+__all__ = ["ATTR", "Binding", "binding_of"]
+
+ATTR = "_usagetap_binding"  # the attribute of a wrapped client holding its Binding
 
 
 @dataclass
@@ -24,3 +26,12 @@ class Binding:
     meter: Optional[str] = None
     provider_override: Optional[str] = None
     stream_options_rejected: bool = False
+
+
+def binding_of(client: Any) -> Optional[Binding]:
+    """The binding of a wrapped client, or None."""
+    try:
+        binding = vars(client).get(ATTR)
+    except TypeError:
+        return None
+    return binding if isinstance(binding, Binding) else None

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping
 from typing import Any, Optional, TypeVar
 
 from .. import _runtime, _switch
 from .._context import CustomerId, customer_id
 from .._record import validate_dimensions
-from ._adapter import adapter_for, is_async_client
-from ._binding import Binding
-from ._calls import intercept_async, intercept_sync
+from ._adapter import Adapter, adapter_for
+from ._binding import Binding, binding_of
 
 __all__ = ["binding_of", "wrap"]
 
 T = TypeVar("T")
-
-_ATTR = "_usagetap_binding"
-
-
-def binding_of(client: Any) -> Optional[Binding]:
-    """The binding of a wrapped client, or None."""
-    try:
-        binding = vars(client).get(_ATTR)
-    except TypeError:
-        return None
-    return binding if isinstance(binding, Binding) else None
 
 
 def wrap(
@@ -72,8 +59,7 @@ def wrap(
     if not _switch.enabled:
         return client
     adapter = adapter_for(client)
-    if not hasattr(type(client), "request") or not hasattr(client, "base_url"):
-        raise TypeError(f"usagetap.wrap() needs an SDK client, got {type(client).__qualname__}")
+    adapter.check(client)
     billed = customer_id(customer, "usagetap.wrap(customer=...)")
     _check_optional_str(meter, "meter")
     _check_optional_str(provider, "provider")
@@ -85,7 +71,7 @@ def wrap(
         bound = (earlier.customer, earlier.dimensions, earlier.meter, earlier.provider_override)
         if bound == (billed, defaults, meter, provider):
             return client
-        client = _copy_of(client)
+        client = _copy_of(adapter, client)
     binding = Binding(
         adapter=adapter,
         provider=provider or adapter.provider_for(client),
@@ -95,16 +81,16 @@ def wrap(
         provider_override=provider,
         stream_options_rejected=earlier is not None and earlier.stream_options_rejected,
     )
-    _install(client, binding)
+    adapter.install(client, binding)
     _runtime.start()
     adapter.note_unmetered(client)
     return client
 
 
-def _copy_of(client: T) -> T:
+def _copy_of(adapter: Adapter, client: T) -> T:
     """A fresh, unwrapped copy of ``client`` made by the SDK (sharing its HTTP client)."""
     try:
-        return type(client).copy(client)  # type: ignore[attr-defined,no-any-return]
+        return adapter.copy(client)  # type: ignore[no-any-return]
     except Exception as exc:
         raise TypeError(
             f"usagetap.wrap(): this {type(client).__qualname__} is already wrapped with other defaults and "
@@ -115,45 +101,3 @@ def _copy_of(client: T) -> T:
 def _check_optional_str(value: object, name: str) -> None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"usagetap.wrap({name}=...) must be a str or None, got {type(value).__name__}")
-
-
-def _install(client: Any, binding: Binding) -> None:
-    state = vars(client)
-    state[_ATTR] = binding
-    hook = _async_request if is_async_client(client) else _sync_request
-    state["request"] = types.MethodType(hook, client)
-    state["copy"] = state["with_options"] = types.MethodType(_copy, client)
-
-
-# The SDK's own request(), bound to the client; if instrument() patched the class too,
-# its wrapper sees the instance is wrapped and passes the call straight through.
-
-
-def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-    send = type(self).request.__get__(self, type(self))
-    if not _switch.enabled:
-        return send(cast_to, options, *args, **kwargs)
-    return intercept_sync(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
-
-
-async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-    send = type(self).request.__get__(self, type(self))
-    if not _switch.enabled:
-        return await send(cast_to, options, *args, **kwargs)
-    return await intercept_async(vars(self)[_ATTR], send, cast_to, options, args, kwargs)
-
-
-def _copy(self: Any, *args: Any, **kwargs: Any) -> Any:
-    new = type(self).copy(self, *args, **kwargs)
-    old: Binding = vars(self)[_ATTR]
-    binding = Binding(
-        adapter=old.adapter,
-        provider=old.provider_override or old.adapter.provider_for(new),
-        customer=old.customer,
-        dimensions=dict(old.dimensions),
-        meter=old.meter,
-        provider_override=old.provider_override,
-        stream_options_rejected=old.stream_options_rejected,
-    )
-    _install(new, binding)
-    return new
