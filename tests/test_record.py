@@ -150,7 +150,7 @@ from pathlib import Path
 import usagetap as installed
 source = pathlib.Path(installed.__file__).parent
 shutil.copytree(source, "pkg/usagetap", ignore=shutil.ignore_patterns("__pycache__"))
-record_py = pathlib.Path("pkg/usagetap/record.py")
+record_py = pathlib.Path("pkg/usagetap/_record.py")
 anchor = "    billed_cost: Optional[Decimal] = None\\n"
 text = record_py.read_text()
 assert anchor in text
