@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Optional, Union, get_args, get_origin, get_type_hints
 
 from .errors import InvalidRecord
 
@@ -150,6 +150,8 @@ class UsageRecord:
     the usage it reported had to be fitted (the ``usage_issue`` dimension says how).
     """
 
+    MAX_TOKENS: ClassVar[int] = MAX_TOKENS  # a count above it is no real call's
+
     event_id: str
     timestamp: datetime
     customer: Optional[str]
@@ -249,7 +251,9 @@ def _kinds() -> dict[str, tuple[str, bool]]:
     """Each field's kind (``time``, ``decimal``, ``mapping``, ``count``, ``text``) and whether it
     may be None: what every format (codec, ledger, wire) converts it by."""
     kinds: dict[str, tuple[str, bool]] = {}
-    for name, hint in get_type_hints(UsageRecord).items():
+    hints = get_type_hints(UsageRecord)
+    for name in (f.name for f in fields(UsageRecord)):
+        hint = hints[name]
         args = get_args(hint)
         optional = type(None) in args
         base = next((a for a in args if a is not type(None)), hint) if optional else hint
