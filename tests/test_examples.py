@@ -100,3 +100,13 @@ def test_celery_tasks_bill_the_customer_that_queued_them(capsys) -> None:  # typ
     assert {r.response_id: r.customer for r in records} == billed_to
     assert all(r.dimensions["feature"] == "digest" and r.output_tokens > 0 for r in records)
     assert "billed to org_globex (digest)" in capsys.readouterr().out
+
+
+def test_compatible_hosts_example_meters_a_named_host_and_usage_recorded_by_hand(capsys) -> None:  # type: ignore[no-untyped-def]
+    records = runpy.run_path(str(EXAMPLES / "compatible_hosts.py"))["main"]()
+    assert [(r.provider, r.dimensions["feature"]) for r in records] == [
+        ("groq", "chat"),
+        ("cohere", "search"),
+    ]
+    assert all(r.customer == "org_1" and r.cost and r.cost > 0 for r in records)
+    assert "org_1 cohere/command-r-plus: 1200 in / 250 out" in capsys.readouterr().out

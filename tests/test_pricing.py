@@ -407,3 +407,34 @@ def test_an_unknown_host_serving_another_vendor_model_has_no_price() -> None:
     r = record("llama-3.3-70b-versatile", "llm-gateway.internal.example", input_tokens=900, output_tokens=40)
     r = price_record(r)
     assert r.cost is None
+
+
+def test_a_model_priced_by_the_time_of_day_is_priced_at_the_time_of_its_call() -> None:
+    """DeepSeek's off-peak discount (genai-prices: a time-of-day price for deepseek-chat, 16:30-00:30 UTC)."""
+    usage = Usage(input_tokens=4000, output_tokens=900)
+    costs = {}
+    for hour in (3, 20):
+        at = datetime(2026, 3, 2, hour, 15, tzinfo=timezone.utc)
+        chat = dataclasses.replace(
+            record("deepseek-chat", "deepseek", input_tokens=4000, output_tokens=900), timestamp=at
+        )
+        costs[hour] = (
+            price_record(chat).cost,
+            calc_price(
+                usage, "deepseek-chat", provider_id="deepseek", genai_request_timestamp=at
+            ).total_price,
+        )
+    assert costs[3][0] == costs[3][1] and costs[20][0] == costs[20][1]
+    assert costs[20][0] < costs[3][0]
+
+
+def test_a_genai_prices_provider_id_as_provider_name_is_priced_at_that_provider() -> None:
+    priced = price_record(record("grok-3", "x-ai", input_tokens=1000, output_tokens=200))
+    usage = Usage(input_tokens=1000, output_tokens=200)
+    assert priced.cost == calc_price(usage, "grok-3", provider_id="x-ai").total_price
+
+
+@pytest.mark.parametrize("provider", ["ollama", "lmstudio", "vllm"])
+def test_a_self_hosted_server_serving_a_model_named_like_openais_has_no_price(provider: str) -> None:
+    priced = price_record(record("gpt-4o-mini", provider, input_tokens=1000, output_tokens=200))
+    assert (priced.cost, priced.input_tokens) == (None, 1000)

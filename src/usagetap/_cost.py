@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import prices
 from ._forksafe import module_lock
-from ._log import WARNING, log_once
+from ._log import INFO, WARNING, log_once
 from ._record import UsageRecord
 
 if TYPE_CHECKING:
     from .prices import Price
 
-__all__ = ["context_of", "price_record", "price_version", "pricing_provider", "usage_of"]
+__all__ = ["SELF_HOSTED", "context_of", "price_record", "price_version", "pricing_provider", "usage_of"]
 
 # usagetap provider name -> genai-prices provider id
 _PROVIDER_IDS: dict[str, str] = {
@@ -53,6 +53,10 @@ _PROVIDER_IDS: dict[str, str] = {
     "bedrock": "aws",
     "vertex": "google",
 }
+
+# self-hosted servers (Ollama, LM Studio, vLLM, ...): their tokens cost what the user says
+# (usagetap.prices.set), never a vendor's list price
+SELF_HOSTED = frozenset({"ollama", "lmstudio", "vllm", "llamacpp", "sglang"})
 
 # vendors whose rates price their models at a host genai-prices does not know (the SDK families')
 _GATEWAY_VENDORS = frozenset({"openai", "anthropic"})
@@ -79,7 +83,19 @@ def pricing_provider(provider: str) -> tuple[Optional[str], Optional[str]]:
     known = _PROVIDER_IDS.get(provider)
     if known is not None:
         return known, None
+    if provider in _genai_provider_ids():
+        return provider, None
     return None, f"https://{provider}"
+
+
+@functools.lru_cache(maxsize=1)
+def _genai_provider_ids() -> frozenset[str]:
+    """The provider ids of the installed genai-prices table (``groq``, ``x-ai``, ``openrouter``, ...)."""
+    try:
+        from genai_prices.data import providers
+    except ImportError:  # pragma: no cover - a genai-prices without its data module
+        return frozenset()
+    return frozenset(provider.id for provider in providers)
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,6 +200,19 @@ def price_record(record: UsageRecord) -> UsageRecord:
     if override is not None:
         cost: Optional[Decimal] = _price_override(override, usage)
         version = override.version
+    elif record.provider in SELF_HOSTED:
+        cost, version = None, price_version()
+        log_once(
+            INFO,
+            f"self-hosted:{record.provider}",
+            "usagetap: %s is self-hosted: its records carry exact tokens and cost=None "
+            "(set a price with usagetap.prices.set)",
+            record.provider,
+        )
+    elif _priced_by_time_of_day(record.provider, record.model):  # DeepSeek's off-peak hours
+        moment = record.timestamp.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        cost = _price(record.provider, record.model, usage, context_of(record), moment)
+        version = price_version()
     else:
         cost = _cost(record.provider, record.model, usage, context_of(record), record.timestamp.date())
         version = price_version()
@@ -331,14 +360,36 @@ def _place_parts(
     return _Linear(base, tuple(rates))
 
 
+@functools.lru_cache(maxsize=1024)
+def _priced_by_time_of_day(provider: str, model: str) -> bool:
+    """Whether genai-prices prices ``model`` at ``provider`` by the time of day (DeepSeek's off-peak
+    discount): its records are priced at their own minute, not at their day's noon."""
+    if provider in SELF_HOSTED:
+        return False
+    try:
+        from genai_prices.types import TimeOfDateConstraint
+
+        calculation = _calculate(
+            provider, model, (("input_tokens", 0),), (), datetime.now(timezone.utc).date()
+        )
+    except Exception:  # an unknown model, an older genai-prices: priced by day
+        return False
+    prices = getattr(calculation.model, "prices", None)
+    return isinstance(prices, list) and any(
+        isinstance(getattr(price, "constraint", None), TimeOfDateConstraint) for price in prices
+    )
+
+
 def _calculate(provider: str, model: str, usage: UsageItems, context: ContextItems, day: date) -> Any:
-    """genai-prices' ``calc_price`` for a usage (its PriceCalculation)."""
+    """genai-prices' ``calc_price`` for a usage (its PriceCalculation), at ``day``'s noon UTC, or at
+    ``day`` itself when it is a datetime."""
     from genai_prices import Usage, calc_price
 
     provider_id, provider_api_url = pricing_provider(provider)
-    kwargs: dict[str, Any] = {
-        "genai_request_timestamp": datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
-    }
+    moment = (
+        day if isinstance(day, datetime) else datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+    )
+    kwargs: dict[str, Any] = {"genai_request_timestamp": moment}
     if provider_id is not None:
         kwargs["provider_id"] = provider_id
     else:

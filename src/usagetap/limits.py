@@ -353,6 +353,18 @@ def check(customer: Optional[str]) -> None:
                 raise _exceeded(customer, limit, spend, "cost" if over_cost else "tokens")
 
 
+def _watch(customer: Optional[str]) -> None:
+    """Open ``customer``'s account when a limit applies to it, so that usage recorded from now on
+    (``usagetap.record()``, which is never refused) counts toward it."""
+    if customer is None or not STATE.limits_on:
+        return
+    try:
+        if get(customer):
+            _account(customer)
+    except Exception as exc:
+        internal_error("limits lookup", exc)
+
+
 def _required(customer: object, where: str) -> str:
     """A customer id by the one rule of :func:`usagetap._context.customer_id`; None is refused here."""
     who = customer_id(customer, where)

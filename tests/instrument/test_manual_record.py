@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
+from genai_prices import Usage, calc_price
 
 import usagetap
 from tests.instrument.conftest import delivered, needs_responses
+from usagetap._record import MAX_TOKENS
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer
 
@@ -90,4 +94,166 @@ def test_record_refuses_a_background_response_that_has_not_finished(
     queued = bare.responses.create(model="o3", input="later", background=True)
     with pytest.raises(TypeError, match="cannot meter"):
         usagetap.record(queued)
+    assert delivered(sink) == []
+
+
+# -- usage by hand: any provider, no wrapper ------------------------------------------------
+
+
+def _genai_cost(model: str, provider_id: str, **tokens: int) -> Decimal:
+    return Decimal(calc_price(Usage(**tokens), model, provider_id=provider_id).total_price)
+
+
+def test_record_by_hand_meters_a_provider_usagetap_has_no_wrapper_for_priced_by_genai_prices(
+    sink: Memory,
+) -> None:
+    event_id = usagetap.record(
+        provider="cohere", model="command-r-plus", input_tokens=1200, output_tokens=250, customer="org_1"
+    )
+    [record] = delivered(sink)
+    assert (record.event_id, record.provider, record.model, record.operation) == (
+        event_id,
+        "cohere",
+        "command-r-plus",
+        "chat",
+    )
+    assert (record.input_tokens, record.output_tokens, record.status) == (1200, 250, "ok")
+    assert record.cost == _genai_cost("command-r-plus", "cohere", input_tokens=1200, output_tokens=250)
+
+
+def test_record_by_hand_prices_cache_reads_and_writes_at_their_rates(sink: Memory) -> None:
+    usagetap.record(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=5000,
+        output_tokens=300,
+        cache_read_tokens=3000,
+        cache_write_tokens=1000,
+        reasoning_tokens=120,
+    )
+    [record] = delivered(sink)
+    parts = (record.cache_read_tokens, record.cache_write_tokens, record.reasoning_tokens)
+    assert parts == (3000, 1000, 120)
+    assert record.cost == _genai_cost(
+        "claude-sonnet-4-5",
+        "anthropic",
+        input_tokens=5000,
+        output_tokens=300,
+        cache_read_tokens=3000,
+        cache_write_tokens=1000,
+    )
+
+
+def test_record_by_hand_is_attributed_to_the_scope_with_keyword_dimensions(sink: Memory) -> None:
+    with usagetap.customer("org_scoped", feature="search"):
+        usagetap.record(
+            provider="groq",
+            model="llama-3.1-8b-instant",
+            input_tokens=10,
+            output_tokens=5,
+            source="batch-job",
+        )
+    [record] = delivered(sink)
+    assert record.customer == "org_scoped"
+    assert record.dimensions == {"feature": "search", "source": "batch-job"}
+
+
+def test_record_by_hand_counts_in_the_runs_totals(sink: Memory) -> None:
+    with usagetap.track(customer="org_run") as run:
+        usagetap.record(provider="x-ai", model="grok-3", input_tokens=100, output_tokens=40)
+        usagetap.record(provider="deepseek", model="deepseek-chat", input_tokens=300, output_tokens=60)
+    records = delivered(sink)
+    assert (run.calls, run.input_tokens, run.output_tokens) == (2, 400, 100)
+    assert run.cost == sum(r.cost for r in records if r.cost is not None) and len(records) == 2
+    assert {r.run_id for r in records} == {run.id}
+
+
+def test_record_by_hand_counts_toward_the_customers_limit(server: ProviderServer, sink: Memory) -> None:
+    usagetap.limits.set("org_capped", max_tokens=1000, period="day")
+    usagetap.record(
+        provider="mistral",
+        model="mistral-large-latest",
+        input_tokens=900,
+        output_tokens=200,
+        customer="org_capped",
+    )
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+    with pytest.raises(usagetap.BudgetExceeded), usagetap.customer("org_capped"):
+        client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "x"}])
+    assert usagetap.limits.spent("org_capped", "day").tokens == 1100
+    assert server.requests == []
+
+
+def test_record_by_hand_with_a_response_id_is_deduplicated(sink: Memory) -> None:
+    usage = {
+        "provider": "fireworks",
+        "model": "llama-v3p1-8b-instruct",
+        "input_tokens": 8,
+        "output_tokens": 3,
+    }
+    first = usagetap.record(**usage, response_id="fw-123")
+    second = usagetap.record(**usage, response_id="fw-123")
+    assert first == second
+    assert len(delivered(sink)) == 1
+
+
+def test_record_by_hand_at_a_self_hosted_server_has_no_price_unless_one_is_set(sink: Memory) -> None:
+    usagetap.record(provider="vllm", model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
+    [unpriced] = delivered(sink)
+    usagetap.prices.set("gpt-4o-mini", "vllm", input_per_mtok=1, output_per_mtok=4)
+    try:
+        usagetap.record(provider="vllm", model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
+        priced = delivered(sink)[-1]
+    finally:
+        usagetap.prices.clear()
+    assert unpriced.cost is None
+    assert priced.cost == Decimal("0.0014")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"input_tokens": -1}, "input_tokens must be >= 0"),
+        ({"output_tokens": 2.5}, "output_tokens must be an int"),
+        ({"input_tokens": True}, "input_tokens must be an int"),
+        ({"output_tokens": MAX_TOKENS + 1}, "output_tokens must be <="),
+        ({"cache_read_tokens": 80, "cache_write_tokens": 30}, "exceed input_tokens"),
+        ({"reasoning_tokens": 60}, "reasoning_tokens .60. exceed output_tokens"),
+        ({"provider": ""}, "provider must be a non-empty string"),
+        ({"model": 7}, "model must be a non-empty string"),
+    ],
+    ids=[
+        "negative",
+        "float",
+        "bool",
+        "over-max",
+        "cache-over-input",
+        "reasoning-over-output",
+        "provider",
+        "model",
+    ],
+)
+def test_record_by_hand_refuses_invalid_usage_and_delivers_nothing(
+    sink: Memory, bad: dict[str, Any], message: str
+) -> None:
+    usage: dict[str, Any] = {
+        "provider": "groq",
+        "model": "llama-3.1-8b-instant",
+        "input_tokens": 100,
+        "output_tokens": 50,
+    }
+    with pytest.raises(usagetap.InvalidRecord, match=message):
+        usagetap.record(**{**usage, **bad})
+    assert delivered(sink) == []
+
+
+def test_record_by_hand_needs_provider_model_and_both_totals(sink: Memory) -> None:
+    with pytest.raises(TypeError, match="by hand provider=, output_tokens="):
+        usagetap.record(model="command-r", input_tokens=3)
+    assert delivered(sink) == []
+
+
+def test_record_takes_a_response_or_usage_by_hand_not_both(sink: Memory) -> None:
+    with pytest.raises(TypeError, match="not both"):
+        usagetap.record(json.loads(FIXTURE.read_text()), provider="openai", input_tokens=5)
     assert delivered(sink) == []

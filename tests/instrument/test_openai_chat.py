@@ -515,7 +515,7 @@ def test_azure_hosts_are_provider_azure_with_the_plain_client() -> None:
     client = usagetap.wrap(openai.OpenAI(base_url="https://contoso.openai.azure.com/openai/v1/", api_key="k"))
     assert binding_of(client).provider == "azure"  # type: ignore[union-attr]
     other = usagetap.wrap(openai.OpenAI(base_url="https://openrouter.ai/api/v1", api_key="k"))
-    assert binding_of(other).provider == "openrouter.ai"  # type: ignore[union-attr]
+    assert binding_of(other).provider == "openrouter"  # type: ignore[union-attr]
 
 
 def test_legacy_completions_on_a_server_rejecting_stream_options_still_stream(

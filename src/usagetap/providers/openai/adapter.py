@@ -31,8 +31,34 @@ from .stored import ResponseBook
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAICall"]
 
-_KNOWN_HOSTS: dict[str, str] = {"api.openai.com": "openai"}
-_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+# OpenAI-compatible hosts -> provider name (genai-prices' provider id, see DESIGN.md)
+_KNOWN_HOSTS: dict[str, str] = {
+    "api.openai.com": "openai",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "x-ai",
+    "api.together.xyz": "together",
+    "api.together.ai": "together",
+    "api.fireworks.ai": "fireworks",
+    "openrouter.ai": "openrouter",
+    "api.openrouter.ai": "openrouter",
+    "api.mistral.ai": "mistral",
+    "api.cerebras.ai": "cerebras",
+    "api.perplexity.ai": "perplexity",
+    "api.novita.ai": "novita",
+    "api.z.ai": "zai",
+}
+# Azure OpenAI and Azure AI Foundry (its project endpoints, model inference and serverless endpoints)
+_AZURE_HOSTS = (
+    ".openai.azure.com",
+    ".cognitiveservices.azure.com",
+    ".services.ai.azure.com",
+    ".models.ai.azure.com",
+    "models.inference.ai.azure.com",
+)
+# self-hosted servers at their default ports on this machine: tokens exact, no price of their own
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+_LOCAL_PORTS: dict[int, str] = {11434: "ollama", 1234: "lmstudio"}
 _INJECTS_USAGE = frozenset({"chat", "completions"})
 _WORD = re.compile(r"^[a-z_]+$")
 
@@ -82,7 +108,10 @@ class OpenAIAdapter(Adapter):
         url = client.base_url
         if url.host.endswith(_AZURE_HOSTS):
             return "azure"
-        return provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
+        provider = provider_for_host(url.host, url.port, _KNOWN_HOSTS, self.family)
+        if provider == url.host and url.host in _LOCAL_HOSTS and url.port in _LOCAL_PORTS:
+            return _LOCAL_PORTS[url.port]
+        return provider
 
     def note_unmetered(self, client: Any) -> None:
         """Name, once, the surfaces that never pass through ``request()``: realtime is a websocket."""
