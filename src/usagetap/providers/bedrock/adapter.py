@@ -13,7 +13,6 @@ response dict (its token-count headers), or Claude's Messages JSON (Anthropic's
 
 from __future__ import annotations
 
-import copy
 import json
 import types
 from collections.abc import Callable, Mapping
@@ -93,9 +92,13 @@ class BedrockAdapter(Adapter):
         state[_METHOD] = types.MethodType(_make_api_call, client)
 
     def copy(self, client: Any) -> Any:
-        new = copy.copy(client)  # shares the client's endpoint, connection pool and credentials
+        # botocore has no copy(); copy.copy() would recurse in its __getattr__. The new client shares
+        # the endpoint (connection pool), credentials and event hooks of ``client``.
+        new = object.__new__(type(client))
+        state = vars(new)
+        state.update(vars(client))
         for name in (ATTR, _METHOD, _AUTO):
-            vars(new).pop(name, None)
+            state.pop(name, None)
         return new
 
     def patch(self, classes: tuple[type, ...], patched: dict[tuple[type, str], Any]) -> None:

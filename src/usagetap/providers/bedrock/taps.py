@@ -6,9 +6,9 @@ message through a :class:`~usagetap.instrument._streams.StreamTap` first. Its re
 the usage event has passed (or an exception event), else when the stream ends, is closed, or is
 collected (``partial``). ``close()`` after ``messageStop`` first reads the ``metadata`` event.
 
-A non-streamed InvokeModel body (``botocore.response.StreamingBody``) is metered from what the
-caller reads through ``read()`` (every other reading method goes through it); a body closed or
-dropped before its end makes a ``partial`` record.
+A non-streamed InvokeModel body without count headers (``botocore.response.StreamingBody``) is
+metered from what the caller reads of it; a body closed or dropped before its end makes a
+``partial`` record.
 """
 
 from __future__ import annotations
@@ -55,44 +55,60 @@ class BodyRead:
 
 
 def attach_body(body: Any, call: Call, extract: Callable[[BodyRead], Any]) -> None:
-    """Meter a botocore ``StreamingBody`` from the bytes its ``read()`` returns; one record, when it
-    is read to the end, closed, or collected (then from what was read: ``extract`` decides)."""
-    tap = _BodyTap(body, call, extract)
-    vars(body)["read"] = tap.read
-    vars(body)["close"] = tap.close
+    """Meter a botocore ``StreamingBody`` from the bytes the caller reads; one record, when it is read to
+    the end, closed, or collected (then from what was read: ``extract`` decides)."""
+    body._raw_stream = _MeteredRaw(body._raw_stream, call, extract)
 
 
-class _BodyTap:
-    """The metering of one body. It holds the body weakly: a body dropped unread is metered at once."""
+class _MeteredRaw:
+    """The body's raw HTTP response, passing every byte read through to the caller and keeping a copy.
 
-    __slots__ = ("body", "call", "chunks", "extract", "finalizer")
+    ``StreamingBody`` reads only through its raw stream (``read``, ``readinto``, ``readlines``) and
+    closes it: standing in for it meters every way of reading the body without holding the body.
+    """
 
-    def __init__(self, body: Any, call: Call, extract: Callable[[BodyRead], Any]) -> None:
-        self.body = weakref.ref(body)
+    __slots__ = ("__weakref__", "call", "chunks", "extract", "finalizer", "raw")
+
+    def __init__(self, raw: Any, call: Call, extract: Callable[[BodyRead], Any]) -> None:
+        self.raw = raw
         self.call = call
         self.extract = extract
         self.chunks: list[bytes] = []
         self.finalizer: Optional[weakref.finalize[Any, Any]] = weakref.finalize(
-            body, _emit_read, call, extract, self.chunks
+            self, _emit_read, call, extract, self.chunks
         )
 
-    def read(self, amt: Optional[int] = None) -> Any:
-        body: Any = self.body()
-        chunk = type(body).read(body, amt)
-        if self.finalizer is not None:
-            self.chunks.append(chunk)
-            if amt is None or not chunk:
-                self.finish(True)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def read(self, amt: Optional[int] = None, *args: Any, **kwargs: Any) -> Any:
+        chunk = self.raw.read(amt, *args, **kwargs)
+        self._feed(chunk, amt is None or not chunk)
         return chunk
 
-    def close(self) -> Any:
-        body: Any = self.body()
-        try:
-            return type(body).close(body)
-        finally:
-            self.finish(False)
+    def readinto(self, buffer: Any) -> Any:
+        count = self.raw.readinto(buffer)
+        self._feed(bytes(memoryview(buffer)[:count]), not count)
+        return count
 
-    def finish(self, complete: bool) -> None:
+    def readlines(self, *args: Any) -> Any:
+        lines = self.raw.readlines(*args)
+        self._feed(b"".join(lines), not args)
+        return lines
+
+    def close(self) -> Any:
+        try:
+            return self.raw.close()
+        finally:
+            self._finish(False)
+
+    def _feed(self, chunk: Any, ended: bool) -> None:
+        if self.finalizer is not None and isinstance(chunk, bytes):
+            self.chunks.append(chunk)
+            if ended:
+                self._finish(True)
+
+    def _finish(self, complete: bool) -> None:
         finalizer, self.finalizer = self.finalizer, None
         if finalizer is not None and finalizer.detach() is not None:
             _emit_read(self.call, self.extract, self.chunks, complete)

@@ -109,21 +109,35 @@ def _ttl_split(details: Any) -> dict[str, Any]:
     return {"cache_write_5m_tokens": split["5m"], "cache_write_1h_tokens": split["1h"]}
 
 
+_CACHE_FIELDS = (
+    "cacheReadInputTokens",
+    "cacheWriteInputTokens",
+    "cacheReadInputTokenCount",
+    "cacheWriteInputTokenCount",
+)
+
+
 def _converse_counts(usage: Any, response_id: Optional[str]) -> TokenUsage:
     if not is_object(usage):
         return unreadable(usage, model=None, response_id=response_id)
     read = _either(usage, "cacheReadInputTokens", "cacheReadInputTokenCount")
     write = _either(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount")
-    dimensions = _ttl_split(field_of(usage, "cacheDetails")) if write else {}
-    return TokenUsage(
+    found = TokenUsage(
         response_id=response_id,
         input_tokens=int_of(usage, "inputTokens") + read + write,
         output_tokens=int_of(usage, "outputTokens"),
         cache_read_tokens=read,
         cache_write_tokens=write,
-        dimensions=dimensions,
+        dimensions=_ttl_split(field_of(usage, "cacheDetails")) if write else {},
         issue=unreported(usage, "inputTokens", "outputTokens"),
     )
+    total = field_of(usage, "totalTokens")
+    missing = total - found.input_tokens - found.output_tokens if type(total) is int else 0
+    if missing > 0 and all(field_of(usage, name) is None for name in _CACHE_FIELDS):
+        # a botocore older than the cache fields drops them from the parsed response: the total keeps them
+        found.input_tokens += missing
+        found.issue = f"{missing} cache tokens not itemised (botocore too old to parse them), billed as input"
+    return found
 
 
 def request_id(response: Any) -> Optional[str]:
