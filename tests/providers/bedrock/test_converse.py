@@ -241,12 +241,17 @@ def test_instrument_meters_bedrock_clients_created_later(
     assert {plain.customer, streamed.customer} == {"org_later"} and streamed.status == "ok"
 
 
-def test_instrument_leaves_other_aws_services_alone(instrumented: None, sink: usagetap.sinks.Memory) -> None:
+def test_instrument_leaves_other_aws_services_alone(
+    instrumented: None, server: ProviderServer, sink: usagetap.sinks.Memory
+) -> None:
     import boto3
 
-    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="a", aws_secret_access_key="b")
-    assert s3.meta.service_model.service_name == "s3"
-    assert s3.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}).startswith("https://")
+    s3 = boto3.client(
+        "s3", endpoint_url=server.url, region_name=REGION, aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    with pytest.raises(ClientError) as raised:
+        s3.list_buckets()
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert delivered(sink) == []
 
 
@@ -291,3 +296,17 @@ def test_a_customer_scope_wins_over_the_client_customer(bedrock: Any, sink: usag
         bedrock.converse(modelId=NOVA, messages=ask("scoped"))
     [record] = delivered(sink)
     assert (record.customer, record.dimensions["feature"]) == ("org_scope", "chat")
+
+
+@pytest.mark.internal_error("result")
+def test_a_billed_response_usagetap_cannot_read_is_still_recorded_partial(
+    bedrock: Any, sink: usagetap.sinks.Memory
+) -> None:
+    """A user's botocore hook takes the stream out of the response: the call is billed all the same."""
+    bedrock.meta.events.register(
+        "after-call.bedrock-runtime.ConverseStream", lambda parsed, **_: parsed.pop("stream")
+    )
+    response = _stream(bedrock)
+    [record] = delivered(sink)
+    assert "stream" not in response and record.status == "partial"
+    assert "could not read" in str(record.dimensions["usage_issue"])

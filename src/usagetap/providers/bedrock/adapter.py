@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 from ... import _switch
+from ..._log import internal_error
 from ...instrument._adapter import Adapter
 from ...instrument._binding import ATTR, Binding
 from ...instrument._calls import Call, emit, intercept_sync
@@ -123,27 +124,12 @@ class BedrockAdapter(Adapter):
         return call
 
     def on_result(self, call: Call, result: Any) -> Any:
-        if not isinstance(result, Mapping) or not isinstance(call, _BedrockCall):
-            return result
-        response_id = extract.request_id(result)
-        facts = extract.model_dimensions(call.request_model, call.region)
-        if call.operation == extract.CONVERSE:
-            if call.stream:
-                tap = StreamTap(call, extract.ConverseStreamObserver(response_id, facts))
-                attach_events(result["stream"], tap)
-            else:
-                source = {"usage": result.get("usage"), "ResponseMetadata": {"RequestId": response_id}}
-                emit(call, _with(facts, extract.converse_usage), source)
-        elif call.stream:
-            attach_events(result["body"], StreamTap(call, extract.InvokeStreamObserver(response_id, facts)))
-        else:
-            headers = _headers(result)
-            if _INPUT_HEADER in headers and _OUTPUT_HEADER in headers:
-                counts = {k: v for k, v in headers.items() if k.startswith("x-amzn-bedrock-")}
-                emit(call, _with(facts, lambda h: extract.headers_usage(h, response_id)), counts)
-            else:
-                read = _body_reader(call.request_model, response_id)
-                attach_body(result["body"], call, _with(facts, read))
+        if isinstance(call, _BedrockCall):
+            try:
+                _meter(call, result)
+            except Exception as exc:  # the call was billed: its record says usagetap could not read it
+                internal_error("result", exc)
+                emit(call, _unreadable, type(result).__name__)
         return result
 
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
@@ -155,6 +141,30 @@ class BedrockAdapter(Adapter):
         if _INPUT_HEADER in headers and _OUTPUT_HEADER in headers:
             return extract.INVOKE, _recorded_invoke
         return None
+
+
+def _meter(call: _BedrockCall, result: Any) -> None:
+    """Emit the call's record now (Converse, InvokeModel with count headers) or when its body ends."""
+    response_id = extract.request_id(result)
+    facts = extract.model_dimensions(call.request_model, call.region)
+    if call.operation == extract.CONVERSE and call.stream:
+        attach_events(result["stream"], StreamTap(call, extract.ConverseStreamObserver(response_id, facts)))
+    elif call.operation == extract.CONVERSE:
+        source = {"usage": result.get("usage"), "ResponseMetadata": {"RequestId": response_id}}
+        emit(call, _with(facts, extract.converse_usage), source)
+    elif call.stream:
+        attach_events(result["body"], StreamTap(call, extract.InvokeStreamObserver(response_id, facts)))
+    else:
+        headers = _headers(result)
+        if _INPUT_HEADER in headers and _OUTPUT_HEADER in headers:
+            counts = {k: v for k, v in headers.items() if k.startswith("x-amzn-bedrock-")}
+            emit(call, _with(facts, lambda h: extract.headers_usage(h, response_id)), counts)
+        else:
+            attach_body(result["body"], call, _with(facts, _body_reader(call.request_model, response_id)))
+
+
+def _unreadable(kind: str) -> TokenUsage:
+    return TokenUsage(reported=False, issue=f"usagetap could not read this response ({kind})")
 
 
 def _headers(response: Any) -> Mapping[str, Any]:
