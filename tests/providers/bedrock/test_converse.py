@@ -241,8 +241,8 @@ def test_instrument_meters_bedrock_clients_created_later(
     assert {plain.customer, streamed.customer} == {"org_later"} and streamed.status == "ok"
 
 
-def test_instrument_leaves_other_aws_services_alone(
-    instrumented: None, server: ProviderServer, sink: usagetap.sinks.Memory
+def test_instrument_meters_bedrock_runtime_but_leaves_other_aws_services_alone(
+    instrumented: None, new_client: Any, server: ProviderServer, sink: usagetap.sinks.Memory
 ) -> None:
     import boto3
 
@@ -251,8 +251,9 @@ def test_instrument_leaves_other_aws_services_alone(
     )
     with pytest.raises(ClientError) as raised:
         s3.list_buckets()
+    new_client().converse(modelId=NOVA, messages=ask("metered"))
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-    assert delivered(sink) == []
+    assert [r.operation for r in delivered(sink)] == ["converse"]
 
 
 def test_a_client_both_wrapped_and_instrumented_is_metered_once(

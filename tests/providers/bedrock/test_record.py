@@ -42,17 +42,24 @@ def test_record_meters_an_invoke_model_response_from_its_count_headers(
     assert record.operation == "invoke_model"
 
 
-def test_record_still_meters_claude_messages_json_as_bedrock(sink: usagetap.sinks.Memory) -> None:
+def test_record_as_bedrock_takes_claude_json_and_converse_dicts_alike(sink: usagetap.sinks.Memory) -> None:
+    """``AnthropicBedrock`` returns Messages JSON, boto3 a Converse dict: both are Bedrock's to record."""
     message = {
         "id": "msg_bdrk_01",
         "type": "message",
         "model": "claude-3-5-haiku-20241022",
         "usage": {"input_tokens": 4, "cache_read_input_tokens": 60, "output_tokens": 11},
     }
+    converse = {"usage": {"inputTokens": 4, "outputTokens": 11, "cacheReadInputTokens": 60}}
     usagetap.record(message, provider="bedrock")
-    [record] = delivered(sink)
-    assert (record.provider, record.operation) == ("bedrock", "messages")
-    assert (record.input_tokens, record.cache_read_tokens, record.output_tokens) == (64, 60, 11)
+    usagetap.record(converse, provider="bedrock", request_model="anthropic.claude-3-5-haiku-20241022-v1:0")
+    claude, boto = delivered(sink)
+    assert [(r.provider, r.operation) for r in (claude, boto)] == [
+        ("bedrock", "messages"),
+        ("bedrock", "converse"),
+    ]
+    for record in (claude, boto):
+        assert (record.input_tokens, record.cache_read_tokens, record.output_tokens) == (64, 60, 11)
 
 
 def test_record_refuses_a_bedrock_dict_without_usage() -> None:
