@@ -11,9 +11,15 @@ import usagetap
 from usagetap.testing import ProviderServer
 
 boto3 = pytest.importorskip("boto3", minversion="1.37.24")
+import botocore  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 REGION = "eu-west-1"
+
+needs_cache_ttl = pytest.mark.skipif(
+    tuple(int(part) for part in botocore.__version__.split(".")[:3]) < (1, 42, 31),
+    reason="botocore takes cachePoint's ttl and parses Converse's cacheDetails from 1.42.31 on",
+)
 
 
 def make_client(server: ProviderServer, region: str = REGION) -> Any:

@@ -13,7 +13,7 @@ from genai_prices import Usage, calc_price
 import usagetap
 from usagetap.testing import ProviderServer
 
-from .conftest import REGION, ask, delivered, make_client
+from .conftest import REGION, ask, delivered, make_client, needs_cache_ttl
 
 CLAUDE = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 NOVA = "amazon.nova-lite-v1:0"
@@ -92,6 +92,7 @@ def test_converse_stream_legacy_cache_count_fields_are_not_counted_twice(
     assert record.input_tokens == issued.input_tokens
 
 
+@needs_cache_ttl
 def test_converse_cache_details_split_writes_by_ttl(bedrock: Any, sink: usagetap.sinks.Memory) -> None:
     usage = bedrock.converse(modelId=CLAUDE, messages=ask("kept for an hour", cache=True, ttl="1h"))["usage"]
     [record] = delivered(sink)
@@ -153,6 +154,15 @@ def test_converse_stream_shows_the_caller_the_events_a_bare_client_shows(
     metered = list(_stream(bedrock)["stream"])
     bare = list(_stream(new_client())["stream"])
     assert metered == bare
+
+
+@needs_cache_ttl
+def test_converse_stream_cache_details_split_writes_by_ttl(bedrock: Any, sink: usagetap.sinks.Memory) -> None:
+    """Read from the raw ``metadata`` event: whatever botocore's version parses."""
+    messages = ask("kept for an hour in a stream", cache=True, ttl="1h")
+    list(bedrock.converse_stream(modelId=CLAUDE, messages=messages)["stream"])
+    [record] = delivered(sink)
+    assert record.dimensions["cache_write_1h_tokens"] == record.cache_write_tokens > 0
 
 
 def test_converse_stream_cached_usage_counts_reads_once(bedrock: Any, sink: usagetap.sinks.Memory) -> None:
