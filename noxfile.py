@@ -1,5 +1,5 @@
-"""Sessions: tests, lint, the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x, and the
-lowest declared version of each), bench."""
+"""Sessions: tests, lint, the SDK version matrices (latest openai 1.x-3.x, anthropic 0.x-2.x, boto3 for
+Bedrock, and the lowest declared version of each), bench."""
 
 from __future__ import annotations
 
@@ -87,6 +87,28 @@ def _anthropic_tests(session: nox.Session, *requirements: str) -> None:
         "tests/instrument/test_manual_record.py",
         *session.posargs,
     )
+
+
+BEDROCK_LOWEST = ["boto3==1.37.24", "botocore==1.37.24"]  # pyproject's bedrock extra
+BEDROCK_TESTS = ["tests/providers/bedrock", "tests/providers/test_registry.py", "tests/test_examples.py"]
+
+
+@nox.session
+def bedrock(session: nox.Session) -> None:
+    """The bedrock provider against the latest boto3."""
+    _bedrock_tests(session, "boto3")
+
+
+@nox.session
+def bedrock_lowest(session: nox.Session) -> None:
+    """The bedrock provider against the lowest boto3 the ``bedrock`` extra declares."""
+    _bedrock_tests(session, *BEDROCK_LOWEST)
+
+
+def _bedrock_tests(session: nox.Session, *requirements: str) -> None:
+    session.install("-e", ".[test]", *requirements)
+    session.run("python", "-c", "import boto3; print('boto3', boto3.__version__)")
+    session.run("python", "-m", "pytest", "-rs", *BEDROCK_TESTS, *session.posargs)
 
 
 # quick sizes: a few minutes on 2 cores; ``nox -s bench -- full`` runs each script's defaults

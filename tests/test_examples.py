@@ -6,6 +6,8 @@ import runpy
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -110,3 +112,14 @@ def test_compatible_hosts_example_meters_a_named_host_and_usage_recorded_by_hand
     ]
     assert all(r.customer == "org_1" and r.cost and r.cost > 0 for r in records)
     assert "org_1 cohere/command-r-plus: 1200 in / 250 out" in capsys.readouterr().out
+
+
+def test_bedrock_converse_meters_boto3_calls_per_customer_with_the_cache(capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("boto3", minversion="1.37.24")
+    written, read, streamed = runpy.run_path(str(EXAMPLES / "bedrock_converse.py"))["main"]()
+    assert [r.customer for r in (written, read, streamed)] == ["org_acme", "org_globex", "org_acme"]
+    assert written.cache_write_tokens == read.cache_read_tokens > 0
+    assert {r.provider for r in (written, read, streamed)} == {"bedrock"}
+    assert all(r.cost and r.cost > 0 and r.dimensions["inference_profile"] == "us" for r in (written, read))
+    assert streamed.status == "ok" and streamed.output_tokens > 0
+    assert "org_globex:" in capsys.readouterr().out

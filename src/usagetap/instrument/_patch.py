@@ -42,7 +42,7 @@ def instrument() -> list[str]:
     done: list[str] = []
     with _lock:
         for provider in registered():
-            if importlib.util.find_spec(provider.sdk) is None:
+            if not _installed(provider.sdk):
                 missing = provider.sdk
                 log_once(DEBUG, f"instrument-missing:{missing}", "usagetap: %s is not installed", missing)
                 continue
@@ -50,6 +50,14 @@ def instrument() -> list[str]:
             done.append(provider.family)
     _runtime.start()
     return done
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (a submodule's missing parent package: no)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def uninstrument() -> None:

@@ -54,7 +54,8 @@ class Provider:
 
 _BUILT_IN = (
     Provider("openai", "openai", ("OpenAI", "AsyncOpenAI"), names=("azure",), compatible=True),
-    Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("bedrock", "vertex")),
+    Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("vertex",)),
+    Provider("bedrock", "botocore.client", ("BaseClient",)),  # boto3 bedrock-runtime; Claude JSON too
 )
 
 _lock = module_lock(globals(), "_lock")

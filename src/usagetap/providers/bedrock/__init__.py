@@ -1,0 +1,1 @@
+"""AWS Bedrock Runtime through boto3 (``bedrock-runtime`` clients): Converse and InvokeModel."""
