@@ -52,6 +52,7 @@ _PROVIDER_IDS: dict[str, str] = {
     "anthropic": "anthropic",
     "bedrock": "aws",
     "vertex": "google",
+    "mistral": "mistral",
 }
 
 # vendors whose rates price their models at a host genai-prices does not know (the SDK families')

@@ -55,6 +55,9 @@ class Provider:
 _BUILT_IN = (
     Provider("openai", "openai", ("OpenAI", "AsyncOpenAI"), names=("azure",), compatible=True),
     Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("bedrock", "vertex")),
+    Provider(
+        "mistral", "mistralai", ()
+    ),  # clients moved (mistralai.Mistral, .client.Mistral): the adapter patches BaseSDK
 )
 
 _lock = module_lock(globals(), "_lock")
