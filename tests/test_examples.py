@@ -100,3 +100,14 @@ def test_celery_tasks_bill_the_customer_that_queued_them(capsys) -> None:  # typ
     assert {r.response_id: r.customer for r in records} == billed_to
     assert all(r.dimensions["feature"] == "digest" and r.output_tokens > 0 for r in records)
     assert "billed to org_globex (digest)" in capsys.readouterr().out
+
+
+def test_mistral_example_meters_chat_stream_and_embeddings_per_customer(capsys) -> None:  # type: ignore[no-untyped-def]
+    records = runpy.run_path(str(EXAMPLES / "mistral_chat.py"))["main"]()
+    assert [(r.customer, r.operation, r.provider) for r in records] == [
+        ("org_acme", "chat", "mistral"),
+        ("org_acme", "chat", "mistral"),
+        ("org_globex", "embeddings", "mistral"),
+    ]
+    assert all(r.status == "ok" and r.input_tokens > 0 and r.cost and r.cost > 0 for r in records)
+    assert "org_globex embeddings mistral-embed: 3 in / 0 out" in capsys.readouterr().out
