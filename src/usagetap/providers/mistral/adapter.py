@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from ..._log import DEBUG, log_once
 from ...instrument._adapter import Adapter
 from ...instrument._binding import Binding
 from ...instrument._calls import Call, emit
@@ -35,9 +36,14 @@ _RESPONSES = {
 }
 
 
-def _request_model(content: bytes) -> Optional[str]:
-    match = _LEADING_MODEL.match(content)
-    model = json.loads(match.group(1)) if match else json.loads(content).get("model")
+def _request_model(request: Any) -> Optional[str]:
+    """The model a request asks for (None if its body says none): the call is metered either way."""
+    try:
+        content = request.content
+        match = _LEADING_MODEL.match(content)
+        model = json.loads(match.group(1)) if match else json.loads(content).get("model")
+    except Exception:  # a body not read or not a JSON object: the response names its model
+        return None
     return model if isinstance(model, str) else None
 
 
@@ -72,7 +78,7 @@ class MistralAdapter(Adapter):
         operation = usage.operation_for(request.url.path) if request.method == "POST" else None
         if operation is None:
             return None
-        model = None if operation == "agents" else _request_model(request.content)
+        model = None if operation == "agents" else _request_model(request)
         return Call(binding, operation, model, stream, options)
 
     def on_result(self, call: Call, result: Any) -> Any:
@@ -85,6 +91,16 @@ class MistralAdapter(Adapter):
         if operation is None or not type(response).__module__.startswith("mistralai"):
             return None
         return operation, usage.response_usage
+
+    def note_unmetered(self, client: Any) -> None:
+        """Name, once, the surfaces passed through untouched."""
+        log_once(
+            DEBUG,
+            "unmetered:mistral",
+            "usagetap: Mistral clients are metered for %s; other surfaces (beta conversations, OCR, "
+            "classifiers, audio) are passed through untouched",
+            ", ".join(intercept.RESOURCES),
+        )
 
     def check(self, client: Any) -> None:
         if not hasattr(client, "sdk_configuration") or not intercept.resources_of(client):
