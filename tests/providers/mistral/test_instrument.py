@@ -107,3 +107,34 @@ def test_record_meters_an_embeddings_response(server: ProviderServer, sink: Memo
     usagetap.record(response)
     [record] = delivered(sink)
     assert (record.operation, record.input_tokens) == ("embeddings", 6)
+
+
+def test_record_meters_the_json_of_a_mistral_response_named_by_provider(sink: Memory) -> None:
+    body = {
+        "id": "9e1b7c0d2f",
+        "object": "chat.completion",
+        "model": "mistral-small-latest",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 90,
+            "completion_tokens": 4,
+            "total_tokens": 94,
+            "prompt_tokens_details": {"cached_tokens": 64},
+        },
+    }
+    usagetap.record(body, provider="mistral", customer="org_json")
+    [record] = delivered(sink)
+    assert (record.provider, record.operation, record.customer) == ("mistral", "chat", "org_json")
+    assert (record.input_tokens, record.output_tokens, record.cache_read_tokens) == (90, 4, 64)
+
+
+def test_record_refuses_json_that_is_no_mistral_response() -> None:
+    with pytest.raises(TypeError, match="cannot meter this mistral object"):
+        usagetap.record({"object": "model", "id": "mistral-tiny"}, provider="mistral")
+
+
+def test_record_meters_a_fim_response_as_fim(server: ProviderServer, sink: Memory) -> None:
+    response = bare(server).fim.complete(model="codestral-latest", prompt="def f():")
+    usagetap.record(response)
+    [record] = delivered(sink)
+    assert (record.operation, record.model, record.input_tokens) == ("fim", "codestral-latest", 2)

@@ -20,7 +20,7 @@ from ...instrument._binding import Binding
 from ...instrument._calls import Call, emit
 from ...instrument._hosts import provider_for_host
 from ...instrument._raw import BodyMeter, attach_body
-from ..base import TokenUsage
+from ..base import TokenUsage, field_of
 from . import intercept, usage
 
 __all__ = ["ADAPTER", "MistralAdapter"]
@@ -30,7 +30,6 @@ _KNOWN_HOSTS = {"api.mistral.ai": "mistral", "codestral.mistral.ai": "mistral"}
 _LEADING_MODEL = re.compile(rb'^\s*\{\s*"model"\s*:\s*("(?:[^"\\]|\\.)*")')
 _RESPONSES = {
     "ChatCompletionResponse": "chat",
-    "AgentsCompletionResponse": "agents",
     "FIMCompletionResponse": "fim",
     "EmbeddingResponse": "embeddings",
 }
@@ -87,10 +86,20 @@ class MistralAdapter(Adapter):
         return result
 
     def describe(self, response: Any) -> Optional[tuple[str, Callable[[Any], TokenUsage]]]:
+        """An SDK response by its type; its JSON (``provider="mistral"``) by its ``object``."""
         operation = _RESPONSES.get(type(response).__name__)
-        if operation is None or not type(response).__module__.startswith("mistralai"):
-            return None
-        return operation, usage.response_usage
+        if operation is not None and type(response).__module__.startswith("mistralai"):
+            return operation, usage.response_usage
+        kind = field_of(response, "object")
+        if kind == "chat.completion":
+            return "chat", usage.response_usage
+        if (
+            kind == "list"
+            and field_of(response, "data") is not None
+            and field_of(response, "usage") is not None
+        ):
+            return "embeddings", usage.response_usage
+        return None
 
     def note_unmetered(self, client: Any) -> None:
         """Name, once, the surfaces passed through untouched."""
