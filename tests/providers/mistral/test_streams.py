@@ -6,6 +6,7 @@ received the final chunk, the one with the usage.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import Any
 
@@ -91,3 +92,14 @@ def test_a_stream_read_past_its_usage_chunk_is_exact(
     [record] = delivered(sink)
     issued = slow.issued[event.data.id]
     assert (record.status, record.input_tokens, record.output_tokens) == ("ok", issued.input_tokens, 3)
+
+
+async def test_an_async_stream_dropped_unread_is_one_partial_record(
+    slow: ProviderServer, mistral: Any, sink: Memory
+) -> None:
+    stream = await mistral.chat.stream_async(model="mistral-small-latest", messages=MESSAGES)
+    del stream
+    await asyncio.sleep(0)  # the event loop holds the SDK's last result until the task yields
+    gc.collect()
+    [record] = delivered(sink)
+    assert (record.status, record.operation) == ("partial", "chat")
