@@ -111,6 +111,37 @@ def _bedrock_tests(session: nox.Session, *requirements: str) -> None:
     session.run("python", "-m", "pytest", "-rs", *BEDROCK_TESTS, *session.posargs)
 
 
+MISTRAL = {"1": "mistralai>=1.2.5,<2", "2": "mistralai>=2,<3", "3": "mistralai>=3,<4"}
+MISTRAL_LOWEST = ["mistralai==1.2.5"]  # the first 1.x whose streams close (EventStream)
+
+
+@nox.session
+@nox.parametrize("major", list(MISTRAL))
+def mistral(session: nox.Session, major: str) -> None:
+    """The Mistral tests against the latest release of one mistralai major version."""
+    _mistral_tests(session, MISTRAL[major])
+
+
+@nox.session
+def mistral_lowest(session: nox.Session) -> None:
+    """The Mistral tests against the lowest mistralai version usagetap declares (``mistralai>=1.2.5``)."""
+    _mistral_tests(session, *MISTRAL_LOWEST)
+
+
+def _mistral_tests(session: nox.Session, *requirements: str) -> None:
+    session.install("-e", ".[test]", *requirements)
+    session.run("python", "-c", "import importlib.metadata as m; print('mistralai', m.version('mistralai'))")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-rs",
+        "tests/providers/mistral",
+        "tests/providers/test_registry.py",
+        *session.posargs,
+    )
+
+
 # quick sizes: a few minutes on 2 cores; ``nox -s bench -- full`` runs each script's defaults
 QUICK = {
     "overhead.py": ["--calls", "100", "--warmup", "10"],

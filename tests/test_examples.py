@@ -123,3 +123,14 @@ def test_bedrock_converse_meters_boto3_calls_per_customer_with_the_cache(capsys)
     assert all(r.cost and r.cost > 0 and r.dimensions["inference_profile"] == "us" for r in (written, read))
     assert streamed.status == "ok" and streamed.output_tokens > 0
     assert "org_globex:" in capsys.readouterr().out
+
+
+def test_mistral_example_meters_chat_stream_and_embeddings_per_customer(capsys) -> None:  # type: ignore[no-untyped-def]
+    records = runpy.run_path(str(EXAMPLES / "mistral_chat.py"))["main"]()
+    assert [(r.customer, r.operation, r.provider) for r in records] == [
+        ("org_acme", "chat", "mistral"),
+        ("org_acme", "chat", "mistral"),
+        ("org_globex", "embeddings", "mistral"),
+    ]
+    assert all(r.status == "ok" and r.input_tokens > 0 and r.cost and r.cost > 0 for r in records)
+    assert "org_globex embeddings mistral-embed: 3 in / 0 out" in capsys.readouterr().out

@@ -52,6 +52,7 @@ _PROVIDER_IDS: dict[str, str] = {
     "anthropic": "anthropic",
     "bedrock": "aws",
     "vertex": "google",
+    "mistral": "mistral",
 }
 
 # self-hosted servers (Ollama, LM Studio, vLLM, ...): their tokens cost what the user says

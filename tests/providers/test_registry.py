@@ -38,10 +38,11 @@ def test_the_built_in_families_are_one_registry_line_each() -> None:
         ("openai", "openai", ("OpenAI", "AsyncOpenAI"), "usagetap.providers.openai.adapter"),
         ("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), "usagetap.providers.anthropic.adapter"),
         ("bedrock", "botocore.client", ("BaseClient",), "usagetap.providers.bedrock.adapter"),
+        ("mistral", "mistralai", (), "usagetap.providers.mistral.adapter"),
     ]
 
 
-@pytest.mark.parametrize("family", ["openai", "anthropic", "bedrock"])
+@pytest.mark.parametrize("family", ["openai", "anthropic", "bedrock", "mistral"])
 def test_each_built_in_family_is_a_package_with_adapter_usage_and_wire(family: str) -> None:
     [provider] = [p for p in providers.registered() if p.family == family]
     assert isinstance(load(provider), Adapter)
@@ -59,6 +60,7 @@ def test_each_built_in_family_is_a_package_with_adapter_usage_and_wire(family: s
         ("anthropic", "anthropic"),
         ("bedrock", "bedrock"),
         ("vertex", "anthropic"),
+        ("mistral", "mistral"),
     ],
 )
 def test_a_provider_name_belongs_to_the_family_listing_it_else_the_imitated_one(
@@ -82,7 +84,9 @@ def test_instrument_names_no_provider_sdk_nor_provider_package() -> None:
 def test_pure_extraction_never_imports_instrument() -> None:
     shared = [SRC / "providers" / "base.py", SRC / "providers" / "observer.py"]
     pure = [*shared, *SRC.glob("providers/*/usage.py")]
-    assert len(pure) == 5, "base, observer and one usage module per built-in family"
+    assert len(pure) == 2 + len(providers.registered()), (
+        "base, observer and one usage module per built-in family"
+    )
     assert {
         (path.relative_to(SRC).as_posix(), module)
         for path in pure

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Optional
 
 from .._log import internal_error
 
-__all__ = ["BodyMeter", "attach_raw", "is_raw_response"]
+__all__ = ["BodyMeter", "attach_body", "attach_raw", "is_raw_response"]
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
@@ -281,17 +281,25 @@ def attach_raw(raw: Any, on_parsed: Callable[[Any], None], body: Optional[BodyMe
     ``on_parsed`` only gets what ``parse()`` returned before the body was read:
     a stream.
     """
-    state: Optional[_State] = None
-    if body is not None:
-        http_response = raw.http_response
-        content_type = http_response.headers.get("content-type", "")
-        state = _State(body, sse=content_type.startswith("text/event-stream"))
-        content = _already_read(http_response)
-        if content is not None:
-            _meter_in_memory(http_response, state, content)
-        else:
-            _hook_body(http_response, state)
+    state = None if body is None else _watch_body(raw.http_response, body)
     _hook_parse(raw, on_parsed if state is None else _parse_first(state, on_parsed))
+
+
+def attach_body(http_response: Any, body: BodyMeter) -> None:
+    """Meter an SDK's HTTP response by its body alone (an SDK without raw wrappers, such as mistralai):
+    at once if it was read, else when it has been read, closed or dropped."""
+    _watch_body(http_response, body)
+
+
+def _watch_body(http_response: Any, body: BodyMeter) -> _State:
+    content_type = http_response.headers.get("content-type", "")
+    state = _State(body, sse=content_type.startswith("text/event-stream"))
+    content = _already_read(http_response)
+    if content is not None:
+        _meter_in_memory(http_response, state, content)
+    else:
+        _hook_body(http_response, state)
+    return state
 
 
 def _parse_first(state: _State, on_parsed: Callable[[Any], None]) -> Callable[[Any], None]:

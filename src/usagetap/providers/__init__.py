@@ -56,6 +56,7 @@ _BUILT_IN = (
     Provider("openai", "openai", ("OpenAI", "AsyncOpenAI"), names=("azure",), compatible=True),
     Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("vertex",)),
     Provider("bedrock", "botocore.client", ("BaseClient",)),  # boto3 bedrock-runtime; Claude JSON too
+    Provider("mistral", "mistralai", ()),  # clients moved between majors: the adapter patches BaseSDK
 )
 
 _lock = module_lock(globals(), "_lock")

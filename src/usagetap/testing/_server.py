@@ -159,6 +159,11 @@ class ProviderServer:
         """Base URL for ``AnthropicVertex(base_url=...)``."""
         return f"{self.url}/v1"
 
+    @property
+    def mistral_url(self) -> str:
+        """Server URL for ``Mistral(server_url=...)`` (Mistral's API is mounted under ``/mistral``)."""
+        return f"{self.url}/mistral"
+
     # -- behaviour -------------------------------------------------------
 
     def fail_next(
