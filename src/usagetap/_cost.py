@@ -52,6 +52,7 @@ _PROVIDER_IDS: dict[str, str] = {
     "anthropic": "anthropic",
     "bedrock": "aws",
     "vertex": "google",
+    "google": "google",
 }
 
 # vendors whose rates price their models at a host genai-prices does not know (the SDK families')
@@ -184,6 +185,8 @@ def price_record(record: UsageRecord) -> UsageRecord:
     if override is not None:
         cost: Optional[Decimal] = _price_override(override, usage)
         version = override.version
+    elif record.dimensions.get("prepaid") is True:  # provisioned throughput: paid up front, not per token
+        cost, version = None, price_version()
     else:
         cost = _cost(record.provider, record.model, usage, context_of(record), record.timestamp.date())
         version = price_version()

@@ -55,6 +55,8 @@ class Provider:
 _BUILT_IN = (
     Provider("openai", "openai", ("OpenAI", "AsyncOpenAI"), names=("azure",), compatible=True),
     Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("bedrock", "vertex")),
+    # "vertex" stays Anthropic's name for family_for(); a google-genai object is found by its SDK
+    Provider("google", "google.genai", ("Client", "AsyncClient"), names=("vertex",)),
 )
 
 _lock = module_lock(globals(), "_lock")
