@@ -44,7 +44,7 @@ def test_recording_the_same_response_twice_is_deduplicated(sink: Memory) -> None
 
 
 def test_record_refuses_what_it_cannot_meter(sink: Memory) -> None:
-    with pytest.raises(TypeError, match=r"response of a provider SDK \(openai, anthropic\)"):
+    with pytest.raises(TypeError, match=r"response of a provider SDK \(openai, anthropic, google.genai"):
         usagetap.record(object())
     with pytest.raises(TypeError, match="cannot meter"):
         usagetap.record({"object": "list"}, provider="openai")

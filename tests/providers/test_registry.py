@@ -37,10 +37,11 @@ def test_the_built_in_families_are_one_registry_line_each() -> None:
     assert rows == [
         ("openai", "openai", ("OpenAI", "AsyncOpenAI"), "usagetap.providers.openai.adapter"),
         ("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), "usagetap.providers.anthropic.adapter"),
+        ("google", "google.genai", ("Client",), "usagetap.providers.google.adapter"),
     ]
 
 
-@pytest.mark.parametrize("family", ["openai", "anthropic"])
+@pytest.mark.parametrize("family", ["openai", "anthropic", "google"])
 def test_each_built_in_family_is_a_package_with_adapter_usage_and_wire(family: str) -> None:
     [provider] = [p for p in providers.registered() if p.family == family]
     assert isinstance(load(provider), Adapter)
@@ -81,7 +82,7 @@ def test_instrument_names_no_provider_sdk_nor_provider_package() -> None:
 def test_pure_extraction_never_imports_instrument() -> None:
     shared = [SRC / "providers" / "base.py", SRC / "providers" / "observer.py"]
     pure = [*shared, *SRC.glob("providers/*/usage.py")]
-    assert len(pure) == 4, "base, observer and one usage module per built-in family"
+    assert len(pure) == 2 + len(providers.registered()), "base, observer and one usage module per family"
     assert {
         (path.relative_to(SRC).as_posix(), module)
         for path in pure

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from .._context import CustomerId, current_scope, customer_id
 from .._record import validate_dimensions
 from ..delivery.intake import Capture, build_record
-from ..providers import family_for, registered
+from ..providers import Provider, family_for, registered
 from ..publish import publish
 from ._adapter import load, provider_of
 from ._calls import _TRUSTED_IDS
@@ -38,7 +38,9 @@ def record(
     cannot meter and :class:`usagetap.InvalidRecord` for malformed usage.
     """
     billed = customer_id(customer, "usagetap.record(customer=...)")
-    family = provider_of(response) if provider is None else family_for(provider)
+    family = provider_of(response) or (None if provider is None else family_for(provider))
+    if family is not None and provider is not None and load(family).describe(response) is None:
+        family = _other_family(provider, response) or family  # JSON of a name two families share
     if family is None:
         sdks = ", ".join(entry.sdk for entry in registered())
         raise TypeError(
@@ -71,3 +73,11 @@ def record(
     usage_record = build_record(capture, extract(response), "ok").validate()
     publish(Capture.of(usage_record, scope.run))
     return usage_record.event_id
+
+
+def _other_family(provider: str, response: Any) -> Optional[Provider]:
+    """Another family reporting ``provider`` (``vertex``: Anthropic and Google) that meters ``response``."""
+    for entry in registered():
+        if provider in entry.names and load(entry).describe(response) is not None:
+            return entry
+    return None

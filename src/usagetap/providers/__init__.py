@@ -56,7 +56,7 @@ _BUILT_IN = (
     Provider("openai", "openai", ("OpenAI", "AsyncOpenAI"), names=("azure",), compatible=True),
     Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("bedrock", "vertex")),
     # "vertex" stays Anthropic's name for family_for(); a google-genai object is found by its SDK
-    Provider("google", "google.genai", ("Client", "AsyncClient"), names=("vertex",)),
+    Provider("google", "google.genai", ("Client",), names=("vertex",)),  # its .aio comes with it
 )
 
 _lock = module_lock(globals(), "_lock")

@@ -45,6 +45,12 @@ def _base_api_client() -> type:
     return BaseApiClient
 
 
+def _client_classes() -> tuple[type, ...]:
+    from google.genai.client import AsyncClient, Client
+
+    return Client, AsyncClient
+
+
 def _target(path: str) -> Optional[tuple[str, str]]:
     """``(model, method)`` of a path such as ``models/gemini-2.5-flash:generateContent?alt=sse``."""
     path = path.split("?", 1)[0]
@@ -111,7 +117,7 @@ class GoogleAdapter(Adapter):
         return None
 
     def check(self, client: Any) -> None:
-        if not isinstance(getattr(client, "_api_client", None), _base_api_client()):
+        if not isinstance(client, _client_classes()):
             raise TypeError(
                 f"usagetap.wrap() needs a google.genai Client or AsyncClient, got {type(client).__qualname__}"
             )

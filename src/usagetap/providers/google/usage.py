@@ -156,7 +156,7 @@ def embed_usage(response: Any, model: Optional[str] = None) -> TokenUsage:
         model=model,
         dimensions=dimensions,
         reported=False,
-        issue="the Gemini API reports no token counts for embeddings",
+        issue="the embeddings response reports no token counts",
     )
 
 
