@@ -69,7 +69,7 @@ def test_instrument_patches_a_registered_toy_provider(toy_server: ProviderServer
 
 def test_an_unregistered_toy_client_is_refused_by_wrap(toy_server: ProviderServer) -> None:
     providers.unregister(TOY.family)
-    with pytest.raises(TypeError, match="supports clients of the SDKs openai, anthropic, .*not Toy"):
+    with pytest.raises(TypeError, match=r"supports clients of the SDKs openai, anthropic, .*not Toy"):
         usagetap.wrap(Toy(base_url=toy_server.url, api_key="toy-key"))
 
 

@@ -257,7 +257,7 @@ def test_wrapping_a_wrapped_client_with_another_customer_bills_a_copy(
 
 def test_wrap_refuses_what_is_not_a_client(gemini: Callable[..., Any]) -> None:
     client = gemini()
-    with pytest.raises(TypeError, match="needs a google.genai Client or AsyncClient, got Models"):
+    with pytest.raises(TypeError, match=r"needs a google\.genai Client or AsyncClient, got Models"):
         usagetap.wrap(client.models)
 
 
