@@ -8,7 +8,7 @@ Vertex answers), ``:batchEmbedContents`` (no usage, as the Gemini API answers) a
 
 Counts are deterministic: the prompt is the words of ``contents`` and ``systemInstruction``
 (plus 32 cached tokens when ``cachedContent`` is named), the reply ``maxOutputTokens`` words
-(default 12), thoughts ``thinkingBudget`` (capped at 64), tool use 5 tokens per tool. Vertex
+(default 12), thoughts ``thinkingBudget`` (capped at 64; 16 with only ``includeThoughts``), tool use 5 tokens per tool. Vertex
 replies carry ``trafficType`` (``server.state["google.traffic_type"]``, default ``ON_DEMAND``),
 Gemini API replies ``serviceTier: standard``.
 """
@@ -24,6 +24,7 @@ from ...testing._wire import Event, Issued, Reply, Wire, count_tokens, reply_wor
 __all__ = ["WIRE"]
 
 CACHED_TOKENS = 32
+THOUGHTS = 16
 TOOL_TOKENS = 5
 _PATH = re.compile(
     r"/(?P<version>v1\w*)/(?P<vertex>projects/[^/]+/locations/[^/]+/publishers/google/)?"
@@ -42,7 +43,9 @@ def _usage(server: Any, body: dict[str, Any], vertex: bool) -> tuple[dict[str, A
     prompt = count_tokens(body.get("contents")) + count_tokens(body.get("systemInstruction")) + cached
     words = reply_words(int(config.get("maxOutputTokens") or 12))
     thinking = config.get("thinkingConfig") or {}
-    thoughts = min(int(thinking.get("thinkingBudget") or thinking.get("thinking_budget") or 0), 64)
+    budget = thinking.get("thinkingBudget") or thinking.get("thinking_budget")
+    shown = thinking.get("includeThoughts") or thinking.get("include_thoughts")
+    thoughts = min(int(budget), 64) if budget else THOUGHTS if shown else 0
     tool_use = TOOL_TOKENS * len(body.get("tools") or ())
     meta: dict[str, Any] = _ints(
         {
