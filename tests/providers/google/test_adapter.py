@@ -44,7 +44,7 @@ def test_generate_content_is_one_record_with_the_servers_tokens_and_genai_prices
 ) -> None:
     client = usagetap.wrap(gemini())
     with usagetap.customer("org_g"):
-        response = client.models.generate_content(model=MODEL, contents="three words here")
+        client.models.generate_content(model=MODEL, contents="three words here")
     [record] = delivered(sink)
     assert (record.provider, record.operation, record.model, record.customer, record.status) == (
         "google",
@@ -74,7 +74,7 @@ def test_cached_content_tokens_are_the_cache_read_within_input(
 ) -> None:
     client = usagetap.wrap(gemini())
     config = types.GenerateContentConfig(cached_content="cachedContents/fixture-1")
-    response = client.models.generate_content(model=MODEL, contents="one", config=config)
+    client.models.generate_content(model=MODEL, contents="one", config=config)
     [record] = delivered(sink)
     assert _tokens(record) == _issued(gemini_server) == (33, 12, 32, 0)
 
@@ -83,7 +83,7 @@ async def test_async_generate_content_is_metered(
     gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
 ) -> None:
     client = usagetap.wrap(gemini())
-    response = await client.aio.models.generate_content(model="gemini-2.5-pro", contents="a b c d")
+    await client.aio.models.generate_content(model="gemini-2.5-pro", contents="a b c d")
     [record] = delivered(sink)
     assert (record.model, record.status) == ("gemini-2.5-pro", "ok")
     assert _tokens(record) == _issued(gemini_server)
@@ -111,9 +111,9 @@ def test_a_stream_broken_off_is_a_partial_record_of_the_totals_so_far(
     gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
 ) -> None:
     client = usagetap.wrap(gemini())
-    for chunk in client.models.generate_content_stream(model=MODEL, contents="x", config=THINKING):
-        break
-    del chunk
+    stream = client.models.generate_content_stream(model=MODEL, contents="x", config=THINKING)
+    next(stream)
+    del stream  # broken off after its first chunk
     [record] = delivered(sink)
     assert record.status == "partial"
     assert (record.response_id, record.input_tokens, record.reasoning_tokens) == (
@@ -223,7 +223,7 @@ def test_a_vertex_client_records_say_vertex(
     vertex: Callable[[], Any], gemini_server: ProviderServer, sink: Memory
 ) -> None:
     client = usagetap.wrap(vertex())
-    response = client.models.generate_content(model=MODEL, contents="from vertex")
+    client.models.generate_content(model=MODEL, contents="from vertex")
     [record] = delivered(sink)
     assert (record.provider, record.status) == ("vertex", "ok")
     assert _tokens(record) == _issued(gemini_server)

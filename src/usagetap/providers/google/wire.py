@@ -8,9 +8,9 @@ Vertex answers), ``:batchEmbedContents`` (no usage, as the Gemini API answers) a
 
 Counts are deterministic: the prompt is the words of ``contents`` and ``systemInstruction``
 (plus 32 cached tokens when ``cachedContent`` is named), the reply ``maxOutputTokens`` words
-(default 12), thoughts ``thinkingBudget`` (capped at 64; 16 with only ``includeThoughts``), tool use 5 tokens per tool. Vertex
-replies carry ``trafficType`` (``server.state["google.traffic_type"]``, default ``ON_DEMAND``),
-Gemini API replies ``serviceTier: standard``.
+(default 12), thoughts ``thinkingBudget`` (capped at 64; 16 with only ``includeThoughts``), tool
+use 5 tokens per tool. Vertex replies carry ``trafficType`` (``server.state["google.traffic_type"]``,
+default ``ON_DEMAND``), Gemini API replies ``serviceTier: standard``.
 """
 
 from __future__ import annotations
