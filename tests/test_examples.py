@@ -100,3 +100,11 @@ def test_celery_tasks_bill_the_customer_that_queued_them(capsys) -> None:  # typ
     assert {r.response_id: r.customer for r in records} == billed_to
     assert all(r.dimensions["feature"] == "digest" and r.output_tokens > 0 for r in records)
     assert "billed to org_globex (digest)" in capsys.readouterr().out
+
+
+def test_gemini_chat_meters_each_turn_of_a_chat_and_its_stream(capsys) -> None:  # type: ignore[no-untyped-def]
+    records = runpy.run_path(str(EXAMPLES / "gemini_chat.py"))["main"]()
+    assert [(r.customer, r.provider, r.status) for r in records] == [("org_1", "google", "ok")] * 2
+    assert records[1].input_tokens > records[0].input_tokens  # the second turn sends the history
+    assert all(r.output_tokens > 0 and r.cost and r.cost > 0 for r in records)
+    assert "org_1 google/gemini-2.5-flash:" in capsys.readouterr().out

@@ -349,3 +349,32 @@ def test_record_with_provider_vertex_meters_gemini_json_not_as_anthropic(sink: M
         4,
         6,
     )
+
+
+def test_customer_policy_require_refuses_before_the_provider_is_called(
+    gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    usagetap.configure(sink=sink, customer_policy="require")
+    client = usagetap.wrap(gemini())
+    with pytest.raises(usagetap.MissingCustomer, match="generate_content call to google"):
+        client.models.generate_content(model=MODEL, contents="x")
+    with pytest.raises(usagetap.MissingCustomer):
+        list(client.models.generate_content_stream(model=MODEL, contents="x"))
+    assert gemini_server.requests == []
+
+
+async def test_wrap_meters_an_async_client_on_its_own(gemini: Callable[..., Any], sink: Memory) -> None:
+    client = gemini()
+    aio = usagetap.wrap(client.aio, customer="org_aio")
+    assert aio is client.aio
+    await aio.models.generate_content(model=MODEL, contents="async only")
+    [record] = delivered(sink)
+    assert (record.customer, record.provider) == ("org_aio", "google")
+
+
+def test_with_metering_off_a_client_is_returned_untouched(
+    gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    usagetap.configure(enabled=False)
+    client = gemini()
+    assert usagetap.wrap(client) is client and "request" not in vars(client._api_client)

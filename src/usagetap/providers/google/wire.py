@@ -80,9 +80,9 @@ def _issue(server: Any, response_id: str, path: str, model: str, stream: bool, m
     )
 
 
-def _content(words: list[str], finish: bool) -> dict[str, Any]:
+def _content(words: list[str], finish: bool, lead: str = "") -> dict[str, Any]:
     candidate: dict[str, Any] = {
-        "content": {"role": "model", "parts": [{"text": " ".join(words)}]},
+        "content": {"role": "model", "parts": [{"text": lead + " ".join(words)}]},
         "index": 0,
     }
     if finish:
@@ -132,7 +132,7 @@ def _stream(server: Any, body: dict[str, Any], model: str, vertex: bool, path: s
         )
         part = words[cut[i - 1] if i else 0 : done] if i else []
         chunk = {
-            "candidates": [_content(part, finish)],
+            "candidates": [_content(part, finish, " " if i > 1 else "")],
             "usageMetadata": running,
             "modelVersion": model,
             "responseId": response_id,
