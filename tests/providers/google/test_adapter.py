@@ -378,3 +378,34 @@ def test_with_metering_off_a_client_is_returned_untouched(
     usagetap.configure(enabled=False)
     client = gemini()
     assert usagetap.wrap(client) is client and "request" not in vars(client._api_client)
+
+
+def test_recording_the_same_gemini_response_twice_gives_one_event_id(sink: Memory) -> None:
+    body = {
+        "candidates": [{"finishReason": "STOP"}],
+        "responseId": "gemini-json-1",
+        "modelVersion": MODEL,
+        "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6, "totalTokenCount": 10},
+    }
+    assert usagetap.record(body, provider="google") == usagetap.record(body, provider="google")
+
+
+def test_record_of_a_response_without_usage_metadata_is_a_partial_record(sink: Memory) -> None:
+    usagetap.record({"candidates": [{"finishReason": "STOP"}], "responseId": "no-usage"}, provider="google")
+    [record] = delivered(sink)
+    assert (record.status, record.input_tokens, record.response_id) == ("partial", 0, "no-usage")
+
+
+def test_a_vertex_embedding_of_one_content_is_exact(
+    vertex: Callable[[], Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(vertex())
+    client.models.embed_content(model="gemini-embedding-001", contents="one two three")
+    [record] = delivered(sink)
+    assert (record.provider, record.operation, record.input_tokens, record.status) == (
+        "vertex",
+        "embeddings",
+        3,
+        "ok",
+    )
+    assert record.cost is not None and record.cost > 0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from ..._log import DEBUG, log_once
 from ...instrument._adapter import Adapter
 from ...instrument._binding import ATTR, Binding
 from ...instrument._calls import Call, emit
@@ -115,6 +116,15 @@ class GoogleAdapter(Adapter):
         if extract.is_embed_response(response):
             return extract.EMBEDDINGS, extract.embed_usage
         return None
+
+    def note_unmetered(self, client: Any) -> None:
+        """Name, once, the surfaces that are passed through unmetered."""
+        log_once(
+            DEBUG,
+            "unmetered:google",
+            "usagetap: not metered, passed through untouched: google-genai live (websocket) sessions, "
+            "interactions, batch jobs, image and video generation",
+        )
 
     def check(self, client: Any) -> None:
         if not isinstance(client, _client_classes()):

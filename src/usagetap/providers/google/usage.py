@@ -161,12 +161,10 @@ def embed_usage(response: Any, model: Optional[str] = None) -> TokenUsage:
 
 
 def is_content_response(response: Any) -> bool:
-    """Whether ``response`` is a ``generateContent`` response (JSON or SDK object)."""
-    return get(response, ("usageMetadata", "usage_metadata")) is not None and (
-        get(response, ("candidates", "candidates")) is not None
-        or get(response, ("responseId", "response_id")) is not None
-        or get(response, ("promptFeedback", "prompt_feedback")) is not None
-    )
+    """Whether ``response`` is a ``generateContent`` response (JSON or SDK object); one without
+    ``usageMetadata`` is one too (its record is ``partial``)."""
+    names = (("usageMetadata", "usage_metadata"), ("candidates", "candidates"), ("responseId", "response_id"))
+    return any(get(response, pair) is not None for pair in (*names, ("promptFeedback", "prompt_feedback")))
 
 
 def is_embed_response(response: Any) -> bool:
