@@ -409,3 +409,14 @@ def test_a_vertex_embedding_of_one_content_is_exact(
         "ok",
     )
     assert record.cost is not None and record.cost > 0
+
+
+def test_a_sync_stream_dropped_unread_is_never_sent_so_there_is_nothing_to_bill(
+    gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(gemini())
+    stream = client.models.generate_content_stream(model=MODEL, contents="never read")
+    del stream  # google-genai sends a stream's request when it is first read
+    gc.collect()
+    assert gemini_server.requests == []
+    assert delivered(sink) == []

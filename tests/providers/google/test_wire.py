@@ -45,6 +45,9 @@ def test_vertex_paths_answer_with_a_traffic_type(gemini_server: ProviderServer) 
     assert reply.json()["usageMetadata"]["trafficType"] == "ON_DEMAND"
 
 
-def test_a_request_without_a_gemini_api_key_is_refused(gemini_server: ProviderServer) -> None:
-    reply = httpx.post(f"{gemini_server.url}/v1beta/models/gemini-2.5-flash:generateContent", json=BODY)
-    assert reply.status_code == 401
+def test_the_gemini_api_key_header_is_the_api_key(gemini_server: ProviderServer) -> None:
+    url = f"{gemini_server.url}/v1beta/models/gemini-2.5-flash:generateContent"
+    assert (httpx.post(url, json=BODY, headers=KEY).status_code, httpx.post(url, json=BODY).status_code) == (
+        200,
+        401,
+    )
