@@ -372,14 +372,6 @@ async def test_wrap_meters_an_async_client_on_its_own(gemini: Callable[..., Any]
     assert (record.customer, record.provider) == ("org_aio", "google")
 
 
-def test_with_metering_off_a_client_is_returned_untouched(
-    gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
-) -> None:
-    usagetap.configure(enabled=False)
-    client = gemini()
-    assert usagetap.wrap(client) is client and "request" not in vars(client._api_client)
-
-
 def test_recording_the_same_gemini_response_twice_gives_one_event_id(sink: Memory) -> None:
     body = {
         "candidates": [{"finishReason": "STOP"}],
