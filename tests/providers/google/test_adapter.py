@@ -25,6 +25,11 @@ THINKING = types.GenerateContentConfig(
 )
 
 
+def _issued_of(server: ProviderServer, response_id: Any) -> tuple[int, int, int, int]:
+    issued = server.issued[response_id]
+    return (issued.input_tokens, issued.output_tokens, issued.cache_read_tokens, issued.reasoning_tokens)
+
+
 def _tokens(record: usagetap.UsageRecord) -> tuple[int, int, int, int]:
     return (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.reasoning_tokens)
 
@@ -412,3 +417,40 @@ def test_a_sync_stream_dropped_unread_is_never_sent_so_there_is_nothing_to_bill(
     gc.collect()
     assert gemini_server.requests == []
     assert delivered(sink) == []
+
+
+inlined_batches = pytest.mark.skipif(
+    not hasattr(types, "InlinedRequest"),
+    reason="this google-genai has no Gemini API batches of inlined requests",
+)
+
+
+def _batch_requests(*prompts: str) -> list[Any]:
+    return [{"contents": [{"role": "user", "parts": [{"text": prompt}]}]} for prompt in prompts]
+
+
+@inlined_batches
+def test_a_succeeded_batch_is_one_record_per_response_at_batch_rates_billed_to_its_creator(
+    gemini: Callable[..., Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(gemini())
+    with usagetap.customer("org_batch"):
+        job = client.batches.create(model=MODEL, src=_batch_requests("one two", "three"))
+    client.batches.get(name=job.name)
+    records = delivered(sink)
+    assert [(r.customer, r.model, r.dimensions["batch"], r.status) for r in records] == [
+        ("org_batch", MODEL, True, "ok")
+    ] * 2
+    assert [_tokens(r) for r in records] == [_issued_of(gemini_server, r.response_id) for r in records]
+    standard = calc_price(Usage(input_tokens=2, output_tokens=12), MODEL, provider_id="google").total_price
+    assert records[0].cost == Decimal(standard) / 2
+
+
+@inlined_batches
+def test_reading_a_batch_again_bills_it_no_second_time(gemini: Callable[..., Any], sink: Memory) -> None:
+    client = usagetap.wrap(gemini())
+    job = client.batches.create(model=MODEL, src=_batch_requests("only one"))
+    first = client.batches.get(name=job.name)
+    again = client.batches.get(name=job.name)
+    assert first.dest.inlined_responses[0].response.text == again.dest.inlined_responses[0].response.text
+    assert len(delivered(sink)) == 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from google.genai import types
 
-from usagetap.providers.google.usage import ContentStreamObserver, content_usage, embed_usage
+from usagetap.providers.google.usage import ContentStreamObserver, batch_results, content_usage, embed_usage
 
 
 def _response(usage: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -263,3 +263,23 @@ def test_vertex_embed_content_reads_its_usage_metadata() -> None:
     body = {"embedding": {"values": [0.3]}, "usageMetadata": {"promptTokenCount": 14, "totalTokenCount": 14}}
     usage = embed_usage(body)
     assert (usage.input_tokens, usage.output_tokens, usage.issue) == (14, 0, None)
+
+
+def test_a_batch_job_not_yet_succeeded_has_no_results_to_bill() -> None:
+    # shape: google-genai's batches converters (metadata.state, metadata.output.inlinedResponses)
+    assert batch_results({"name": "batches/b1", "metadata": {"state": "BATCH_STATE_RUNNING"}}) is None
+
+
+def test_a_succeeded_batch_job_bills_its_inlined_responses_not_its_failed_requests() -> None:
+    response = _response({"promptTokenCount": 5, "candidatesTokenCount": 1, "totalTokenCount": 6})
+    job = {
+        "name": "batches/b2",
+        "metadata": {
+            "model": "models/gemini-2.5-flash",
+            "state": "BATCH_STATE_SUCCEEDED",
+            "output": {
+                "inlinedResponses": {"inlinedResponses": [{"response": response}, {"error": {"code": 400}}]}
+            },
+        },
+    }
+    assert batch_results(job) == ("gemini-2.5-flash", [response])

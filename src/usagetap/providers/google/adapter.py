@@ -3,18 +3,25 @@
 Hooked at the SDK's ``BaseApiClient`` (see :mod:`.hooks`), where every surface passes:
 ``models.generate_content`` / ``generate_content_stream``, ``client.aio.models.*``, ``chats``
 (which call the models), automatic function calling (one record per model request) and
-``models.embed_content``. A ``Client`` and its ``.aio`` share one API client: wrapping either
-meters both, with one binding. Records say ``google`` for the Gemini API and ``vertex`` for
-Vertex AI.
+``models.embed_content``, and the Gemini API's batch jobs with inlined requests (each response
+one record, at batch rates, when ``batches.get`` first finds the job succeeded; billed to the
+customer in scope then, else to the one in scope when the job was created). A ``Client`` and
+its ``.aio`` share one API client: wrapping either meters both, with one binding. Records say
+``google`` for the Gemini API and ``vertex`` for Vertex AI.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from ..._context import Scope
 from ..._log import DEBUG, log_once
 from ...instrument._adapter import Adapter
 from ...instrument._binding import ATTR, Binding
@@ -31,6 +38,8 @@ _KNOWN_HOSTS = {
     "generativelanguage.googleapis.com": "google",
     "aiplatform.googleapis.com": "vertex",
 }
+_BATCH = re.compile(r"batches/(?P<id>[^/:?]+)")
+_REMEMBERED_BATCHES = 4096
 _OPERATIONS = {
     "generateContent": extract.GENERATE,
     "streamGenerateContent": extract.GENERATE,
@@ -38,6 +47,20 @@ _OPERATIONS = {
     "batchEmbedContents": extract.EMBEDDINGS,
     "predict": extract.EMBEDDINGS,
 }
+
+
+class _BatchCreate(Call):
+    """``POST models/{m}:batchGenerateContent``: not billed itself; its scope is kept for the results."""
+
+    __slots__ = ()
+
+
+class _BatchGet(Call):
+    """``GET batches/{id}``: a succeeded job's inlined responses are billed, once."""
+
+    __slots__ = ("batch_id",)
+
+    batch_id: str
 
 
 def _base_api_client() -> type:
@@ -70,6 +93,11 @@ def _embeds(body: Any) -> bool:
 class GoogleAdapter(Adapter):
     family = "google"
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batch_scopes: OrderedDict[str, Scope] = OrderedDict()
+        self._batches_billed: OrderedDict[str, None] = OrderedDict()
+
     def provider_for(self, client: Any) -> str:
         api = hooks.api_client_of(client)
         base = field_of(getattr(api, "_http_options", None), "base_url") or ""
@@ -82,9 +110,17 @@ class GoogleAdapter(Adapter):
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
         request, stream = options
-        if str(request.method).lower() != "post" or not isinstance(request.path, str):
+        method = str(request.method).lower()
+        if not isinstance(request.path, str):
+            return None
+        batch = _BATCH.fullmatch(request.path.split("?", 1)[0])
+        if method == "get" and batch is not None:
+            return self._batch_get(binding, options, batch["id"])
+        if method != "post":
             return None
         target = _target(request.path)
+        if target is not None and target[1] == "batchGenerateContent":
+            return _BatchCreate(binding, extract.GENERATE, target[0], False, options)
         if target is None or target[1] not in _OPERATIONS:
             return None
         model, method = target
@@ -99,12 +135,45 @@ class GoogleAdapter(Adapter):
     def meter(self, call: Call, result: Any) -> None:
         """Emit the record of one whole response (an ``SdkHttpResponse``, or a dict in google-genai 1.x)."""
         body = getattr(result, "body", result)
-        if not body:
+        if isinstance(call, (_BatchCreate, _BatchGet)):
+            self._meter_batch(call, json.loads(body) if isinstance(body, (str, bytes)) else body)
+        elif not body:
             emit(call, _unreported, call.request_model)
         elif call.operation == extract.EMBEDDINGS:
             emit(call, extract.embed_usage, body)
         else:
             emit(call, extract.content_usage, body)
+
+    def _batch_get(self, binding: Binding, options: Any, batch_id: str) -> Call:
+        call = _BatchGet(binding, extract.GENERATE, None, False, options)
+        call.batch_id = f"batches/{batch_id}"
+        if call.scope.customer is None:
+            with self._lock:
+                remembered = self._batch_scopes.get(call.batch_id)
+            if remembered is not None:
+                call.scope = remembered
+        return call
+
+    def _meter_batch(self, call: Call, job: Any) -> None:
+        if isinstance(call, _BatchCreate):
+            name = field_of(job, "name")
+            if isinstance(name, str):
+                with self._lock:
+                    _remember(self._batch_scopes, name, call.scope)
+            return
+        results = extract.batch_results(job)
+        if results is None or not isinstance(call, _BatchGet):
+            return
+        with self._lock:
+            if call.batch_id in self._batches_billed:
+                return
+            _remember(self._batches_billed, call.batch_id, None)
+        model, responses = results
+        for response in responses:
+            embeds = extract.is_embed_response(response)
+            each = Call(call.binding, extract.EMBEDDINGS if embeds else extract.GENERATE, model, False, None)
+            each.scope = call.scope
+            emit(each, extract.batch_embed_usage if embeds else extract.batch_content_usage, response)
 
     def tap(self, call: Call) -> StreamTap:
         """The tap of a ``streamGenerateContent`` stream."""
@@ -123,7 +192,7 @@ class GoogleAdapter(Adapter):
             DEBUG,
             "unmetered:google",
             "usagetap: not metered, passed through untouched: google-genai live (websocket) sessions, "
-            "interactions, batch jobs, image and video generation",
+            "interactions, Vertex AI batch prediction jobs, image and video generation",
         )
 
     def check(self, client: Any) -> None:
@@ -153,6 +222,14 @@ class GoogleAdapter(Adapter):
 
     def patch(self, classes: tuple[type, ...], patched: dict[tuple[type, str], Any]) -> None:
         hooks.patch(_base_api_client(), self, patched)
+
+
+def _remember(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Keep ``key`` (the newest of at most :data:`_REMEMBERED_BATCHES`); the caller holds the lock."""
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > _REMEMBERED_BATCHES:
+        memory.popitem(last=False)
 
 
 def _unreported(model: Optional[str]) -> TokenUsage:

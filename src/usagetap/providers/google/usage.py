@@ -28,6 +28,9 @@ __all__ = [
     "EMBEDDINGS",
     "GENERATE",
     "ContentStreamObserver",
+    "batch_content_usage",
+    "batch_embed_usage",
+    "batch_results",
     "content_usage",
     "embed_usage",
     "is_content_response",
@@ -158,6 +161,39 @@ def embed_usage(response: Any, model: Optional[str] = None) -> TokenUsage:
         reported=False,
         issue="the embeddings response reports no token counts",
     )
+
+
+_SUCCEEDED = frozenset({"BATCH_STATE_SUCCEEDED", "JOB_STATE_SUCCEEDED"})
+
+
+def batch_results(job: Any) -> Optional[tuple[Optional[str], list[Any]]]:
+    """``(model, responses)`` of a Gemini API batch job that has succeeded (its JSON), else None.
+
+    The responses are the job's inlined ones (``metadata.output.inlinedResponses.inlinedResponses[].
+    response``); a request that failed has an ``error`` instead and is not billed.
+    """
+    metadata = field_of(job, "metadata") or {}
+    if field_of(metadata, "state") not in _SUCCEEDED:
+        return None
+    inlined = field_of(field_of(metadata, "output") or {}, "inlinedResponses") or {}
+    items = field_of(inlined, "inlinedResponses") or ()
+    responses = [field_of(item, "response") for item in items if field_of(item, "response") is not None]
+    model = field_of(metadata, "model")
+    return (model.rpartition("models/")[2] if isinstance(model, str) else None), responses
+
+
+def batch_content_usage(response: Any) -> TokenUsage:
+    """The usage of one response of a batch job (priced at batch rates: dimension ``batch``)."""
+    usage = content_usage(response)
+    usage.dimensions["batch"] = True
+    return usage
+
+
+def batch_embed_usage(response: Any) -> TokenUsage:
+    """The usage of one embedding of a batch job (the Gemini API reports none: ``partial``)."""
+    usage = embed_usage(response)
+    usage.dimensions["batch"] = True
+    return usage
 
 
 def is_content_response(response: Any) -> bool:

@@ -4,7 +4,8 @@
 publishers/google/models/{model}:...``), ``:streamGenerateContent`` (SSE, every chunk carrying the
 running totals, the last one a ``finishReason``), ``:embedContent`` (with ``usageMetadata``, as
 Vertex answers), ``:batchEmbedContents`` (no usage, as the Gemini API answers) and ``:predict``
-(Vertex's per-prediction ``statistics.token_count``).
+(Vertex's per-prediction ``statistics.token_count``); the Gemini API's batch jobs of inlined requests
+(``:batchGenerateContent``, then ``GET /{version}/batches/{id}``, succeeded on its first read).
 
 Counts are deterministic: the prompt is the words of ``contents`` and ``systemInstruction``
 (plus 32 cached tokens when ``cachedContent`` is named), the reply ``maxOutputTokens`` words
@@ -183,6 +184,43 @@ def _predict(server: Any, body: dict[str, Any], model: str, path: str) -> Reply:
     )
 
 
+def _batch_create(server: Any, body: dict[str, Any], model: str) -> Reply:
+    """A batch job of inlined requests: it has succeeded by the time it is first read."""
+    requests = (((body.get("batch") or {}).get("inputConfig") or {}).get("requests") or {}).get(
+        "requests"
+    ) or []
+    name = f"batches/{uuid.uuid4().hex[:16]}"
+    server.state.setdefault("google.batches", {})[name] = (model, [r.get("request") or {} for r in requests])
+    return Reply(body={"name": name, "metadata": _job(name, model, "BATCH_STATE_PENDING")})
+
+
+def _job(name: str, model: str, state: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+        "name": name,
+        "model": f"models/{model}",
+        "state": state,
+    }
+
+
+def _batch_get(server: Any, body: dict[str, Any], headers: dict[str, str], match: re.Match[str]) -> Reply:
+    """The job, succeeded: its responses made (and issued) on the first read, the same ones after."""
+    name = f"batches/{match['id']}"
+    jobs = server.state.get("google.batches", {})
+    if name not in jobs:
+        return Reply(
+            status=404, body={"error": {"code": 404, "message": "no such batch", "status": "NOT_FOUND"}}
+        )
+    model, requests = jobs[name]
+    done = server.state.setdefault("google.batch_output", {})
+    if name not in done:
+        path = f"/{match['version']}/{name}"
+        done[name] = [_generate(server, request, model, False, path).body for request in requests]
+    metadata = _job(name, model, "BATCH_STATE_SUCCEEDED")
+    metadata["output"] = {"inlinedResponses": {"inlinedResponses": [{"response": r} for r in done[name]]}}
+    return Reply(body={"name": name, "metadata": metadata, "done": True})
+
+
 def _route(server: Any, body: dict[str, Any], headers: dict[str, str], match: re.Match[str]) -> Reply:
     model, method, vertex, path = match["model"], match["method"], bool(match["vertex"]), match[0]
     if method == "generateContent":
@@ -195,9 +233,13 @@ def _route(server: Any, body: dict[str, Any], headers: dict[str, str], match: re
         return _batch_embed(server, body, model, path)
     if method == "predict":
         return _predict(server, body, model, path)
+    if method == "batchGenerateContent":
+        return _batch_create(server, body, model)
     return Reply(
         status=404, body={"error": {"code": 404, "message": f"no method {method}", "status": "NOT_FOUND"}}
     )
 
 
-WIRE = Wire(patterns=[("POST", _PATH, _route)])
+_BATCH = re.compile(r"/(?P<version>v1\w*)/batches/(?P<id>[^/:]+)")
+
+WIRE = Wire(patterns=[("POST", _PATH, _route), ("GET", _BATCH, _batch_get)])
