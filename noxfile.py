@@ -164,3 +164,27 @@ def bench(session: nox.Session) -> None:
     full = "full" in session.posargs
     for script, quick in QUICK.items():
         session.run("python", f"bench/{script}", *([] if full else quick))
+
+
+# google-genai: the Gemini API and Vertex AI (tests/providers/google)
+GOOGLE_LOWEST = ["google-genai==1.10.0"]
+GOOGLE_TESTS = ["tests/providers/google", "tests/providers/test_registry.py", "tests/test_examples.py"]
+
+
+@nox.session
+def google(session: nox.Session) -> None:
+    """The google-genai tests against its latest release."""
+    _google_tests(session, "google-genai")
+
+
+@nox.session
+def google_lowest(session: nox.Session) -> None:
+    """The google-genai tests against the lowest version usagetap declares (``google-genai>=1.10``)."""
+    _google_tests(session, *GOOGLE_LOWEST)
+
+
+def _google_tests(session: nox.Session, *requirements: str) -> None:
+    session.install("-e", ".[test]", *requirements)
+    version = "from google.genai import version; print('google-genai', version.__version__)"
+    session.run("python", "-c", version)
+    session.run("python", "-m", "pytest", "-rs", *GOOGLE_TESTS, *session.posargs)

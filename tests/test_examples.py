@@ -134,3 +134,11 @@ def test_mistral_example_meters_chat_stream_and_embeddings_per_customer(capsys) 
     ]
     assert all(r.status == "ok" and r.input_tokens > 0 and r.cost and r.cost > 0 for r in records)
     assert "org_globex embeddings mistral-embed: 3 in / 0 out" in capsys.readouterr().out
+
+
+def test_gemini_chat_meters_each_turn_of_a_chat_and_its_stream(capsys) -> None:  # type: ignore[no-untyped-def]
+    records = runpy.run_path(str(EXAMPLES / "gemini_chat.py"))["main"]()
+    assert [(r.customer, r.provider, r.status) for r in records] == [("org_1", "google", "ok")] * 2
+    assert records[1].input_tokens > records[0].input_tokens  # the second turn sends the history
+    assert all(r.output_tokens > 0 and r.cost and r.cost > 0 for r in records)
+    assert "org_1 google/gemini-2.5-flash:" in capsys.readouterr().out

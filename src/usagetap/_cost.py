@@ -53,6 +53,7 @@ _PROVIDER_IDS: dict[str, str] = {
     "bedrock": "aws",
     "vertex": "google",
     "mistral": "mistral",
+    "google": "google",
 }
 
 # self-hosted servers (Ollama, LM Studio, vLLM, ...): their tokens cost what the user says
@@ -201,6 +202,8 @@ def price_record(record: UsageRecord) -> UsageRecord:
     if override is not None:
         cost: Optional[Decimal] = _price_override(override, usage)
         version = override.version
+    elif record.dimensions.get("prepaid") is True:  # provisioned throughput: paid up front, not per token
+        cost, version = None, price_version()
     elif record.provider in SELF_HOSTED:
         cost, version = None, price_version()
         log_once(

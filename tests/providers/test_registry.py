@@ -39,10 +39,11 @@ def test_the_built_in_families_are_one_registry_line_each() -> None:
         ("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), "usagetap.providers.anthropic.adapter"),
         ("bedrock", "botocore.client", ("BaseClient",), "usagetap.providers.bedrock.adapter"),
         ("mistral", "mistralai", (), "usagetap.providers.mistral.adapter"),
+        ("google", "google.genai", ("Client",), "usagetap.providers.google.adapter"),
     ]
 
 
-@pytest.mark.parametrize("family", ["openai", "anthropic", "bedrock", "mistral"])
+@pytest.mark.parametrize("family", ["openai", "anthropic", "bedrock", "mistral", "google"])
 def test_each_built_in_family_is_a_package_with_adapter_usage_and_wire(family: str) -> None:
     [provider] = [p for p in providers.registered() if p.family == family]
     assert isinstance(load(provider), Adapter)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Call", "emit", "intercept_async", "intercept_sync"]
 
 # providers whose response ids are unique, so the event id can be derived from them
-_TRUSTED_IDS = frozenset({"openai", "azure", "anthropic", "bedrock", "vertex"})
+_TRUSTED_IDS = frozenset({"openai", "azure", "anthropic", "bedrock", "vertex", "google"})
 
 
 class Call:

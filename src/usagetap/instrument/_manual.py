@@ -19,7 +19,7 @@ from .._record import (
 )
 from ..delivery.intake import Capture, build_record
 from ..errors import InvalidRecord
-from ..providers import family_for, registered
+from ..providers import Provider, family_for, registered
 from ..publish import publish
 from ._adapter import load, provider_of
 from ._calls import _TRUSTED_IDS
@@ -112,7 +112,9 @@ def _of_response(
     response: Any,
 ) -> UsageRecord:
     """The record of an SDK response (or its JSON with ``provider``)."""
-    family = provider_of(response) if provider is None else family_for(provider)
+    family = provider_of(response) or (None if provider is None else family_for(provider))
+    if family is not None and provider is not None and load(family).describe(response) is None:
+        family = _other_family(provider, response) or family  # JSON of a name two families share
     if family is None:
         sdks = ", ".join(entry.sdk for entry in registered())
         raise TypeError(
@@ -176,3 +178,11 @@ def _by_hand(
         parent_run_id=None if run is None else run.parent_id,
         **counts,
     ).validate()
+
+
+def _other_family(provider: str, response: Any) -> Optional[Provider]:
+    """Another family reporting ``provider`` (``vertex``: Anthropic and Google) that meters ``response``."""
+    for entry in registered():
+        if provider in entry.names and load(entry).describe(response) is not None:
+            return entry
+    return None

@@ -57,6 +57,9 @@ _BUILT_IN = (
     Provider("anthropic", "anthropic", ("Anthropic", "AsyncAnthropic"), names=("vertex",)),
     Provider("bedrock", "botocore.client", ("BaseClient",)),  # boto3 bedrock-runtime; Claude JSON too
     Provider("mistral", "mistralai", ()),  # clients moved between majors: the adapter patches BaseSDK
+    Provider(
+        "google", "google.genai", ("Client",), names=("vertex",)
+    ),  # "vertex": Anthropic's for family_for(); a google-genai object is found by its SDK
 )
 
 _lock = module_lock(globals(), "_lock")

@@ -295,7 +295,7 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             path, query = url.path, dict(parse_qsl(url.query))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key")):
+            if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key", "x-goog-api-key")):
                 self._json(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
                 return
             try:

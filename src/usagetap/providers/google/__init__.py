@@ -1,0 +1,1 @@
+"""Google's ``google-genai`` SDK: the Gemini API (provider ``google``) and Vertex AI (``vertex``)."""
