@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: LiteLLM's bundled price map
@@ -237,3 +238,17 @@ def test_track_run_totals_equal_the_sum_of_its_records(
     assert run.input_tokens == sum(r.input_tokens for r in records) == server.totals()["input_tokens"]
     assert run.output_tokens == sum(r.output_tokens for r in records) == server.totals()["output_tokens"]
     assert {r.run_id for r in records} == {run.id}
+
+
+def test_wrapped_client_passed_to_litellm_is_one_record_with_its_defaults(
+    server: ProviderServer, sink: Memory, reported: Reported
+) -> None:
+    client = usagetap.wrap(
+        openai.OpenAI(base_url=server.openai_url, api_key="sk-test"), customer="org_client"
+    )
+    with usagetap.track() as run:
+        litellm.completion(model="openai/gpt-4.1", messages=HELLO, client=client, **_openai(server))
+    reported.wait(1)
+    (record,) = delivered(sink)
+    assert run.calls == 1
+    assert (record.customer, record.response_id) == ("org_client", next(iter(server.issued)))
