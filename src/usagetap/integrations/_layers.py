@@ -77,9 +77,19 @@ def mark() -> int:
 
 
 def metered_below(
-    since: Optional[int], response_id: Optional[str], operation: str, input_tokens: Optional[int]
+    since: Optional[int],
+    response_id: Optional[str],
+    operation: str,
+    input_tokens: Optional[int],
+    model: Optional[str] = None,
 ) -> bool:
-    """Whether a capture published after ``since`` (None: any kept) is this call, claiming it if so."""
+    """Whether a capture published after ``since`` is this call, claiming it if so.
+
+    ``since`` None (the framework never said where its call started): only the response id can tell.
+    A response without an id matches on operation, input tokens and the model asked for.
+    """
+    if response_id is None and (since is None or input_tokens is None):
+        return False
     for seq, capture in _RECENT.since(since or 0):
         record = capture.record(price=False)
         if record is None:
@@ -87,8 +97,12 @@ def metered_below(
         if response_id is not None:
             same = record.response_id == response_id
         else:
-            same = record.operation == operation and input_tokens is not None
-            same = same and record.response_id is None and record.input_tokens == input_tokens
+            same = (record.response_id, record.operation, record.input_tokens) == (
+                None,
+                operation,
+                input_tokens,
+            )
+            same = same and (model is None or model in (record.request_model, record.model))
         if same and _RECENT.claim(seq):
             return True
     return False

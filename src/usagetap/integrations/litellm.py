@@ -100,25 +100,20 @@ def _succeeded(kwargs: Any, response: Any) -> None:
     operation = operation_of(kwargs.get("call_type"))
     if operation is None:
         return
-    usage = field_of(response, "usage")
-    tokens = field_of(usage, "prompt_tokens") if usage is not None else None
-    if tokens is None and usage is not None:
-        tokens = field_of(usage, "input_tokens")
-    response_id = field_of(response, "id")
-    since = None if started is None else started.since
-    if metered_below(since, response_id if isinstance(response_id, str) else None, operation, tokens):
+    model = kwargs.get("model")
+    model = model if isinstance(model, str) else None
+    if _seen_below(started, response, operation, model):
         return
     scope = current_scope() if started is None else started.scope
     name = kwargs.get("custom_llm_provider")
     params = kwargs.get("litellm_params")
     provider = provider_of(name, params.get("api_base") if isinstance(params, dict) else None)
     estimated = kwargs.get("stream") is True and usage_on_request(name) and not _asked_usage(kwargs)
-    model = kwargs.get("model")
     publish(
         LayerCapture(
             provider,
             operation,
-            model if isinstance(model, str) else None,
+            model,
             scope.customer,
             {},
             scope.dimensions,
@@ -129,6 +124,17 @@ def _succeeded(kwargs: Any, response: Any) -> None:
             response,
         )
     )
+
+
+def _seen_below(started: Optional[_Started], response: Any, operation: str, model: Optional[str]) -> bool:
+    """Whether a metered SDK client underneath recorded this call (its record is the call's)."""
+    usage = field_of(response, "usage")
+    tokens = None if usage is None else field_of(usage, "prompt_tokens")
+    if tokens is None and usage is not None:
+        tokens = field_of(usage, "input_tokens")
+    response_id = field_of(response, "id")
+    response_id = response_id if isinstance(response_id, str) else None
+    return metered_below(None if started is None else started.since, response_id, operation, tokens, model)
 
 
 def _asked_usage(kwargs: dict[str, Any]) -> bool:
