@@ -100,3 +100,15 @@ def test_celery_tasks_bill_the_customer_that_queued_them(capsys) -> None:  # typ
     assert {r.response_id: r.customer for r in records} == billed_to
     assert all(r.dimensions["feature"] == "digest" and r.output_tokens > 0 for r in records)
     assert "billed to org_globex (digest)" in capsys.readouterr().out
+
+
+def test_litellm_example_is_one_record_per_call_whichever_layer_sees_it(capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    pytest.importorskip("litellm")
+    run, records = runpy.run_path(str(EXAMPLES / "litellm_callback.py"))["main"]()
+    assert sorted(r.provider for r in records) == ["anthropic", "openai"]
+    assert run.calls == len(records) == 2
+    assert run.input_tokens == sum(r.input_tokens for r in records)
+    assert {r.customer for r in records} == {"org_acme"}
+    assert "run: 2 calls" in capsys.readouterr().out

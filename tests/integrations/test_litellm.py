@@ -252,3 +252,15 @@ def test_wrapped_client_passed_to_litellm_is_one_record_with_its_defaults(
     (record,) = delivered(sink)
     assert run.calls == 1
     assert (record.customer, record.response_id) == ("org_client", next(iter(server.issued)))
+
+
+def test_settle_returns_once_litellm_has_reported_every_call(
+    server: ProviderServer, sink: Memory, reported: Reported
+) -> None:
+    with usagetap.customer("org_settle"):
+        litellm.completion(
+            model="anthropic/claude-sonnet-4-5", messages=HELLO, max_tokens=8, **_anthropic(server)
+        )
+    assert usagetap_litellm.settle(timeout=30) is True
+    (record,) = delivered(sink)
+    assert (record.customer, record.response_id is not None) == ("org_settle", True)

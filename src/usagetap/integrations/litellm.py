@@ -43,7 +43,7 @@ from ._layers import LayerCapture, mark, metered_below
 from ._litellm_usage import operation_of, provider_of, usage_of, usage_on_request
 from ._resolve import missing
 
-__all__ = ["callback"]
+__all__ = ["callback", "settle"]
 
 callback: Any  # the CustomLogger to list in litellm.callbacks, made on first use (module __getattr__)
 
@@ -61,7 +61,7 @@ class _Calls:
     """The scope and layer mark of each call in flight, by LiteLLM's ``litellm_call_id``."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._items: OrderedDict[str, _Started] = OrderedDict()
 
     def start(self, call_id: str) -> None:
@@ -76,7 +76,14 @@ class _Calls:
 
     def end(self, call_id: Any) -> Optional[_Started]:
         with self._lock:
-            return self._items.pop(call_id, None) if isinstance(call_id, str) else None
+            started = self._items.pop(call_id, None) if isinstance(call_id, str) else None
+            self._lock.notify_all()
+            return started
+
+    def wait(self, timeout: float) -> bool:
+        with self._lock:
+            pending = set(self._items)
+            return self._lock.wait_for(lambda: not pending.intersection(self._items), timeout)
 
 
 _CALLS = _Calls()
@@ -148,6 +155,21 @@ def _asked_usage(kwargs: dict[str, Any]) -> bool:
 def _failed(kwargs: Any) -> None:
     if isinstance(kwargs, dict):
         _CALLS.end(kwargs.get("litellm_call_id"))
+
+
+def settle(timeout: float = 5.0) -> bool:
+    """Wait until LiteLLM has reported the end of every call started so far; return whether it has.
+
+    LiteLLM reports a sync call's success from its logging thread after the call returned,
+    so call this before ``usagetap.flush()`` where the process may end right after (a
+    serverless handler, a script)::
+
+        usagetap.integrations.litellm.settle()
+        usagetap.flush()
+
+    A stream broken off before its end is never reported: it is waited for until ``timeout``.
+    """
+    return _CALLS.wait(timeout)
 
 
 def _guard(fn: Any, *args: Any) -> None:
