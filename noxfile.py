@@ -116,13 +116,17 @@ def bench(session: nox.Session) -> None:
 # -- agent frameworks (tests/integrations): each at its latest release, and at the lowest version
 # its extra declares with what that version needs of its time (the SDK underneath as it resolves)
 FRAMEWORKS = {
-    "litellm": (["litellm"], ["litellm==1.60.0"], "tests/integrations/test_litellm.py"),
+    "litellm": (["litellm"], ["litellm==1.100.0"], "tests/integrations/test_litellm.py"),
     "langchain": (
         ["langchain-openai", "langchain-anthropic"],
         ["langchain-core==0.3.0", "langchain-openai==0.2.0", "langchain-anthropic==0.2.0"],
         "tests/integrations/test_langchain.py",
     ),
-    "agents": (["openai-agents"], ["openai-agents==0.1.0"], "tests/integrations/test_agents.py"),
+    "agents": (
+        ["openai-agents"],
+        ["openai-agents==0.1.0", "openai==1.90.0"],
+        "tests/integrations/test_agents.py",
+    ),
     "pydantic_ai": (
         ["pydantic-ai-slim[openai,anthropic]"],
         ["pydantic-ai-slim[openai,anthropic]==1.0.0"],

@@ -90,14 +90,14 @@ async def test_async_agent_run_totals_equal_the_sum_of_its_records(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_wrapped_client_under_instrument_is_one_record_per_model_call(
+async def test_wrapped_client_under_instrument_is_one_record_per_model_call(
     server: ProviderServer, sink: Memory, kind: str
 ) -> None:
     usagetap.instrument()
     agent = _agent(server, kind, wrapped=True)
     with usagetap.track() as run:
-        Runner.run_sync(agent, "first question")
-        Runner.run_sync(agent, "second question")
+        await Runner.run(agent, "first question")
+        await Runner.run(agent, "second question")
     records = delivered(sink)
     assert len(records) == run.calls == len(server.issued) == 2
     assert {r.response_id for r in records} == set(server.issued)
