@@ -129,7 +129,13 @@ FRAMEWORKS = {
     ),
     "pydantic_ai": (
         ["pydantic-ai-slim[openai,anthropic]"],
-        ["pydantic-ai-slim[openai,anthropic]==1.0.0"],
+        [
+            "pydantic-ai-slim[openai,anthropic]==1.0.0",
+            "opentelemetry-api==1.36.0",
+            "opentelemetry-sdk==1.36.0",
+            "openai==1.107.0",
+            "anthropic==0.67.0",
+        ],
         "tests/integrations/test_pydantic_ai.py",
     ),
 }
