@@ -188,3 +188,49 @@ def _google_tests(session: nox.Session, *requirements: str) -> None:
     version = "from google.genai import version; print('google-genai', version.__version__)"
     session.run("python", "-c", version)
     session.run("python", "-m", "pytest", "-rs", *GOOGLE_TESTS, *session.posargs)
+
+
+# -- agent frameworks (tests/integrations): each at its latest release, and at the lowest version
+# its extra declares with what that version needs of its time (the SDK underneath as it resolves)
+FRAMEWORKS = {
+    "litellm": (["litellm"], ["litellm==1.100.0"], "tests/integrations/test_litellm.py"),
+    "langchain": (
+        ["langchain-openai", "langchain-anthropic"],
+        ["langchain-core==0.3.0", "langchain-openai==0.2.0", "langchain-anthropic==0.2.0"],
+        "tests/integrations/test_langchain.py",
+    ),
+    "agents": (
+        ["openai-agents"],
+        ["openai-agents==0.1.0", "openai==1.90.0"],
+        "tests/integrations/test_agents.py",
+    ),
+    "pydantic_ai": (
+        ["pydantic-ai-slim[openai,anthropic]"],
+        [
+            "pydantic-ai-slim[openai,anthropic]==1.0.0",
+            "opentelemetry-api==1.36.0",
+            "opentelemetry-sdk==1.36.0",
+            "openai==1.107.0",
+            "anthropic==0.67.0",
+        ],
+        "tests/integrations/test_pydantic_ai.py",
+    ),
+}
+
+
+@nox.session
+@nox.parametrize("framework", list(FRAMEWORKS))
+def framework(session: nox.Session, framework: str) -> None:
+    """One agent framework's tests against its latest release (the SDKs it needs resolved with it)."""
+    latest, _, tests = FRAMEWORKS[framework]
+    session.install("-e", ".[test]", *latest)
+    session.run("python", "-m", "pytest", "-rs", tests, *session.posargs)
+
+
+@nox.session
+@nox.parametrize("framework", list(FRAMEWORKS))
+def framework_lowest(session: nox.Session, framework: str) -> None:
+    """One agent framework's tests against the lowest version usagetap's extra for it declares."""
+    _, lowest, tests = FRAMEWORKS[framework]
+    session.install("-e", ".[test]", *lowest)
+    session.run("python", "-m", "pytest", "-rs", tests, *session.posargs)

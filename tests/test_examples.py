@@ -142,3 +142,15 @@ def test_gemini_chat_meters_each_turn_of_a_chat_and_its_stream(capsys) -> None: 
     assert records[1].input_tokens > records[0].input_tokens  # the second turn sends the history
     assert all(r.output_tokens > 0 and r.cost and r.cost > 0 for r in records)
     assert "org_1 google/gemini-2.5-flash:" in capsys.readouterr().out
+
+
+def test_litellm_example_is_one_record_per_call_whichever_layer_sees_it(capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    pytest.importorskip("litellm")
+    run, records = runpy.run_path(str(EXAMPLES / "litellm_callback.py"))["main"]()
+    assert sorted(r.provider for r in records) == ["anthropic", "openai"]
+    assert run.calls == len(records) == 2
+    assert run.input_tokens == sum(r.input_tokens for r in records)
+    assert {r.customer for r in records} == {"org_acme"}
+    assert "run: 2 calls" in capsys.readouterr().out

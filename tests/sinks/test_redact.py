@@ -14,7 +14,7 @@ from usagetap.cli import main
 from usagetap.delivery.backoff import Backoff
 from usagetap.delivery.spool import open_spool
 from usagetap.delivery.worker import SinkWorker
-from usagetap.sinks import HTTP, OpenSpanner, Spaire
+from usagetap.sinks import HTTP, OpenSpanner, Spaire, _redact
 from usagetap.testing.backends import HTTPReceiver
 
 TOKEN = "qtok-5f1e9a"
@@ -55,13 +55,33 @@ def test_other_sinks_reprs_hide_credentials_in_their_base_url() -> None:
 
 
 def test_httpx_request_log_shows_the_url_without_its_query_values(
-    receiver: HTTPReceiver, caplog: pytest.LogCaptureFixture
+    receiver: HTTPReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sink = sink_for(receiver)
+    httpx_logger = logging.getLogger("httpx")  # only usagetap's filter (LiteLLM, if imported, adds its own)
+    monkeypatch.setattr(httpx_logger, "filters", [f for f in httpx_logger.filters if f is _redact._filter])
     caplog.set_level(logging.INFO, logger="httpx")
-    sink_for(receiver).send([make_record()])
+    sink.send([make_record()])
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert lines and all(TOKEN not in line and f"short={SHORT}" not in line for line in lines)
     assert any(f"127.0.0.1:{receiver.port}/usage?token=[redacted]" in line for line in lines)
+
+
+def test_httpx_request_log_formatted_by_an_earlier_filter_is_still_redacted(
+    receiver: HTTPReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Formatting(logging.Filter):  # what LiteLLM's SecretRedactionFilter does to each httpx record
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = record.getMessage(), ()
+            return True
+
+    sink = sink_for(receiver)
+    httpx_logger = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_logger, "filters", [Formatting(), *httpx_logger.filters])
+    caplog.set_level(logging.INFO, logger="httpx")
+    sink.send([make_record()])
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines and all(TOKEN not in line and f"short={SHORT}" not in line for line in lines)
 
 
 def test_dead_letter_reasons_never_echo_the_token_or_a_custom_header(receiver: HTTPReceiver) -> None:

@@ -8,6 +8,11 @@ Each module imports its framework only when used; install the matching extra:
 - :mod:`usagetap.integrations.celery` — carry the customer scope from the code that
   queues a task into the worker that runs it, and flush when the worker stops
   (``usagetap[celery]``).
+- :mod:`usagetap.integrations.litellm` — a LiteLLM callback (``litellm.callbacks = [callback]``):
+  one record per call from LiteLLM's normalized usage, none added for a call the metered SDK
+  underneath already recorded (``usagetap[litellm]``). LangChain, the OpenAI Agents SDK and
+  Pydantic AI need no integration: they call the openai / anthropic SDKs, which
+  ``usagetap.instrument()`` (or a wrapped client handed to them) meters.
 
 The web middlewares take a *resolver*: a function of the request that returns the
 customer id (``str``; an ``int`` is turned into one), ``None`` when the request has

@@ -117,6 +117,9 @@ def _origin(url: str) -> Optional[tuple[str, str, Optional[int]]]:
         return None
 
 
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+
+
 class _HttpxFilter(logging.Filter):
     """Redacts the arguments of httpx's log records with every live :class:`Redactor`."""
 
@@ -126,8 +129,11 @@ class _HttpxFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactors = list(self.redactors)
-        if redactors and isinstance(record.args, tuple):
+        if redactors and isinstance(record.args, tuple) and record.args:
             record.args = tuple(_clean(arg, redactors) for arg in record.args)
+        elif redactors and isinstance(record.msg, str):  # formatted by a filter before ours (LiteLLM's)
+            text = _URL.sub(lambda url: str(_clean(url.group(0), redactors)), record.msg)
+            record.msg = _clean(text, redactors)
         return True
 
 
