@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,9 @@ from tests.guards import MARKER, InternalErrors, declared
 from usagetap import _log, _state, _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
+
+# LiteLLM (tests/integrations, examples) reads its bundled model map, never fetching one at import
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(autouse=True)
