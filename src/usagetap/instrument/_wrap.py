@@ -26,9 +26,11 @@ def wrap(
 ) -> T:
     """Meter every billable call made through ``client``; return it metered.
 
-    Works on ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, OpenAI-compatible
-    base URLs, ``Anthropic``, ``AsyncAnthropic`` and Anthropic's Bedrock and
-    Vertex clients::
+    Works on the clients of every registered provider (:mod:`usagetap.providers`):
+    ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` and OpenAI-compatible base URLs,
+    ``Anthropic``, ``AsyncAnthropic`` and Anthropic's Bedrock and Vertex clients,
+    google-genai's ``Client`` (Gemini API and Vertex AI), boto3's
+    ``bedrock-runtime`` client and mistralai's ``Mistral``::
 
         client = usagetap.wrap(OpenAI())
         claude = usagetap.wrap(Anthropic(), customer="org_9", dimensions={"product": "assistant"})
