@@ -47,7 +47,42 @@ from typing import Any
 from _common import machine, provider_process
 
 MESSAGES: Any = [{"role": "user", "content": "Say something about metering in twenty words"}]
-MODES = ("chat", "chat-stream", "responses-stream", "anthropic-stream", "anthropic-stream-48")
+MODES = (
+    "chat",
+    "chat-stream",
+    "responses-stream",
+    "anthropic-stream",
+    "anthropic-stream-48",
+    "gemini",
+    "gemini-stream",
+    "bedrock",
+    "bedrock-stream",
+    "mistral",
+    "mistral-stream",
+)
+GEMINI_MODEL = "gemini-2.5-flash"
+BEDROCK_MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+MISTRAL_MODEL = "mistral-large-latest"
+UNSUPPORTED = {
+    "posthog": {
+        "bedrock": "posthog.ai has no Bedrock (boto3) wrapper",
+        "mistral": "posthog.ai has no Mistral wrapper",
+        "gemini": "posthog.ai.gemini exists, not benchmarked yet",
+    },
+    "langfuse": dict.fromkeys(
+        ("gemini", "bedrock", "mistral"),
+        "langfuse wraps only the openai SDK (others go through OpenTelemetry instrumentations)",
+    ),
+    "openllmetry": {
+        family: f"needs opentelemetry-instrumentation-{package}, not in bench/requirements.txt"
+        for family, package in (
+            ("gemini", "google-generativeai"),
+            ("bedrock", "bedrock"),
+            ("mistral", "mistralai"),
+        )
+    },
+}
+"""Why a peer has no figure for a provider's modes (``gemini``, ``gemini-stream``: ``gemini``)."""
 SUBJECTS = ("usagetap", "posthog", "langfuse", "openllmetry")
 CUSTOMER = "org_bench"
 
@@ -92,6 +127,99 @@ def anthropic_calls(create: Callable[..., Any], **extra: Any) -> dict[str, Call]
     return {"anthropic-stream": stream(200), "anthropic-stream-48": stream(48)}
 
 
+def gemini_calls(client: Any) -> dict[str, Call]:
+    """The Gemini modes through a ``genai.Client``: one reply and a 200-token stream.
+
+    The calls hold the client itself (a ``genai.Client`` closes its HTTP client when collected).
+    """
+    from google.genai import types
+
+    short = types.GenerateContentConfig(max_output_tokens=20)
+    long = types.GenerateContentConfig(max_output_tokens=200)
+    prompt = MESSAGES[0]["content"]
+
+    def call() -> None:
+        client.models.generate_content(model=GEMINI_MODEL, contents=prompt, config=short)
+
+    def stream() -> None:
+        for _ in client.models.generate_content_stream(model=GEMINI_MODEL, contents=prompt, config=long):
+            pass
+
+    return {"gemini": call, "gemini-stream": stream}
+
+
+def bedrock_calls(client: Any) -> dict[str, Call]:
+    """The Bedrock modes through a boto3 ``bedrock-runtime`` client: Converse, a 200-token ConverseStream."""
+    messages = [{"role": "user", "content": [{"text": MESSAGES[0]["content"]}]}]
+
+    def call() -> None:
+        client.converse(modelId=BEDROCK_MODEL, messages=messages, inferenceConfig={"maxTokens": 20})
+
+    def stream() -> None:
+        reply = client.converse_stream(
+            modelId=BEDROCK_MODEL, messages=messages, inferenceConfig={"maxTokens": 200}
+        )
+        for _ in reply["stream"]:
+            pass
+
+    return {"bedrock": call, "bedrock-stream": stream}
+
+
+def mistral_calls(client: Any) -> dict[str, Call]:
+    """The Mistral modes through a ``Mistral`` client: one chat completion and a 200-token stream."""
+
+    def call() -> None:
+        client.chat.complete(model=MISTRAL_MODEL, messages=MESSAGES, max_tokens=20)
+
+    def stream() -> None:
+        for _ in client.chat.stream(model=MISTRAL_MODEL, messages=MESSAGES, max_tokens=200):
+            pass
+
+    return {"mistral": call, "mistral-stream": stream}
+
+
+def new_provider_clients(url: str, http: Callable[[str], Any] = lambda family: None) -> dict[str, Any]:
+    """Factories of the Gemini, Bedrock and Mistral clients against the loopback provider at ``url``.
+
+    ``http(family)``: the HTTP client a client of that family gets (None: the SDK's own).
+    """
+    import boto3
+    from google import genai
+    from google.genai import types
+
+    try:
+        from mistralai.client import Mistral  # mistralai 2.x, 3.x
+    except ImportError:  # mistralai 1.x
+        from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+
+    def gemini() -> Any:
+        options = types.HttpOptions(base_url=url, httpx_client=http("gemini"))
+        return genai.Client(api_key="bench", http_options=options)
+
+    def bedrock() -> Any:
+        return boto3.client(
+            "bedrock-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+
+    def mistral() -> Any:
+        return Mistral(api_key="bench", server_url=f"{url}/mistral", client=http("mistral"))
+
+    return {"google": gemini, "bedrock": bedrock, "mistral": mistral}
+
+
+def new_provider_calls(client: Any, family: str) -> dict[str, Call]:
+    """The modes of ``family`` (``google``, ``bedrock``, ``mistral``) through ``client``."""
+    if family == "google":
+        return gemini_calls(client)
+    if family == "bedrock":
+        return bedrock_calls(client)
+    return mistral_calls(client)
+
+
 def originals() -> tuple[Callable[..., Any], Callable[..., Any]]:
     """``Completions.create`` and ``Responses.create`` as the SDK defines them (before any patch)."""
     from openai.resources.chat.completions import Completions
@@ -133,6 +261,13 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
             anthropic_calls(usagetap.wrap(claude(), provider="anthropic").messages.create),
         )
     )
+    for family, make in new_provider_clients(url).items():
+        pairs.update(
+            pair(
+                new_provider_calls(make(), family),
+                new_provider_calls(usagetap.wrap(make(), provider=family), family),
+            )
+        )
     usagetap.customer(CUSTOMER).__enter__()
 
     def evidence() -> str:
@@ -316,7 +451,7 @@ def summarize(bare: list[float], inst: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     subjects = [s for s in args.subjects.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
-    results: dict[str, Any] = {"subjects": {}, "calls": args.calls, "warmup": args.warmup}
+    results: dict[str, Any] = {"subjects": {}, "calls": args.calls, "warmup": args.warmup, "modes": modes}
     with provider_process() as url:
         for subject in subjects:
             command = [sys.executable, os.path.abspath(__file__), "--worker", subject, "--url", url]
@@ -343,12 +478,13 @@ def report(results: dict[str, Any]) -> None:
         f"loopback provider in its own process, each subject in its own process; ratio of median wall times "
         f"(bootstrap 95% interval), median time added per call ({machine()})"
     )
-    for mode in MODES:
+    for mode in results.get("modes") or MODES:
         print(f"\n{mode}")
         for subject, entry in results["subjects"].items():
             figures = entry["modes"].get(mode)
             if figures is None:
-                why = entry.get("error") or "not supported by this peer"
+                skipped = UNSUPPORTED.get(subject, {}).get(mode.split("-")[0])
+                why = entry.get("error") or skipped or "not supported by this peer"
                 print(f"  {subject:12} -  ({why})")
                 continue
             print(
