@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from _common import in_temp_dir, machine, provider_process
-from overhead import MODES, anthropic_calls, new_provider_calls, new_provider_clients, openai_calls
+from overhead import MODES, anthropic_calls, new_provider_pairs, openai_calls
 
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
@@ -160,18 +160,22 @@ def main() -> None:
             side.update(anthropic_calls(c.messages.create))
         import httpx
 
-        makers = new_provider_clients(url, lambda family: httpx.Client(transport=replay(httpx, url)))
-        for family, make in makers.items():
-
-            def made(make: Callable[[], Any] = make, family: str = family) -> Any:
-                client = make()
-                return botocore_replay(client, url) if family == "bedrock" else client
-
-            for side, c in zip(sides, (made(), usagetap.wrap(made(), provider=family)), strict=False):
-                side.update(new_provider_calls(c, family))
+        added, skipped = new_provider_pairs(
+            url,
+            args.modes.split(","),
+            lambda client, family: usagetap.wrap(client, provider=family),
+            http=lambda family: httpx.Client(transport=replay(httpx, url)),
+            prepare=lambda client, family: botocore_replay(client, url) if family == "bedrock" else client,
+        )
+        for mode, calls in added.items():
+            for side, call in zip(sides, calls, strict=True):
+                side[mode] = call
         usagetap.customer("org_bench").__enter__()
         print(f"{'mode':22} {'bare py':>9} {'added py':>9} {'added C':>8}")
         for mode in args.modes.split(","):
+            if mode in skipped:
+                print(f"{mode:22} -  ({skipped[mode]})")
+                continue
             for side in sides:
                 for _ in range(3):
                     side[mode]()  # the replies are fetched, the code paths warm

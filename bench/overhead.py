@@ -67,7 +67,6 @@ UNSUPPORTED = {
     "posthog": {
         "bedrock": "posthog.ai has no Bedrock (boto3) wrapper",
         "mistral": "posthog.ai has no Mistral wrapper",
-        "gemini": "posthog.ai.gemini exists, not benchmarked yet",
     },
     "langfuse": dict.fromkeys(
         ("gemini", "bedrock", "mistral"),
@@ -84,6 +83,8 @@ UNSUPPORTED = {
 }
 """Why a peer has no figure for a provider's modes (``gemini``, ``gemini-stream``: ``gemini``)."""
 SUBJECTS = ("usagetap", "posthog", "langfuse", "openllmetry")
+SKIPPED: dict[str, str] = {}
+"""Modes a subject's setup could not make, and why (an SDK not installed)."""
 CUSTOMER = "org_bench"
 
 Call = Callable[[], None]
@@ -178,25 +179,31 @@ def mistral_calls(client: Any) -> dict[str, Call]:
     return {"mistral": call, "mistral-stream": stream}
 
 
+FAMILY_MODES = {
+    "google": ("gemini", "gemini-stream"),
+    "bedrock": ("bedrock", "bedrock-stream"),
+    "mistral": ("mistral", "mistral-stream"),
+}
+"""The modes of each new provider family (its SDK is an optional extra: google, bedrock, mistral)."""
+
+
 def new_provider_clients(url: str, http: Callable[[str], Any] = lambda family: None) -> dict[str, Any]:
     """Factories of the Gemini, Bedrock and Mistral clients against the loopback provider at ``url``.
 
-    ``http(family)``: the HTTP client a client of that family gets (None: the SDK's own).
+    ``http(family)``: the HTTP client a client of that family gets (None: the SDK's own). A factory
+    imports its SDK when called (ImportError when it is not installed).
     """
-    import boto3
-    from google import genai
-    from google.genai import types
-
-    try:
-        from mistralai.client import Mistral  # mistralai 2.x, 3.x
-    except ImportError:  # mistralai 1.x
-        from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
 
     def gemini() -> Any:
-        options = types.HttpOptions(base_url=url, httpx_client=http("gemini"))
+        from google import genai
+        from google.genai import types
+
+        options = types.HttpOptions(base_url=url, httpx_client=http("google"))
         return genai.Client(api_key="bench", http_options=options)
 
     def bedrock() -> Any:
+        import boto3
+
         return boto3.client(
             "bedrock-runtime",
             endpoint_url=url,
@@ -206,9 +213,39 @@ def new_provider_clients(url: str, http: Callable[[str], Any] = lambda family: N
         )
 
     def mistral() -> Any:
+        try:
+            from mistralai.client import Mistral  # mistralai 2.x, 3.x
+        except ImportError:  # mistralai 1.x
+            from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+
         return Mistral(api_key="bench", server_url=f"{url}/mistral", client=http("mistral"))
 
     return {"google": gemini, "bedrock": bedrock, "mistral": mistral}
+
+
+def new_provider_pairs(
+    url: str,
+    modes: list[str],
+    wrap: Callable[[Any, str], Any],
+    http: Callable[[str], Any] = lambda family: None,
+    prepare: Callable[[Any, str], Any] = lambda client, family: client,
+) -> tuple[dict[str, tuple[Call, Call]], dict[str, str]]:
+    """Bare and ``wrap(client, family)``-ed calls of the requested new-provider modes, and why any
+    requested mode has none (its SDK is not installed). ``prepare(client, family)``: each client made,
+    before it is wrapped."""
+    pairs: dict[str, tuple[Call, Call]] = {}
+    skipped: dict[str, str] = {}
+    for family, make in new_provider_clients(url, http).items():
+        wanted = [mode for mode in FAMILY_MODES[family] if mode in modes]
+        if not wanted:
+            continue
+        try:
+            bare, wrapped = prepare(make(), family), wrap(prepare(make(), family), family)
+        except ImportError as exc:
+            skipped.update(dict.fromkeys(wanted, f"{exc.name} not installed (usagetap[{family}])"))
+            continue
+        pairs.update(pair(new_provider_calls(bare, family), new_provider_calls(wrapped, family)))
+    return pairs, skipped
 
 
 def new_provider_calls(client: Any, family: str) -> dict[str, Call]:
@@ -238,7 +275,7 @@ def unpatched(client: Any, saved: tuple[Callable[..., Any], Callable[..., Any]])
 # -- subjects (run in a child process each) ------------------------------------------
 
 
-def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_usagetap(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     import anthropic
     import openai
 
@@ -261,13 +298,11 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
             anthropic_calls(usagetap.wrap(claude(), provider="anthropic").messages.create),
         )
     )
-    for family, make in new_provider_clients(url).items():
-        pairs.update(
-            pair(
-                new_provider_calls(make(), family),
-                new_provider_calls(usagetap.wrap(make(), provider=family), family),
-            )
-        )
+    added, skipped = new_provider_pairs(
+        url, modes, lambda client, family: usagetap.wrap(client, provider=family)
+    )
+    pairs.update(added)
+    SKIPPED.update(skipped)
     usagetap.customer(CUSTOMER).__enter__()
 
     def evidence() -> str:
@@ -278,7 +313,7 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
     return pairs, evidence, "usagetap.wrap(client), default configuration (local SQLite ledger)"
 
 
-def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_posthog(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     import anthropic
     import openai
     from posthog import Posthog
@@ -308,6 +343,22 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
         )
     )
 
+    if any(mode in modes for mode in FAMILY_MODES["google"]):
+        try:
+            from google import genai
+            from google.genai import types
+            from posthog.ai.gemini import Client as PostHogGemini
+        except ImportError as exc:
+            SKIPPED.update(dict.fromkeys(FAMILY_MODES["google"], f"{exc.name} not installed"))
+        else:
+            options = types.HttpOptions(base_url=url)
+            gemini = PostHogGemini(
+                api_key="bench", http_options=options, posthog_client=ph, posthog_distinct_id=CUSTOMER
+            )
+            pairs.update(
+                pair(gemini_calls(genai.Client(api_key="bench", http_options=options)), gemini_calls(gemini))
+            )
+
     def evidence() -> str:
         ph.flush()
         return f"{captured[0]} events captured; sink: {sinks(url)}"
@@ -315,11 +366,12 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
     return (
         pairs,
         evidence,
-        "posthog.ai.openai.OpenAI / .anthropic.Anthropic, Posthog client batching to loopback",
+        "posthog.ai.openai.OpenAI / .anthropic.Anthropic / .gemini.Client, Posthog client batching to "
+        "loopback",
     )
 
 
-def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_langfuse(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     saved = originals()
     from langfuse import Langfuse
 
@@ -338,7 +390,9 @@ def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
     return pairs, evidence, "from langfuse.openai import openai; Langfuse client exporting OTLP to loopback"
 
 
-def setup_openllmetry(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_openllmetry(
+    url: str, modes: list[str]
+) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     saved = originals()
     import openai
     from opentelemetry import trace
@@ -406,11 +460,11 @@ def worker(subject: str, url: str, calls: int, warmup: int, modes: list[str]) ->
     os.chdir(tempfile.mkdtemp(prefix=f"usagetap-bench-{subject}-"))
     sinks(url, reset=True)
     try:
-        pairs, evidence, how = SETUPS[subject](url)
+        pairs, evidence, how = SETUPS[subject](url, modes)
     except Exception as exc:
         print(json.dumps({"subject": subject, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return
-    print(json.dumps({"subject": subject, "how": how}), flush=True)
+    print(json.dumps({"subject": subject, "how": how, "skipped": SKIPPED}), flush=True)
     for mode in modes:
         if mode not in pairs:
             continue
@@ -483,7 +537,9 @@ def report(results: dict[str, Any]) -> None:
         for subject, entry in results["subjects"].items():
             figures = entry["modes"].get(mode)
             if figures is None:
-                skipped = UNSUPPORTED.get(subject, {}).get(mode.split("-")[0])
+                skipped = entry.get("skipped", {}).get(mode) or UNSUPPORTED.get(subject, {}).get(
+                    mode.split("-")[0]
+                )
                 why = entry.get("error") or skipped or "not supported by this peer"
                 print(f"  {subject:12} -  ({why})")
                 continue
