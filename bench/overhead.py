@@ -12,7 +12,12 @@ OpenLLMetry), the bare side calls the SDK methods saved before the patch.
 Modes: non-streaming chat; a 200-token chat stream (202 chunks; 203 when usage
 is asked for); a 200-token Responses stream (208 events); a 200-token Anthropic
 Messages stream (205 events); and a 48-token one (53 events, as the loopback
-server's default cap made it in earlier runs).
+server's default cap made it in earlier runs). The providers of their own SDKs, each one reply
+(20 tokens) and a 200-token stream: ``gemini`` / ``gemini-stream`` (google-genai
+``models.generate_content[_stream]``, 201 chunks), ``bedrock`` / ``bedrock-stream`` (boto3
+``converse`` / ``converse_stream``, 204 events), ``mistral`` / ``mistral-stream`` (mistralai
+``chat.complete`` / ``chat.stream``, 202 chunks). A mode whose SDK is not installed, or that a
+peer does not support, is listed with the reason.
 
 Subjects (each records what a real deployment would, exported over loopback):
 
