@@ -160,7 +160,7 @@ def bench(session: nox.Session) -> None:
     Peers (PostHog, Langfuse, OpenLLMetry) and profilers come from bench/requirements.txt,
     in this session's virtualenv only.
     """
-    session.install("-e", ".[openai,anthropic]", "-r", "bench/requirements.txt")
+    session.install("-e", ".[openai,anthropic,google,bedrock,mistral]", "-r", "bench/requirements.txt")
     full = "full" in session.posargs
     for script, quick in QUICK.items():
         session.run("python", f"bench/{script}", *([] if full else quick))

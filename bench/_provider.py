@@ -9,6 +9,10 @@ and event). One asyncio event loop, HTTP/1.1 keep-alive, no per-request
 header parsing beyond the request line and ``Content-Length``: a request
 costs the server a few tens of microseconds, so the client is what is measured.
 
+Gemini streams are re-cut one token a chunk (the wire sends its reply in three chunks of running
+totals; each word becomes a chunk with its own running totals), so a 200-token Gemini stream is
+201 chunks, like the other 200-token streams measured.
+
 Anything it has no route for (telemetry endpoints of the peer libraries:
 PostHog's ``/batch/``, OTLP's ``/v1/traces``, ...) gets ``200 {}``.
 """
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import json
 import re
 import sys
 from typing import Any, Optional
 
+from usagetap.providers.bedrock import wire as bedrock_wire
 from usagetap.testing import ProviderServer
 from usagetap.testing._server import Reply, _frame
 
@@ -32,8 +38,9 @@ _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r
 
 def _encode(reply: Reply) -> bytes:
     """The whole HTTP/1.1 response for a route's reply."""
+    given = {k.lower(): v for k, v in reply.headers.items()}
     if reply.raw is not None:
-        body, ctype = reply.raw, reply.headers.get("content-type", "application/octet-stream")
+        body, ctype = reply.raw, given.get("content-type", "application/octet-stream")
     elif reply.events is not None:
         body, ctype = b"".join(_frame(name, data) for name, data in reply.events), "text/event-stream"
     else:
@@ -42,6 +49,30 @@ def _encode(reply: Reply) -> bytes:
     head = f"HTTP/1.1 {reply.status} X\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return head.encode() + b"\r\n" + body
+
+
+def per_token(events: list[tuple[Optional[str], Any]]) -> list[tuple[Optional[str], Any]]:
+    """A Gemini stream's chunks cut one word a chunk, each with the running totals at that word."""
+    cut: list[tuple[Optional[str], Any]] = []
+    done = 0
+    for name, chunk in events:
+        meta = chunk["usageMetadata"]
+        words = chunk["candidates"][0]["content"]["parts"][0]["text"].split()
+        if not words:
+            cut.append((name, chunk))
+            continue
+        for k, word in enumerate(words):
+            piece = copy.deepcopy(chunk)
+            count = done + k + 1
+            piece["usageMetadata"]["totalTokenCount"] += count - meta.get("candidatesTokenCount", 0)
+            piece["usageMetadata"]["candidatesTokenCount"] = count
+            candidate = piece["candidates"][0]
+            candidate["content"]["parts"][0]["text"] = word if count == 1 else f" {word}"
+            if k < len(words) - 1:
+                candidate.pop("finishReason", None)
+            cut.append((name, piece))
+        done = meta.get("candidatesTokenCount", done)
+    return cut
 
 
 class Canned:
@@ -71,6 +102,7 @@ class App:
         self.server = ProviderServer(impersonate=None)
         self.server.record_requests = False
         self.server.anthropic_max_output = 4096  # replies as long as asked, as the OpenAI routes answer
+        bedrock_wire._MAX_OUTPUT = 4096  # the same for Bedrock (its wire caps replies at 48 tokens)
         self.cache: dict[tuple[bytes, bytes, bytes], Canned] = {}
         self.counter = itertools.count(1)
         self.sinks: dict[str, list[int]] = {}
@@ -115,6 +147,8 @@ class App:
             reply = server.match_pattern(method, url.path, body, headers)
         if reply is None:
             return None
+        if reply.events is not None and url.path.endswith(":streamGenerateContent"):
+            reply.events = per_token(reply.events)
         issued = [rid for rid in server.issued if rid not in before]
         return Canned(_encode(reply), issued[-1] if issued else None)
 

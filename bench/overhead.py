@@ -12,7 +12,12 @@ OpenLLMetry), the bare side calls the SDK methods saved before the patch.
 Modes: non-streaming chat; a 200-token chat stream (202 chunks; 203 when usage
 is asked for); a 200-token Responses stream (208 events); a 200-token Anthropic
 Messages stream (205 events); and a 48-token one (53 events, as the loopback
-server's default cap made it in earlier runs).
+server's default cap made it in earlier runs). The providers of their own SDKs, each one reply
+(20 tokens) and a 200-token stream: ``gemini`` / ``gemini-stream`` (google-genai
+``models.generate_content[_stream]``, 201 chunks), ``bedrock`` / ``bedrock-stream`` (boto3
+``converse`` / ``converse_stream``, 204 events), ``mistral`` / ``mistral-stream`` (mistralai
+``chat.complete`` / ``chat.stream``, 202 chunks). A mode whose SDK is not installed, or that a
+peer does not support, is listed with the reason.
 
 Subjects (each records what a real deployment would, exported over loopback):
 
@@ -47,8 +52,44 @@ from typing import Any
 from _common import machine, provider_process
 
 MESSAGES: Any = [{"role": "user", "content": "Say something about metering in twenty words"}]
-MODES = ("chat", "chat-stream", "responses-stream", "anthropic-stream", "anthropic-stream-48")
+MODES = (
+    "chat",
+    "chat-stream",
+    "responses-stream",
+    "anthropic-stream",
+    "anthropic-stream-48",
+    "gemini",
+    "gemini-stream",
+    "bedrock",
+    "bedrock-stream",
+    "mistral",
+    "mistral-stream",
+)
+GEMINI_MODEL = "gemini-2.5-flash"
+BEDROCK_MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+MISTRAL_MODEL = "mistral-large-latest"
+UNSUPPORTED = {
+    "posthog": {
+        "bedrock": "posthog.ai has no Bedrock (boto3) wrapper",
+        "mistral": "posthog.ai has no Mistral wrapper",
+    },
+    "langfuse": dict.fromkeys(
+        ("gemini", "bedrock", "mistral"),
+        "langfuse wraps only the openai SDK (others go through OpenTelemetry instrumentations)",
+    ),
+    "openllmetry": {
+        family: f"needs opentelemetry-instrumentation-{package}, not in bench/requirements.txt"
+        for family, package in (
+            ("gemini", "google-generativeai"),
+            ("bedrock", "bedrock"),
+            ("mistral", "mistralai"),
+        )
+    },
+}
+"""Why a peer has no figure for a provider's modes (``gemini``, ``gemini-stream``: ``gemini``)."""
 SUBJECTS = ("usagetap", "posthog", "langfuse", "openllmetry")
+SKIPPED: dict[str, str] = {}
+"""Modes a subject's setup could not make, and why (an SDK not installed)."""
 CUSTOMER = "org_bench"
 
 Call = Callable[[], None]
@@ -92,6 +133,135 @@ def anthropic_calls(create: Callable[..., Any], **extra: Any) -> dict[str, Call]
     return {"anthropic-stream": stream(200), "anthropic-stream-48": stream(48)}
 
 
+def gemini_calls(client: Any) -> dict[str, Call]:
+    """The Gemini modes through a ``genai.Client``: one reply and a 200-token stream.
+
+    The calls hold the client itself (a ``genai.Client`` closes its HTTP client when collected).
+    """
+    from google.genai import types
+
+    short = types.GenerateContentConfig(max_output_tokens=20)
+    long = types.GenerateContentConfig(max_output_tokens=200)
+    prompt = MESSAGES[0]["content"]
+
+    def call() -> None:
+        client.models.generate_content(model=GEMINI_MODEL, contents=prompt, config=short)
+
+    def stream() -> None:
+        for _ in client.models.generate_content_stream(model=GEMINI_MODEL, contents=prompt, config=long):
+            pass
+
+    return {"gemini": call, "gemini-stream": stream}
+
+
+def bedrock_calls(client: Any) -> dict[str, Call]:
+    """The Bedrock modes through a boto3 ``bedrock-runtime`` client: Converse, a 200-token ConverseStream."""
+    messages = [{"role": "user", "content": [{"text": MESSAGES[0]["content"]}]}]
+
+    def call() -> None:
+        client.converse(modelId=BEDROCK_MODEL, messages=messages, inferenceConfig={"maxTokens": 20})
+
+    def stream() -> None:
+        reply = client.converse_stream(
+            modelId=BEDROCK_MODEL, messages=messages, inferenceConfig={"maxTokens": 200}
+        )
+        for _ in reply["stream"]:
+            pass
+
+    return {"bedrock": call, "bedrock-stream": stream}
+
+
+def mistral_calls(client: Any) -> dict[str, Call]:
+    """The Mistral modes through a ``Mistral`` client: one chat completion and a 200-token stream."""
+
+    def call() -> None:
+        client.chat.complete(model=MISTRAL_MODEL, messages=MESSAGES, max_tokens=20)
+
+    def stream() -> None:
+        for _ in client.chat.stream(model=MISTRAL_MODEL, messages=MESSAGES, max_tokens=200):
+            pass
+
+    return {"mistral": call, "mistral-stream": stream}
+
+
+FAMILY_MODES = {
+    "google": ("gemini", "gemini-stream"),
+    "bedrock": ("bedrock", "bedrock-stream"),
+    "mistral": ("mistral", "mistral-stream"),
+}
+"""The modes of each new provider family (its SDK is an optional extra: google, bedrock, mistral)."""
+
+
+def new_provider_clients(url: str, http: Callable[[str], Any] = lambda family: None) -> dict[str, Any]:
+    """Factories of the Gemini, Bedrock and Mistral clients against the loopback provider at ``url``.
+
+    ``http(family)``: the HTTP client a client of that family gets (None: the SDK's own). A factory
+    imports its SDK when called (ImportError when it is not installed).
+    """
+
+    def gemini() -> Any:
+        from google import genai
+        from google.genai import types
+
+        options = types.HttpOptions(base_url=url, httpx_client=http("google"))
+        return genai.Client(api_key="bench", http_options=options)
+
+    def bedrock() -> Any:
+        import boto3
+
+        return boto3.client(
+            "bedrock-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+
+    def mistral() -> Any:
+        try:
+            from mistralai.client import Mistral  # mistralai 2.x, 3.x
+        except ImportError:  # mistralai 1.x
+            from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+
+        return Mistral(api_key="bench", server_url=f"{url}/mistral", client=http("mistral"))
+
+    return {"google": gemini, "bedrock": bedrock, "mistral": mistral}
+
+
+def new_provider_pairs(
+    url: str,
+    modes: list[str],
+    wrap: Callable[[Any, str], Any],
+    http: Callable[[str], Any] = lambda family: None,
+    prepare: Callable[[Any, str], Any] = lambda client, family: client,
+) -> tuple[dict[str, tuple[Call, Call]], dict[str, str]]:
+    """Bare and ``wrap(client, family)``-ed calls of the requested new-provider modes, and why any
+    requested mode has none (its SDK is not installed). ``prepare(client, family)``: each client made,
+    before it is wrapped."""
+    pairs: dict[str, tuple[Call, Call]] = {}
+    skipped: dict[str, str] = {}
+    for family, make in new_provider_clients(url, http).items():
+        wanted = [mode for mode in FAMILY_MODES[family] if mode in modes]
+        if not wanted:
+            continue
+        try:
+            bare, wrapped = prepare(make(), family), wrap(prepare(make(), family), family)
+        except ImportError as exc:
+            skipped.update(dict.fromkeys(wanted, f"{exc.name} not installed (usagetap[{family}])"))
+            continue
+        pairs.update(pair(new_provider_calls(bare, family), new_provider_calls(wrapped, family)))
+    return pairs, skipped
+
+
+def new_provider_calls(client: Any, family: str) -> dict[str, Call]:
+    """The modes of ``family`` (``google``, ``bedrock``, ``mistral``) through ``client``."""
+    if family == "google":
+        return gemini_calls(client)
+    if family == "bedrock":
+        return bedrock_calls(client)
+    return mistral_calls(client)
+
+
 def originals() -> tuple[Callable[..., Any], Callable[..., Any]]:
     """``Completions.create`` and ``Responses.create`` as the SDK defines them (before any patch)."""
     from openai.resources.chat.completions import Completions
@@ -110,7 +280,7 @@ def unpatched(client: Any, saved: tuple[Callable[..., Any], Callable[..., Any]])
 # -- subjects (run in a child process each) ------------------------------------------
 
 
-def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_usagetap(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     import anthropic
     import openai
 
@@ -133,6 +303,11 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
             anthropic_calls(usagetap.wrap(claude(), provider="anthropic").messages.create),
         )
     )
+    added, skipped = new_provider_pairs(
+        url, modes, lambda client, family: usagetap.wrap(client, provider=family)
+    )
+    pairs.update(added)
+    SKIPPED.update(skipped)
     usagetap.customer(CUSTOMER).__enter__()
 
     def evidence() -> str:
@@ -143,7 +318,7 @@ def setup_usagetap(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
     return pairs, evidence, "usagetap.wrap(client), default configuration (local SQLite ledger)"
 
 
-def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_posthog(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     import anthropic
     import openai
     from posthog import Posthog
@@ -173,6 +348,22 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
         )
     )
 
+    if any(mode in modes for mode in FAMILY_MODES["google"]):
+        try:
+            from google import genai
+            from google.genai import types
+            from posthog.ai.gemini import Client as PostHogGemini
+        except ImportError as exc:
+            SKIPPED.update(dict.fromkeys(FAMILY_MODES["google"], f"{exc.name} not installed"))
+        else:
+            options = types.HttpOptions(base_url=url)
+            gemini = PostHogGemini(
+                api_key="bench", http_options=options, posthog_client=ph, posthog_distinct_id=CUSTOMER
+            )
+            pairs.update(
+                pair(gemini_calls(genai.Client(api_key="bench", http_options=options)), gemini_calls(gemini))
+            )
+
     def evidence() -> str:
         ph.flush()
         return f"{captured[0]} events captured; sink: {sinks(url)}"
@@ -180,11 +371,12 @@ def setup_posthog(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], 
     return (
         pairs,
         evidence,
-        "posthog.ai.openai.OpenAI / .anthropic.Anthropic, Posthog client batching to loopback",
+        "posthog.ai.openai.OpenAI / .anthropic.Anthropic / .gemini.Client, Posthog client batching to "
+        "loopback",
     )
 
 
-def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_langfuse(url: str, modes: list[str]) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     saved = originals()
     from langfuse import Langfuse
 
@@ -203,7 +395,9 @@ def setup_langfuse(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[],
     return pairs, evidence, "from langfuse.openai import openai; Langfuse client exporting OTLP to loopback"
 
 
-def setup_openllmetry(url: str) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
+def setup_openllmetry(
+    url: str, modes: list[str]
+) -> tuple[dict[str, tuple[Call, Call]], Callable[[], str], str]:
     saved = originals()
     import openai
     from opentelemetry import trace
@@ -271,11 +465,11 @@ def worker(subject: str, url: str, calls: int, warmup: int, modes: list[str]) ->
     os.chdir(tempfile.mkdtemp(prefix=f"usagetap-bench-{subject}-"))
     sinks(url, reset=True)
     try:
-        pairs, evidence, how = SETUPS[subject](url)
+        pairs, evidence, how = SETUPS[subject](url, modes)
     except Exception as exc:
         print(json.dumps({"subject": subject, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return
-    print(json.dumps({"subject": subject, "how": how}), flush=True)
+    print(json.dumps({"subject": subject, "how": how, "skipped": SKIPPED}), flush=True)
     for mode in modes:
         if mode not in pairs:
             continue
@@ -316,7 +510,7 @@ def summarize(bare: list[float], inst: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     subjects = [s for s in args.subjects.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
-    results: dict[str, Any] = {"subjects": {}, "calls": args.calls, "warmup": args.warmup}
+    results: dict[str, Any] = {"subjects": {}, "calls": args.calls, "warmup": args.warmup, "modes": modes}
     with provider_process() as url:
         for subject in subjects:
             command = [sys.executable, os.path.abspath(__file__), "--worker", subject, "--url", url]
@@ -343,12 +537,15 @@ def report(results: dict[str, Any]) -> None:
         f"loopback provider in its own process, each subject in its own process; ratio of median wall times "
         f"(bootstrap 95% interval), median time added per call ({machine()})"
     )
-    for mode in MODES:
+    for mode in results.get("modes") or MODES:
         print(f"\n{mode}")
         for subject, entry in results["subjects"].items():
             figures = entry["modes"].get(mode)
             if figures is None:
-                why = entry.get("error") or "not supported by this peer"
+                skipped = entry.get("skipped", {}).get(mode) or UNSUPPORTED.get(subject, {}).get(
+                    mode.split("-")[0]
+                )
+                why = entry.get("error") or skipped or "not supported by this peer"
                 print(f"  {subject:12} -  ({why})")
                 continue
             print(
