@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from google.genai import types
 
 from usagetap.providers.google.usage import ContentStreamObserver, batch_results, content_usage, embed_usage
@@ -235,6 +236,32 @@ def test_stream_chunks_are_read_from_the_json_text_the_sdk_passes_on() -> None:
         '{"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}}'
     )
     assert _counts(observer.result()) == (3, 2, 0, 0)
+
+
+def test_stream_chunk_texts_are_decoded_when_the_record_is_built_not_as_they_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from usagetap.providers.google import usage as module
+
+    observer = ContentStreamObserver()
+    monkeypatch.setattr(module.json, "loads", lambda *_: pytest.fail("decoded on the caller's thread"))
+    observer.observe('{"usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}')
+    observer.observe(
+        b'{"candidates": [{"finishReason": "STOP"}], '
+        b'"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}}'
+    )
+    assert observer.usage_final
+    monkeypatch.undo()
+    assert _counts(observer.result()) == (3, 2, 0, 0)
+
+
+def test_finish_reason_words_inside_the_generated_text_do_not_end_the_stream() -> None:
+    observer = ContentStreamObserver()
+    observer.observe(
+        '{"candidates": [{"content": {"parts": [{"text": "say \\"finishReason\\": now"}]}}], '
+        '"usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}'
+    )
+    assert not observer.usage_final
 
 
 def test_gemini_api_embeddings_report_no_usage_so_they_are_unreported() -> None:

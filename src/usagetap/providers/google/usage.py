@@ -18,7 +18,7 @@ both are read.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..._record import Scalar
 from ..base import TokenUsage, field_of, int_of, is_object, unreadable
@@ -208,17 +208,23 @@ def is_embed_response(response: Any) -> bool:
     return any(field_of(response, name) is not None for name in ("embedding", "embeddings", "predictions"))
 
 
+_KEPT_CHUNKS = 4096  # chunk texts a stream keeps undecoded before it decodes them as they come
+
+
 class ContentStreamObserver(Observer):
     """A ``streamGenerateContent`` stream: each chunk carries the running totals so far.
 
     Per count, the last value seen wins (a later chunk may leave one out: it keeps the earlier
-    one). The usage is final once a chunk carries a ``finishReason``; a stream broken off before
-    it is ``partial``. Chunks come as the JSON text the SDK parses next (one decode per chunk).
+    one). The usage is final once a chunk carries a ``finishReason`` (or the prompt a
+    ``blockReason``); a stream broken off before it is ``partial``. Chunks come as the JSON text
+    the SDK parses next: the caller's thread only keeps the text and looks for the finish; the
+    text is decoded when the record is built, off that thread (:meth:`result`).
     """
 
-    __slots__ = ("counts", "finished", "model", "response_id", "seen")
+    __slots__ = ("chunks", "counts", "finished", "model", "response_id", "seen")
 
     def __init__(self) -> None:
+        self.chunks: list[Union[str, bytes]] = []  # chunk texts not decoded yet, in order
         self.counts: dict[str, Any] = {}
         self.model: Optional[str] = None
         self.response_id: Optional[str] = None
@@ -227,8 +233,26 @@ class ContentStreamObserver(Observer):
 
     def observe(self, item: Any) -> None:
         item = getattr(item, "body", item)  # an SdkHttpResponse (a dict in google-genai 1.x)
-        chunk = json.loads(item) if isinstance(item, (str, bytes)) else item
         self.seen = True
+        if isinstance(item, str):
+            self.chunks.append(item)
+            if '"finishReason":' in item or '"blockReason":' in item:
+                self.finished = True
+        elif isinstance(item, bytes):
+            self.chunks.append(item)
+            if b'"finishReason":' in item or b'"blockReason":' in item:
+                self.finished = True
+        else:
+            self._decoded(item)
+        if len(self.chunks) > _KEPT_CHUNKS:  # a very long stream: fold the oldest now, bounding memory
+            self._fold()
+
+    def _fold(self) -> None:
+        chunks, self.chunks = self.chunks, []
+        for text in chunks:
+            self._decoded(json.loads(text))
+
+    def _decoded(self, chunk: Any) -> None:
         if self.response_id is None:
             self.response_id = get(chunk, ("responseId", "response_id"))
             self.model = _model(chunk)
@@ -249,6 +273,7 @@ class ContentStreamObserver(Observer):
         return self.finished
 
     def result(self) -> TokenUsage:
+        self._fold()
         if not self.counts:
             return TokenUsage(model=self.model, response_id=self.response_id, reported=False)
         return usage_of_metadata(self.counts, self.model, self.response_id)
