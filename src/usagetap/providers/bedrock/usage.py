@@ -250,15 +250,10 @@ def invoke_body_usage(model_id: Optional[str], body: Any, response_id: Optional[
 # is decoded.
 
 
-def _kind(message: Any) -> tuple[Any, Any]:
-    headers = message.headers
-    return headers.get(":message-type"), headers.get(":event-type")
-
-
 class ConverseStreamObserver(Observer):
     """``converse_stream``: usage arrives in the last event, ``metadata``, after ``messageStop``."""
 
-    __slots__ = ("dimensions", "failed", "metadata", "response_id", "stopped")
+    __slots__ = ("dimensions", "done", "failed", "metadata", "response_id", "stopped")
 
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None
@@ -268,20 +263,19 @@ class ConverseStreamObserver(Observer):
         self.metadata: Any = None
         self.stopped = False
         self.failed = False
+        self.done = False  # nothing billable can follow: usage seen, or the stream failed
 
     def observe(self, message: Any) -> None:
-        kind, event = _kind(message)
-        if kind != "event":
-            self.failed = True
-        elif event == "metadata":
+        headers = message.headers
+        if headers.get(":message-type") != "event":
+            self.failed = self.done = True
+            return
+        event = headers.get(":event-type")
+        if event == "metadata":
             self.metadata = json.loads(message.payload)
+            self.done = True
         elif event == "messageStop":
             self.stopped = True
-
-    @property
-    def done(self) -> bool:
-        """Whether nothing billable can follow: usage seen, or the stream failed."""
-        return self.metadata is not None or self.failed
 
     @property
     def usage_final(self) -> bool:
@@ -306,7 +300,7 @@ class InvokeStreamObserver(Observer):
     Only the last chunk is kept (decoded when the stream ends); a stream cut before it is ``partial``.
     """
 
-    __slots__ = ("_final", "dimensions", "failed", "last", "response_id")
+    __slots__ = ("_final", "dimensions", "done", "failed", "last", "response_id")
 
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None
@@ -315,18 +309,15 @@ class InvokeStreamObserver(Observer):
         self.dimensions = dimensions or {}
         self.last: Optional[bytes] = None
         self.failed = False
+        self.done = False  # the stream failed: nothing billable can follow
         self._final: Any = _UNREAD
 
     def observe(self, message: Any) -> None:
-        kind, event = _kind(message)
-        if kind != "event":
-            self.failed = True
-        elif event == "chunk":
+        headers = message.headers
+        if headers.get(":message-type") != "event":
+            self.failed = self.done = True
+        elif headers.get(":event-type") == "chunk":
             self.last = message.payload
-
-    @property
-    def done(self) -> bool:
-        return self.failed
 
     def _metrics(self) -> Any:
         """The last chunk's invocation metrics (decoded once), or None."""
