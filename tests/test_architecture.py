@@ -185,3 +185,19 @@ def test_each_cli_command_runs_from_its_own_module() -> None:
     assert {name: sub.get_default("run").__module__ for name, sub in commands.choices.items()} == {
         name: f"usagetap.cli.{name}" for name in ("report", "demo", "status", "replay")
     }
+
+
+def test_every_module_level_lock_is_fork_safe() -> None:
+    """A lock a module holds for the process comes from ``_forksafe.module_lock`` (renewed in a forked child)."""
+    plain = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.name == "_forksafe.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Call) and ast.unparse(value.func) in (
+                "threading.Lock",
+                "threading.RLock",
+            ):
+                plain.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert plain == []

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import weakref
 from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from .._forksafe import module_lock
 
 __all__ = [
     "CREDENTIALS",
@@ -147,7 +148,7 @@ def _clean(arg: Any, redactors: list[Redactor]) -> Any:
 
 
 _filter = _HttpxFilter()
-_installed = threading.Lock()
+_installed = module_lock(globals(), "_installed")
 _done = False
 
 
