@@ -188,7 +188,7 @@ def test_each_cli_command_runs_from_its_own_module() -> None:
 
 
 def test_every_module_level_lock_is_fork_safe() -> None:
-    """A lock a module holds for the process comes from ``_forksafe.module_lock`` (renewed in a forked child)."""
+    """A lock a module holds for the process comes from ``_forksafe.module_lock`` (new in a forked child)."""
     plain = []
     for path in sorted(ROOT.rglob("*.py")):
         if path.name == "_forksafe.py":
