@@ -41,7 +41,7 @@ from .prices import Number, as_decimal
 if TYPE_CHECKING:
     from .delivery.intake import Capture
 
-__all__ = ["PERIODS", "Limit", "LimitLookup", "Spend", "SpendSource", "clear", "get", "set", "spent"]
+__all__ = ["PERIODS", "Limit", "Spend", "SpendSource", "clear", "get", "set", "spent"]
 
 PERIODS = ("day", "week", "month", "total")
 
