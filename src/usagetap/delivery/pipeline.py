@@ -29,7 +29,10 @@ from ..sinks.base import BaseSink, Sink, as_sink
 from .backoff import Backoff
 from .buffer import CaptureBuffer
 from .intake import Captured, record_of
+
+# the warm-up's imports and delays a new process's first commit
 from .settings import DURABILITY, FlushResult, Settings, default_spool_path
+from .spool import open_spool  # loaded with usagetap: a lazy import on the intake thread waits behind
 from .store import MemoryStore, SpillingStore, SpoolUnavailable, Store, StoreFull
 from .warmup import is_warm, warm
 from .worker import SinkWorker, batch_limit
@@ -189,8 +192,6 @@ class Pipeline:
                 MemoryStore(s.max_queue), self._open_spill, adopt=os.path.exists(s.spool_path)
             )
         else:
-            from .spool import open_spool  # imported on first use: sqlite3 is not needed before
-
             try:
                 self.store = open_spool(
                     s.spool_path,
@@ -226,7 +227,6 @@ class Pipeline:
         }
 
     def _open_spill(self) -> Optional[Store]:
-        from .spool import open_spool
 
         s = self.settings
         try:
