@@ -12,6 +12,8 @@ from usagetap import _log, _state, _stats
 from usagetap.sinks import Memory
 from usagetap.testing import ProviderServer, recording
 
+pytest_plugins = ["tests.servers"]
+
 # LiteLLM (tests/integrations, examples) reads its bundled model map, never fetching one at import
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
