@@ -172,7 +172,20 @@ def test_csv_totals_row(ledger: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["report", "--db", str(ledger), "--format", "csv", "--by", "customer", "--totals"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + 2 + 1
-    assert lines[-1].split(",") == ["(total)", "", "4", "166", "19", "64", "0", "0", "0.000754", "", "USD", "1"]
+    assert lines[-1].split(",") == [
+        "(total)",
+        "",
+        "4",
+        "166",
+        "19",
+        "64",
+        "0",
+        "0",
+        "0.000754",
+        "",
+        "USD",
+        "1",
+    ]
 
 
 def test_csv_cost_is_empty_when_nothing_is_priced(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
