@@ -317,3 +317,30 @@ def test_an_html_report_is_written_readable_by_its_owner_only(ledger: Path, tmp_
     target = tmp_path / "usage.html"
     assert main(["report", "--db", str(ledger), "--html", str(target)]) == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from usagetap._version import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"usagetap {__version__}"
+
+
+def test_demo_help_names_both_providers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "OpenAI" in out and "Anthropic" in out
+
+
+def test_demo_says_it_appends_to_a_ledger_that_holds_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "used.db"
+    Ledger(db).send([make_record(customer="earlier", cost=Decimal("1.5")) for _ in range(3)])
+    assert main(["demo", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"appending to the ledger at {db}, which already holds 3 records" in out
+    assert "earlier" in out  # the report after it includes them, as it says
