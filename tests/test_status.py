@@ -282,3 +282,12 @@ def test_status_json_before_any_spool_exists_is_an_empty_status(
     status = json.loads(capsys.readouterr().out)
     assert (status["pending"], status["dead_letters"], status["sinks"]) == (0, 0, [])
     assert status["spool"] == str(tmp_path / "spool.db")
+
+
+def test_a_spool_never_salvaged_shows_no_damaged_data(
+    spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--spool", str(spool_path)]) == 0
+    assert "Damaged data" not in capsys.readouterr().out
+    assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["salvage"] is None
