@@ -433,3 +433,10 @@ def test_the_headline_shows_the_billed_cost_when_calls_carry_a_markup(month: Pat
     dom = _Dom(_write_report(month, tmp_path).read_text(encoding="utf-8"))
     cards = [t for _, t in dom.find("li") if t.endswith("(USD)")]
     assert cards == ["$477.04Cost (USD)", "$250.00 *Billed cost (USD)"]
+
+
+def test_top_must_be_a_positive_count(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--db", str(ledger), "--html", "-", "--top", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --top: not a positive count (1, 2, ...): '0'" in capsys.readouterr().err
