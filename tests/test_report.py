@@ -210,3 +210,19 @@ def test_the_table_has_no_billed_column_without_a_markup(
 )
 def test_money_for_people_is_rounded_to_cents(amount: str, text: str) -> None:
     assert format_usd(Decimal(amount)) == text
+
+
+def test_a_dimension_name_with_dots_quotes_or_accents_groups_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odd.db"
+    name = 'plan."tier" é'
+    Ledger(path).send(
+        [
+            make_record(cost=Decimal("2"), dimensions={name: "pro"}),
+            make_record(cost=Decimal("1"), dimensions={name: "free"}),
+            make_record(cost=Decimal("3"), dimensions={name: "pro"}),
+        ]
+    )
+    rows = json.loads(_out(capsys, "--db", str(path), "--format", "json", "--by", name))
+    assert [(r[name], r["calls"], r["cost"]) for r in rows] == [("pro", 2, "5"), ("free", 1, "1")]

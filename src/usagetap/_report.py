@@ -143,7 +143,7 @@ def _check_keys(conn: sqlite3.Connection, by: Sequence[str]) -> None:
     if not named:
         return
     dimensions = dimension_names(conn)
-    unknown = [key for key in named if key not in dimensions or '"' in key]
+    unknown = [key for key in named if key not in dimensions]
     if unknown:
         seen = f"; dimensions in this ledger: {', '.join(dimensions)}" if dimensions else ""
         raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}{seen}")
