@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,4 +26,4 @@ def test_demo_meters_the_anthropic_customers_into_the_ledger(
     assert umbrella["cache_read_tokens"] > 0, "the cached system prompt is read after the first call"
     for row in (umbrella, hooli):
         assert row["input_tokens"] > 0 and row["output_tokens"] > 0
-        assert row["cost"] > 0
+        assert Decimal(row["cost"]) > 0

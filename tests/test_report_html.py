@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -74,6 +76,25 @@ class _Dom(HTMLParser):
             for name, a, t in self.elements
             if name == tag and all(attrs[k] in a.get(k.rstrip("_"), "").split() for k in attrs)
         ]
+
+
+def _table_cells(dom: _Dom, table_id: str) -> list[list[tuple[dict[str, str], str]]]:
+    """The cells (attributes, text) of each row of the table ``table_id``."""
+    inside = False
+    rows: list[list[tuple[dict[str, str], str]]] = []
+    for tag, attrs, texts in dom.elements:
+        if tag == "table":
+            inside = attrs.get("id") == table_id
+        elif tag == "tr" and inside:
+            rows.append([])
+        elif tag in ("td", "th") and inside:
+            rows[-1].append((attrs, "".join(texts)))
+    return rows
+
+
+def _table_rows(dom: _Dom, table_id: str) -> list[list[str]]:
+    """The cell texts of each row of the table ``table_id``."""
+    return [[text for _, text in row] for row in _table_cells(dom, table_id)]
 
 
 def _chromium() -> str:
@@ -174,17 +195,17 @@ def test_chromium_renders_the_charts_and_table(ledger: Path, tmp_path: Path) -> 
     assert [t for _, t in dom.find("text", class_="day")] == ["Nov 1", "Nov 2", "Nov 3"]
     assert [t for _, t in dom.find("text", class_="tick")][:2] == ["$0.000", "$0.002"]
     legend = next(t for _, t in dom.find("ul", id="cost-by-day-legend"))
-    assert "acme $0.004100" in legend and HOSTILE in legend
+    assert "acme <$0.01" in legend and HOSTILE in legend
 
     model_bars = [a["data-model"] for a, _ in day_bars if "data-model" in a]
     assert model_bars == ["gpt-4.1", "gpt-4.1-mini"]
     values = [t for _, t in dom.find("text", class_="value")]
-    assert values[0].startswith("$0.004300 · 63.2% · 4 calls")
+    assert values[0].startswith("<$0.01 · 63.2% · 4 calls")
     assert values[-1] == "price unknown · 1 call"
 
-    rows = dom.find("tr")
+    rows = _table_rows(dom, "usage-table")
     assert len(rows) == 1 + 5 + 1  # header, one row per (customer, model), total
-    assert "Total" in rows[-1][1] and "$0.006800 *" in rows[-1][1]
+    assert "Total" in rows[-1] and "$0.01 *" in rows[-1]
     assert dom.find("p", id="unpriced-note")
 
     assert not dom.find("script"), "the page runs no script, even with a hostile customer name"
@@ -237,8 +258,8 @@ def test_many_customers_fold_into_one_series(tmp_path: Path) -> None:
     )
     dom = _Dom(_write_report(path, tmp_path, "--by", "customer").read_text(encoding="utf-8"))
     series = {a["data-customer"] for a, _ in dom.find("rect", class_="bar") if "data-customer" in a}
-    assert series == {f"org_{i:02}" for i in range(5, 12)} | {"5 other customers"}
-    assert len(dom.find("tr")) == 1 + 12 + 1
+    assert series == {f"org_{i:02}" for i in range(2, 12)} | {"2 other customers"}
+    assert len(_table_rows(dom, "usage-table")) == 1 + 12 + 1
 
 
 def test_empty_window_renders_a_page_without_charts(ledger: Path, tmp_path: Path) -> None:
@@ -262,7 +283,7 @@ def test_html_with_a_format_prints_both(
     assert main(["report", "--db", str(ledger), "--html", str(out), "--format", "json", "--by", "day"]) == 0
     captured = capsys.readouterr()
     assert [r["day"] for r in json.loads(captured.out)] == ["2026-11-01", "2026-11-03"]
-    assert captured.err.strip() == f"wrote {out}: 7 calls, $0.006800 *"
+    assert captured.err.strip() == f"wrote {out}: 7 calls, $0.01 *"
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
@@ -289,3 +310,133 @@ def test_unwritable_html_path_is_one_clear_line(
 def test_day_axis_spans_the_asked_window(ledger: Path, tmp_path: Path, window: tuple, labels: list) -> None:
     dom = _Dom(_write_report(ledger, tmp_path, *window).read_text(encoding="utf-8"))
     assert [t for _, t in dom.find("text", class_="day")] == labels
+
+
+MONEY = re.compile(r"^(\$[\d,]+\.\d\d|<\$0\.01|unknown|-)( \*)?$")  # "-": no billed cost
+
+
+@pytest.fixture
+def month(tmp_path: Path) -> Path:
+    """30 days, 15 customers: five that pay most (acme the most), a long tail of ten small ones;
+    two models, costs with many decimals; a markup on acme's calls."""
+    path = tmp_path / "month.db"
+    names = ["acme", "globex", "initech", *(f"o_{i:02}" for i in range(3, 15))]
+    records = []
+    for day in range(30):
+        stamp = datetime(2026, 11, 1, 8, tzinfo=timezone.utc) + timedelta(days=day)
+        for rank, name in enumerate(names):
+            for model, share in (("gpt-4.1", Decimal("0.7")), ("gpt-4.1-mini", Decimal("0.3"))):
+                base = Decimal("3.3333337") / (rank + 1) if rank < 5 else Decimal("0.0061729") * (15 - rank)
+                cost = (base * share * (1 + day % 3)).quantize(Decimal("1e-7"))
+                markup = cost * Decimal("1.25") if name == "acme" else None
+                records.append(
+                    make_record(customer=name, model=model, timestamp=stamp, cost=cost, billed_cost=markup)
+                )
+    Ledger(path).send(records)
+    return path
+
+
+def _bands(dom: _Dom) -> dict[str, Decimal]:
+    """The cost of each band of the day chart, summed over the days."""
+    bands: dict[str, Decimal] = {}
+    for attrs, _ in dom.find("rect", class_="bar"):
+        if "data-day" in attrs:
+            label = attrs["data-customer"]
+            bands[label] = bands.get(label, Decimal(0)) + Decimal(attrs["data-cost"])
+    return bands
+
+
+def test_the_other_customers_band_never_outweighs_a_named_customer(month: Path, tmp_path: Path) -> None:
+    bands = _bands(_Dom(_write_report(month, tmp_path, "--top", "3").read_text(encoding="utf-8")))
+    assert bands.pop("10 other customers") <= min(bands.values())
+    assert len(bands) == 5  # three asked for, two more: the rest together outweighed the third
+
+
+def test_the_top_option_names_that_many_customers_when_the_rest_is_small(tmp_path: Path) -> None:
+    path = tmp_path / "steep.db"
+    Ledger(path).send(
+        [make_record(customer=f"c{i:02}", timestamp=DAY, cost=Decimal(2) ** (12 - i)) for i in range(12)]
+    )
+    for top, named in (("2", 2), ("5", 5)):
+        bands = _bands(_Dom(_write_report(path, tmp_path, "--top", top).read_text(encoding="utf-8")))
+        assert set(bands) == {f"c{i:02}" for i in range(named)} | {f"{12 - named} other customers"}
+
+
+def test_the_drilldown_lists_each_customer_then_its_models_by_cost(ledger: Path, tmp_path: Path) -> None:
+    dom = _Dom(_write_report(ledger, tmp_path).read_text(encoding="utf-8"))
+    rows = [row[:2] for row in _table_rows(dom, "customer-drilldown")[1:]]
+    kinds = [attrs["class"] for attrs, _ in dom.find("tr") if attrs.get("class") in ("customer", "detail")]
+    assert list(zip(kinds, rows, strict=True)) == [
+        ("customer", ["acme", "3"]),
+        ("detail", ["gpt-4.1", "3"]),
+        ("customer", ["globex", "2"]),
+        ("detail", ["gpt-4.1-mini", "1"]),
+        ("detail", ["secret-ft", "1"]),  # unpriced: last
+        ("customer", ["(no customer)", "1"]),
+        ("detail", ["gpt-4.1-mini", "1"]),
+        ("customer", [HOSTILE, "1"]),
+        ("detail", ["gpt-4.1", "1"]),
+    ]
+
+
+def test_chromium_shows_a_month_of_fifteen_customers_sorted_by_cost_in_cents(
+    month: Path, tmp_path: Path
+) -> None:
+    page = _write_report(month, tmp_path, "--by", "customer", "--top", "4")
+    dom = _Dom(_rendered_dom(page, tmp_path))
+
+    bands = _bands(dom)
+    assert bands.pop("10 other customers") <= min(bands.values()) and len(bands) == 5
+    days = {attrs["data-day"] for attrs, _ in dom.find("rect", class_="bar") if "data-day" in attrs}
+    assert len(days) == 30
+
+    rows = _table_cells(dom, "usage-table")[1:-1]
+    assert [row[0][1] for row in rows][:3] == ["acme", "globex", "initech"]
+    costs = [Decimal(attrs["data-cost"]) for row in rows for attrs, _ in row if "data-cost" in attrs]
+    assert len(rows) == len(costs) == 15 and costs == sorted(costs, reverse=True)
+    money = [t for a, t in dom.find("td") if "data-cost" in a or "data-billed-cost" in a]
+    assert money and all(MONEY.match(t) for t in money), [t for t in money if not MONEY.match(t)]
+    headline = next(t for _, t in dom.find("ul", id="summary"))
+    assert re.search(r"\$[\d,]+\.\d\dCost \(USD\)", headline)
+
+    shot = tmp_path / "month.png"
+    done = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'chromium-shot'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (1200, 2400)
+    if os.environ.get("USAGETAP_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["USAGETAP_KEEP_SCREENSHOT"])
+
+
+def test_the_headline_shows_the_billed_cost_when_calls_carry_a_markup(month: Path, tmp_path: Path) -> None:
+    dom = _Dom(_write_report(month, tmp_path).read_text(encoding="utf-8"))
+    cards = [t for _, t in dom.find("li") if t.endswith("(USD)")]
+    assert cards == ["$477.04Cost (USD)", "$250.00 *Billed cost (USD)"]
+
+
+def test_top_must_be_a_positive_count(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--db", str(ledger), "--html", "-", "--top", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --top: not a positive count (1, 2, ...): '0'" in capsys.readouterr().err

@@ -47,7 +47,7 @@ def test_reset_restores_every_piece_of_state() -> None:
     assert STATE.price_overrides == {} and STATE.markups == {}
     assert STATE.logged_once == set()
     assert _stats.snapshot()["captured"] == 0
-    assert STATE.consumers == (usagetap._runtime.DELIVERY,)
+    assert STATE.consumers == (usagetap._runtime.DELIVERY, usagetap._spans.SPANS)
     assert not instrumented() and STATE.patched == {}
     assert STATE.open_streams == {}
 

@@ -264,3 +264,30 @@ def test_a_spool_salvaged_from_a_corrupt_one_shows_what_was_salvaged_and_what_co
     out = " ".join(capsys.readouterr().out.split())
     assert f"{200 - lost} records salvaged from the corrupt spool" in out
     assert f"unreadable: 0 records, {lost} rows of unknown size" in out
+
+
+def test_status_before_any_spool_exists_says_nothing_waiting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert out.lower().startswith("nothing waiting") and str(tmp_path / "spool.db") in out
+    assert not (tmp_path / "spool.db").exists()
+
+
+def test_status_json_before_any_spool_exists_is_an_empty_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["pending"], status["dead_letters"], status["sinks"]) == (0, 0, [])
+    assert status["spool"] == str(tmp_path / "spool.db")
+
+
+def test_a_spool_never_salvaged_shows_no_damaged_data(
+    spool_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--spool", str(spool_path)]) == 0
+    assert "Damaged data" not in capsys.readouterr().out
+    assert main(["status", "--spool", str(spool_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["salvage"] is None

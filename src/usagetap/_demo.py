@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sqlite3
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _stats
@@ -97,6 +98,22 @@ def run_anthropic_workload(base_url: str) -> None:
     claude.close()
 
 
+def _records_in(path: str) -> int:
+    """How many records the ledger at ``path`` holds (0 when there is none yet)."""
+    from .db.ledger import connect, count
+
+    try:
+        conn = connect(path, create=False)
+    except FileNotFoundError:
+        return 0
+    try:
+        return count(conn, None, None)
+    except sqlite3.Error:  # a file that is no ledger yet: the demo's own error says so
+        return 0
+    finally:
+        conn.close()
+
+
 def run_demo(db: Optional[str] = None) -> str:
     """Run the workload, write the ledger at ``db`` (default: ``$USAGETAP_DB`` or ``./.usagetap/ledger.db``).
 
@@ -105,6 +122,12 @@ def run_demo(db: Optional[str] = None) -> str:
     from openai import AsyncOpenAI, OpenAI
 
     path = db or default_path()
+    already = _records_in(path)
+    if already:
+        print(
+            f"usagetap demo: appending to the ledger at {path}, which already holds {already:,} records "
+            "(the report below includes them; pass --db NEW.db to start from a fresh ledger)"
+        )
     captured = _stats.snapshot().get("captured", 0)
     configure(sink=Ledger(path), flush_interval=0.2)
     with ProviderServer() as server:

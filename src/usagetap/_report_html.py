@@ -4,9 +4,14 @@ The page loads nothing (no script, no stylesheet, no font, no CDN) and says so i
 its Content-Security-Policy, so it opens offline and customer names in it can
 never run as code. It holds, for the selected days:
 
-- the cost per customer by day (stacked columns, ``#cost-by-day``),
+- the cost per customer by day (stacked columns, ``#cost-by-day``): the ``top`` customers by
+  cost each in their colour, more when the rest together would cost more than the smallest of
+  them, so the "other customers" band never outweighs a named customer,
 - the cost by model (horizontal bars, ``#cost-by-model``),
+- each customer's cost by model, the largest customer first (``#customer-drilldown``),
 - the report table grouped as asked, with a totals row (``#usage-table``).
+
+Money reads in cents; the exact amounts are in the ``data-cost`` attributes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from decimal import Decimal
 from html import escape
 from typing import Optional
 
-from ._report import Row, aggregate, cost_cell, format_usd, numeric_columns, totals
+from ._report import Row, aggregate, billed_cell, cost_cell, format_usd, numeric_columns, totals
 from ._version import __version__
 
 __all__ = ["build_page", "render_page"]
@@ -29,6 +34,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 OTHER_COLOR = "#bab0ac"
 NO_CUSTOMER = "(no customer)"
 MAX_AXIS_DAYS = 731
+TOP = 8
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 _STYLE = """
@@ -55,6 +61,8 @@ svg .value { fill: #1f2328; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 10px; border-bottom: 1px solid #e6eaef; text-align: left; white-space: nowrap; }
 td.num, th.num { text-align: right; }
+tr.customer td { font-weight: 600; background: #f6f8fa; }
+tr.detail td:first-child { padding-left: 28px; color: #59636e; }
 tfoot td { font-weight: 600; border-top: 2px solid #8c959f; }
 footer { color: #8c959f; font-size: 12px; margin-top: 32px; }
 """
@@ -75,12 +83,16 @@ def build_page(
     since: Optional[date] = None,
     until: Optional[date] = None,
     source: str = "",
+    top: int = TOP,
 ) -> str:
     """Query the ledger and render the page: the table grouped by ``by``, the charts over the same days."""
     table = aggregate(conn, by, since=since, until=until)
     daily = aggregate(conn, ("day", "customer"), since=since, until=until)
     models = aggregate(conn, ("model",), since=since, until=until)
-    return render_page(table, by, daily, models, source=source, since=since, until=until)
+    drill = aggregate(conn, ("customer", "model"), since=since, until=until)
+    return render_page(
+        table, by, daily, models, source=source, since=since, until=until, drill=drill, top=top
+    )
 
 
 def render_page(
@@ -93,8 +105,11 @@ def render_page(
     since: Optional[date] = None,
     until: Optional[date] = None,
     generated: Optional[datetime] = None,
+    drill: Sequence[Row] = (),
+    top: int = TOP,
 ) -> str:
-    """The HTML page from aggregated rows: ``daily`` grouped by day and customer, ``models`` by model."""
+    """The HTML page from aggregated rows: ``daily`` grouped by day and customer, ``models`` by model,
+    ``drill`` by customer and model."""
     total = totals(table)
     generated = generated or datetime.now(timezone.utc)
     period = _period(since, until, _days(daily))
@@ -113,18 +128,21 @@ def render_page(
         f"generated {generated.strftime('%Y-%m-%d %H:%M UTC')}</p>",
         '<ul class="summary" id="summary">',
         _card("Cost (USD)", cost_cell(total)),
+        *([_card("Billed cost (USD)", billed_cell(total))] if total.billed else []),
         _card("Calls", f"{total.calls:,}"),
         _card("Input tokens", f"{total.input_tokens:,}"),
         _card("Output tokens", f"{total.output_tokens:,}"),
         _card("Customers", f"{len(customers):,}"),
         "</ul></header>",
         '<section><h2 id="cost-by-day-title">Cost per customer by day (UTC)</h2>',
-        _cost_by_day(daily, since, until),
+        _cost_by_day(daily, since, until, top),
         '</section><section><h2 id="cost-by-model-title">Cost by model</h2>',
         _cost_by_model(models, total.cost),
         f'</section><section><h2 id="usage-table-title">Usage by {escape(grouping)}</h2>',
         _table(table, by, total),
         _unpriced_note(total),
+        '</section><section><h2 id="customer-drilldown-title">Cost per customer, by model</h2>',
+        _drilldown(drill, total),
         "</section>",
         f"<footer>usagetap {escape(__version__)} · costs in US dollars from the genai-prices table; "
         "input tokens include cache reads and writes.</footer>",
@@ -155,18 +173,28 @@ def _customer_label(customer: Optional[str]) -> str:
     return NO_CUSTOMER if customer is None else customer
 
 
-def _series(daily: Sequence[Row]) -> list[_Series]:
-    """One series per customer by cost, the largest first; past the palette, the rest share one."""
+def _color(i: int) -> str:
+    """The palette's colours, then evenly spread hues for customers past it."""
+    if i < len(PALETTE):
+        return PALETTE[i]
+    return f"hsl({(i - len(PALETTE)) * 137.508 % 360:.0f}, 45%, 58%)"
+
+
+def _series(daily: Sequence[Row], top: int = TOP) -> list[_Series]:
+    """One series per customer by cost, the largest first: the ``top`` ones, and more while the rest
+    together cost more than the smallest named one; the rest share one "other customers" series."""
     cost: dict[Optional[str], Decimal] = {}
     for row in daily:
         key = row.keys.get("customer")
         cost[key] = cost.get(key, Decimal(0)) + row.cost
     ranked = sorted((c for c in cost if cost[c] > 0), key=lambda c: (-cost[c], _customer_label(c)))
-    if len(ranked) > len(PALETTE):
-        head, rest = ranked[: len(PALETTE) - 1], ranked[len(PALETTE) - 1 :]
-    else:
-        head, rest = ranked, []
-    series = [_Series(_customer_label(c), PALETTE[i], frozenset([c]), cost[c]) for i, c in enumerate(head)]
+    named = min(max(top, 1), len(ranked))
+    while named < len(ranked) and (
+        named == len(ranked) - 1 or sum(cost[c] for c in ranked[named:]) > cost[ranked[named - 1]]
+    ):
+        named += 1
+    head, rest = ranked[:named], ranked[named:]
+    series = [_Series(_customer_label(c), _color(i), frozenset([c]), cost[c]) for i, c in enumerate(head)]
     if rest:
         label = f"{len(rest)} other customers"
         series.append(_Series(label, OTHER_COLOR, frozenset(rest), sum((cost[c] for c in rest), Decimal(0))))
@@ -204,8 +232,8 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _cost_by_day(daily: Sequence[Row], since: Optional[date], until: Optional[date]) -> str:
-    series = _series(daily)
+def _cost_by_day(daily: Sequence[Row], since: Optional[date], until: Optional[date], top_n: int = TOP) -> str:
+    series = _series(daily, top_n)
     if not series:
         return '<p class="empty" id="cost-by-day">No priced usage in this period.</p>'
     owner = {customer: s for s in series for customer in s.customers}
@@ -324,22 +352,67 @@ def _cost_by_model(models: Sequence[Row], total_cost: Decimal) -> str:
     return "\n".join(out)
 
 
+def _money_heads(total: Row) -> list[str]:
+    heads = ['<th scope="col" class="num">Cost (USD)</th>']
+    if total.billed:
+        heads.append('<th scope="col" class="num">Billed cost (USD)</th>')
+    return heads
+
+
+def _money_cells(row: Row, total: Row) -> list[str]:
+    cells = [f'<td class="num" data-cost="{row.cost}">{escape(cost_cell(row))}</td>']
+    if total.billed:
+        cells.append(f'<td class="num" data-billed-cost="{row.billed_cost}">{escape(billed_cell(row))}</td>')
+    return cells
+
+
 def _table(rows: Sequence[Row], by: Sequence[str], total: Row) -> str:
     columns = numeric_columns(total)
     head = [f'<th scope="col">{escape(key.capitalize())}</th>' for key in by]
     head += [f'<th scope="col" class="num">{escape(title)}</th>' for title, _ in columns]
-    head.append('<th scope="col" class="num">Cost (USD)</th>')
+    head += _money_heads(total)
     out = ['<table id="usage-table">', f"<thead><tr>{''.join(head)}</tr></thead>", "<tbody>"]
     for row in rows:
         cells = [f"<td>{escape(_key_cell(key, row.keys.get(key)))}</td>" for key in by]
         cells += [f'<td class="num">{getattr(row, attr):,}</td>' for _, attr in columns]
-        cells.append(f'<td class="num">{escape(cost_cell(row))}</td>')
+        cells += _money_cells(row, total)
         out.append(f"<tr>{''.join(cells)}</tr>")
     out.append("</tbody>")
     foot = ["<td>Total</td>"] + ["<td></td>"] * (len(by) - 1)
     foot += [f'<td class="num">{getattr(total, attr):,}</td>' for _, attr in columns]
-    foot.append(f'<td class="num">{escape(cost_cell(total))}</td>')
+    foot += _money_cells(total, total)
     out.append(f"<tfoot><tr>{''.join(foot)}</tr></tfoot></table>")
+    return "\n".join(out)
+
+
+def _drilldown(rows: Sequence[Row], total: Row) -> str:
+    """One line per customer (its totals and share of the cost), then one per model it used."""
+    if not rows:
+        return '<p class="empty" id="customer-drilldown">No usage in this period.</p>'
+    by_customer: dict[Optional[str], list[Row]] = {}
+    for row in rows:
+        by_customer.setdefault(row.keys.get("customer"), []).append(row)
+    summed = {customer: totals(models) for customer, models in by_customer.items()}
+    order = sorted(summed, key=lambda c: (not summed[c].priced, -summed[c].cost, _customer_label(c)))
+    head = ['<th scope="col">Customer / model</th>', '<th scope="col" class="num">Calls</th>']
+    head += ['<th scope="col" class="num">Input</th>', '<th scope="col" class="num">Output</th>']
+    head += [*_money_heads(total), '<th scope="col" class="num">Share</th>']
+    out = ['<table id="customer-drilldown">', f"<thead><tr>{''.join(head)}</tr></thead>"]
+    for customer in order:
+        out.append(f'<tbody data-customer="{escape(_customer_label(customer))}">')
+        lines = [("customer", _customer_label(customer), summed[customer])]
+        lines += [("detail", r.keys.get("model") or "(unknown model)", r) for r in by_customer[customer]]
+        for kind, label, row in lines:
+            share = f"{float(row.cost / total.cost) * 100:.1f}%" if total.cost > 0 and row.priced else "-"
+            cells = [f"<td>{escape(label)}</td>", f'<td class="num">{row.calls:,}</td>']
+            cells += [
+                f'<td class="num">{row.input_tokens:,}</td>',
+                f'<td class="num">{row.output_tokens:,}</td>',
+            ]
+            cells += [*_money_cells(row, total), f'<td class="num">{share}</td>']
+            out.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
+        out.append("</tbody>")
+    out.append("</table>")
     return "\n".join(out)
 
 

@@ -16,6 +16,7 @@ from . import _stats
 from ._forksafe import module_lock
 from ._log import internal_error, log
 from ._record import UsageRecord
+from ._spans import SPANS
 from ._state import DEFAULT_EXIT_TIMEOUT, STATE, STOP, on_reset
 from .delivery import DURABILITY, FlushResult, Settings, default_spool_path
 from .errors import ConfigurationError
@@ -468,6 +469,7 @@ class Delivery:
 
 DELIVERY = Delivery()
 register(DELIVERY)
+register(SPANS)
 submit = DELIVERY.on_end
 
 
@@ -634,7 +636,7 @@ if hasattr(os, "register_at_fork"):
 def _reset() -> None:
     shutdown(timeout=DEFAULT_EXIT_TIMEOUT)
     reset_configuration()
-    STATE.consumers = (DELIVERY,)
+    STATE.consumers = (DELIVERY, SPANS)
 
 
 on_reset(_reset, STOP)

@@ -218,8 +218,10 @@ def read_status(
 
 def _salvage(value: Optional[str]) -> dict[str, Any]:
     """What was salvaged from a corrupt spool, and what could not be read (counters, source, time)."""
+    if not value:  # nothing was ever salvaged into this spool
+        return {}
     try:
-        data = json.loads(value) if value else {}
+        data = json.loads(value)
     except ValueError:
         return {}
     if not isinstance(data, dict):

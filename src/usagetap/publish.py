@@ -3,7 +3,8 @@
 Like OpenTelemetry's ``SpanProcessor.on_end``: each registered :class:`Consumer` (run totals,
 budget limits, delivery) is handed the call's :class:`~usagetap.delivery.intake.Capture` once, on
 the caller's thread, and must only queue it: the record is built later, once, by whoever reads it
-first. Delivery is always registered; run totals from the first run, limits from the first limit.
+first (span attributes, :mod:`usagetap._spans`, build it there only for a recording span). Delivery
+and span attributes are always registered; run totals from the first run, limits from the first limit.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def test_solvapay_openmeter_stripe_and_http() -> None:
     assert isinstance(http, HTTP) and http.url == "https://b.example/usage"
 
 
-@pytest.mark.parametrize("kind", sorted(set(SINKS) - {"ledger", "http", "openmeter"}))
+@pytest.mark.parametrize("kind", sorted(set(SINKS) - {"ledger", "http", "openmeter", "otel"}))
 def test_a_missing_key_is_a_clear_error(kind: str) -> None:
     env = {"USAGETAP_SINK": kind, "USAGETAP_BASE_URL": "https://x.example"}
     with pytest.raises(ConfigurationError, match="USAGETAP_API_KEY"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -117,3 +118,25 @@ def test_a_workload_through_the_pipeline_is_measured_per_model(
         expected[(usage.model, "input")] += usage.input_tokens
         expected[(usage.model, "output")] += usage.output_tokens
     assert sums(reader, "gen_ai.response.model") == expected
+
+
+def test_usagetap_sink_otel_measures_through_the_global_meter_provider(
+    server: ProviderServer,
+    provider: MeterProvider,
+    reader: InMemoryMetricReader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import metrics
+
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: provider)
+    monkeypatch.setenv("USAGETAP_SINK", "otel")
+    monkeypatch.setenv("USAGETAP_CUSTOMER_ATTRIBUTE", "app.customer")
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="k", max_retries=0))
+    with usagetap.customer("org_3"):
+        client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    client.close()
+    assert usagetap.flush(timeout=10).pending == 0
+    (issued,) = server.issued.values()
+    assert sums(reader, "app.customer") == Counter(
+        {("org_3", "input"): issued.input_tokens, ("org_3", "output"): issued.output_tokens}
+    )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from .._version import __version__
 from . import demo, replay, report, status
 from ._common import Parser, fail, reader_gone
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_MAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"usagetap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
     for command in (report, demo, status, replay):

@@ -20,6 +20,10 @@ _EXAMPLES = """\
 examples:
   usagetap report                          per customer and model, as a table
   usagetap report --by customer --format json
+  usagetap report --format csv --by customer,month > invoices.csv
+                                           one line per customer and month: tokens by type,
+                                           cost, billed_cost, currency (an invoice import)
+  usagetap report --by product             any dimension the records carry
   usagetap report --by day,customer --since 2026-11-01 --until 2026-11-30
   usagetap report --by run --format csv    one row per tracked run
   usagetap report --db /var/lib/app/ledger.db --format csv --totals > usage.csv
@@ -32,9 +36,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     report = sub.add_parser(
         "report",
         help="calls, tokens and cost from the local ledger",
-        description="Aggregate the local usage ledger by customer, model, feature, day or run. Costs are "
-        "in US dollars from the genai-prices table; calls to models it does not know have no cost "
-        "(shown as 'unknown', never as 0).",
+        description="Aggregate the local usage ledger by customer, model, feature, day, month, run or any "
+        "dimension the records carry. Costs are in US dollars from the genai-prices table ('cost'; "
+        "'billed_cost' with the configured markup); calls to models it does not know have no cost "
+        "(shown as 'unknown', never as 0). Tables show cents; JSON and CSV exact decimal strings. "
+        "Rows are sorted by cost, the largest first (in time order first when grouped by day or month).",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -42,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     report.add_argument(
         "--by",
         default="customer,model",
-        help="comma-separated group keys: customer, model, feature, day, provider, operation, run, status "
-        "(default: customer,model)",
+        help="comma-separated group keys: customer, model, feature, day, month, provider, operation, run, "
+        "status, or the name of any dimension the records carry (default: customer,model)",
     )
     report.add_argument(
         "--format",
@@ -63,7 +69,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="PATH",
         help="also write a self-contained HTML page (charts and the table) to PATH ('-' for stdout)",
     )
+    report.add_argument(
+        "--top",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="html: name at least the N customers with the highest cost in the chart (default: 8); more "
+        "when the others together would cost more than the smallest named one",
+    )
     report.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive count (1, 2, ...): {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,9 +121,11 @@ def run(args: argparse.Namespace) -> int:
         _write_html(args.html, page, rows)
     fmt = args.format or (None if args.html else "table")
     if fmt == "json":
-        print(report.render_json(rows, by, with_totals=args.totals))
+        print(report.render_json(rows, by, with_totals=args.totals, since=args.since, until=args.until))
     elif fmt == "csv":
-        sys.stdout.write(report.render_csv(rows, by, with_totals=args.totals))
+        sys.stdout.write(
+            report.render_csv(rows, by, with_totals=args.totals, since=args.since, until=args.until)
+        )
     elif fmt == "table":
         _print_table(rows, by, path)
     return 0
@@ -108,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 def _html_page(conn: sqlite3.Connection, by: Sequence[str], args: argparse.Namespace, path: str) -> str:
     from .._report_html import build_page
 
-    return build_page(conn, by, since=args.since, until=args.until, source=path)
+    return build_page(conn, by, since=args.since, until=args.until, source=path, top=args.top)
 
 
 def _write_html(target: str, page: str, rows: Sequence[Row]) -> None:
@@ -134,7 +160,7 @@ def _private(path: str, flags: int) -> int:
 def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
     from rich.table import Table
 
-    from .._report import cost_cell, numeric_columns, totals
+    from .._report import billed_cell, cost_cell, numeric_columns, totals
 
     total = totals(rows)
     numeric = numeric_columns(total)
@@ -144,12 +170,15 @@ def _print_table(rows: Sequence[Row], by: Sequence[str], path: str) -> None:
     for title, attr in numeric:
         table.add_column(title, justify="right", footer=f"{getattr(total, attr):,}", no_wrap=True)
     table.add_column("Cost (USD)", justify="right", footer=cost_cell(total), no_wrap=True)
+    if total.billed:
+        table.add_column("Billed cost (USD)", justify="right", footer=billed_cell(total), no_wrap=True)
     for row in rows:
-        table.add_row(
+        cells = [
             *(row.keys.get(key) or "-" for key in by),
             *(f"{getattr(row, attr):,}" for _, attr in numeric),
             cost_cell(row),
-        )
+        ]
+        table.add_row(*cells, *([billed_cell(row)] if total.billed else []))
     out = console()
     out.print(table)
     if total.unpriced:

@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import time
 
-    from .._status import NotASpool, open_readonly, read_status
+    from .._status import NotASpool, SpoolStatus, open_readonly, read_status
 
     path = spool_path(args)
     try:
@@ -54,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
     except NotASpool as exc:
         raise CLIError(f"{path} is {exc}") from None
     except FileNotFoundError:
-        raise CLIError(
-            f"no spool at {path} (nothing was queued for a remote sink here; "
-            "pass --spool, or set USAGETAP_SPOOL)"
-        ) from None
+        if args.spool:
+            raise CLIError(
+                f"no spool at {path} (check the path, or leave --spool out for the default)"
+            ) from None
+        empty = SpoolStatus(path=path, size=0, now=time.time(), sinks=[], dead=[])
+        if args.format == "json":
+            print(json.dumps(empty.as_dict(), indent=2))
+        else:
+            print(
+                f"Nothing waiting: no spool at {path} yet (made when a record is queued for a remote sink)."
+            )
+        return 0
     except sqlite3.Error as exc:
         raise CLIError(f"cannot read the spool at {path}: {exc}") from None
     try:

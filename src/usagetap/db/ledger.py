@@ -25,6 +25,7 @@ __all__ = [
     "GROUP_KEYS",
     "connect",
     "count",
+    "dimension_names",
     "grouped",
     "insert",
     "iter_records",
@@ -44,6 +45,7 @@ GROUP_KEYS: dict[str, str] = {
     "operation": "operation",
     "feature": "json_extract(dimensions, '$.feature')",
     "day": "substr(timestamp, 1, 10)",
+    "month": "substr(timestamp, 1, 7)",
     "run": "run_id",
     "status": "status",
 }
@@ -199,12 +201,30 @@ def grouped(
     since: Optional[date],
     until: Optional[date],
 ) -> Iterator[tuple[Any, ...]]:
-    """One row per record within the UTC days: the values of the :data:`GROUP_KEYS` ``by``, then the
-    columns ``sums``, then ``cost``."""
+    """One row per record within the UTC days: the values of ``by`` (keys of :data:`GROUP_KEYS`, or else
+    names of dimensions), then the columns ``sums``, then ``cost``."""
     where, params = _window(since, until)
-    exprs = [GROUP_KEYS[key] for key in by]
-    sql = f"SELECT {', '.join([*exprs, *sums, 'cost'])} FROM usage" + (f" WHERE {where}" if where else "")
-    yield from conn.execute(sql, params)
+    named = [key for key in by if key not in GROUP_KEYS]
+    exprs = [GROUP_KEYS.get(key, "NULL") for key in by]
+    extra = ["dimensions"] if named else []
+    sql = f"SELECT {', '.join([*exprs, *sums, 'cost', *extra])} FROM usage" + (
+        f" WHERE {where}" if where else ""
+    )
+    if not named:
+        yield from conn.execute(sql, params)
+        return
+    for values in conn.execute(sql, params):
+        dimensions = json.loads(values[-1])
+        yield (
+            *(dimensions.get(key) if key in named else value for key, value in zip(by, values, strict=False)),
+            *values[len(by) : -1],
+        )
+
+
+def dimension_names(conn: sqlite3.Connection) -> list[str]:
+    """The names of the dimensions the ledger's records carry, sorted."""
+    sql = "SELECT DISTINCT key FROM usage, json_each(usage.dimensions) ORDER BY key"
+    return [str(name) for (name,) in conn.execute(sql)]
 
 
 def read_around_damage(conn: sqlite3.Connection) -> tuple[list[UsageRecord], int, int]:

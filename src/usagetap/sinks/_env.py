@@ -12,6 +12,8 @@ solvapay        API_KEY*, BASE_URL, PRODUCT_REF, ACTION_TYPE, SPLIT_BY_TOKEN_TYP
 openmeter       API_KEY (* unless BASE_URL is set), BASE_URL, SOURCE, EVENT_TYPE
 stripe          API_KEY*, BASE_URL, EVENT_NAME, SPLIT_BY_TOKEN_TYPE, CONCURRENCY
 http            URL* (or BASE_URL), SECRET, API_KEY (sent as ``Authorization: Bearer``)
+otel            CUSTOMER_ATTRIBUTE (the measurements' customer attribute; off when unset); the global
+                ``MeterProvider``
 ==============  ===================================================================================
 
 Every sink also reads ``USAGETAP_TIMEOUT`` (seconds, finite, > 0). A missing
@@ -185,6 +187,12 @@ def _http(env: _Env) -> BaseSink:
     return HTTP(url, secret=env.secret("SECRET"), headers=headers, **env.common())
 
 
+def _otel(env: _Env) -> BaseSink:
+    from .otel import OpenTelemetry
+
+    return OpenTelemetry(customer_attribute=env.get("CUSTOMER_ATTRIBUTE"))
+
+
 SINKS: dict[str, Callable[[_Env], BaseSink]] = {
     "ledger": _ledger,
     "spaire": _spaire,
@@ -194,6 +202,7 @@ SINKS: dict[str, Callable[[_Env], BaseSink]] = {
     "openmeter": _openmeter,
     "stripe": _stripe,
     "http": _http,
+    "otel": _otel,
 }
 
 

@@ -9,7 +9,11 @@ through your ``MeterProvider`` (the global one by default) and its exporters.
 
 Metrics are for dashboards, not invoices: an exporter cannot deduplicate, so
 this sink only drops event ids it has recorded recently in this process.
-Needs the ``otel`` extra (``opentelemetry-api``).
+Needs the ``otel`` extra (``opentelemetry-api``). ``USAGETAP_SINK=otel`` builds it
+on the global ``MeterProvider``.
+
+Traces need no sink: whatever the sink, each call's usage, models, customer and
+cost are set on the recording span current where it ends (:mod:`usagetap._spans`).
 """
 
 from __future__ import annotations
