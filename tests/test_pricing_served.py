@@ -64,6 +64,7 @@ def test_openai_priority_is_priced_at_the_priority_rates() -> None:
     # gpt-4.1 Priority: $3.50 in / $14 out (standard $2 / $8)
     r = served("gpt-4.1", "openai", {"service_tier": "priority"}, input_tokens=10_000, output_tokens=2_000)
     assert r.cost == (10_000 * Decimal("3.5") + 2_000 * Decimal(14)) / M
+    assert r.price_source == price_version()
 
 
 def test_openai_default_tier_is_priced_at_the_standard_rates() -> None:
@@ -161,18 +162,21 @@ def test_claude_sonnet_4_5_above_200k_input_is_priced_at_its_long_context_rates(
     # Sonnet 4.5 over 200k input tokens: $6 in / $22.50 out for the whole request
     r = served("claude-sonnet-4-5", "anthropic", input_tokens=300_000, output_tokens=1_000)
     assert r.cost == (300_000 * Decimal(6) + 1_000 * Decimal("22.5")) / M
+    assert r.price_source == price_version()
 
 
 def test_gemini_2_5_pro_above_200k_input_is_priced_at_its_long_context_rates() -> None:
     # Gemini 2.5 Pro over 200k prompt tokens: $2.50 in / $15 out
     r = served("gemini-2.5-pro", "google", input_tokens=300_000, output_tokens=1_000)
     assert r.cost == (300_000 * Decimal("2.5") + 1_000 * Decimal(15)) / M
+    assert r.price_source == price_version()
 
 
 def test_gpt_4_1_has_no_long_context_tier() -> None:
     # GPT-4.1: $2 in / $8 out at any length of its 1M window
     r = served("gpt-4.1", "openai", input_tokens=300_000, output_tokens=1_000)
     assert r.cost == (300_000 * Decimal(2) + 1_000 * Decimal(8)) / M
+    assert r.price_source == price_version()
 
 
 # -- cache-write TTL ------------------------------------------------------------------------------
@@ -185,7 +189,7 @@ def test_one_hour_cache_writes_cost_twice_the_base_input_price() -> None:
         input_tokens=4_000, cache_write_tokens=3_000, output_tokens=100,
     )  # fmt: skip
     expected = 1_000 * Decimal(3) + 1_000 * Decimal("3.75") + 2_000 * Decimal(6) + 100 * Decimal(15)
-    assert r.cost == expected / M
+    assert r.cost == expected / M and r.price_source == price_version()
 
 
 def test_one_hour_cache_writes_without_a_table_price_take_the_overlay_2x_input(
