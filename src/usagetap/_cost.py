@@ -12,11 +12,15 @@ An unknown model prices as ``None`` (never 0) with one warning per model.
 What is priced, where the installed genai-prices has it: input (long-context
 tiers follow from the total input), cache reads, cache writes with the 5-minute
 / 1-hour split (dimensions ``cache_write_5m_tokens`` / ``cache_write_1h_tokens``),
-reasoning, audio tokens, web searches (``web_search_requests``), the batch
-discount (``batch=True``) and ``service_tier`` prices. Older genai-prices
-without some of these price them at the base rates, saying so once.
-User overrides (:mod:`usagetap.prices`) win over the table; a markup is
-recorded as ``billed_cost``.
+reasoning and audio tokens. A call is priced as it was served (batch,
+``service_tier``, ``speed``, ``inference_geo``: :func:`served_conditions`): by
+genai-prices' price variant for it, else by an entry of
+:mod:`usagetap.pricing_overlay`, else not at all (``cost=None``, ``price_issue``
+says why). Non-token fees (``record.fees``) are line items of ``cost``
+(``cost_items``), each priced by genai-prices or the overlay, else ``cost=None``.
+Older genai-prices without some usage keys price them at the base rates, saying
+so once. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
+recorded as ``billed_cost``. ``price_source`` names what priced a record.
 
 A provider that is a host genai-prices does not know (a gateway, a proxy) is
 priced at the rates of the model's vendor when that vendor is one whose SDK
