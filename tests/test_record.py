@@ -151,7 +151,7 @@ import usagetap as installed
 source = pathlib.Path(installed.__file__).parent
 shutil.copytree(source, "pkg/usagetap", ignore=shutil.ignore_patterns("__pycache__"))
 record_py = pathlib.Path("pkg/usagetap/_record.py")
-anchor = "    billed_cost: Optional[Decimal] = None\\n"
+anchor = "    price_issue: Optional[str] = None\\n"  # the last field: added fields are appended
 text = record_py.read_text()
 assert anchor in text
 record_py.write_text(text.replace(

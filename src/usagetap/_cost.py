@@ -12,11 +12,15 @@ An unknown model prices as ``None`` (never 0) with one warning per model.
 What is priced, where the installed genai-prices has it: input (long-context
 tiers follow from the total input), cache reads, cache writes with the 5-minute
 / 1-hour split (dimensions ``cache_write_5m_tokens`` / ``cache_write_1h_tokens``),
-reasoning, audio tokens, web searches (``web_search_requests``), the batch
-discount (``batch=True``) and ``service_tier`` prices. Older genai-prices
-without some of these price them at the base rates, saying so once.
-User overrides (:mod:`usagetap.prices`) win over the table; a markup is
-recorded as ``billed_cost``.
+reasoning and audio tokens. A call is priced as it was served (batch,
+``service_tier``, ``speed``, ``inference_geo``: :func:`served_conditions`): by
+genai-prices' price variant for it, else by an entry of
+:mod:`usagetap.pricing_overlay`, else not at all (``cost=None``, ``price_issue``
+says why). Non-token fees (``record.fees``) are line items of ``cost``
+(``cost_items``), each priced by genai-prices or the overlay, else ``cost=None``.
+Older genai-prices without some usage keys price them at the base rates, saying
+so once. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
+recorded as ``billed_cost``. ``price_source`` names what priced a record.
 
 A provider that is a host genai-prices does not know (a gateway, a proxy) is
 priced at the rates of the model's vendor when that vendor is one whose SDK
@@ -26,24 +30,35 @@ own host. Other models there have no price (``cost=None``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
 import warnings
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import prices
+from . import prices, pricing_overlay
+from ._fees import fees_of
 from ._forksafe import module_lock
 from ._log import INFO, WARNING, log_once
-from ._record import UsageRecord
+from ._record import Scalar, UsageRecord
 
 if TYPE_CHECKING:
     from .prices import Price
 
-__all__ = ["SELF_HOSTED", "context_of", "price_record", "price_version", "pricing_provider", "usage_of"]
+__all__ = [
+    "SELF_HOSTED",
+    "context_of",
+    "price_record",
+    "price_version",
+    "pricing_provider",
+    "served_conditions",
+    "usage_of",
+]
 
 # usagetap provider name -> genai-prices provider id
 _PROVIDER_IDS: dict[str, str] = {
@@ -69,7 +84,6 @@ _DIMENSION_USAGE: dict[str, str] = {
     "cache_write_1h_tokens": "cache_write_1h_tokens",
     "input_audio_tokens": "input_audio_tokens",
     "output_audio_tokens": "output_audio_tokens",
-    "web_search_requests": "web_searches",
 }
 # usage keys a genai-prices without them prices at the base rate anyway (no warning)
 _QUIET_KEYS = frozenset({"output_reasoning_tokens"})
@@ -173,14 +187,9 @@ def usage_of(record: UsageRecord) -> UsageItems:
 
 
 def context_of(record: UsageRecord) -> ContextItems:
-    """The genai-prices ``price_context`` of a record: batch processing and service tier."""
-    dimensions = record.dimensions
-    tier = dimensions.get("service_tier")
-    items: list[tuple[str, str]] = []
-    if dimensions.get("batch") is True or tier == "batch":
-        items.append(("processing", "batch"))
-    if isinstance(tier, str) and tier and tier != "batch":
-        items.append(("service_tier", tier))
+    """How the call was served, as genai-prices ``price_context`` items: batch processing, service
+    tier, speed and inference geography, the standard ones left out (see :func:`served_conditions`)."""
+    items = served_conditions(record.dimensions)
     if items and not supports_price_context():
         log_once(
             WARNING,
@@ -189,40 +198,248 @@ def context_of(record: UsageRecord) -> ContextItems:
             "priced at standard rates (upgrade genai-prices for exact costs)",
         )
         return ()
+    return items
+
+
+# values that mean "served at the standard price"
+_STANDARD: dict[str, frozenset[str]] = {
+    "service_tier": frozenset({"default", "auto", "standard", "on_demand"}),
+    "speed": frozenset({"standard"}),
+    "inference_geo": frozenset({"global", "not_available"}),
+}
+
+
+def served_conditions(dimensions: Mapping[str, Scalar]) -> ContextItems:
+    """The non-standard conditions a call was served under, from its response's dimensions:
+    ``processing=batch``, ``service_tier``, ``speed``, ``inference_geo`` (lower case)."""
+    tier = dimensions.get("service_tier")
+    items: list[tuple[str, str]] = []
+    if dimensions.get("batch") is True or tier == "batch":
+        items.append(("processing", "batch"))
+    for key, standard in _STANDARD.items():
+        value = dimensions.get(key)
+        if isinstance(value, str) and value and value != "batch" and value.lower() not in standard:
+            items.append((key, value.lower()))
     return tuple(items)
 
 
 def price_record(record: UsageRecord) -> UsageRecord:
-    """``record`` priced (``cost``, ``price_version``, ``billed_cost``): a new frozen record, or
-    ``record`` itself when it was priced already. ``cost`` is None when the model has no price."""
+    """``record`` priced (``cost``, ``cost_items``, ``fees``, ``price_version``, ``price_source``,
+    ``price_issue``, ``billed_cost``): a new frozen record, or ``record`` itself when it was priced
+    already. ``cost`` is None when the model, or a part of the call, has no price."""
     if record.price_version is not None:
         return record
-    usage = usage_of(record)
-    override = prices.lookup(record.provider, record.model, record.request_model)
-    if override is not None:
-        cost: Optional[Decimal] = _price_override(override, usage)
-        version = override.version
-    elif record.dimensions.get("prepaid") is True:  # provisioned throughput: paid up front, not per token
-        cost, version = None, price_version()
-    elif record.provider in SELF_HOSTED:
-        cost, version = None, price_version()
-        log_once(
-            INFO,
-            f"self-hosted:{record.provider}",
-            "usagetap: %s is self-hosted: its records carry exact tokens and cost=None "
-            "(set a price with usagetap.prices.set)",
-            record.provider,
-        )
-    elif _priced_by_time_of_day(record.provider, record.model):  # DeepSeek's off-peak hours
-        moment = record.timestamp.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        cost = _price(record.provider, record.model, usage, context_of(record), moment)
-        version = price_version()
-    else:
-        cost = _cost(record.provider, record.model, usage, context_of(record), record.timestamp.date())
-        version = price_version()
-    priced = dataclasses.replace(record, cost=cost, price_version=version, billed_cost=None)
+    fees = dict(record.fees) or fees_of(record.dimensions)
+    priced = dataclasses.replace(record, fees=fees, billed_cost=None, **_priced_fields(record, fees))
     billed = prices.billed(priced)
     return priced if billed is None else dataclasses.replace(priced, billed_cost=billed)
+
+
+def _priced_fields(record: UsageRecord, fees: Mapping[str, Scalar]) -> dict[str, Any]:
+    """``cost``, ``cost_items``, ``price_version``, ``price_source`` and ``price_issue`` of a record."""
+    usage = usage_of(record)
+    provider, model = record.provider, record.model
+    override = prices.lookup(provider, model, record.request_model)
+    if override is not None:
+        tokens: Optional[Decimal] = _price_override(override, usage)
+        return _with_fees(record, fees, tokens, override.version, ("prices.set",), None, None)
+    version = price_version()
+    if record.dimensions.get("prepaid") is True:  # provisioned throughput: paid up front, not per token
+        return _unpriced(version, "provisioned throughput is prepaid, not priced per token")
+    if provider in SELF_HOSTED:
+        log_once(
+            INFO,
+            f"self-hosted:{provider}",
+            "usagetap: %s is self-hosted: its records carry exact tokens and cost=None "
+            "(set a price with usagetap.prices.set)",
+            provider,
+        )
+        return _unpriced(version, f"{provider} is self-hosted: set a price with usagetap.prices.set")
+    day: date = record.timestamp.date()
+    if _priced_by_time_of_day(provider, model):  # DeepSeek's off-peak hours
+        day = record.timestamp.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    served = context_of(record)
+    try:
+        plan = _plan(provider, model, served, tuple(k for k, _ in usage), day)
+    except LookupError:
+        plan = None
+    if plan is None:  # an unknown model: _price logs it
+        tokens = _price(provider, model, usage, (), day)
+        issue = None if tokens is not None else f"no price for model {model!r} at {provider!r}"
+        return _with_fees(record, fees, tokens, version, (version,), None, issue)
+    if plan.issue is not None:
+        log_once(WARNING, f"unpriced:{provider}:{model}:{plan.issue}", "usagetap: %s; cost=None", plan.issue)
+        return _unpriced(version, plan.issue)
+    if plan.overlay:
+        tokens = _overlay_price(provider, model, usage, plan, day)
+    elif isinstance(day, datetime):
+        tokens = _price(provider, model, usage, plan.context, day)
+    else:
+        tokens = _cost(provider, model, usage, plan.context, day)
+    source = (version, *(f"overlay:{entry.id}" for entry in plan.overlay))
+    return _with_fees(record, fees, tokens, version, source, plan, None)
+
+
+def _unpriced(version: str, issue: str) -> dict[str, Any]:
+    return {
+        "cost": None,
+        "cost_items": {},
+        "price_version": version,
+        "price_source": None,
+        "price_issue": issue,
+    }
+
+
+def _with_fees(
+    record: UsageRecord,
+    fees: Mapping[str, Scalar],
+    tokens: Optional[Decimal],
+    version: str,
+    source: tuple[str, ...],
+    plan: Optional[_Plan],
+    issue: Optional[str],
+) -> dict[str, Any]:
+    """The priced fields of ``tokens`` plus each fee as a line item; cost None when a fee has no price."""
+    if tokens is None:
+        return _unpriced(version, issue or f"no price for {record.model!r} at {record.provider!r}")
+    items: dict[str, Scalar] = {}
+    total = tokens
+    sources = list(source)
+    for fee, quantity in fees.items():
+        unit, where = _fee_price(record.provider, record.model, fee, plan, record.timestamp.date())
+        if unit is None or type(quantity) is not int:
+            issue = f"no price for the {fee} fee of {record.model!r} at {record.provider!r}"
+            log_once(
+                WARNING,
+                f"unpriced-fee:{record.provider}:{record.model}:{fee}",
+                "usagetap: %s; cost=None",
+                issue,
+            )
+            return {**_unpriced(version, issue), "cost_items": {"tokens": str(tokens)}}
+        items[fee] = str(unit * quantity)
+        total += unit * quantity
+        if where not in sources:
+            sources.append(where)
+    if items:
+        items = {"tokens": str(tokens), **items}
+    return {
+        "cost": total,
+        "cost_items": items,
+        "price_version": version,
+        "price_source": " + ".join(sources),
+        "price_issue": None,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How to price a served call: the ``price_context`` genai-prices prices, the overlay entries
+    that price the rest (conditions and token kinds it lacks), or why it cannot be priced."""
+
+    provider_id: str
+    context: ContextItems
+    overlay: tuple[pricing_overlay.Entry, ...] = ()
+    issue: Optional[str] = None
+
+
+_ZERO: UsageItems = (("input_tokens", 0),)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(provider: str, model: str, served: ContextItems, keys: tuple[str, ...], day: date) -> _Plan:
+    """The plan for ``model`` served under ``served``; LookupError when genai-prices has no such model."""
+    calculation = _calculate(provider, model, _ZERO, (), day)
+    provider_id = str(calculation.provider.id)
+    moment = _moment(day)
+    variants = getattr(calculation.model, "price_variants", None) or ()
+    context: list[tuple[str, str]] = []
+    overlay: list[pricing_overlay.Entry] = []
+    for key, value in served:
+        if any(
+            variant.when == {key: value} and (variant.constraint is None or variant.constraint.active(moment))
+            for variant in variants
+        ):
+            context.append((key, value))
+            continue
+        entry = pricing_overlay.find(provider_id, model, f"{key}={value}", _day(day))
+        if entry is None or entry.multiplier is None:
+            return _Plan(provider_id, (), issue=f"no price for {key}={value} of {model!r} at {provider!r}")
+        overlay.append(entry)
+    if (
+        "cache_write_1h_tokens" in keys
+        and getattr(calculation.model_price, "cache_write_1h_mtok", None) is None
+    ):
+        entry = pricing_overlay.find(provider_id, model, "cache_write_1h", _day(day))
+        if entry is not None and entry.multiplier is not None:
+            overlay.insert(0, entry)
+    return _Plan(provider_id, tuple(context), tuple(overlay))
+
+
+def _day(day: date) -> date:
+    return day.date() if isinstance(day, datetime) else day
+
+
+def _moment(day: date) -> datetime:
+    """``day``'s noon UTC, or ``day`` itself when it is a datetime (what genai-prices is asked at)."""
+    if isinstance(day, datetime):
+        return day
+    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+
+
+def _scaled(price: Any, factor: Decimal) -> Any:
+    """A genai-prices price (a Decimal or tiered prices) times ``factor``."""
+    from genai_prices.types import Tier, TieredPrices
+
+    if isinstance(price, TieredPrices):
+        tiers = [Tier(start=t.start, price=t.price * factor) for t in price.tiers]
+        return TieredPrices(base=price.base * factor, tiers=tiers)
+    return price * factor
+
+
+@functools.lru_cache(maxsize=4096)
+def _overlay_price(provider: str, model: str, usage: UsageItems, plan: _Plan, day: date) -> Optional[Decimal]:
+    """The token cost of ``usage`` at genai-prices' rates for ``plan.context``, with the overlay applied."""
+    from genai_prices import Usage
+
+    model_price = copy.copy(_calculate(provider, model, _ZERO, plan.context, day).model_price)
+    prices_of = vars(model_price)
+    for entry in plan.overlay:
+        factor = entry.multiplier
+        assert factor is not None
+        if entry.prices == "cache_write_1h":
+            prices_of["cache_write_1h_mtok"] = _scaled(prices_of["input_mtok"], factor)
+            continue
+        for name, price in list(prices_of.items()):
+            if name.endswith("_mtok") and price is not None:
+                prices_of[name] = _scaled(price, factor)
+    try:
+        return Decimal(model_price.calc_price(Usage(**dict(usage)))["total_price"])
+    except ValueError:
+        return None
+
+
+# fee -> the genai-prices price of it (per thousand uses)
+_GENAI_FEES = {"web_search": "web_searches_kcount", "file_search": "storage_searches_kcount"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _fee_price(
+    provider: str, model: str, fee: str, plan: Optional[_Plan], day: date
+) -> tuple[Optional[Decimal], str]:
+    """The price of one use of ``fee`` and the table it came from: genai-prices, else the overlay."""
+    provider_id = provider if plan is None else plan.provider_id
+    try:
+        calculation = _calculate(provider, model, _ZERO, () if plan is None else plan.context, day)
+        provider_id = str(calculation.provider.id)
+        per_thousand = getattr(calculation.model_price, _GENAI_FEES.get(fee, ""), None)
+    except (LookupError, ValueError):
+        per_thousand = None
+    if isinstance(per_thousand, Decimal):
+        return per_thousand / 1000, price_version()
+    entry = pricing_overlay.find(provider_id, model, f"fee:{fee}", day)
+    if entry is not None and entry.unit_price is not None:
+        return entry.unit_price, f"overlay:{entry.id}"
+    return None, ""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -390,9 +607,7 @@ def _calculate(provider: str, model: str, usage: UsageItems, context: ContextIte
     from genai_prices import Usage, calc_price
 
     provider_id, provider_api_url = pricing_provider(provider)
-    moment = (
-        day if isinstance(day, datetime) else datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
-    )
+    moment = _moment(day)
     kwargs: dict[str, Any] = {"genai_request_timestamp": moment}
     if provider_id is not None:
         kwargs["provider_id"] = provider_id

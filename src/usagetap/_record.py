@@ -145,7 +145,12 @@ class UsageRecord:
     record is a copy (``dataclasses.replace``).
 
     ``cost`` is Decimal USD from the pricing table, or ``None`` when the model
-    is unknown (never 0 for an unknown model). ``status`` is ``"ok"``, or
+    is unknown (never 0 for an unknown model) or a part of the call has no price
+    (``price_issue`` says which). ``fees`` counts the call's non-token fees (``web_search``,
+    ``web_fetch``, ``file_search``, ``code_execution``, ``image_generation``);
+    ``cost_items`` holds the line items of ``cost`` (``tokens`` and one per fee, decimal
+    strings); ``price_source`` names the tables that priced it (genai-prices, overlay
+    entries, ``prices.set``). ``status`` is ``"ok"``, or
     ``"partial"`` when a stream ended before the provider reported usage or
     the usage it reported had to be fitted (the ``usage_issue`` dimension says how).
     """
@@ -172,6 +177,11 @@ class UsageRecord:
     parent_run_id: Optional[str] = None
     price_version: Optional[str] = None
     billed_cost: Optional[Decimal] = None
+    # pricing (issue 21): fee quantities, the line items of ``cost``, where its prices came from
+    fees: dict[str, Scalar] = field(default_factory=dict)
+    cost_items: dict[str, Scalar] = field(default_factory=dict)
+    price_source: Optional[str] = None
+    price_issue: Optional[str] = None
 
     @property
     def total_tokens(self) -> int:

@@ -48,8 +48,19 @@ def _tables(script: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def test_the_derived_schema_is_the_first_releases() -> None:
-    assert _tables(ledger_db.schema()) == _tables(_FIRST_SCHEMA)
+# the columns added since, at the end of the table (issue 21: fees, cost line items, price provenance)
+_ADDED_COLUMNS = (
+    ("fees", "TEXT NOT NULL"),
+    ("cost_items", "TEXT NOT NULL"),
+    ("price_source", "TEXT"),
+    ("price_issue", "TEXT"),
+)
+
+
+def test_the_derived_schema_is_the_first_releases_with_the_columns_added_since() -> None:
+    added = "".join(f",\n    {name} {kind}" for name, kind in _ADDED_COLUMNS)
+    current = _FIRST_SCHEMA.replace("    billed_cost TEXT\n", f"    billed_cost TEXT{added}\n")
+    assert _tables(ledger_db.schema()) == _tables(current)
 
 
 def test_a_ledger_missing_a_newer_column_gains_it_on_connect(tmp_path: Path) -> None:
@@ -57,7 +68,8 @@ def test_a_ledger_missing_a_newer_column_gains_it_on_connect(tmp_path: Path) -> 
     conn = sqlite3.connect(str(path))
     conn.executescript(_FIRST_SCHEMA.replace(",\n    billed_cost TEXT", ""))
     old = make_record(timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc))
-    names = [n for n in ledger_db.COLUMNS if n != "billed_cost"]
+    added = {"billed_cost", *(name for name, _ in _ADDED_COLUMNS)}
+    names = [n for n in ledger_db.COLUMNS if n not in added]
     values = dict(zip(ledger_db.COLUMNS, ledger_db.row(old), strict=True))
     conn.execute(
         f"INSERT INTO usage ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",

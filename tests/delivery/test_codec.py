@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_record
-from usagetap._record import UsageRecord
+from usagetap._record import FIELDS, UsageRecord
 from usagetap.delivery.codec import decode, decode_chunk, encode, encode_chunk
 from usagetap.delivery.spool import open_spool
 
@@ -86,6 +86,10 @@ def _first_format(r: UsageRecord) -> list:
         r.parent_run_id,
         r.price_version,
         None if r.billed_cost is None else str(r.billed_cost),
+        r.fees,  # appended by issue 21
+        r.cost_items,
+        r.price_source,
+        r.price_issue,
     ]
 
 
@@ -113,7 +117,9 @@ def test_a_spool_written_in_the_first_format_is_delivered_from(tmp_path: Path) -
 
 def test_an_array_written_before_a_field_was_added_reads_it_at_its_default() -> None:
     record = make_record(price_version="p1", billed_cost=Decimal("0.5"))
-    short = json.loads(encode(record))[:-2]  # no price_version, no billed_cost yet
+    short = json.loads(encode(record))[
+        : 1 + FIELDS.index("price_version")
+    ]  # no price_version, no billed_cost yet
     back = decode(json.dumps(short))
     assert (back.price_version, back.billed_cost) == (None, None)
     assert back == dataclasses.replace(record, price_version=None, billed_cost=None)

@@ -139,7 +139,8 @@ def record(values: Sequence[Any]) -> UsageRecord:
     """The record of a ledger row (in :data:`COLUMNS` order)."""
     data = dict(zip(COLUMNS, values, strict=False))
     for i in _MAPPINGS:
-        data[COLUMNS[i]] = json.loads(data[COLUMNS[i]])
+        text = data.get(COLUMNS[i])
+        data[COLUMNS[i]] = {} if text is None else json.loads(text)  # None: a row from before the column
     return UsageRecord.from_dict(data)
 
 

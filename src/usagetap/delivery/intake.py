@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import _stats
+from .._fees import fees_of
 from .._forksafe import module_lock
 from .._log import ERROR, WARNING, internal_error, log_once
 from .._record import MAX_DIMENSIONS, Scalar, UsageRecord, cap_dimensions, derive_event_id, new_event_id
@@ -203,6 +204,7 @@ def build_record(capture: Capture, usage: TokenUsage, status: str, ts: Optional[
         response_id=usage.response_id,
         run_id=None if run is None else run.id,
         parent_run_id=None if run is None else run.parent_id,
+        fees=fees_of(usage.dimensions),
     )
 
 

@@ -3,8 +3,10 @@
 A backend that takes one quantity per event gets, with ``split_by_token_type``,
 one item per token type (``input`` = uncached input, ``cache_read``,
 ``cache_write``, ``output``) keyed ``{event_id}:{token_type}``, the quantities
-summing to the record's total; zero quantities are not sent. An event is
-delivered only when every one of its items is.
+summing to the record's total; zero quantities are not sent. A record's non-token
+fees (``record.fees``) are items of their own where a sink sends them
+(:func:`fee_items`: ``token_type`` is the fee's name, keyed ``{event_id}:{fee}``).
+An event is delivered only when every one of its items is.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import Any, NamedTuple, Optional
 from .._record import Scalar, UsageRecord
 from .base import Outcomes
 
-__all__ = ["TOKEN_TYPES", "OutcomeTally", "Unsendable", "WireItem", "clean_scalars", "items_for", "unique"]
+__all__ = [
+    "TOKEN_TYPES",
+    "OutcomeTally",
+    "Unsendable",
+    "WireItem",
+    "clean_scalars",
+    "fee_items",
+    "items_for",
+    "unique",
+]
 
 TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
 
@@ -36,6 +47,7 @@ class WireItem(NamedTuple):
     key: str
     quantity: int
     token_type: Optional[str] = None
+    fee: Optional[str] = None
 
 
 def token_quantities(record: UsageRecord) -> dict[str, int]:
@@ -82,6 +94,16 @@ def items_for(
             quantity = min(max_quantity, item.quantity - n * max_quantity)
             out.append(WireItem(record, f"{item.key}:part{n + 1}", quantity, item.token_type))
     return out
+
+
+def fee_items(record: UsageRecord) -> list[WireItem]:
+    """One item per non-token fee of ``record`` (``web_search``, ...): the fee's name as its
+    ``token_type``, its count as the quantity, keyed ``{event_id}:{fee}``."""
+    return [
+        WireItem(record, f"{record.event_id}:{fee}", quantity, fee)
+        for fee, quantity in record.fees.items()
+        if type(quantity) is int and quantity > 0
+    ]
 
 
 def unique(records: Iterable[UsageRecord]) -> list[UsageRecord]:

@@ -6,6 +6,9 @@ one per token type, keyed ``{event_id}:{token_type}``::
     {"subject": "org_1", "meter": "ai_tokens", "quantity": 120, "idempotency_key": "<event_id>",
      "timestamp": "...Z", "metadata": {"model": ..., "provider": ..., "operation": ..., "cached": false}}
 
+With ``fee_meter`` set, a record's non-token fees (``web_search``, ``web_fetch``, ...)
+are items of that meter (a count of uses, dimension ``fee``), keyed ``{event_id}:{fee}``.
+
 The meter's typed dimensions (``model``, ``provider``, ``operation``,
 ``cached``, ``token_type`` and the extra ``dimensions`` you name) are what
 the metadata must match: :meth:`OpenSpanner.ensure_meter` creates the meter
@@ -27,7 +30,7 @@ import httpx
 from .._record import UsageRecord
 from ..errors import ConfigurationError, UsagetapError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
-from ._items import TOKEN_TYPES, OutcomeTally, Unsendable, WireItem, items_for
+from ._items import TOKEN_TYPES, OutcomeTally, Unsendable, WireItem, fee_items, items_for
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
@@ -43,6 +46,10 @@ _BUILTIN_DIMENSIONS: tuple[tuple[str, str, bool, str], ...] = (
     ("cached", "boolean", False, "Whether cached context was read"),
     ("token_type", "string", False, "input (uncached), cache_read, cache_write or output"),
 )
+_FEE_DIMENSIONS: tuple[tuple[str, str, bool, str], ...] = (
+    *_BUILTIN_DIMENSIONS[:3],
+    ("fee", "string", True, "web_search, web_fetch, file_search, code_execution or image_generation"),
+)
 
 
 class OpenSpanner(BaseSink):
@@ -57,6 +64,7 @@ class OpenSpanner(BaseSink):
 
     ``dimensions``: names of record dimensions to send as extra (string)
     meter dimensions; others are not sent, since the meter rejects unknown keys.
+    ``fee_meter``: the meter of non-token fees (counted uses), or None not to send them.
     """
 
     name = "open_spanner"
@@ -70,11 +78,14 @@ class OpenSpanner(BaseSink):
         meter: str = "ai_tokens",
         split_by_token_type: bool = False,
         dimensions: Iterable[str] = (),
+        fee_meter: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         key = check_api_key(api_key, self.name)
         if not isinstance(meter, str) or not meter.strip():
             raise ConfigurationError(f"{self.name}: meter must be a non-empty string")
+        if fee_meter is not None and (not isinstance(fee_meter, str) or not fee_meter.strip()):
+            raise ConfigurationError(f"{self.name}: fee_meter must be a non-empty string or None")
         builtin = {name for name, *_ in _BUILTIN_DIMENSIONS}
         extra = list(dict.fromkeys(dimensions))
         for dimension in extra:
@@ -88,6 +99,7 @@ class OpenSpanner(BaseSink):
                     f"{self.name}: dimension {dimension!r} is always sent; don't list it"
                 )
         self.meter = meter
+        self.fee_meter = fee_meter
         self.split_by_token_type = split_by_token_type
         self.dimensions = tuple(extra)
         self.max_batch = MAX_ITEMS // len(TOKEN_TYPES) if split_by_token_type else MAX_ITEMS
@@ -104,56 +116,75 @@ class OpenSpanner(BaseSink):
 
     def meter_definition(self) -> dict[str, Any]:
         """The ``POST /v1/meters`` body for this sink's meter: a token sum with its typed dimensions."""
+        return self._definition(self.meter, "LLM tokens metered by usagetap", "token", _BUILTIN_DIMENSIONS)
+
+    def fee_meter_definition(self) -> Optional[dict[str, Any]]:
+        """The ``POST /v1/meters`` body for the fee meter (a sum of uses), or None without one."""
+        if self.fee_meter is None:
+            return None
+        return self._definition(self.fee_meter, "LLM tool fees metered by usagetap", "call", _FEE_DIMENSIONS)
+
+    def _definition(
+        self, name: str, description: str, unit: str, builtin: tuple[tuple[str, str, bool, str], ...]
+    ) -> dict[str, Any]:
         dimensions = [
             {
-                "name": name,
-                "display_name": name.replace("_", " ").title(),
+                "name": dimension,
+                "display_name": dimension.replace("_", " ").title(),
                 "description": text,
                 "type": kind,
                 "required": required,
             }
-            for name, kind, required, text in _BUILTIN_DIMENSIONS
+            for dimension, kind, required, text in builtin
         ]
-        dimensions += [{"name": name, "type": "string", "required": False} for name in self.dimensions]
+        dimensions += [{"name": extra, "type": "string", "required": False} for extra in self.dimensions]
         return {
-            "name": self.meter,
-            "description": "LLM tokens metered by usagetap",
-            "unit": "token",
+            "name": name,
+            "description": description,
+            "unit": unit,
             "aggregation": "sum",
             "dimensions": dimensions,
         }
 
     def ensure_meter(self) -> dict[str, Any]:
         """Create the meter (``POST /v1/meters``) unless it exists; return it as the backend describes it.
+        The fee meter, when the sink has one, is created the same way.
 
         Raises :class:`usagetap.ConfigurationError` when the key is refused and
         :class:`usagetap.UsagetapError` for any other refusal.
         """
-        found = self._find_meter()
+        fees = self.fee_meter_definition()
+        if fees is not None:
+            self._ensure(fees)
+        return self._ensure(self.meter_definition())
+
+    def _ensure(self, definition: dict[str, Any]) -> dict[str, Any]:
+        name = definition["name"]
+        found = self._find_meter(name)
         if found is not None:
             return found
-        response = self._endpoint.post("/v1/meters", json=self.meter_definition())
+        response = self._endpoint.post("/v1/meters", json=definition)
         if response.is_success:
             created: dict[str, Any] = response.json()
             return created
         if response.status_code == 409:
-            found = self._find_meter()
+            found = self._find_meter(name)
             if found is not None:
                 return found
-        raise self._setup_error(response)
+        raise self._setup_error(response, name)
 
-    def _find_meter(self) -> Optional[dict[str, Any]]:
-        response = self._endpoint.get("/v1/meters", params={"name": self.meter})
+    def _find_meter(self, name: str) -> Optional[dict[str, Any]]:
+        response = self._endpoint.get("/v1/meters", params={"name": name})
         if not response.is_success:
-            raise self._setup_error(response)
+            raise self._setup_error(response, name)
         body = response.json()
         for meter in body.get("items") or [] if isinstance(body, dict) else []:
-            if isinstance(meter, dict) and meter.get("name") == self.meter:
+            if isinstance(meter, dict) and meter.get("name") == name:
                 return meter
         return None
 
-    def _setup_error(self, response: httpx.Response) -> UsagetapError:
-        reason = self._endpoint.reason(response, f"creating meter {self.meter!r}")
+    def _setup_error(self, response: httpx.Response, name: str) -> UsagetapError:
+        reason = self._endpoint.reason(response, f"creating meter {name!r}")
         if response.status_code in (401, 403):
             return ConfigurationError(f"{reason} (check the API key and its meters:write scope)")
         return UsagetapError(reason)
@@ -170,18 +201,24 @@ class OpenSpanner(BaseSink):
                 f"customer {customer[:80]!r} is not a valid Open Spanner subject (at most {MAX_SUBJECT} "
                 "letters, digits, '_', '.', ':' or '-', starting with a letter or digit)"
             )
-        return items_for(record, split=self.split_by_token_type)
+        items = items_for(record, split=self.split_by_token_type)
+        if self.fee_meter is not None:
+            items += [item._replace(token_type=None, fee=item.token_type) for item in fee_items(record)]
+        return items
 
     def body(self, item: WireItem) -> dict[str, Any]:
-        """The ``usage.CreateRequest`` item for one item (one record, or one token type of it)."""
+        """The ``usage.CreateRequest`` item for one item (one record, one token type or one fee of it)."""
         record = item.record
-        cached = record.dimensions.get("cached")
         metadata: dict[str, Any] = {
             "model": record.model,
             "provider": record.provider,
             "operation": record.operation,
-            "cached": cached if isinstance(cached, bool) else record.cache_read_tokens > 0,
         }
+        if item.fee is not None:
+            metadata["fee"] = item.fee
+        else:
+            cached = record.dimensions.get("cached")
+            metadata["cached"] = cached if isinstance(cached, bool) else record.cache_read_tokens > 0
         if item.token_type is not None:
             metadata["token_type"] = item.token_type
         for name in self.dimensions:
@@ -190,7 +227,7 @@ class OpenSpanner(BaseSink):
                 metadata[name] = str(value)
         return {
             "subject": record.customer,
-            "meter": meter_of(record, self.meter),
+            "meter": self.fee_meter if item.fee is not None else meter_of(record, self.meter),
             "quantity": item.quantity,
             "idempotency_key": item.key,
             "timestamp": rfc3339(record.timestamp),
@@ -237,8 +274,8 @@ class OpenSpanner(BaseSink):
             failure = failed.get(index)
             if failure is not None:
                 code, message = str(failure.get("code", "")), str(failure.get("message", ""))
-                meter = meter_of(item.record, self.meter)
-                if code == "not_found" and meter == self.meter:
+                meter = self.fee_meter if item.fee is not None else meter_of(item.record, self.meter)
+                if code == "not_found" and meter in (self.meter, self.fee_meter):
                     tally.retry(item)
                     tally.halt = (
                         f"{self.name}: meter {meter!r} not found ({message}); create it, e.g. with "

@@ -1,7 +1,9 @@
 """SolvaPay: ``POST /v1/sdk/usages/bulk`` with a Bearer secret key, deduplicated on ``idempotencyKey``.
 
 Each record becomes one usage event (units: all tokens), or with
-``split_by_token_type=True`` one per token type keyed ``{event_id}:{token_type}``::
+``split_by_token_type=True`` one per token type keyed ``{event_id}:{token_type}``, and
+one per non-token fee of the call (units: its count, ``token_type`` the fee's name:
+``web_search``, ``web_fetch``, ...) keyed ``{event_id}:{fee}``::
 
     {"customerRef": "cus_...", "units": 120, "actionType": "custom", "outcome": "success",
      "productRef": "prd_..." (if configured), "idempotencyKey": "<event_id>", "timestamp": "...Z",
@@ -29,7 +31,7 @@ import httpx
 from .._record import UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
-from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars, items_for
+from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars, fee_items, items_for
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes
 
 __all__ = ["SolvaPay"]
@@ -100,7 +102,10 @@ class SolvaPay(BaseSink):
             raise Unsendable(
                 f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); SolvaPay refuses it"
             )
-        return items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS, max_parts=MAX_PARTS)
+        items = items_for(record, split=self.split_by_token_type, max_quantity=MAX_UNITS, max_parts=MAX_PARTS)
+        if self.split_by_token_type:  # split: each non-token fee is an item of its own
+            items += fee_items(record)
+        return items
 
     def event(self, item: WireItem) -> dict[str, Any]:
         """The usage event for one item: ``customerRef``, ``units``, ``idempotencyKey``, ..."""

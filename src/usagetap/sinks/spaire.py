@@ -144,6 +144,8 @@ class Spaire(BaseSink):
             "reasoning_tokens": record.reasoning_tokens,
             "total_tokens": record.total_tokens,
         }
+        for fee, quantity in record.fees.items():  # non-token fees, counted: fee_web_search, ...
+            facts[f"fee_{fee}"] = quantity
         if record.request_model and record.request_model != record.model:
             facts["request_model"] = record.request_model
         if record.status != "ok":

@@ -10,7 +10,9 @@ repeat with a 400 "already exists" error, which counts as delivered here.
 Values are whole numbers; with ``split_by_token_type=True`` each record gives
 one event per token type (``payload[token_type]``, identifier
 ``{event_id}:{token_type}``), and ``event_name`` may contain ``{token_type}``
-to feed one meter (one price) per token type. Events are sent concurrently
+to feed one meter (one price) per token type; such a sink also sends each non-token fee
+of a record (``web_search``, ...) as an event of its own meter (``payload[token_type]``
+the fee's name, its count the value). Events are sent concurrently
 (``concurrency`` requests at a time over one connection pool). Timestamps are
 never in the future; events older than Stripe's 35-day window are
 dead-lettered, not sent. Customers must be Stripe customer ids (``cus_...``).
@@ -31,7 +33,7 @@ import httpx
 from .._record import UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
-from ._items import OutcomeTally, Unsendable, WireItem, items_for
+from ._items import OutcomeTally, Unsendable, WireItem, fee_items, items_for
 from .base import BaseSink, Outcomes, meter_of
 
 __all__ = ["Stripe"]
@@ -147,7 +149,10 @@ class Stripe(BaseSink):
                 f"older than {MAX_AGE.days} days ({rfc3339(record.timestamp)}); "
                 "Stripe refuses meter events that old"
             )
-        return items_for(record, split=self.split_by_token_type)
+        items = items_for(record, split=self.split_by_token_type)
+        if "{token_type}" in self.event_name:  # a meter per type: fees go to their own meters
+            items += fee_items(record)
+        return items
 
     def form(self, item: WireItem) -> dict[str, str]:
         """The form fields of one meter event."""

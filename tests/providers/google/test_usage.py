@@ -310,3 +310,28 @@ def test_a_succeeded_batch_job_bills_its_inlined_responses_not_its_failed_reques
         },
     }
     assert batch_results(job) == ("gemini-2.5-flash", [response])
+
+
+def _grounded_chunk(queries: list[str], finish: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"index": 0, "content": {"role": "model", "parts": [{"text": "Sunny."}]}}
+    if queries:
+        candidate["groundingMetadata"] = {"webSearchQueries": queries}
+    if finish:
+        candidate["finishReason"] = "STOP"
+    counts = {"promptTokenCount": 12, "candidatesTokenCount": 4, "totalTokenCount": 16}
+    return {"responseId": "r-g", "modelVersion": "gemini-3-flash-preview", "candidates": [candidate],
+            "usageMetadata": counts}  # fmt: skip
+
+
+def test_a_stream_grounded_with_google_search_counts_its_queries_once() -> None:
+    observer = ContentStreamObserver()
+    observer.observe(_grounded_chunk([], finish=False))
+    observer.observe(_grounded_chunk(["lisbon weather", "lisbon forecast"], finish=False))
+    observer.observe(_grounded_chunk(["lisbon weather", "lisbon forecast"], finish=True))
+    assert observer.result().dimensions == {"grounding_searches": 2}
+
+
+def test_a_grounded_sdk_response_reads_like_its_json() -> None:
+    data = _grounded_chunk(["lisbon weather"], finish=True)
+    response = types.GenerateContentResponse.model_validate(data)
+    assert content_usage(response).dimensions == content_usage(data).dimensions == {"grounding_searches": 1}

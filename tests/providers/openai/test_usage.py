@@ -479,3 +479,26 @@ def test_raw_usage_event_hider_follows_the_chunk_rule() -> None:
         b"data: [DONE]\n\n",
     ]
     assert [hider(event) for event in events] == [False, False, True, False, False]
+
+
+def test_billed_tool_calls_are_counted_per_kind_from_output_items() -> None:
+    response = {
+        "id": "resp_tools",
+        "object": "response",
+        "status": "completed",
+        "model": "gpt-4.1",
+        "output": [
+            {"id": "fs_1", "type": "file_search_call", "status": "completed", "queries": ["q"]},
+            {"id": "fs_2", "type": "file_search_call", "status": "completed", "queries": ["r"]},
+            {"id": "ci_1", "type": "code_interpreter_call", "status": "completed", "container_id": "cntr_1"},
+            {"id": "ig_1", "type": "image_generation_call", "status": "completed"},
+            {"id": "msg_1", "type": "message", "role": "assistant", "content": []},
+        ],
+        "usage": {"input_tokens": 300, "output_tokens": 40, "total_tokens": 340},
+    }
+    usage = extract.responses_usage(response)
+    assert usage.dimensions == {
+        "file_search_calls": 2,
+        "code_interpreter_calls": 1,
+        "image_generation_calls": 1,
+    }

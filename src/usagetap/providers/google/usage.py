@@ -18,6 +18,7 @@ both are read.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional, Union
 
 from ..._record import Scalar
@@ -33,8 +34,10 @@ __all__ = [
     "batch_results",
     "content_usage",
     "embed_usage",
+    "grounding_dimensions",
     "is_content_response",
     "is_embed_response",
+    "search_queries",
     "usage_of_metadata",
 ]
 
@@ -131,7 +134,33 @@ def content_usage(response: Any) -> TokenUsage:
     meta = get(response, ("usageMetadata", "usage_metadata"))
     usage = usage_of_metadata(meta, _model(response), get(response, ("responseId", "response_id")))
     usage.dimensions.update(dimensions_of(meta or {}, response))
+    usage.dimensions.update(grounding_dimensions(usage.model, search_queries(response)))
     return usage
+
+
+_MAJOR = re.compile(r"gemini-(\d+)")
+
+
+def search_queries(chunk: Any) -> dict[int, int]:
+    """Candidate index -> its Google Search queries (``groundingMetadata.webSearchQueries``), counted."""
+    found: dict[int, int] = {}
+    for i, candidate in enumerate(get(chunk, ("candidates", "candidates")) or ()):
+        metadata = get(candidate, ("groundingMetadata", "grounding_metadata"))
+        queries = get(metadata, ("webSearchQueries", "web_search_queries")) if metadata is not None else None
+        if isinstance(queries, (list, tuple)) and queries:
+            index = field_of(candidate, "index")
+            found[index if type(index) is int else i] = len(queries)
+    return found
+
+
+def grounding_dimensions(model: Optional[str], queries: dict[int, int]) -> dict[str, Scalar]:
+    """``grounding_searches``: what Google bills for grounding with Google Search, per its model:
+    Gemini 3 and later each search query, earlier models each grounded prompt (one per response)."""
+    if not queries:
+        return {}
+    major = _MAJOR.match(model or "")
+    per_query = major is not None and int(major.group(1)) >= 3
+    return {"grounding_searches": sum(queries.values()) if per_query else 1}
 
 
 def embed_usage(response: Any, model: Optional[str] = None) -> TokenUsage:
@@ -221,11 +250,12 @@ class ContentStreamObserver(Observer):
     text is decoded when the record is built, off that thread (:meth:`result`).
     """
 
-    __slots__ = ("chunks", "counts", "finished", "model", "response_id", "seen")
+    __slots__ = ("chunks", "counts", "finished", "model", "queries", "response_id", "seen")
 
     def __init__(self) -> None:
         self.chunks: list[Union[str, bytes]] = []  # chunk texts not decoded yet, in order
         self.counts: dict[str, Any] = {}
+        self.queries: dict[int, int] = {}  # per candidate, the last grounding queries seen
         self.model: Optional[str] = None
         self.response_id: Optional[str] = None
         self.finished = False
@@ -261,6 +291,7 @@ class ContentStreamObserver(Observer):
             for name, value in meta.items() if isinstance(meta, dict) else vars(meta).items():
                 if value is not None:
                     self.counts[name] = value
+        self.queries.update(search_queries(chunk))
         for candidate in get(chunk, ("candidates", "candidates")) or ():
             if get(candidate, ("finishReason", "finish_reason")) is not None:
                 self.finished = True
@@ -276,4 +307,6 @@ class ContentStreamObserver(Observer):
         self._fold()
         if not self.counts:
             return TokenUsage(model=self.model, response_id=self.response_id, reported=False)
-        return usage_of_metadata(self.counts, self.model, self.response_id)
+        usage = usage_of_metadata(self.counts, self.model, self.response_id)
+        usage.dimensions.update(grounding_dimensions(usage.model, self.queries))
+        return usage

@@ -38,6 +38,7 @@ __all__ = [
     "responses_usage",
     "sse_payloads",
     "surface_for",
+    "tool_calls",
     "usage_from_json",
 ]
 
@@ -234,8 +235,29 @@ def response_is_final(response: Any) -> bool:
     return field_of(response, "status") not in _PENDING_STATUSES
 
 
+# Responses output item type -> the dimension counting it (tools billed per use, on top of tokens)
+_TOOL_CALLS = {
+    "web_search_call": "web_search_calls",
+    "file_search_call": "file_search_calls",
+    "code_interpreter_call": "code_interpreter_calls",
+    "image_generation_call": "image_generation_calls",
+}
+
+
+def tool_calls(output: Any) -> dict[str, Scalar]:
+    """The billed tool calls among a Responses API response's output items, counted per kind."""
+    counts: dict[str, Scalar] = {}
+    for item in output or ():
+        name = _TOOL_CALLS.get(field_of(item, "type"))
+        if name is not None:
+            counts[name] = int(counts.get(name, 0)) + 1
+    return counts
+
+
 def responses_usage(response: Any) -> TokenUsage:
-    """Usage of a Responses API response, with ``web_search_calls`` counted from its output items.
+    """Usage of a Responses API response, with its tool calls (``web_search_calls``,
+    ``file_search_calls``, ``code_interpreter_calls``, ``image_generation_calls``) counted from
+    its output items.
 
     ``reported`` is False while the response is still queued or in progress
     (a background response) and when it finished without usage.
@@ -244,11 +266,7 @@ def responses_usage(response: Any) -> TokenUsage:
     model = field_of(response, "model")
     response_id = field_of(response, "id")
     dims = _tier({}, field_of(response, "service_tier"))
-    searches = sum(
-        1 for item in field_of(response, "output") or () if field_of(item, "type") == "web_search_call"
-    )
-    if searches:
-        dims["web_search_calls"] = searches
+    dims.update(tool_calls(field_of(response, "output")))
     if usage is None or not response_is_final(response):
         return TokenUsage(model=model, response_id=response_id, dimensions=dims, reported=False)
     if not is_object(usage):
