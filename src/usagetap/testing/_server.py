@@ -255,6 +255,49 @@ class ProviderServer:
                 return candidate, {**query, **match.groupdict()}
         return None, None
 
+    # -- answering -------------------------------------------------------
+
+    def answer(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        """The reply to one request (``target``: its path and query string), whatever carries it:
+        this server's HTTP handler, or :mod:`usagetap.testing.respx`."""
+        url = urlsplit(target)
+        path, query = url.path, dict(parse_qsl(url.query))
+        headers = {k.lower(): v for k, v in headers.items()}
+        if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key", "x-goog-api-key")):
+            return Reply(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return Reply(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+        if self.record_requests:
+            with self._lock:
+                self.requests.append({"method": method, "path": path, "body": body, "headers": headers})
+        fault = self._take_fault()
+        if fault is not None:
+            return Reply(fault.status, fault.body, headers=dict(fault.headers))
+        route, params = self.resolve(method, path, query)
+        if route is not None:
+            reply: Optional[Reply] = (
+                route(self, body, headers) if params is None else route(self, body, headers, params)
+            )
+        else:
+            reply = self.match_pattern(method, path, body, headers)
+        if reply is None:
+            return Reply(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+        return reply
+
+    def frames(self, reply: Reply) -> list[bytes]:
+        """The SSE frames of a streamed reply, cut short by ``stream_error_after`` when set."""
+        frames = [_frame(name, data) for name, data in reply.events or ()]
+        if self.stream_error_after is not None:
+            frames = frames[: self.stream_error_after]
+            error = reply.error_event or (
+                None,
+                {"error": {"message": "injected mid-stream failure", "type": "server_error"}},
+            )
+            frames.append(_frame(*error))
+        return frames
+
 
 def _wires() -> list[Wire]:
     """The wire format of every registered provider (see :mod:`usagetap.providers`)."""
@@ -292,34 +335,8 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            url = urlsplit(self.path)
-            path, query = url.path, dict(parse_qsl(url.query))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key", "x-goog-api-key")):
-                self._json(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
-                return
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
-                return
-            if server.record_requests:
-                with server._lock:
-                    server.requests.append({"method": method, "path": path, "body": body, "headers": headers})
-            fault = server._take_fault()
-            if fault is not None:
-                self._json(fault.status, fault.body, fault.headers)
-                return
-            route, params = server.resolve(method, path, query)
-            if route is not None:
-                reply: Optional[Reply] = (
-                    route(server, body, headers) if params is None else route(server, body, headers, params)
-                )
-            else:
-                reply = server.match_pattern(method, path, body, headers)
-            if reply is None:
-                self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
-            elif reply.raw is not None:
+            reply = server.answer(method, self.path, dict(self.headers.items()), raw)
+            if reply.raw is not None:
                 self._raw(reply)
             elif reply.events is not None:
                 self._sse(reply)
@@ -346,14 +363,7 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _sse(self, reply: Reply) -> None:
-            frames = [_frame(name, data) for name, data in reply.events or ()]
-            if server.stream_error_after is not None:
-                frames = frames[: server.stream_error_after]
-                error = reply.error_event or (
-                    None,
-                    {"error": {"message": "injected mid-stream failure", "type": "server_error"}},
-                )
-                frames.append(_frame(*error))
+            frames = server.frames(reply)
             self.send_response(reply.status)
             self.send_header("Content-Type", "text/event-stream")
             for key, value in reply.headers.items():
