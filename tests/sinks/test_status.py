@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable, Iterator
+
 import httpx
 import pytest
 import respx
@@ -157,7 +158,7 @@ def test_a_refusal_whose_body_is_not_json_dead_letters_with_its_text(
 
 # What a 2xx whose body is not what the backend documents means: OpenSpanner reads each item's
 # outcome from its bulk answer, so an unreadable one acknowledges nothing; the others' 2xx does.
-UNREADABLE_2XX = {name: "delivered" for name in SINKS} | {"open_spanner": "retry"}
+UNREADABLE_2XX = dict.fromkeys(SINKS, "delivered") | {"open_spanner": "retry"}
 
 
 @pytest.mark.parametrize("body", [b"<html>ok</html>", b"", b"[1, 2", b'"accepted"'])
