@@ -41,10 +41,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class ProviderServer:
-    """A real HTTP server on 127.0.0.1 that answers like OpenAI (and other providers, per route).
+    """A real HTTP server on 127.0.0.1 that answers like OpenAI and Anthropic (and other providers).
 
-    It speaks the wire format of every provider registered when it is made (each one's
-    ``wire.py``, see :mod:`usagetap.providers`): routes by path, then regular-expression routes.
+    One server serves every SDK family on that family's own paths (each registered provider's
+    ``wire.py``, see :mod:`usagetap.providers`): OpenAI clients on :attr:`openai_url`
+    (``/v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``, ``/v1/completions``),
+    Anthropic clients on :attr:`anthropic_url` (``/v1/messages``, ``/v1/messages/count_tokens``,
+    ``/v1/messages/batches``), and Bedrock, Vertex, Gemini and Mistral clients on theirs;
+    :meth:`base_url` gives a family's base URL by name.
 
     Token counts are deterministic: input tokens from the words of the
     prompt, output tokens from ``max_tokens`` (default 16). Every response's
@@ -163,6 +167,21 @@ class ProviderServer:
     def mistral_url(self) -> str:
         """Server URL for ``Mistral(server_url=...)`` (Mistral's API is mounted under ``/mistral``)."""
         return f"{self.url}/mistral"
+
+    def base_url(self, family: str) -> str:
+        """The base URL a client of SDK ``family`` takes: ``"openai"``, ``"anthropic"``, ``"vertex"``,
+        ``"mistral"``, or ``"bedrock"`` / ``"google"`` (the server's root URL)."""
+        urls = {
+            "openai": self.openai_url,
+            "anthropic": self.anthropic_url,
+            "vertex": self.vertex_url,
+            "mistral": self.mistral_url,
+            "bedrock": self.url,
+            "google": self.url,
+        }
+        if family not in urls:
+            raise ValueError(f"no SDK family {family!r}; one of {', '.join(urls)}")
+        return urls[family]
 
     # -- behaviour -------------------------------------------------------
 
@@ -283,8 +302,19 @@ class ProviderServer:
         else:
             reply = self.match_pattern(method, path, body, headers)
         if reply is None:
-            return Reply(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+            return Reply(
+                404, {"error": {"message": self._no_route(method, path, query), "type": "not_found"}}
+            )
         return reply
+
+    def _no_route(self, method: str, path: str, query: dict[str, str]) -> str:
+        """A 404's message; a client given another family's base URL is told which one to take."""
+        hint = ""
+        if path.startswith("/v1/v1/") and self.resolve(method, path[3:], query)[0] is not None:
+            hint = " (Anthropic clients take ProviderServer.anthropic_url, which has no /v1)"
+        elif self.resolve(method, "/v1" + path, query)[0] is not None:
+            hint = " (OpenAI clients take ProviderServer.openai_url, which ends in /v1)"
+        return f"no route {method} {path}{hint}"
 
     def frames(self, reply: Reply) -> list[bytes]:
         """The SSE frames of a streamed reply, cut short by ``stream_error_after`` when set."""
