@@ -26,7 +26,7 @@ import importlib
 import json
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import respx
@@ -69,7 +69,9 @@ class ProviderRoutes:
         """Every response's usage summed: ``input_tokens``, ``output_tokens``, ``cache_read_tokens``, ..."""
         return self.server.totals()
 
-    def fail_next(self, status: int = 500, *, count: int = 1, headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self, status: int = 500, *, count: int = 1, headers: Optional[dict[str, str]] = None
+    ) -> None:
         """Answer the next ``count`` requests with ``status`` (an error body in the provider's shape)."""
         self.server.fail_next(status, count=count, headers=headers)
 
