@@ -5,29 +5,45 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).parents[2]
 SAMPLE = Path(__file__).parent / "sample_project"
+
+
+def make_venv(where: Path) -> Path:
+    """A venv whose own site-packages comes first, then this environment's (the SDKs, pytest, hatchling):
+    what is installed into it (usagetap, the app) is found there, not in this checkout."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / ("Scripts" if os.name == "nt" else "bin") / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(own, "_outer_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
-    """The sample project's pytest run: the plugin found through its ``pytest11`` entry point."""
-    project = tmp_path_factory.mktemp("sample") / "project"
+    """The sample project's pytest run, with usagetap and the app installed (the plugin by its entry point)."""
+    base = tmp_path_factory.mktemp("sample")
+    project = base / "project"
     shutil.copytree(SAMPLE, project)
-    data = project / "data"
-    data.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("USAGETAP_", "PYTEST_"))},
-        "USAGETAP_DB": str(data / "ledger.db"),
-        "USAGETAP_SPOOL": str(data / "spool.db"),
-    }
+    python = make_venv(base / "venv")
+    install = [python, "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "--no-deps"]
+    subprocess.run([*map(str, install), "--ignore-installed", str(ROOT), str(project)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USAGETAP_", "PYTEST_", "PYTHON"))}
+    env.update(USAGETAP_DB=str(base / "ledger.db"), USAGETAP_SPOOL=str(base / "spool.db"))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-W", "ignore::DeprecationWarning"],
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-W", "ignore::DeprecationWarning"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -43,9 +59,13 @@ def outcomes(run: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return {name: outcome for outcome, name in found}
 
 
-def test_the_plugin_is_loaded_through_its_entry_point(session: subprocess.CompletedProcess[str]) -> None:
+def test_the_plugin_is_loaded_through_the_installed_usagetaps_entry_point(
+    session: subprocess.CompletedProcess[str],
+) -> None:
     [plugins] = re.findall(r"^plugins: (.*)$", session.stdout, re.MULTILINE)
     assert re.search(r"\busagetap-\d", plugins), session.stdout
+    [tested] = re.findall(r"^usagetap under test: (.*)$", session.stdout, re.MULTILINE)
+    assert "site-packages" in tested and not tested.startswith(str(ROOT))
 
 
 def test_the_fixtures_serve_the_projects_own_tests(session: subprocess.CompletedProcess[str]) -> None:
