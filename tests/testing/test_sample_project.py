@@ -33,7 +33,7 @@ def make_venv(where: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
-    """The sample project's pytest run, with usagetap and the app installed (the plugin by its entry point)."""
+    """The sample project's pytest run, usagetap and the app installed (the plugin by its entry point)."""
     base = tmp_path_factory.mktemp("sample")
     project = base / "project"
     shutil.copytree(SAMPLE, project)
