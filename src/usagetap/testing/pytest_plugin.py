@@ -116,23 +116,35 @@ class _Watch:
         return escaped
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Under the marker, fail the test when usage escaped with no customer."""
-    if item.get_closest_marker(MARKER) is None:
-        return (yield)
-    from ..publish import register, unregister
+_WATCHING = pytest.StashKey[_Watch]()
 
-    watch = _Watch()
-    register(watch)
-    try:
-        result = yield
-    finally:
-        unregister(watch)
-    escaped = watch.unattributed()
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under the marker, watch the calls the test makes (its fixtures are set up by now)."""
+    if item.get_closest_marker(MARKER) is not None:
+        from ..publish import register
+
+        watch = item.stash[_WATCHING] = _Watch()
+        register(watch)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """After a marked test passed, fail it if usage escaped with no customer."""
+    watch = item.stash.get(_WATCHING, None)
+    escaped = watch.unattributed() if watch is not None else []
     if escaped:
         pytest.fail(
             f"usagetap: {len(escaped)} call(s) metered with no customer in scope: {', '.join(escaped)}",
             pytrace=False,
         )
-    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    watch = item.stash.get(_WATCHING, None)
+    if watch is not None:
+        from ..publish import unregister
+
+        unregister(watch)
