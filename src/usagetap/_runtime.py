@@ -375,26 +375,42 @@ class Saved(NamedTuple):
     closed: bool
     named: dict[str, Any]
     exit_timeout: float
+    customer_policy: str
+    enabled: bool
 
 
 def saved_configuration() -> Saved:
     """The configuration in effect, for :func:`restore_configuration` (``testing.recording()``)."""
+    from . import _switch
+
     with _configuring:
         closed = STATE.pipeline is not None and STATE.pipeline.closed
-        return Saved(STATE.pipeline, closed, dict(STATE.named), STATE.exit_timeout)
+        return Saved(
+            STATE.pipeline,
+            closed,
+            dict(STATE.named),
+            STATE.exit_timeout,
+            STATE.customer_policy,
+            _switch.enabled,
+        )
 
 
 def restore_configuration(saved: Saved) -> None:
-    """Put back what :func:`saved_configuration` took: its sinks, parameters and exit deadline.
+    """Put back what :func:`saved_configuration` took: its sinks, parameters, exit deadline,
+    customer policy and kill switch.
 
     The pipeline in effect is shut down first (what it could not deliver stays in the spool).
     A configuration that had built no pipeline yet builds its default one on next use again;
     one that was shut down stays shut down.
     """
+    from . import _switch
+
     with _configuring:
         current = STATE.pipeline
         if current is not None and not current.closed:
             current.shutdown(timeout=STATE.exit_timeout)
+        STATE.customer_policy = saved.customer_policy
+        _switch.set_enabled(saved.enabled)
         STATE.named.clear()
         STATE.named.update(saved.named)
         STATE.exit_timeout = saved.exit_timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import usagetap
 from tests.helpers import deliver, make_record
-from usagetap import _runtime
+from usagetap import _customer_policy, _runtime, _switch
 from usagetap.sinks import Memory
 from usagetap.testing import recording
 
@@ -41,3 +41,17 @@ def test_nested_blocks_each_restore_the_one_outside() -> None:
         usagetap.flush(timeout=5.0)
         assert [r.event_id for r in outer.records] == ["outer"]
     assert [r.event_id for r in inner.records] == ["inner"]
+
+
+def test_the_customer_policy_set_inside_the_block_is_undone_after_it() -> None:
+    usagetap.configure(customer_policy="require")
+    with recording():
+        usagetap.configure(customer_policy="allow")
+        assert _customer_policy.customer_policy() == "allow"
+    assert _customer_policy.customer_policy() == "require"
+
+
+def test_metering_turned_off_inside_the_block_is_back_on_after_it() -> None:
+    with recording():
+        usagetap.configure(enabled=False)
+    assert _switch.enabled is True

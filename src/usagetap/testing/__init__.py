@@ -32,7 +32,8 @@ def recording(flush_interval: float = 0.05) -> Iterator[Memory]:
     """Send records to a fresh :class:`Memory` sink inside the block; flush it on exit.
 
     On exit the configuration in effect before the block is restored: its sinks and settings
-    (records meant for them wait in the spool meanwhile), or none, if nothing had been set up.
+    (records meant for them wait in the spool meanwhile), its customer policy and whether
+    metering was on, or none, if nothing had been set up.
     """
     previous = saved_configuration()
     sink = Memory()

@@ -41,10 +41,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class ProviderServer:
-    """A real HTTP server on 127.0.0.1 that answers like OpenAI (and other providers, per route).
+    """A real HTTP server on 127.0.0.1 that answers like OpenAI and Anthropic (and other providers).
 
-    It speaks the wire format of every provider registered when it is made (each one's
-    ``wire.py``, see :mod:`usagetap.providers`): routes by path, then regular-expression routes.
+    One server serves every SDK family on that family's own paths (each registered provider's
+    ``wire.py``, see :mod:`usagetap.providers`): OpenAI clients on :attr:`openai_url`
+    (``/v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``, ``/v1/completions``),
+    Anthropic clients on :attr:`anthropic_url` (``/v1/messages``, ``/v1/messages/count_tokens``,
+    ``/v1/messages/batches``), and Bedrock, Vertex, Gemini and Mistral clients on theirs;
+    :meth:`base_url` gives a family's base URL by name.
 
     Token counts are deterministic: input tokens from the words of the
     prompt, output tokens from ``max_tokens`` (default 16). Every response's
@@ -164,6 +168,21 @@ class ProviderServer:
         """Server URL for ``Mistral(server_url=...)`` (Mistral's API is mounted under ``/mistral``)."""
         return f"{self.url}/mistral"
 
+    def base_url(self, family: str) -> str:
+        """The base URL a client of SDK ``family`` takes: ``"openai"``, ``"anthropic"``, ``"vertex"``,
+        ``"mistral"``, or ``"bedrock"`` / ``"google"`` (the server's root URL)."""
+        urls = {
+            "openai": self.openai_url,
+            "anthropic": self.anthropic_url,
+            "vertex": self.vertex_url,
+            "mistral": self.mistral_url,
+            "bedrock": self.url,
+            "google": self.url,
+        }
+        if family not in urls:
+            raise ValueError(f"no SDK family {family!r}; one of {', '.join(urls)}")
+        return urls[family]
+
     # -- behaviour -------------------------------------------------------
 
     def fail_next(
@@ -255,6 +274,60 @@ class ProviderServer:
                 return candidate, {**query, **match.groupdict()}
         return None, None
 
+    # -- answering -------------------------------------------------------
+
+    def answer(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        """The reply to one request (``target``: its path and query string), whatever carries it:
+        this server's HTTP handler, or :mod:`usagetap.testing.respx`."""
+        url = urlsplit(target)
+        path, query = url.path, dict(parse_qsl(url.query))
+        headers = {k.lower(): v for k, v in headers.items()}
+        if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key", "x-goog-api-key")):
+            return Reply(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return Reply(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+        if self.record_requests:
+            with self._lock:
+                self.requests.append({"method": method, "path": path, "body": body, "headers": headers})
+        fault = self._take_fault()
+        if fault is not None:
+            return Reply(fault.status, fault.body, headers=dict(fault.headers))
+        route, params = self.resolve(method, path, query)
+        if route is not None:
+            reply: Optional[Reply] = (
+                route(self, body, headers) if params is None else route(self, body, headers, params)
+            )
+        else:
+            reply = self.match_pattern(method, path, body, headers)
+        if reply is None:
+            return Reply(
+                404, {"error": {"message": self._no_route(method, path, query), "type": "not_found"}}
+            )
+        return reply
+
+    def _no_route(self, method: str, path: str, query: dict[str, str]) -> str:
+        """A 404's message; a client given another family's base URL is told which one to take."""
+        hint = ""
+        if path.startswith("/v1/v1/") and self.resolve(method, path[3:], query)[0] is not None:
+            hint = " (Anthropic clients take ProviderServer.anthropic_url, which has no /v1)"
+        elif self.resolve(method, "/v1" + path, query)[0] is not None:
+            hint = " (OpenAI clients take ProviderServer.openai_url, which ends in /v1)"
+        return f"no route {method} {path}{hint}"
+
+    def frames(self, reply: Reply) -> list[bytes]:
+        """The SSE frames of a streamed reply, cut short by ``stream_error_after`` when set."""
+        frames = [_frame(name, data) for name, data in reply.events or ()]
+        if self.stream_error_after is not None:
+            frames = frames[: self.stream_error_after]
+            error = reply.error_event or (
+                None,
+                {"error": {"message": "injected mid-stream failure", "type": "server_error"}},
+            )
+            frames.append(_frame(*error))
+        return frames
+
 
 def _wires() -> list[Wire]:
     """The wire format of every registered provider (see :mod:`usagetap.providers`)."""
@@ -292,34 +365,8 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            url = urlsplit(self.path)
-            path, query = url.path, dict(parse_qsl(url.query))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            if not any(headers.get(k) for k in ("authorization", "x-api-key", "api-key", "x-goog-api-key")):
-                self._json(401, {"error": {"message": "missing API key", "type": "invalid_request_error"}})
-                return
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
-                return
-            if server.record_requests:
-                with server._lock:
-                    server.requests.append({"method": method, "path": path, "body": body, "headers": headers})
-            fault = server._take_fault()
-            if fault is not None:
-                self._json(fault.status, fault.body, fault.headers)
-                return
-            route, params = server.resolve(method, path, query)
-            if route is not None:
-                reply: Optional[Reply] = (
-                    route(server, body, headers) if params is None else route(server, body, headers, params)
-                )
-            else:
-                reply = server.match_pattern(method, path, body, headers)
-            if reply is None:
-                self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
-            elif reply.raw is not None:
+            reply = server.answer(method, self.path, dict(self.headers.items()), raw)
+            if reply.raw is not None:
                 self._raw(reply)
             elif reply.events is not None:
                 self._sse(reply)
@@ -346,14 +393,7 @@ def _make_handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _sse(self, reply: Reply) -> None:
-            frames = [_frame(name, data) for name, data in reply.events or ()]
-            if server.stream_error_after is not None:
-                frames = frames[: server.stream_error_after]
-                error = reply.error_event or (
-                    None,
-                    {"error": {"message": "injected mid-stream failure", "type": "server_error"}},
-                )
-                frames.append(_frame(*error))
+            frames = server.frames(reply)
             self.send_response(reply.status)
             self.send_header("Content-Type", "text/event-stream")
             for key, value in reply.headers.items():
