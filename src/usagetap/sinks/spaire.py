@@ -31,6 +31,7 @@ from .._record import Scalar, UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
+from ._vars import EnvVars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["Polar", "Spaire"]
@@ -64,7 +65,10 @@ class Spaire(BaseSink):
     ``customer_field="customer_id"`` when the customer ids you attribute calls
     to are the backend's own customer UUIDs; by default they are your ids
     (``external_customer_id``). ``organization_id`` is needed only with a
-    personal (non-organization) token.
+    personal (non-organization) token. An argument not given is read from its
+    variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_EVENT_NAME``,
+    ``USAGETAP_CUSTOMER_FIELD``, ``USAGETAP_ORGANIZATION_ID``, ``USAGETAP_TIMEOUT``;
+    ``USAGETAP_SANDBOX`` for Polar) unless ``USAGETAP_SINK`` names another sink.
     """
 
     name = "spaire"
@@ -74,15 +78,21 @@ class Spaire(BaseSink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        event_name: str = "llm.usage",
-        customer_field: str = "external_customer_id",
+        event_name: Optional[str] = None,
+        customer_field: Optional[str] = None,
         organization_id: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = None,
     ) -> None:
-        key = check_api_key(api_key, self.name)
+        env = EnvVars.for_constructor(self.name)
+        key = check_api_key(env.key_or(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL")
+        event_name = env.text_or(event_name, "EVENT_NAME", "llm.usage")
+        customer_field = env.text_or(customer_field, "CUSTOMER_FIELD", "external_customer_id")
+        organization_id = env.text_or(organization_id, "ORGANIZATION_ID")
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if customer_field not in _CUSTOMER_FIELDS:
             raise ConfigurationError(f"{self.name}: customer_field must be one of {_CUSTOMER_FIELDS}")
         if not isinstance(event_name, str) or not event_name.strip():
@@ -270,16 +280,18 @@ class Polar(Spaire):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        sandbox: bool = False,
-        event_name: str = "llm.usage",
-        customer_field: str = "external_customer_id",
+        sandbox: Optional[bool] = None,
+        event_name: Optional[str] = None,
+        customer_field: Optional[str] = None,
         organization_id: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = None,
     ) -> None:
-        if sandbox and base_url is None:
+        env = EnvVars.for_constructor(self.name)
+        base_url = env.text_or(base_url, "BASE_URL")
+        if env.flag_or(sandbox, "SANDBOX") and base_url is None:
             base_url = self.sandbox_base_url
         super().__init__(
             api_key,
