@@ -135,17 +135,46 @@ def test_http_without_arguments_posts_signed_to_the_url_of_the_environment(env) 
 
 
 def test_http_sends_the_api_key_of_the_environment_as_a_bearer_token(env) -> None:  # type: ignore[no-untyped-def]
+    env.setenv("USAGETAP_URL", "https://billing.example/usage")
     env.setenv("USAGETAP_API_KEY", "env-bearer-key")
-    sink = HTTP("https://billing.example/usage")
+    sink = HTTP()
     assert sink._endpoint.client().headers["authorization"] == "Bearer env-bearer-key"
 
 
-def test_an_argument_given_wins_over_its_variable(env) -> None:  # type: ignore[no-untyped-def]
+def test_a_url_given_in_code_never_receives_the_key_of_the_environment(env) -> None:  # type: ignore[no-untyped-def]
+    env.setenv("USAGETAP_API_KEY", "key-meant-for-another-backend")
+    assert "authorization" not in HTTP("https://billing.example/usage")._endpoint.client().headers
+    with pytest.raises(ConfigurationError, match="read from the environment together") as raised:
+        OpenSpanner(base_url="https://meter.example")
+    assert "key-meant-for-another-backend" not in str(raised.value)
+
+
+def test_a_key_given_in_code_is_never_sent_to_the_url_of_the_environment(env) -> None:  # type: ignore[no-untyped-def]
+    env.setenv("USAGETAP_BASE_URL", "https://meant-for-another-backend.example")
+    assert Stripe(api_key="sk_code_key").base_url == Stripe.default_base_url
+
+
+def test_with_usagetap_sink_naming_it_a_sink_given_its_url_reads_its_key(env) -> None:  # type: ignore[no-untyped-def]
+    with OpenSpannerBackend() as backend:
+        env.setenv("USAGETAP_SINK", "open_spanner")
+        env.setenv("USAGETAP_API_KEY", backend.api_key)
+        sink = OpenSpanner(base_url=backend.url)
+        sink.ensure_meter()
+        record = make_record(customer="org_env")
+        assert drive(sink, [record]).delivered == [record.event_id]
+
+
+def test_an_argument_given_wins_over_its_variable_and_the_others_still_come_from_theirs(env) -> None:  # type: ignore[no-untyped-def]
     env.setenv("USAGETAP_API_KEY", "env-key-0123456789")
     env.setenv("USAGETAP_EVENT_NAME", "from.env")
-    sink = Spaire(api_key="code-key-0123456789", event_name="from.code", timeout=7)
+    env.setenv("USAGETAP_TIMEOUT", "9")
+    sink = Spaire(event_name="from.code")
     assert sink.event_name == "from.code"
-    assert sink._endpoint.client().headers["authorization"] == "Bearer code-key-0123456789"
+    client = sink._endpoint.client()
+    assert (client.headers["authorization"], client.timeout.read) == ("Bearer env-key-0123456789", 9)
+    assert Spaire(api_key="code-key-0123456789")._endpoint.client().headers["authorization"] == (
+        "Bearer code-key-0123456789"
+    )
 
 
 def test_the_timeout_variable_applies_to_a_constructed_sink(env) -> None:  # type: ignore[no-untyped-def]

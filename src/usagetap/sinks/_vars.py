@@ -2,8 +2,11 @@
 
 A sink constructor fills each argument it was not given from its documented
 variable (``Spaire()`` takes ``USAGETAP_API_KEY``). The environment describes
-one sink: a constructor reads it when ``USAGETAP_SINK`` is unset or names that
-sink, never the variables meant for another backend.
+one sink, so a key is never sent to a URL it was not meant for: a constructor
+reads the variables when ``USAGETAP_SINK`` names its sink, or when
+``USAGETAP_SINK`` is unset and the code gives it neither its key nor its URL;
+never when ``USAGETAP_SINK`` names another sink. ``USAGETAP_TIMEOUT`` applies
+to every sink.
 """
 
 from __future__ import annotations
@@ -33,19 +36,20 @@ class EnvVars:
     def __init__(self, environ: Mapping[str, str], sink: str) -> None:
         self._environ = environ
         self.sink = sink
-        self.other: Optional[str] = None
+        self.unread: Optional[str] = None
 
     @classmethod
-    def for_constructor(
-        cls, sink: str, aliases: tuple[str, ...] = (), environ: Optional[Mapping[str, str]] = None
-    ) -> EnvVars:
-        """The variables a constructor of ``sink`` reads (none when ``USAGETAP_SINK`` names another sink)."""
-        environ = os.environ if environ is None else environ
-        kind = sink_kind(environ)
-        if kind in ("", sink, *aliases):
-            return cls(environ, sink)
+    def for_constructor(cls, sink: str, *given: Optional[str]) -> EnvVars:
+        """The variables a constructor of ``sink`` reads; ``given``: the key and URL its caller passed."""
+        kind = sink_kind(os.environ)
+        if kind == sink or (not kind and all(value is None for value in given)):
+            return cls(os.environ, sink)
         view = cls({}, sink)
-        view.other = kind
+        view.unread = (
+            f"USAGETAP_SINK={kind}, not {sink}"
+            if kind
+            else f"the key and URL are read from the environment together, or with USAGETAP_SINK={sink}"
+        )
         return view
 
     def get(self, name: str) -> Optional[str]:
@@ -116,13 +120,17 @@ class EnvVars:
         """``given``, else ``USAGETAP_API_KEY`` (unstripped, so the sink reports stray whitespace)."""
         if given is not None:
             return given
-        value = self._environ.get("USAGETAP_API_KEY")
-        if value is None and self.other is not None and "USAGETAP_API_KEY" in os.environ:
+        return self._environ.get("USAGETAP_API_KEY")
+
+    def required_key(self, given: Optional[str]) -> Optional[str]:
+        """:meth:`key_or`, saying why ``USAGETAP_API_KEY`` was not read when it is set but not this sink's."""
+        key = self.key_or(given)
+        if key is None and self.unread is not None and "USAGETAP_API_KEY" in os.environ:
             raise ConfigurationError(
-                f"{self.sink}: an API key is required (pass api_key=...); USAGETAP_API_KEY is for "
-                f"USAGETAP_SINK={self.other}, not {self.sink}"
+                f"{self.sink}: an API key is required (pass api_key=...); USAGETAP_API_KEY is not read "
+                f"here: {self.unread}"
             )
-        return value
+        return key
 
     @overload
     def text_or(self, given: Optional[str], name: str, default: str) -> str: ...
@@ -140,8 +148,8 @@ class EnvVars:
         return self.flag(name) if given is None else given
 
     def timeout_or(self, given: Optional[float], default: float) -> float:
-        """``given``, else ``USAGETAP_TIMEOUT``, else ``default``."""
+        """``given``, else ``USAGETAP_TIMEOUT`` (read for every sink), else ``default``."""
         if given is not None:
             return given
-        timeout: float = self.common().get("timeout", default)
+        timeout: float = EnvVars(os.environ, self.sink).common().get("timeout", default)
         return timeout

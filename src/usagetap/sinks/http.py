@@ -167,7 +167,9 @@ class HTTP(BaseSink):
     and ``repr()``. An argument not given is read from its variable
     (``USAGETAP_URL`` or ``USAGETAP_BASE_URL``, ``USAGETAP_SECRET``, ``USAGETAP_TIMEOUT``;
     ``USAGETAP_API_KEY`` is sent as ``Authorization: Bearer`` unless ``headers``
-    has an ``Authorization``) unless ``USAGETAP_SINK`` names another sink.
+    has an ``Authorization``) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "http"
@@ -181,7 +183,7 @@ class HTTP(BaseSink):
         headers: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
+        env = EnvVars.for_constructor(self.name, url)
         url = env.text_or(url, "URL") or env.get("BASE_URL")
         if url is None:
             raise ConfigurationError(

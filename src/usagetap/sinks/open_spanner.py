@@ -62,8 +62,9 @@ class OpenSpanner(BaseSink):
     first delivery, from the delivery thread. An argument not given is read from
     its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_METER``,
     ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_DIMENSIONS`` (comma-separated),
-    ``USAGETAP_ENSURE_METER``, ``USAGETAP_TIMEOUT``) unless ``USAGETAP_SINK`` names
-    another sink.
+    ``USAGETAP_ENSURE_METER``, ``USAGETAP_TIMEOUT``) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "open_spanner"
@@ -80,8 +81,8 @@ class OpenSpanner(BaseSink):
         ensure_meter: Optional[bool] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
-        key = check_api_key(env.key_or(api_key), self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
         base_url = env.text_or(base_url, "BASE_URL")
         if base_url is None:
             raise ConfigurationError(

@@ -41,7 +41,9 @@ class OpenMeter(BaseSink):
     ``api_key`` may be omitted for a self-hosted ``base_url`` without auth. An
     argument not given is read from its variable (``USAGETAP_API_KEY``,
     ``USAGETAP_BASE_URL``, ``USAGETAP_SOURCE``, ``USAGETAP_EVENT_TYPE``,
-    ``USAGETAP_TIMEOUT``) unless ``USAGETAP_SINK`` names another sink.
+    ``USAGETAP_TIMEOUT``) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "openmeter"
@@ -58,7 +60,7 @@ class OpenMeter(BaseSink):
         event_type: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
         api_key = env.key_or(api_key)
         base_url = env.text_or(base_url, "BASE_URL")
         source = env.text_or(source, "SOURCE", "usagetap")

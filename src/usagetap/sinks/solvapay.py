@@ -53,7 +53,9 @@ class SolvaPay(BaseSink):
     references (``ensureCustomer`` gives you one per user). An argument not
     given is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
     ``USAGETAP_PRODUCT_REF``, ``USAGETAP_ACTION_TYPE``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``,
-    ``USAGETAP_TIMEOUT``) unless ``USAGETAP_SINK`` names another sink.
+    ``USAGETAP_TIMEOUT``) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "solvapay"
@@ -71,8 +73,8 @@ class SolvaPay(BaseSink):
         split_by_token_type: Optional[bool] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
-        key = check_api_key(env.key_or(api_key), self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
         base_url = env.text_or(base_url, "BASE_URL")
         product_ref = env.text_or(product_ref, "PRODUCT_REF")
         action_type = env.text_or(action_type, "ACTION_TYPE", "custom")

@@ -68,7 +68,9 @@ class Spaire(BaseSink):
     personal (non-organization) token. An argument not given is read from its
     variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_EVENT_NAME``,
     ``USAGETAP_CUSTOMER_FIELD``, ``USAGETAP_ORGANIZATION_ID``, ``USAGETAP_TIMEOUT``;
-    ``USAGETAP_SANDBOX`` for Polar) unless ``USAGETAP_SINK`` names another sink.
+    ``USAGETAP_SANDBOX`` for Polar) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "spaire"
@@ -86,9 +88,9 @@ class Spaire(BaseSink):
         organization_id: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
-        key = check_api_key(env.key_or(api_key), self.name)
-        base_url = env.text_or(base_url, "BASE_URL")
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL") or self._default_url(env)
         event_name = env.text_or(event_name, "EVENT_NAME", "llm.usage")
         customer_field = env.text_or(customer_field, "CUSTOMER_FIELD", "external_customer_id")
         organization_id = env.text_or(organization_id, "ORGANIZATION_ID")
@@ -102,11 +104,14 @@ class Spaire(BaseSink):
         self.organization_id = organization_id
         self._endpoint = Endpoint(
             self.name,
-            base_url or self.default_base_url,
+            base_url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
             secrets=(key,),
         )
+
+    def _default_url(self, env: EnvVars) -> str:
+        return self.default_base_url
 
     @property
     def base_url(self) -> str:
@@ -289,10 +294,7 @@ class Polar(Spaire):
         organization_id: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
-        base_url = env.text_or(base_url, "BASE_URL")
-        if env.flag_or(sandbox, "SANDBOX") and base_url is None:
-            base_url = self.sandbox_base_url
+        self._sandbox = sandbox
         super().__init__(
             api_key,
             base_url=base_url,
@@ -301,3 +303,6 @@ class Polar(Spaire):
             organization_id=organization_id,
             timeout=timeout,
         )
+
+    def _default_url(self, env: EnvVars) -> str:
+        return self.sandbox_base_url if env.flag_or(self._sandbox, "SANDBOX") else self.default_base_url

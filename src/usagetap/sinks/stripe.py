@@ -79,7 +79,9 @@ class Stripe(BaseSink):
     ``value_settings`` payload keys (Stripe's defaults). An argument not given
     is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
     ``USAGETAP_EVENT_NAME``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_CONCURRENCY``,
-    ``USAGETAP_TIMEOUT``) unless ``USAGETAP_SINK`` names another sink.
+    ``USAGETAP_TIMEOUT``) when the
+    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
+    neither the key nor the URL is passed.
     """
 
     name = "stripe"
@@ -98,8 +100,8 @@ class Stripe(BaseSink):
         concurrency: Optional[int] = None,
         timeout: Optional[float] = None,
     ) -> None:
-        env = EnvVars.for_constructor(self.name)
-        key = check_api_key(env.key_or(api_key), self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
         base_url = env.text_or(base_url, "BASE_URL")
         event_name = env.text_or(event_name, "EVENT_NAME", "llm_tokens")
         split_by_token_type = env.flag_or(split_by_token_type, "SPLIT_BY_TOKEN_TYPE")
