@@ -167,9 +167,8 @@ class HTTP(BaseSink):
     and ``repr()``. An argument not given is read from its variable
     (``USAGETAP_URL`` or ``USAGETAP_BASE_URL``, ``USAGETAP_SECRET``, ``USAGETAP_TIMEOUT``;
     ``USAGETAP_API_KEY`` is sent as ``Authorization: Bearer`` unless ``headers``
-    has an ``Authorization``) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    has an ``Authorization``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and no URL is passed.
     """
 
     name = "http"

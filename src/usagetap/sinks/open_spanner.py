@@ -62,9 +62,8 @@ class OpenSpanner(BaseSink):
     first delivery, from the delivery thread. An argument not given is read from
     its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_METER``,
     ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_DIMENSIONS`` (comma-separated),
-    ``USAGETAP_ENSURE_METER``, ``USAGETAP_TIMEOUT``) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    ``USAGETAP_ENSURE_METER``, ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "open_spanner"

@@ -41,9 +41,8 @@ class OpenMeter(BaseSink):
     ``api_key`` may be omitted for a self-hosted ``base_url`` without auth. An
     argument not given is read from its variable (``USAGETAP_API_KEY``,
     ``USAGETAP_BASE_URL``, ``USAGETAP_SOURCE``, ``USAGETAP_EVENT_TYPE``,
-    ``USAGETAP_TIMEOUT``) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "openmeter"

@@ -53,9 +53,8 @@ class SolvaPay(BaseSink):
     references (``ensureCustomer`` gives you one per user). An argument not
     given is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
     ``USAGETAP_PRODUCT_REF``, ``USAGETAP_ACTION_TYPE``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``,
-    ``USAGETAP_TIMEOUT``) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "solvapay"

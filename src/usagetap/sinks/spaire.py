@@ -68,9 +68,8 @@ class Spaire(BaseSink):
     personal (non-organization) token. An argument not given is read from its
     variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_EVENT_NAME``,
     ``USAGETAP_CUSTOMER_FIELD``, ``USAGETAP_ORGANIZATION_ID``, ``USAGETAP_TIMEOUT``;
-    ``USAGETAP_SANDBOX`` for Polar) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    ``USAGETAP_SANDBOX`` for Polar) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "spaire"

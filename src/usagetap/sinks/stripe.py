@@ -79,9 +79,8 @@ class Stripe(BaseSink):
     ``value_settings`` payload keys (Stripe's defaults). An argument not given
     is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
     ``USAGETAP_EVENT_NAME``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_CONCURRENCY``,
-    ``USAGETAP_TIMEOUT``) when the
-    environment describes this sink: ``USAGETAP_SINK`` names it, or is unset and
-    neither the key nor the URL is passed.
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "stripe"
