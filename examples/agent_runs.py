@@ -1,5 +1,6 @@
 """Agent runs with totals, a budget guard and a markup, offline against the bundled loopback provider.
 
+pip install "usagetap[openai]"
 python examples/agent_runs.py
 """
 

@@ -1,6 +1,7 @@
 """Meter AWS Bedrock through boto3: Converse and ConverseStream per customer, offline against the
 bundled loopback provider (dummy credentials; any SigV4 signature is accepted).
 
+pip install "usagetap[bedrock]"
 python examples/bedrock_converse.py
 """
 

@@ -1,6 +1,7 @@
 """Budget guard: once a customer has used its daily tokens, its calls are refused before they reach the
 provider (no cost incurred), with the figures in the exception.
 
+pip install "usagetap[openai]"
 python examples/budget_guard.py
 """
 

@@ -1,6 +1,7 @@
 """Celery: a task bills the customer whose code queued it (the scope travels in a message header), and
 workers flush usagetap when they stop. Runs offline: Celery's in-memory broker and an embedded worker.
 
+pip install "usagetap[celery,openai]"
 python examples/celery_worker.py
 """
 

@@ -1,6 +1,7 @@
 """OpenAI-compatible hosts and providers without a wrapper: a Groq client metered as ``groq``, and usage
 from a Cohere call recorded by hand; both priced with genai-prices, offline.
 
+pip install "usagetap[openai]"
 python examples/compatible_hosts.py
 """
 

@@ -1,5 +1,6 @@
 """FastAPI: every LLM call made while serving a request is billed to the customer that request names.
 
+pip install "usagetap[fastapi,openai]" fastapi
 python examples/fastapi_app.py
 """
 

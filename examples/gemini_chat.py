@@ -1,6 +1,7 @@
 """Meter a Gemini chat per customer (google-genai), offline against the bundled loopback provider.
 
-pip install "usagetap[google]"; python examples/gemini_chat.py
+pip install "usagetap[google]"
+python examples/gemini_chat.py
 """
 
 from __future__ import annotations

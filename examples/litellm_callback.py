@@ -4,7 +4,8 @@ One record per call, whichever layer sees it: the Anthropic call (LiteLLM speaks
 is recorded by the callback; the OpenAI call goes through the openai SDK, which
 ``usagetap.instrument()`` meters, so the callback leaves that call's record to the SDK layer.
 
-python examples/litellm_callback.py    (pip install 'usagetap[litellm]')
+pip install "usagetap[litellm,openai]"
+python examples/litellm_callback.py
 """
 
 from __future__ import annotations

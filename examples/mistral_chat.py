@@ -1,6 +1,7 @@
 """Meter a Mistral client per customer: a chat completion, a stream and embeddings, offline against
-the bundled loopback provider (``pip install "usagetap[mistral]"``).
+the bundled loopback provider.
 
+pip install "usagetap[mistral]"
 python examples/mistral_chat.py
 """
 

@@ -2,6 +2,7 @@
 (``split_by_token_type=True``) so that cached input and output can be priced apart. Runs offline against
 the loopback Open Spanner of ``usagetap.testing.backends``.
 
+pip install "usagetap[openai,testing]"
 python examples/open_spanner_sink.py
 """
 

@@ -1,5 +1,6 @@
 """One-line wrap: meter an OpenAI client per customer, offline against the bundled loopback provider.
 
+pip install "usagetap[openai]"
 python examples/quickstart.py
 """
 

@@ -2,6 +2,7 @@
 handler returns, because the platform may freeze the process right after. Runs offline: the loopback
 provider stands in for OpenAI, the loopback Spaire for the billing backend.
 
+pip install "usagetap[openai]"
 python examples/serverless.py
 """
 

@@ -1,6 +1,7 @@
 """SolvaPay: ``usage.token`` events, units = tokens, against the customer references SolvaPay gave you.
 Runs offline against the loopback SolvaPay of ``usagetap.testing.backends``.
 
+pip install "usagetap[openai]"
 python examples/solvapay_sink.py
 """
 

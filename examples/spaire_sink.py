@@ -1,6 +1,7 @@
 """Spaire (or Polar): one ``llm.usage`` event per call, with the tokens in ``_llm`` and the cost in ``_cost``,
 deduplicated on ``external_id``. Runs offline against the loopback Spaire of ``usagetap.testing.backends``.
 
+pip install "usagetap[openai]"
 python examples/spaire_sink.py
 """
 

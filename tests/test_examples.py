@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import runpy
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from tests.examples_extras import RUNNER, canonical, install_line, installed_with
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -154,3 +158,19 @@ def test_litellm_example_is_one_record_per_call_whichever_layer_sees_it(capsys) 
     assert run.input_tokens == sum(r.input_tokens for r in records)
     assert {r.customer for r in records} == {"org_acme"}
     assert "run: 2 calls" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_each_example_runs_with_only_what_its_pip_install_line_installs(example: str) -> None:
+    extras, packages = install_line(EXAMPLES / example)
+    allowed = installed_with(extras, packages)
+    if not {canonical(p) for p in packages} <= allowed or "usagetap" not in allowed:
+        pytest.fail(f"{example}: usagetap or {packages} is not installed here")
+    ran = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(EXAMPLES / example), ",".join(sorted(allowed))],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]

@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from ._liveness import pid_alive
 from .db import spool as db
 from .db.spool import SALVAGE_KEY
-from .delivery.spool import _pid_alive
 from .delivery.worker import COUNTERS, status_key
 
 SALVAGE_COUNTERS = ("salvaged", "unreadable", "unreadable_rows", "unreadable_dead")
@@ -180,7 +180,7 @@ def read_status(
     path: str,
     *,
     now: Optional[float] = None,
-    alive: Callable[[int], bool] = _pid_alive,
+    alive: Callable[[int], bool] = pid_alive,
 ) -> SpoolStatus:
     """Everything ``usagetap status`` shows, read in one transaction."""
     now = time.time() if now is None else now

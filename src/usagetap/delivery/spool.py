@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .._forksafe import SQLITE
+from .._liveness import pid_alive
 from ..db import spool as db
 from ..db.recover import text
 from ..db.spool import SALVAGE_KEY, immediate
@@ -52,16 +53,6 @@ RECENT = 10_000
 
 # owners of the spools open in this process: their leases are live whatever the pid says
 _open_owners: set[str] = set()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _create_private(path: Path) -> None:
@@ -225,7 +216,7 @@ class Spool(Store):
         for pid, owner in db.lease_holders(self._conn):
             if owner in _open_owners:
                 continue
-            if pid == me or not _pid_alive(int(pid)):
+            if pid == me or not pid_alive(int(pid)):
                 db.release_owner(self._conn, owner)
 
     def _adopt_orphans(self) -> None:
@@ -234,7 +225,7 @@ class Spool(Store):
         for origin, pid in db.origins(self._conn, self.owner):
             if origin in _open_owners:
                 continue
-            if pid == me or not pid or not _pid_alive(int(pid)):
+            if pid == me or not pid or not pid_alive(int(pid)):
                 db.take_over(self._conn, origin, self.owner, me)
 
     def _insert(self, rows: Sequence[db.Row]) -> None:

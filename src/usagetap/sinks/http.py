@@ -41,8 +41,9 @@ import httpx
 
 from .._record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from ..errors import ConfigurationError
-from ._http import DEFAULT_TIMEOUT, Endpoint, post_batch
+from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch
 from ._items import OutcomeTally, WireItem, clean_scalars
+from ._vars import EnvVars
 from .base import BaseSink, Outcomes
 
 __all__ = ["HTTP", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign", "verify"]
@@ -163,7 +164,11 @@ class HTTP(BaseSink):
     ``X-Usagetap-Timestamp``); ``headers`` are added to every request (an
     ``Authorization`` header, for instance). The secret, every header value
     and the URL's credentials and query values are kept out of reasons, logs
-    and ``repr()``.
+    and ``repr()``. An argument not given is read from its variable
+    (``USAGETAP_URL`` or ``USAGETAP_BASE_URL``, ``USAGETAP_SECRET``, ``USAGETAP_TIMEOUT``;
+    ``USAGETAP_API_KEY`` is sent as ``Authorization: Bearer`` unless ``headers``
+    has an ``Authorization``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and no URL is passed.
     """
 
     name = "http"
@@ -171,12 +176,24 @@ class HTTP(BaseSink):
 
     def __init__(
         self,
-        url: str,
+        url: Optional[str] = None,
         *,
         secret: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = None,
     ) -> None:
+        env = EnvVars.for_constructor(self.name, url)
+        url = env.text_or(url, "URL") or env.get("BASE_URL")
+        if url is None:
+            raise ConfigurationError(
+                "http: a URL is required (pass url=... or set USAGETAP_URL or USAGETAP_BASE_URL)"
+            )
+        secret = env.secret("SECRET") if secret is None else secret
+        headers = dict(headers or {})
+        api_key = env.key_or(None)
+        if api_key is not None and api_key.strip() and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {check_api_key(api_key, self.name)}"
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if secret is not None:
             _secret_bytes(secret)
         for key, value in (headers or {}).items():

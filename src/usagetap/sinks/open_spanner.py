@@ -31,6 +31,7 @@ from .._record import UsageRecord
 from ..errors import ConfigurationError, UsagetapError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import TOKEN_TYPES, OutcomeTally, Unsendable, WireItem, fee_items, items_for
+from ._vars import EnvVars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenSpanner"]
@@ -65,6 +66,12 @@ class OpenSpanner(BaseSink):
     ``dimensions``: names of record dimensions to send as extra (string)
     meter dimensions; others are not sent, since the meter rejects unknown keys.
     ``fee_meter``: the meter of non-token fees (counted uses), or None not to send them.
+    ``ensure_meter=True`` creates the meter (:meth:`ensure_meter`) before the
+    first delivery, from the delivery thread. An argument not given is read from
+    its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_METER``,
+    ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_DIMENSIONS`` (comma-separated),
+    ``USAGETAP_ENSURE_METER``, ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "open_spanner"
@@ -72,16 +79,30 @@ class OpenSpanner(BaseSink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
-        base_url: str,
-        meter: str = "ai_tokens",
-        split_by_token_type: bool = False,
-        dimensions: Iterable[str] = (),
+        base_url: Optional[str] = None,
+        meter: Optional[str] = None,
+        split_by_token_type: Optional[bool] = None,
+        dimensions: Optional[Iterable[str]] = None,
         fee_meter: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        ensure_meter: Optional[bool] = None,
+        timeout: Optional[float] = None,
     ) -> None:
-        key = check_api_key(api_key, self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL")
+        if base_url is None:
+            raise ConfigurationError(
+                f"{self.name}: the deployment's URL is required (pass base_url=... or set USAGETAP_BASE_URL)"
+            )
+        meter = env.text_or(meter, "METER", "ai_tokens")
+        split_by_token_type = env.flag_or(split_by_token_type, "SPLIT_BY_TOKEN_TYPE")
+        if dimensions is None:
+            dimensions = [d.strip() for d in (env.get("DIMENSIONS") or "").split(",") if d.strip()]
+        self.creates_meter = env.flag_or(ensure_meter, "ENSURE_METER")
+        self._meter_ready = False
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if not isinstance(meter, str) or not meter.strip():
             raise ConfigurationError(f"{self.name}: meter must be a non-empty string")
         if fee_meter is not None and (not isinstance(fee_meter, str) or not fee_meter.strip()):
@@ -237,7 +258,20 @@ class OpenSpanner(BaseSink):
     # -- delivery --------------------------------------------------------
 
     def send(self, records: Sequence[UsageRecord]) -> Outcomes:
-        """POST the items in bulk requests of at most 1000 and read each item's outcome."""
+        """POST the items in bulk requests of at most 1000 and read each item's outcome.
+
+        With ``ensure_meter`` on, the meter is created first (once); a refused key halts
+        delivery, any other failure to create it retries the batch.
+        """
+        if self.creates_meter and not self._meter_ready:
+            try:
+                self.ensure_meter()
+            except ConfigurationError as exc:
+                return Outcomes.halted(records, str(exc))
+            except (UsagetapError, httpx.HTTPError) as exc:
+                reason = self._endpoint.redact(f"{self.name}: creating meter {self.meter!r}: {exc}")
+                return Outcomes.all_retry(records, reason=reason[:500])
+            self._meter_ready = True
         tally = OutcomeTally(records)
         tally.send_in_chunks(
             tally.collect(self.items), MAX_ITEMS, lambda chunk: self._send_chunk(chunk, tally)

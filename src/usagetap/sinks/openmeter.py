@@ -23,6 +23,7 @@ from .._record import UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
+from ._vars import EnvVars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["OpenMeter"]
@@ -37,7 +38,11 @@ class OpenMeter(BaseSink):
 
         usagetap.configure(sink=usagetap.sinks.OpenMeter(api_key="om_...", source="my-service"))
 
-    ``api_key`` may be omitted for a self-hosted ``base_url`` without auth.
+    ``api_key`` may be omitted for a self-hosted ``base_url`` without auth. An
+    argument not given is read from its variable (``USAGETAP_API_KEY``,
+    ``USAGETAP_BASE_URL``, ``USAGETAP_SOURCE``, ``USAGETAP_EVENT_TYPE``,
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "openmeter"
@@ -50,10 +55,16 @@ class OpenMeter(BaseSink):
         api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        source: str = "usagetap",
-        event_type: str = "llm.usage",
-        timeout: float = DEFAULT_TIMEOUT,
+        source: Optional[str] = None,
+        event_type: Optional[str] = None,
+        timeout: Optional[float] = None,
     ) -> None:
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        api_key = env.key_or(api_key)
+        base_url = env.text_or(base_url, "BASE_URL")
+        source = env.text_or(source, "SOURCE", "usagetap")
+        event_type = env.text_or(event_type, "EVENT_TYPE", "llm.usage")
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         headers = {}
         secrets: tuple[str, ...] = ()
         if api_key is not None or base_url is None:

@@ -32,6 +32,7 @@ from .._record import UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars, fee_items, items_for
+from ._vars import EnvVars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes
 
 __all__ = ["SolvaPay"]
@@ -51,7 +52,11 @@ class SolvaPay(BaseSink):
         usagetap.configure(sink=usagetap.sinks.SolvaPay(api_key="sk_...", product_ref="prd_..."))
 
     The customer ids you attribute calls to must be SolvaPay customer
-    references (``ensureCustomer`` gives you one per user).
+    references (``ensureCustomer`` gives you one per user). An argument not
+    given is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
+    ``USAGETAP_PRODUCT_REF``, ``USAGETAP_ACTION_TYPE``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``,
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "solvapay"
@@ -60,16 +65,22 @@ class SolvaPay(BaseSink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
         product_ref: Optional[str] = None,
-        action_type: str = "custom",
+        action_type: Optional[str] = None,
         event_type: str = "usage.token",
-        split_by_token_type: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
+        split_by_token_type: Optional[bool] = None,
+        timeout: Optional[float] = None,
     ) -> None:
-        key = check_api_key(api_key, self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL")
+        product_ref = env.text_or(product_ref, "PRODUCT_REF")
+        action_type = env.text_or(action_type, "ACTION_TYPE", "custom")
+        split_by_token_type = env.flag_or(split_by_token_type, "SPLIT_BY_TOKEN_TYPE")
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if action_type not in ACTION_TYPES:
             raise ConfigurationError(f"{self.name}: action_type must be one of {ACTION_TYPES}")
         self.product_ref = product_ref

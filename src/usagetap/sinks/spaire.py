@@ -31,6 +31,7 @@ from .._record import Scalar, UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, clean_scalars
+from ._vars import EnvVars
 from .base import DEFAULT_IN_FLIGHT, BaseSink, Outcomes, meter_of
 
 __all__ = ["Polar", "Spaire"]
@@ -64,7 +65,11 @@ class Spaire(BaseSink):
     ``customer_field="customer_id"`` when the customer ids you attribute calls
     to are the backend's own customer UUIDs; by default they are your ids
     (``external_customer_id``). ``organization_id`` is needed only with a
-    personal (non-organization) token.
+    personal (non-organization) token. An argument not given is read from its
+    variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``, ``USAGETAP_EVENT_NAME``,
+    ``USAGETAP_CUSTOMER_FIELD``, ``USAGETAP_ORGANIZATION_ID``, ``USAGETAP_TIMEOUT``;
+    ``USAGETAP_SANDBOX`` for Polar) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "spaire"
@@ -74,15 +79,21 @@ class Spaire(BaseSink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        event_name: str = "llm.usage",
-        customer_field: str = "external_customer_id",
+        event_name: Optional[str] = None,
+        customer_field: Optional[str] = None,
         organization_id: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = None,
     ) -> None:
-        key = check_api_key(api_key, self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL") or self._default_url(env)
+        event_name = env.text_or(event_name, "EVENT_NAME", "llm.usage")
+        customer_field = env.text_or(customer_field, "CUSTOMER_FIELD", "external_customer_id")
+        organization_id = env.text_or(organization_id, "ORGANIZATION_ID")
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if customer_field not in _CUSTOMER_FIELDS:
             raise ConfigurationError(f"{self.name}: customer_field must be one of {_CUSTOMER_FIELDS}")
         if not isinstance(event_name, str) or not event_name.strip():
@@ -92,11 +103,14 @@ class Spaire(BaseSink):
         self.organization_id = organization_id
         self._endpoint = Endpoint(
             self.name,
-            base_url or self.default_base_url,
+            base_url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
             secrets=(key,),
         )
+
+    def _default_url(self, env: EnvVars) -> str:
+        return self.default_base_url
 
     @property
     def base_url(self) -> str:
@@ -272,17 +286,16 @@ class Polar(Spaire):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        sandbox: bool = False,
-        event_name: str = "llm.usage",
-        customer_field: str = "external_customer_id",
+        sandbox: Optional[bool] = None,
+        event_name: Optional[str] = None,
+        customer_field: Optional[str] = None,
         organization_id: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = None,
     ) -> None:
-        if sandbox and base_url is None:
-            base_url = self.sandbox_base_url
+        self._sandbox = sandbox
         super().__init__(
             api_key,
             base_url=base_url,
@@ -291,3 +304,6 @@ class Polar(Spaire):
             organization_id=organization_id,
             timeout=timeout,
         )
+
+    def _default_url(self, env: EnvVars) -> str:
+        return self.sandbox_base_url if env.flag_or(self._sandbox, "SANDBOX") else self.default_base_url

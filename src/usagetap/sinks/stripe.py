@@ -34,6 +34,7 @@ from .._record import UsageRecord
 from ..errors import ConfigurationError
 from ._http import DEFAULT_TIMEOUT, Endpoint, check_api_key, post_batch, rfc3339
 from ._items import OutcomeTally, Unsendable, WireItem, fee_items, items_for
+from ._vars import EnvVars
 from .base import BaseSink, Outcomes, meter_of
 
 __all__ = ["Stripe"]
@@ -77,7 +78,11 @@ class Stripe(BaseSink):
         usagetap.configure(sink=usagetap.sinks.Stripe(api_key="sk_live_...", event_name="llm_tokens"))
 
     ``customer_key`` / ``value_key``: the meter's ``customer_mapping`` and
-    ``value_settings`` payload keys (Stripe's defaults).
+    ``value_settings`` payload keys (Stripe's defaults). An argument not given
+    is read from its variable (``USAGETAP_API_KEY``, ``USAGETAP_BASE_URL``,
+    ``USAGETAP_EVENT_NAME``, ``USAGETAP_SPLIT_BY_TOKEN_TYPE``, ``USAGETAP_CONCURRENCY``,
+    ``USAGETAP_TIMEOUT``) when the environment describes this sink:
+    ``USAGETAP_SINK`` names it, or is unset and neither the key nor the URL is passed.
     """
 
     name = "stripe"
@@ -86,17 +91,24 @@ class Stripe(BaseSink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        event_name: str = "llm_tokens",
-        split_by_token_type: bool = False,
+        event_name: Optional[str] = None,
+        split_by_token_type: Optional[bool] = None,
         customer_key: str = "stripe_customer_id",
         value_key: str = "value",
-        concurrency: int = 8,
-        timeout: float = DEFAULT_TIMEOUT,
+        concurrency: Optional[int] = None,
+        timeout: Optional[float] = None,
     ) -> None:
-        key = check_api_key(api_key, self.name)
+        env = EnvVars.for_constructor(self.name, api_key, base_url)
+        key = check_api_key(env.required_key(api_key), self.name)
+        base_url = env.text_or(base_url, "BASE_URL")
+        event_name = env.text_or(event_name, "EVENT_NAME", "llm_tokens")
+        split_by_token_type = env.flag_or(split_by_token_type, "SPLIT_BY_TOKEN_TYPE")
+        if concurrency is None:
+            concurrency = env.within("CONCURRENCY", int, 1, MAX_CONCURRENCY) or 8
+        timeout = env.timeout_or(timeout, DEFAULT_TIMEOUT)
         if not key.startswith(("sk_", "rk_")):
             raise ConfigurationError(
                 "stripe: the API key must be a secret key (sk_...) or a restricted key (rk_...) "

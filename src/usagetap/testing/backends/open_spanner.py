@@ -26,7 +26,8 @@ ERROR = "github_com_ssubedir_open-spanner_internal_metering_adapters_http_intern
 
 
 def load_contract() -> dict[str, Any]:
-    """Open Spanner's OpenAPI document, as shipped in ``usagetap/testing/contracts``."""
+    """Open Spanner's OpenAPI contract for the routes this backend serves (``/v1/usages/bulk``,
+    ``/v1/meters``) and the schemas they reference, as shipped in ``usagetap/testing/contracts``."""
     text = (resources.files("usagetap.testing") / "contracts" / "open-spanner.openapi.json").read_text(
         "utf-8"
     )
@@ -41,7 +42,9 @@ class _Contract:
         try:
             self._jsonschema: Any = importlib.import_module("jsonschema")
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("OpenSpannerBackend validates with jsonschema: pip install jsonschema") from exc
+            raise ImportError(
+                "OpenSpannerBackend validates with jsonschema: pip install 'usagetap[testing]'"
+            ) from exc
         self.document = load_contract()
         self._cache: dict[str, Any] = {}
 
