@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import demo, replay, report, status
+from . import demo, reconcile, replay, report, status
 from ._common import Parser, fail, reader_gone
 
 __all__ = ["main"]
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
-    for command in (report, demo, status, replay):
+    for command in (report, demo, status, replay, reconcile):
         command.add_parser(sub)
     return parser
 

@@ -26,6 +26,13 @@ class Binding:
     meter: Optional[str] = None
     provider_override: Optional[str] = None
     stream_options_rejected: bool = False
+    account: dict[str, Scalar] = field(default_factory=dict)
+    """The client's account (``_account.account_dimensions``): under ``dimensions`` in its records."""
+    emitted: dict[str, Scalar] = field(init=False)
+    """What every record of the client starts from: ``account``, then ``dimensions``."""
+
+    def __post_init__(self) -> None:
+        self.emitted = {**self.account, **self.dimensions} if self.account else self.dimensions
 
 
 def binding_of(client: Any) -> Optional[Binding]:

@@ -77,7 +77,7 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
                 call.operation,
                 call.request_model,
                 call.customer,
-                binding.dimensions,
+                binding.emitted,
                 scope.dimensions,
                 binding.meter,
                 scope.run,
