@@ -80,7 +80,10 @@ def build_page(
     table = aggregate(conn, by, since=since, until=until)
     daily = aggregate(conn, ("day", "customer"), since=since, until=until)
     models = aggregate(conn, ("model",), since=since, until=until)
-    return render_page(table, by, daily, models, source=source, since=since, until=until)
+    page = render_page(table, by, daily, models, source=source, since=since, until=until)
+    from ._report_reconcile import with_reconciliation  # the reconciliation view, when one was saved
+
+    return with_reconciliation(page, source)
 
 
 def render_page(

@@ -59,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the coverage or cost drift that fails the run, in percent (default: 1%%)",
     )
     parser.add_argument(
-        "--base-url", help="the provider's API (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else its own)"
+        "--base-url",
+        help="the provider's API (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else its own)",
     )
     parser.add_argument("--db", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)")
     parser.add_argument(

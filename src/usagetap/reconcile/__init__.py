@@ -2,7 +2,7 @@
 
 Reads OpenAI's or Anthropic's organization usage and cost reports with an admin key
 (``USAGETAP_OPENAI_ADMIN_KEY``, ``USAGETAP_ANTHROPIC_ADMIN_KEY``) and matches them with the
-metered records by UTC day × model × project/workspace × service tier × batch: per bucket, the
+metered records by UTC day x model x project/workspace x service tier x batch: per bucket, the
 provider's tokens (and cost, where the provider splits it by model), the metered ones, the coverage
 and the residual. OpenAI's costs have no model, so its cost is compared per day.
 """

@@ -6,8 +6,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from decimal import Decimal
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Optional
 
 import httpx
@@ -48,7 +48,9 @@ class AdminAPI:
         attempts: int = 6,
         transport: Optional[httpx.BaseTransport] = None,
     ) -> None:
-        self._client = httpx.Client(base_url=base_url, headers=dict(headers), timeout=60.0, transport=transport)
+        self._client = httpx.Client(
+            base_url=base_url, headers=dict(headers), timeout=60.0, transport=transport
+        )
         self._secret = secret
         self._progress = progress
         self._attempts = attempts

@@ -91,6 +91,8 @@ def _ledger_key(
         day=day,
         model=model,
         scope=str(dims.get(dimension) or "") if dimension else "",
-        tier=str(tier) if isinstance(tier, str) and tier else ("batch" if batch and provider == "anthropic" else DEFAULT_TIER[provider]),
+        tier=str(tier)
+        if isinstance(tier, str) and tier
+        else ("batch" if batch and provider == "anthropic" else DEFAULT_TIER[provider]),
         batch=batch,
     )

@@ -11,7 +11,7 @@ __all__ = ["Bucket", "CostRow", "Day", "Key", "Result", "Side", "UsageRow"]
 
 @dataclass(frozen=True, order=True)
 class Key:
-    """A bucket: UTC day × model × project/workspace ("" when not matched by it) × tier × batch."""
+    """A bucket: UTC day x model x project/workspace ("" when not matched by it) x tier x batch."""
 
     day: str
     model: str
@@ -168,7 +168,9 @@ class Result:
         for bucket in self.buckets:
             if abs(bucket.coverage - 100) > self.max_drift:
                 k = bucket.key
-                out.append(f"{k.day} {k.model} {k.tier}{' batch' if k.batch else ''}: coverage {bucket.coverage}%")
+                out.append(
+                    f"{k.day} {k.model} {k.tier}{' batch' if k.batch else ''}: coverage {bucket.coverage}%"
+                )
         for day in self.days:
             if day.cost_drift > self.max_drift:
                 out.append(f"{day.day}: cost drift {day.cost_drift}%")

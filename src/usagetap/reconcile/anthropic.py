@@ -40,7 +40,9 @@ def _window(since: date, until: date) -> list[tuple[str, str]]:
 
 
 def _day(stamp: Any) -> str:
-    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone(timezone.utc).date().isoformat()
+    return (
+        datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone(timezone.utc).date().isoformat()
+    )
 
 
 def _key(day: str, result: dict[str, Any]) -> Key:
@@ -55,7 +57,7 @@ def _key(day: str, result: dict[str, Any]) -> Key:
 
 
 def usage(api: AdminAPI, since: date, until: date) -> Iterator[UsageRow]:
-    """Tokens per day × model × workspace × tier; input counts uncached, cache-read and cache-write tokens."""
+    """Tokens per day x model x workspace x tier; input counts uncached, cache-read and cache-write tokens."""
     params = [*_window(since, until), *(("group_by[]", g) for g in ("model", "workspace_id", "service_tier"))]
     for page in api.pages("/v1/organizations/usage_report/messages", params):
         for bucket in page.get("data") or ():

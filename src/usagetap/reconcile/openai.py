@@ -44,7 +44,7 @@ def _day(seconds: Any) -> str:
 
 
 def usage(api: AdminAPI, since: date, until: date) -> Iterator[UsageRow]:
-    """Tokens per day × model × project × tier × batch, completions and embeddings."""
+    """Tokens per day x model x project x tier x batch, completions and embeddings."""
     params = [*_window(since, until), *(("group_by", g) for g in _GROUP_BY)]
     for kind in _USAGE:
         for page in api.pages(f"/organization/usage/{kind}", params):

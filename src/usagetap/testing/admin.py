@@ -107,7 +107,10 @@ class AdminServer:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="usagetap-admin", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="usagetap-admin",
+            daemon=True,
         ).start()
         return self
 
@@ -158,9 +161,11 @@ class AdminServer:
             day=datetime.now(timezone.utc).date(),
             kind=kind,
             model=issued.model,
-            project_id=headers.get("openai-project") or ("proj_default" if self.provider == "openai" else None),
+            project_id=headers.get("openai-project")
+            or ("proj_default" if self.provider == "openai" else None),
             workspace_id=self.workspaces.get(key) if self.provider == "anthropic" else None,
-            api_key_id=("key_" if self.provider == "openai" else "apikey_") + hashlib.sha256(key.encode()).hexdigest()[:16],
+            api_key_id=("key_" if self.provider == "openai" else "apikey_")
+            + hashlib.sha256(key.encode()).hexdigest()[:16],
             service_tier=tier,
             batch=batch,
             input_tokens=issued.input_tokens,
@@ -175,7 +180,9 @@ class AdminServer:
 
     # -- answering -------------------------------------------------------
 
-    def answer(self, path: str, query: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+    def answer(
+        self, path: str, query: dict[str, list[str]], headers: Mapping[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
         """Status, JSON body and headers for ``GET path?query``."""
         with self._lock:
             self.requests.append((path, query))
@@ -183,7 +190,11 @@ class AdminServer:
         if _api_key(headers) != self.admin_key:
             return 401, _error("invalid admin key", "authentication_error"), {}
         if fault is not None:
-            return fault[0], _error(f"injected {fault[0]}", "rate_limit_error" if fault[0] == 429 else "api_error"), fault[1]
+            return (
+                fault[0],
+                _error(f"injected {fault[0]}", "rate_limit_error" if fault[0] == 429 else "api_error"),
+                fault[1],
+            )
         routes = (
             {
                 "/v1/organization/usage/completions": lambda q: self._openai_usage(q, "completions"),
@@ -230,7 +241,9 @@ class AdminServer:
             return {"object": "page", "data": buckets, "has_more": bool(more), "next_page": token}
         return {"data": buckets, "has_more": bool(more), "next_page": token}
 
-    def _grouped(self, day: date, kinds: Iterable[str], fields: Iterable[str]) -> dict[tuple[Any, ...], list[Usage]]:
+    def _grouped(
+        self, day: date, kinds: Iterable[str], fields: Iterable[str]
+    ) -> dict[tuple[Any, ...], list[Usage]]:
         groups: dict[tuple[Any, ...], list[Usage]] = {}
         with self._lock:
             items = [u for u in self.usage if u.day == day and u.kind in kinds]
@@ -239,7 +252,11 @@ class AdminServer:
         return groups
 
     def _openai_usage(self, query: dict[str, list[str]], kind: str) -> dict[str, Any]:
-        fields = [f for f in query.get("group_by", []) if f in ("model", "project_id", "api_key_id", "batch", "service_tier")]
+        fields = [
+            f
+            for f in query.get("group_by", [])
+            if f in ("model", "project_id", "api_key_id", "batch", "service_tier")
+        ]
         page, more = self._days(query)
         buckets = []
         for day in page:
@@ -259,7 +276,7 @@ class AdminServer:
                     result["output_tokens"] = sum(u.output_tokens for u in items)
                     result["input_cached_tokens"] = sum(u.cache_read_tokens for u in items)
                     result["input_audio_tokens"] = result["output_audio_tokens"] = 0
-                result.update(zip(fields, values))
+                result.update(zip(fields, values, strict=True))
                 results.append(result)
             buckets.append({"object": "bucket", **_unix_span(day), "results": results})
         return self._page(buckets, more)
@@ -277,7 +294,7 @@ class AdminServer:
                     "line_item": None,
                     "project_id": None,
                 }
-                result.update(zip(fields, values))
+                result.update(zip(fields, values, strict=True))
                 results.append(result)
             buckets.append({"object": "bucket", **_unix_span(day), "results": results})
         return self._page(buckets, more)
@@ -305,7 +322,7 @@ class AdminServer:
                     "service_tier": None,
                     "context_window": None,
                 }
-                result.update(zip(fields, values))
+                result.update(zip(fields, values, strict=True))
                 results.append(result)
             buckets.append({**_iso_span(day), "results": results})
         return self._page(buckets, more)
@@ -321,7 +338,7 @@ class AdminServer:
         for day in page:
             results = []
             for values, items in self._grouped(day, ("messages",), fields).items():
-                named = dict(zip(fields, values))
+                named = dict(zip(fields, values, strict=True))
                 cents = sum((u.cost for u in items), Decimal(0)) * 100
                 results.append(
                     {
@@ -437,5 +454,3 @@ def _handler(server: AdminServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
-
-
