@@ -183,7 +183,7 @@ def test_the_layers_below_instrument_are_delivery_sinks_db_and_provider_extracti
 def test_each_cli_command_runs_from_its_own_module() -> None:
     [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert {name: sub.get_default("run").__module__ for name, sub in commands.choices.items()} == {
-        name: f"usagetap.cli.{name}" for name in ("report", "demo", "status", "replay")
+        name: f"usagetap.cli.{name}" for name in ("report", "demo", "status", "replay", "reconcile")
     }
 
 

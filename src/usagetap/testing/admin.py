@@ -53,6 +53,7 @@ _MAX_LIMIT = 31
 class Usage:
     """One issued response as the provider bills it."""
 
+    response_id: str
     day: date
     kind: str  # completions | embeddings | messages
     model: str
@@ -158,6 +159,7 @@ class AdminServer:
         else:
             tier = "batch" if batch else str(dims.get("service_tier") or "standard")
         usage = Usage(
+            response_id=issued.response_id,
             day=datetime.now(timezone.utc).date(),
             kind=kind,
             model=issued.model,
@@ -177,6 +179,12 @@ class AdminServer:
         )
         with self._lock:
             self.usage.append(usage)
+
+    def cost_of(self, response_ids: Iterable[str]) -> Decimal:
+        """What the provider charged for these responses."""
+        wanted = set(response_ids)
+        with self._lock:
+            return sum((u.cost for u in self.usage if u.response_id in wanted), Decimal(0))
 
     # -- answering -------------------------------------------------------
 
