@@ -27,12 +27,7 @@ class Binding:
     provider_override: Optional[str] = None
     stream_options_rejected: bool = False
     account: dict[str, Scalar] = field(default_factory=dict)
-    """The client's account (``_account.account_dimensions``): under ``dimensions`` in its records."""
-    emitted: dict[str, Scalar] = field(init=False)
-    """What every record of the client starts from: ``account``, then ``dimensions``."""
-
-    def __post_init__(self) -> None:
-        self.emitted = {**self.account, **self.dimensions} if self.account else self.dimensions
+    """The client's account (``_account.account_dimensions``): added to its records' dimensions."""
 
 
 def binding_of(client: Any) -> Optional[Binding]:

@@ -77,7 +77,7 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
                 call.operation,
                 call.request_model,
                 call.customer,
-                binding.emitted,
+                binding.dimensions,
                 scope.dimensions,
                 binding.meter,
                 scope.run,
@@ -85,6 +85,7 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
                 extract,
                 source,
                 status,
+                binding.account,
             )
         )
     except Exception as exc:
