@@ -143,3 +143,28 @@ def test_reconcile_completes_while_the_api_paginates_rate_limits_and_fails_once(
     # 3 days at 1 bucket per page: 3 pages per endpoint (completions, embeddings, costs), plus 3 retries
     assert len(paths) == 3 * 3 + 3
     assert paths.count("/v1/organization/costs") == 3
+
+
+def test_an_organization_with_the_analytics_api_is_reconciled_from_it(
+    server: ProviderServer, ledger: Path, admin_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with AdminServer(server, "anthropic", admin_key=admin_key, analytics=True, page_size=1) as admin:
+        metered = usagetap.wrap(
+            Anthropic(base_url=server.anthropic_url, api_key="sk-ant-app"), customer="acme"
+        )
+        _message(metered, "claude-3-5-haiku-latest", 4)
+        _message(metered, "claude-sonnet-4-0", 4)
+        before = set(server.issued)
+        _message(Anthropic(base_url=server.anthropic_url, api_key="sk-ant-app"), "claude-sonnet-4-0", 7)
+        unmetered = set(server.issued) - before
+        code, result = _reconcile(capsys, "anthropic", admin, ledger)
+        expected_cost = admin.cost_of(unmetered)
+        paths = {path for path, _ in admin.requests}
+    assert code == EXIT_DRIFT
+    assert paths == {"/v1/organizations/analytics/usage", "/v1/organizations/analytics/cost"}
+    gap = _bucket(result, "claude-sonnet-4-0")
+    assert (gap["residual_tokens"], Decimal(gap["residual_cost"])) == (
+        _issued_tokens(server, unmetered),
+        expected_cost,
+    )
+    assert _bucket(result, "claude-3-5-haiku-latest")["residual_tokens"] == 0

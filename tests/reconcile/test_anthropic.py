@@ -16,7 +16,12 @@ from usagetap.reconcile._model import Key
 def _api(pages: dict[str, dict[str, Any]], seen: list[httpx.Request]) -> AdminAPI:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json=pages.get(request.url.path, {"data": [], "has_more": False}))
+        path = request.url.path
+        if "/analytics/" in path and path not in pages:  # an organization without the analytics API
+            return httpx.Response(
+                404, json={"type": "error", "error": {"type": "not_found_error", "message": "-"}}
+            )
+        return httpx.Response(200, json=pages.get(path, {"data": [], "has_more": False}))
 
     return AdminAPI(
         anthropic.DEFAULT_URL, anthropic.headers("k"), secret="k", transport=httpx.MockTransport(handler)
@@ -26,7 +31,7 @@ def _api(pages: dict[str, dict[str, Any]], seen: list[httpx.Request]) -> AdminAP
 def test_the_usage_report_asks_for_daily_buckets_by_model_workspace_and_tier() -> None:
     seen: list[httpx.Request] = []
     list(anthropic.usage(_api({}, seen), date(2026, 11, 3), date(2026, 11, 4)))
-    (request,) = seen
+    (_, request) = seen
     assert request.url.path == "/v1/organizations/usage_report/messages"
     params = request.url.params
     assert (params["starting_at"], params["ending_at"], params["bucket_width"]) == (
@@ -66,9 +71,44 @@ def test_cost_amounts_in_cents_become_dollars_per_bucket_and_fees_per_day() -> N
     tokens, fees = anthropic.costs(
         _api({"/v1/organizations/cost_report": page}, seen), date(2026, 11, 3), date(2026, 11, 3)
     )
-    assert seen[0].url.params.get_list("group_by[]") == ["workspace_id", "description"]
+    assert seen[-1].url.params.get_list("group_by[]") == ["workspace_id", "description"]
     assert (tokens.amount, tokens.key) == (
         Decimal("1.2345"),
         Key("2026-11-03", "claude-sonnet-4-0", "", "standard", False),
     )
     assert (fees.amount, fees.key) == (Decimal("0.5"), None)
+
+
+def test_the_analytics_api_is_read_where_the_organization_has_it() -> None:
+    row = {
+        "starting_at": "2026-11-03T00:00:00Z",
+        "ending_at": "2026-11-04T00:00:00Z",
+        "group": {"model": "claude-sonnet-4-0", "workspace_id": None, "service_tier": "priority"},
+        "usage": {
+            "uncached_input_tokens": 10,
+            "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 5},
+            "cache_read_input_tokens": 20,
+            "output_tokens": 8,
+            "requests": 2,
+        },
+    }
+    cost = {
+        "starting_at": "2026-11-03T00:00:00Z",
+        "group": {"cost_type": "tokens", "model": "claude-sonnet-4-0", "service_tier": "priority"},
+        "cost": {"amount": "12.5", "currency": "USD", "list_amount": "12.5"},
+    }
+    pages = {
+        "/v1/organizations/analytics/usage": {"data": [row], "has_more": False, "next_page": None},
+        "/v1/organizations/analytics/cost": {"data": [cost], "has_more": False, "next_page": None},
+    }
+    seen: list[httpx.Request] = []
+    api = _api(pages, seen)
+    (used,) = anthropic.usage(api, date(2026, 11, 3), date(2026, 11, 3))
+    (charged,) = anthropic.costs(api, date(2026, 11, 3), date(2026, 11, 3))
+    key = Key("2026-11-03", "claude-sonnet-4-0", "", "priority", False)
+    assert (used.key, used.input_tokens, used.output_tokens, used.requests) == (key, 35, 8, 2)
+    assert (charged.key, charged.amount) == (key, Decimal("0.125"))
+    assert [r.url.path for r in seen] == list(pages)
+    assert {r.headers["anthropic-beta"] for r in seen} == {anthropic.ANALYTICS_BETA}
+    assert seen[0].url.params["time_bucket_width"] == "1d"
+    assert seen[1].url.params.get_list("group_by[]") == ["cost_type", "model", "workspace_id", "service_tier"]

@@ -80,7 +80,9 @@ def test_the_anthropic_fake_reports_workspaces_and_costs_in_cents(server: Provid
     assert result["amount"] == str(admin.cost_of(server.issued) * 100)
 
 
-def test_the_fakes_refuse_another_key_and_answer_404_for_analytics(server: ProviderServer) -> None:
+def test_the_fakes_refuse_another_key_and_answer_404_for_analytics_unless_asked(
+    server: ProviderServer,
+) -> None:
     with AdminServer(server, "anthropic", admin_key="adm") as admin, httpx.Client(base_url=admin.url) as http:
         refused = http.get("/v1/organizations/cost_report", headers={"x-api-key": "wrong"})
         missing = http.get("/v1/organizations/analytics/usage", headers={"x-api-key": "adm"})
@@ -93,3 +95,26 @@ def test_the_openai_fake_ignores_anthropic_calls(server: ProviderServer) -> None
             model="claude-3-5-haiku-latest", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
         )
     assert admin.usage == []
+
+
+def test_the_analytics_fake_pages_rows_by_day_and_group(server: ProviderServer) -> None:
+    with AdminServer(server, "anthropic", admin_key="adm", analytics=True, page_size=1) as admin:
+        client = Anthropic(base_url=server.anthropic_url, api_key="k")
+        for model in ("claude-3-5-haiku-latest", "claude-sonnet-4-0"):
+            client.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+        day = datetime.now(timezone.utc).date()
+        params = {
+            "starting_at": f"{day.isoformat()}T00:00:00Z",
+            "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+            "time_bucket_width": "1d",
+            "group_by[]": "model",
+        }
+        with httpx.Client(base_url=admin.url, headers={"x-api-key": "adm"}) as http:
+            first = http.get("/v1/organizations/analytics/usage", params=params).json()
+            second = http.get(
+                "/v1/organizations/analytics/usage", params={**params, "page": first["next_page"]}
+            ).json()
+    assert (first["has_more"], second["has_more"]) == (True, False)
+    rows = first["data"] + second["data"]
+    assert sorted(r["group"]["model"] for r in rows) == ["claude-3-5-haiku-latest", "claude-sonnet-4-0"]
+    assert all(r["usage"]["requests"] == 1 and r["group"]["workspace_id"] is None for r in rows)

@@ -64,12 +64,14 @@ class AdminAPI:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pages(self, path: str, params: Params) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, params: Params, headers: Optional[Mapping[str, str]] = None
+    ) -> Iterator[dict[str, Any]]:
         """Every page of ``GET path?params``, following ``next_page`` while ``has_more``."""
         token: Optional[str] = None
         count = 0
         while True:
-            body = self.get(path, [*params, *([("page", token)] if token else [])])
+            body = self.get(path, [*params, *([("page", token)] if token else [])], headers)
             count += 1
             if self._progress is not None:
                 self._progress(f"{path}: page {count}")
@@ -78,7 +80,7 @@ class AdminAPI:
             if not body.get("has_more") or not token:
                 return
 
-    def get(self, path: str, params: Params) -> dict[str, Any]:
+    def get(self, path: str, params: Params, headers: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
         """One page, retried on 429 (after its ``Retry-After``), 5xx and connection errors."""
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, (_Transient, httpx.TransportError))),
@@ -87,15 +89,15 @@ class AdminAPI:
             reraise=True,
         )
         try:
-            result: dict[str, Any] = retrying(self._get_once, path, params)
+            result: dict[str, Any] = retrying(self._get_once, path, params, headers)
         except _Transient as exc:
             raise AdminError(f"{path}: {exc} (gave up after {self._attempts} attempts)") from None
         except httpx.TransportError as exc:
             raise AdminError(f"{path}: {self._clean(str(exc)) or type(exc).__name__}") from None
         return result
 
-    def _get_once(self, path: str, params: Params) -> dict[str, Any]:
-        response = self._client.get(path, params=list(params))
+    def _get_once(self, path: str, params: Params, headers: Optional[Mapping[str, str]]) -> dict[str, Any]:
+        response = self._client.get(path, params=list(params), headers=headers)
         status = response.status_code
         if status == 200:
             body = json.loads(response.content, parse_float=Decimal)  # money stays exact

@@ -20,9 +20,12 @@ Request and response shapes follow the documented APIs (daily buckets, ``group_b
   https://platform.claude.com/docs/en/api/admin/usage_report/retrieve_messages,
   https://platform.claude.com/docs/en/api/admin/cost_report/retrieve
 
-Simplifications: buckets are daily only (``bucket_width=1d``); Anthropic's cost report gives one token
-cost per model and tier (``token_type`` null) rather than one per token type; the analytics endpoints
-(``/v1/organizations/analytics/...``) answer 404, as for an organization that has none.
+- Anthropic's Usage and Cost Analytics API, with ``analytics=True`` (else 404, as for an
+  organization without it): ``GET /v1/organizations/analytics/usage`` and ``/analytics/cost``, one
+  row per day and group: https://platform.claude.com/docs/en/api/beta/organization/analytics/usage/list
+
+Simplifications: buckets are daily only (``bucket_width=1d``); Anthropic's cost reports give one token
+cost per model and tier (``token_type`` null) rather than one per token type.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class AdminServer:
         admin_key: str = "admin-key-for-tests",
         page_size: int = _MAX_LIMIT,
         workspaces: Optional[Mapping[str, str]] = None,
+        analytics: bool = False,
     ) -> None:
         if provider not in ("openai", "anthropic"):
             raise ValueError(f"AdminServer fakes openai or anthropic, not {provider!r}")
@@ -92,6 +96,7 @@ class AdminServer:
         self.admin_key = admin_key
         self.page_size = page_size
         self.workspaces = dict(workspaces or {})
+        self.analytics = analytics
         self.usage: list[Usage] = []
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         """Each request's path and query parameters."""
@@ -213,6 +218,14 @@ class AdminServer:
             else {
                 "/v1/organizations/usage_report/messages": self._anthropic_usage,
                 "/v1/organizations/cost_report": self._anthropic_costs,
+                **(
+                    {
+                        "/v1/organizations/analytics/usage": lambda q: self._analytics(q, "usage"),
+                        "/v1/organizations/analytics/cost": lambda q: self._analytics(q, "cost"),
+                    }
+                    if self.analytics
+                    else {}
+                ),
             }
         )
         route = routes.get(path)
@@ -363,6 +376,50 @@ class AdminServer:
                 )
             buckets.append({**_iso_span(day), "results": results})
         return self._page(buckets, more)
+
+    def _analytics(self, query: dict[str, list[str]], report: str) -> dict[str, Any]:
+        """Rows of the analytics API: one per day and group, ``limit`` rows a page."""
+        start, end = _iso_day(_one(query, "starting_at")), _iso_day(_one(query, "ending_at"))
+        width = (query.get("time_bucket_width") or ["1d"])[0]
+        if width != "1d":
+            raise ValueError(f"this fake serves time_bucket_width=1d only, not {width!r}")
+        allowed = ("model", "workspace_id", "api_key_id", "service_tier")
+        fields = [f for f in query.get("group_by[]", []) if f in allowed]
+        rows: list[dict[str, Any]] = []
+        for offset in range((end - start).days):
+            day = start + timedelta(days=offset)
+            for values, items in self._grouped(day, ("messages",), fields).items():
+                group: dict[str, Any] = dict.fromkeys((*allowed, "cost_type", "token_type"))
+                group.update(zip(fields, values, strict=True))
+                row: dict[str, Any] = {**_iso_span(day), "group": group}
+                if report == "usage":
+                    read = sum(u.cache_read_tokens for u in items)
+                    w5 = sum(u.cache_write_5m_tokens for u in items)
+                    w1 = sum(u.cache_write_1h_tokens for u in items)
+                    row["usage"] = {
+                        "uncached_input_tokens": sum(u.input_tokens for u in items) - read - w5 - w1,
+                        "cache_creation": {"ephemeral_1h_input_tokens": w1, "ephemeral_5m_input_tokens": w5},
+                        "cache_read_input_tokens": read,
+                        "output_tokens": sum(u.output_tokens for u in items),
+                        "requests": len(items),
+                        "server_tool_use": {"web_search_requests": 0},
+                    }
+                else:
+                    group["cost_type"] = "tokens" if "cost_type" in query.get("group_by[]", []) else None
+                    cents = str(sum((u.cost for u in items), Decimal(0)) * 100)
+                    row["cost"] = {
+                        "amount": cents,
+                        "currency": "USD",
+                        "list_amount": cents,
+                        "requests": len(items),
+                    }
+                rows.append(row)
+        limit = min(int((query.get("limit") or ["20"])[0]), self.page_size)
+        offset = _cursor(query.get("page", [None])[0])
+        more = offset + limit if offset + limit < len(rows) else 0
+        page = self._page(rows[offset : offset + limit], more)
+        page["data_refreshed_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        return page
 
 
 def _kind(path: str) -> Optional[str]:
