@@ -168,3 +168,21 @@ def test_an_organization_with_the_analytics_api_is_reconciled_from_it(
         expected_cost,
     )
     assert _bucket(result, "claude-3-5-haiku-latest")["residual_tokens"] == 0
+
+
+def test_embeddings_are_reconciled_from_their_own_usage_endpoint(
+    server: ProviderServer, ledger: Path, admin_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with AdminServer(server, "openai", admin_key=admin_key) as admin:
+        client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key="sk-app"), customer="acme")
+        client.embeddings.create(model="text-embedding-3-small", input=["one two three", "four five"])
+        OpenAI(base_url=server.openai_url, api_key="sk-app").embeddings.create(
+            model="text-embedding-3-small", input="six seven eight nine"
+        )
+        code, result = _reconcile(capsys, "openai", admin, ledger)
+    assert code == EXIT_DRIFT
+    bucket = _bucket(result, "text-embedding-3-small")
+    assert (
+        bucket["provider"]["input_tokens"] - bucket["metered"]["input_tokens"],
+        bucket["residual_tokens"],
+    ) == (4, 4)

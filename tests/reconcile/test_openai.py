@@ -25,7 +25,7 @@ def _api(pages: dict[str, dict[str, Any]], seen: list[httpx.Request]) -> AdminAP
     )
 
 
-def test_usage_asks_for_daily_buckets_grouped_by_model_project_batch_and_tier() -> None:
+def test_usage_asks_for_daily_buckets_grouped_by_model_project_and_for_completions_batch_and_tier() -> None:
     seen: list[httpx.Request] = []
     list(openai.usage(_api({}, seen), date(2026, 11, 3), date(2026, 11, 4)))
     first = seen[0]
@@ -38,6 +38,7 @@ def test_usage_asks_for_daily_buckets_grouped_by_model_project_batch_and_tier() 
         "1d",
     )
     assert params.get_list("group_by") == ["model", "project_id", "batch", "service_tier"]
+    assert seen[1].url.params.get_list("group_by") == ["model", "project_id"]
     assert first.headers["authorization"] == "Bearer k"
 
 

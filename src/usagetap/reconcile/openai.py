@@ -20,8 +20,11 @@ __all__ = ["BUCKETS_PER_PAGE", "DEFAULT_URL", "costs", "headers", "usage"]
 
 DEFAULT_URL = "https://api.openai.com/v1"
 BUCKETS_PER_PAGE = 31  # the most daily buckets a page holds
-_USAGE = ("completions", "embeddings")
-_GROUP_BY = ("model", "project_id", "batch", "service_tier")
+# each usage endpoint with what it can group by (embeddings have no batch or service tier)
+_USAGE = {
+    "completions": ("model", "project_id", "batch", "service_tier"),
+    "embeddings": ("model", "project_id"),
+}
 
 
 def headers(key: str) -> dict[str, str]:
@@ -45,8 +48,8 @@ def _day(seconds: Any) -> str:
 
 def usage(api: AdminAPI, since: date, until: date) -> Iterator[UsageRow]:
     """Tokens per day x model x project x tier x batch, completions and embeddings."""
-    params = [*_window(since, until), *(("group_by", g) for g in _GROUP_BY)]
-    for kind in _USAGE:
+    for kind, groups in _USAGE.items():
+        params = [*_window(since, until), *(("group_by", g) for g in groups)]
         for page in api.pages(f"/organization/usage/{kind}", params):
             for bucket in page.get("data") or ():
                 day = _day(bucket["start_time"])
