@@ -104,11 +104,13 @@ class AdminServer:
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self.port = 0
+        self._source = source
         source.on_issue.append(self._on_issue)
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> AdminServer:
+        """Serve on a free port of 127.0.0.1 in a thread."""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -121,6 +123,9 @@ class AdminServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and counting what the provider server issues (idempotent)."""
+        if self._on_issue in self._source.on_issue:
+            self._source.on_issue.remove(self._on_issue)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
