@@ -47,7 +47,7 @@ def test_a_copy_with_another_key_carries_that_keys_fingerprint(server: ProviderS
     assert record.dimensions["api_key_fingerprint"] == hashlib.sha256(b"sk-two").hexdigest()[:12]
 
 
-def test_a_dimension_the_user_binds_wins_over_the_clients_project(
+def test_a_project_the_user_binds_wins_over_the_clients_next_to_its_key_fingerprint(
     server: ProviderServer, sink: Memory
 ) -> None:
     client = usagetap.wrap(
@@ -56,4 +56,8 @@ def test_a_dimension_the_user_binds_wins_over_the_clients_project(
     )
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     usagetap.flush()
-    assert sink.records[0].dimensions["openai_project"] == "proj_mine"
+    dimensions = sink.records[0].dimensions
+    assert (dimensions["openai_project"], dimensions["api_key_fingerprint"]) == (
+        "proj_mine",
+        hashlib.sha256(b"sk-x").hexdigest()[:12],
+    )
