@@ -184,7 +184,7 @@ def test_each_cli_command_runs_from_its_own_module() -> None:
     [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert {name: sub.get_default("run").__module__ for name, sub in commands.choices.items()} == {
         name: f"usagetap.cli.{name.replace('-', '_')}"
-        for name in ("report", "demo", "status", "replay", "open-spanner")
+        for name in ("report", "demo", "status", "replay", "open-spanner", "reconcile")
     }
 
 

@@ -90,9 +90,12 @@ def build_page(
     daily = aggregate(conn, ("day", "customer"), since=since, until=until)
     models = aggregate(conn, ("model",), since=since, until=until)
     drill = aggregate(conn, ("customer", "model"), since=since, until=until)
-    return render_page(
+    page = render_page(
         table, by, daily, models, source=source, since=since, until=until, drill=drill, top=top
     )
+    from ._report_reconcile import with_reconciliation  # the reconciliation view, when one was saved
+
+    return with_reconciliation(page, source)
 
 
 def render_page(

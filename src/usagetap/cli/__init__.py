@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .._version import __version__
-from . import demo, open_spanner, replay, report, status
+from . import demo, open_spanner, reconcile, replay, report, status
 from ._common import Parser, fail, reader_gone
 
 __all__ = ["main"]
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"usagetap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
-    for command in (report, demo, status, replay, open_spanner):
+    for command in (report, demo, status, replay, open_spanner, reconcile):
         command.add_parser(sub)
     return parser
 

@@ -30,6 +30,7 @@ __all__ = [
     "insert",
     "iter_records",
     "read_around_damage",
+    "reconcile_rows",
     "records_between",
     "schema",
 ]
@@ -226,6 +227,29 @@ def dimension_names(conn: sqlite3.Connection) -> list[str]:
     """The names of the dimensions the ledger's records carry, sorted."""
     sql = "SELECT DISTINCT key FROM usage, json_each(usage.dimensions) ORDER BY key"
     return [str(name) for (name,) in conn.execute(sql)]
+
+
+# -- usagetap reconcile -------------------------------------------------------------------------
+
+_RECONCILE = (
+    "SELECT substr(timestamp, 1, 10), model, dimensions, input_tokens, output_tokens, cost FROM usage "
+    "WHERE provider = ? AND substr(timestamp, 1, 10) >= ? AND substr(timestamp, 1, 10) <= ?"
+)
+
+
+def reconcile_rows(
+    conn: sqlite3.Connection, provider: str, since: date, until: date
+) -> list[tuple[str, str, dict[str, Any], int, int, Optional[Decimal]]]:
+    """``provider``'s records within the UTC days ``since`` .. ``until``: day, model, dimensions,
+    input tokens, output tokens and cost, one row per record."""
+    rows = conn.execute(_RECONCILE, (provider, since.isoformat(), until.isoformat())).fetchall()
+    return [
+        (str(d), str(m), json.loads(dims or "{}"), int(i), int(o), None if c is None else Decimal(c))
+        for d, m, dims, i, o, c in rows
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def read_around_damage(conn: sqlite3.Connection) -> tuple[list[UsageRecord], int, int]:

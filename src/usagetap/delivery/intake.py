@@ -32,19 +32,22 @@ Extract = Callable[[Any], Optional[TokenUsage]]
 
 _lock = module_lock(globals(), "_lock")
 _UNBUILT: Any = object()
+_NO_ACCOUNT: Mapping[str, Scalar] = {}
 
 
 class Capture:
     """A finished call on its way to becoming a record, with the facts of the call it needs.
 
     ``extract(source)`` gives the usage; ``dimensions`` are the client's and the scope's
-    (the usage's own are added when built); ``trusted_ids``: the provider's response ids
-    are unique, so the event id is derived from them.
+    (the usage's own are added when built); ``account``: the client's account dimensions
+    (``instrument._account``); ``trusted_ids``: the provider's response ids are unique, so the
+    event id is derived from them.
     """
 
     __slots__ = (
         "_built",
         "_priced",
+        "account",
         "customer",
         "dimensions",
         "extract",
@@ -74,6 +77,7 @@ class Capture:
         extract: Extract,
         source: Any,
         status: str = "ok",
+        account: Mapping[str, Scalar] = _NO_ACCOUNT,
     ) -> None:
         self.provider = provider
         self.operation = operation
@@ -87,6 +91,7 @@ class Capture:
         self.extract = extract
         self.source: Any = source
         self.status = status
+        self.account = account
         self.ts = time.time()
         self._built: Optional[UsageRecord] = _UNBUILT
         self._priced = False
@@ -178,6 +183,8 @@ def build_record(capture: Capture, usage: TokenUsage, status: str, ts: Optional[
             **cap_dimensions({**capture.dimensions, **capture.scope_dimensions}),
             **usage.dimensions,
         }
+    if capture.account:  # the client's account, outside the cap (reconcile matches by it); the user's wins
+        dimensions = {**capture.account, **dimensions}
     if capture.meter:
         dimensions["meter"] = capture.meter
     if usage.issue:

@@ -26,6 +26,8 @@ class Binding:
     meter: Optional[str] = None
     provider_override: Optional[str] = None
     stream_options_rejected: bool = False
+    account: dict[str, Scalar] = field(default_factory=dict)
+    """The client's account (``_account.account_dimensions``): added to its records' dimensions."""
 
 
 def binding_of(client: Any) -> Optional[Binding]:

@@ -85,6 +85,7 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
                 extract,
                 source,
                 status,
+                binding.account,
             )
         )
     except Exception as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _switch
+from ._account import account_dimensions
 from ._binding import ATTR, Binding
 from ._calls import intercept_async, intercept_sync
 
@@ -88,6 +89,7 @@ def _copy(self: Any, *args: Any, **kwargs: Any) -> Any:
         meter=old.meter,
         provider_override=old.provider_override,
         stream_options_rejected=old.stream_options_rejected,
+        account=account_dimensions(new),
     )
     install(new, binding)
     return new
@@ -111,7 +113,9 @@ def _auto_binding(instance: Any, adapter: Adapter) -> Binding:
     state = vars(instance)
     binding = state.get(_AUTO)
     if binding is None:
-        binding = state[_AUTO] = Binding(adapter=adapter, provider=adapter.provider_for(instance))
+        binding = state[_AUTO] = Binding(
+            adapter=adapter, provider=adapter.provider_for(instance), account=account_dimensions(instance)
+        )
     return binding  # type: ignore[no-any-return]
 
 

@@ -8,6 +8,7 @@ from typing import Any, Optional, TypeVar
 from .. import _runtime, _switch
 from .._context import CustomerId, customer_id
 from .._record import validate_dimensions
+from ._account import account_dimensions
 from ._adapter import Adapter, adapter_for
 from ._binding import Binding, binding_of
 
@@ -82,6 +83,7 @@ def wrap(
         meter=meter,
         provider_override=provider,
         stream_options_rejected=earlier is not None and earlier.stream_options_rejected,
+        account=account_dimensions(client),
     )
     adapter.install(client, binding)
     _runtime.start()

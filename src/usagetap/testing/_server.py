@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, Union
@@ -105,6 +105,9 @@ class ProviderServer:
             pattern for wire in self.wires for pattern in wire.patterns
         ]
         self.state: dict[str, Any] = {}  # what a wire format keeps between requests (batches, ...)
+        self.on_issue: list[Callable[[Issued, Mapping[str, str]], None]] = []
+        """Called with each issued usage and its request's headers (the admin API fakes read them)."""
+        self._request = threading.local()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -206,6 +209,8 @@ class ProviderServer:
         """Remember the usage a response reports, for :meth:`totals`."""
         with self._lock:
             self.issued[issued.response_id] = issued
+        for hook in self.on_issue:
+            hook(issued, getattr(self._request, "headers", {}))
 
     def remember(self, prompt_key: str) -> bool:
         """Whether ``prompt_key`` was seen before (and remember it from now on)."""
@@ -294,6 +299,7 @@ class ProviderServer:
         fault = self._take_fault()
         if fault is not None:
             return Reply(fault.status, fault.body, headers=dict(fault.headers))
+        self._request.headers = headers
         route, params = self.resolve(method, path, query)
         if route is not None:
             reply: Optional[Reply] = (
