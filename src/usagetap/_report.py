@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._record import TOKEN_FIELDS
-from .db.ledger import GROUP_KEYS, grouped
+from .db.ledger import GROUP_KEYS
+
+if TYPE_CHECKING:
+    from ._ledger_source import LedgerSource
 
 __all__ = [
     "GROUP_KEYS",
@@ -74,7 +76,7 @@ class Row:
 
 
 def aggregate(
-    conn: sqlite3.Connection,
+    source: LedgerSource,
     by: Sequence[str] = ("customer", "model"),
     *,
     since: Optional[date] = None,
@@ -86,21 +88,18 @@ def aggregate(
         raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}")
     groups: dict[tuple[Any, ...], Row] = {}
     width = len(by)
-    for values in grouped(conn, by, _SUMS, since, until):
-        key = tuple(values[:width])
+    for values in source.aggregate(by, since, until):
+        key = tuple(None if v is None else str(v) for v in values[:width])
         row = groups.get(key)
         if row is None:
-            row = groups[key] = Row(
-                keys={k: (None if v is None else str(v)) for k, v in zip(by, key, strict=False)}
-            )
-        row.calls += 1
-        for name, value in zip(_SUMS, values[width : width + len(_SUMS)], strict=False):
+            row = groups[key] = Row(keys=dict(zip(by, key, strict=False)))
+        row.calls += values[width]
+        for name, value in zip(_SUMS, values[width + 1 : width + 1 + len(_SUMS)], strict=False):
             setattr(row, name, getattr(row, name) + value)
-        cost = values[-1]
-        if cost is None:
-            row.unpriced += 1
-        else:
+        cost = values[-2]
+        if cost is not None:
             row.cost += Decimal(cost)
+        row.unpriced += values[-1]
     return sorted(groups.values(), key=lambda r: tuple("" if r.keys[k] is None else r.keys[k] for k in by))
 
 

@@ -12,16 +12,18 @@ never run as code. It holds, for the selected days:
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from html import escape
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._report import Row, aggregate, cost_cell, format_usd, numeric_columns, totals
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._ledger_source import LedgerSource
 
 __all__ = ["build_page", "render_page"]
 
@@ -69,7 +71,7 @@ class _Series:
 
 
 def build_page(
-    conn: sqlite3.Connection,
+    conn: LedgerSource,
     by: Sequence[str],
     *,
     since: Optional[date] = None,
