@@ -32,7 +32,8 @@ def test_an_empty_database_gets_the_table_its_indexes_and_the_latest_version(pos
         assert ledger_pg.ensure_schema(conn) == len(ledger_pg.MIGRATIONS)
         assert applied_version(conn, "ledger") == len(ledger_pg.MIGRATIONS)
         columns = [row[0] for row in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage' ORDER BY ordinal_position"
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage' "
+            " ORDER BY ordinal_position"
         )]  # fmt: skip
         assert columns == list(ledger_pg.COLUMNS)
         assert {"usage_ts", "usage_customer_ts", "usage_day_customer"} <= _indexes(conn)
