@@ -151,7 +151,8 @@ def main(argv: Sequence[str] = ()) -> int:
             print(f"  {label:<16} {args.rows / seconds:>10,.0f} rows/s  ({seconds:.2f} s)")
         seconds, groups = _report_seconds(url, repeats=3)
         print(
-            f"  report --by day,customer: {seconds * 1000:,.0f} ms for {groups:,} groups over {args.rows:,} rows"
+            f"  report --by day,customer: {seconds * 1000:,.0f} ms "
+            f"for {groups:,} groups over {args.rows:,} rows"
         )
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
