@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,9 @@ def test_the_ledgers_repr_hides_the_password() -> None:
 
 
 def test_an_unreachable_postgresql_keeps_the_records_in_the_spool_and_writes_no_local_ledger(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="usagetap")
     monkeypatch.chdir(tmp_path)
     spool = str(tmp_path / "spool.db")
     down = Ledger(f"postgresql://postgres@127.0.0.1:{free_port()}/usage")
@@ -60,6 +62,8 @@ def test_an_unreachable_postgresql_keeps_the_records_in_the_spool_and_writes_no_
     result = usagetap.flush(timeout=1.5)
     assert (result.sent, result.dead, result.pending) == (0, 0, 3)
     assert not (tmp_path / ".usagetap" / "ledger.db").exists()
+    assert usagetap.stats()["retried"] >= 3
+    assert "PostgreSQL ledger" in caplog.text
     conn = open_readonly(spool)
     try:
         [status] = read_status(conn, spool).sinks
