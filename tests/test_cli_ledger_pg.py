@@ -1,4 +1,4 @@
-"""``usagetap report``, ``replay`` and ``status`` over a PostgreSQL ledger (``--db`` / ``USAGETAP_DB`` URL)."""
+"""``usagetap report``, ``replay`` and ``status`` over a PostgreSQL ledger (a ``postgresql://`` URL)."""
 
 from __future__ import annotations
 

@@ -150,8 +150,8 @@ def open_ledger(target: str, *, connect_timeout: float = 10.0) -> LedgerSource:
         conn = psycopg.connect(target, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
     source = PostgresLedger(conn, target)
     with _translated():
-        present = conn.execute("SELECT to_regclass('usage') IS NOT NULL").fetchone()
-    if not present or not present[0]:
+        present = ledger_pg.exists(conn)
+    if not present:
         conn.close()
         raise FileNotFoundError(f"no ledger (no usage table) in {source.name}")
     return source

@@ -29,6 +29,7 @@ __all__ = [
     "aggregate",
     "count",
     "ensure_schema",
+    "exists",
     "insert",
     "is_url",
     "records_between",
@@ -111,6 +112,12 @@ def redact(url: str) -> str:
     host = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def exists(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database (its search path) has a ``usage`` table."""
+    row = conn.execute("SELECT to_regclass('usage') IS NOT NULL").fetchone()
+    return bool(row and row[0])
 
 
 def _added_columns() -> list[str]:
