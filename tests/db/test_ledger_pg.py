@@ -57,6 +57,8 @@ def test_a_ledger_at_an_older_version_is_migrated_and_keeps_its_rows(postgres_ur
         new = make_record(billed_cost=Decimal("0.25"))
         assert ledger_pg.insert(conn, [new]) == 1
         assert [r.billed_cost for r in ledger_pg.records_between(conn, None, None)] == [None, Decimal("0.25")]
+        [(calls, input_tokens, *_)] = ledger_pg.aggregate(conn, (), None, None)
+        assert (calls, input_tokens) == (2, 200), "the old row is in the daily rollup"
 
 
 _MIGRATE = """
@@ -156,3 +158,32 @@ def test_a_password_is_not_shown_in_the_ledger_name() -> None:
 def test_a_postgresql_url_is_not_a_file(target: str) -> None:
     assert ledger_pg.is_url(target)
     assert not ledger_pg.is_url("/var/lib/app/ledger.db")
+
+
+def test_the_daily_rollup_sums_what_the_usage_table_holds_after_duplicates_and_deletes(
+    postgres_url: str,
+) -> None:
+    day = datetime(2026, 11, 3, 12, tzinfo=timezone.utc)
+    records = [
+        make_record(
+            customer=customer,
+            timestamp=day + timedelta(days=i % 3),
+            model=("gpt-4.1", "o4-mini")[i % 2],
+            dimensions={"feature": "chat"} if i % 4 else {},
+            cost=None if i % 5 == 0 else Decimal(i) / 1000,
+        )
+        for i, customer in enumerate(["a", "b", None, "a", "c"] * 6)
+    ]
+    by = ("day", "customer", "model", "feature", "provider", "operation", "status")
+    with _connect(postgres_url) as conn:
+        ledger_pg.ensure_schema(conn)
+        ledger_pg.insert(conn, records[:20])
+        ledger_pg.insert(conn, records[10:])
+        conn.execute("DELETE FROM usage WHERE event_id = %s", (records[3].event_id,))
+        for keys in (by, ("day", "customer"), ("feature",), ()):
+            for since, until in ((None, None), (date(2026, 11, 4), date(2026, 11, 4))):
+                rolled = sorted(ledger_pg.aggregate(conn, keys, since, until), key=repr)
+                direct = sorted(ledger_pg.aggregate(conn, keys, since, until, rollup=False), key=repr)
+                assert rolled == direct, (keys, since)
+        [total] = ledger_pg.aggregate(conn, (), None, None)
+    assert total[0] == len(records) - 1

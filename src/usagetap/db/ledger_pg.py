@@ -42,6 +42,38 @@ COMPONENT = "ledger"
 _TYPES = {"count": "BIGINT", "text": "TEXT", "time": "TIMESTAMPTZ", "decimal": "NUMERIC", "mapping": "JSONB"}
 _DAY = "((\"timestamp\" AT TIME ZONE 'UTC')::date)"
 
+_ROLLUP_KEYS = ("day", "customer", "model", "provider", "operation", "feature", "status")
+"""The keys ``usage_daily`` sums by: a report grouped by any of them reads it, not ``usage``."""
+_ROLLUP_SOURCE = {
+    "day": _DAY,
+    "customer": "customer",
+    "model": "model",
+    "provider": "provider",
+    "operation": "operation",
+    "feature": "dimensions->>'feature'",
+    "status": "status",
+}
+_ROLLUP_CONFLICT = (
+    "day, (COALESCE(customer, '')), (customer IS NULL), model, provider, operation, "
+    "(COALESCE(feature, '')), (feature IS NULL), status"
+)
+_ROLLUP_SUMS = ("calls", *TOKEN_FIELDS, "cost", "unpriced")
+_ROLLUP_ADD = ", ".join(f"{name} = d.{name} + EXCLUDED.{name}" for name in _ROLLUP_SUMS)
+
+
+def _rollup_select(table: str, sign: int) -> str:
+    """The ``usage_daily`` rows of the ``usage`` rows in ``table``, each sum times ``sign``."""
+    keys = ", ".join(_ROLLUP_SOURCE[key] for key in _ROLLUP_KEYS)
+    sums = [
+        f"{sign} * COUNT(*)",
+        *(f"{sign} * SUM({name})" for name in TOKEN_FIELDS),
+        f"{sign} * COALESCE(SUM(cost), 0)",
+        f"{sign} * COUNT(*) FILTER (WHERE cost IS NULL)",
+    ]
+    positions = ", ".join(str(i + 1) for i in range(len(_ROLLUP_KEYS)))
+    return f"SELECT {keys}, {', '.join(sums)} FROM {table} GROUP BY {positions} ORDER BY {positions}"
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE IF NOT EXISTS usage (
@@ -74,6 +106,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE INDEX IF NOT EXISTS usage_day_customer ON usage ({_DAY}, customer) INCLUDE "
         f"({', '.join(TOKEN_FIELDS)}, cost)",
     ),
+    (
+        "LOCK TABLE usage IN SHARE ROW EXCLUSIVE MODE",  # no write between the backfill and the triggers
+        f"""CREATE TABLE IF NOT EXISTS usage_daily (
+    day DATE NOT NULL,
+    customer TEXT,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    feature TEXT,
+    status TEXT NOT NULL,
+    calls BIGINT NOT NULL,
+{"".join(f"    {name} BIGINT NOT NULL,{chr(10)}" for name in TOKEN_FIELDS)}    cost NUMERIC NOT NULL,
+    unpriced BIGINT NOT NULL
+)""",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS usage_daily_key ON usage_daily ({_ROLLUP_CONFLICT})",
+        f"INSERT INTO usage_daily {_rollup_select('usage', 1)}",
+        f"""CREATE OR REPLACE FUNCTION usagetap_usage_daily() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO usage_daily AS d {_rollup_select("new_rows", 1)}
+        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO usage_daily AS d {_rollup_select("old_rows", -1)}
+        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
+    ELSE
+        DELETE FROM usage_daily;
+    END IF;
+    RETURN NULL;
+END
+$$""",
+        "CREATE TRIGGER usage_daily_insert AFTER INSERT ON usage REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
+        "CREATE TRIGGER usage_daily_delete AFTER DELETE ON usage REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
+        "CREATE TRIGGER usage_daily_truncate AFTER TRUNCATE ON usage "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
+    ),
 )
 """The ledger's migrations: version ``i + 1`` is ``MIGRATIONS[i]``. Append; never edit one."""
 
@@ -90,10 +159,8 @@ GROUP_KEYS: dict[str, str] = {
 
 _QUOTED = {name: f'"{name}"' if name == "timestamp" else name for name in COLUMNS}
 _SELECT = ", ".join(_QUOTED[name] for name in COLUMNS)
-_INSERT = (
-    f"INSERT INTO usage ({_SELECT}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-    "ON CONFLICT (event_id) DO NOTHING"
-)
+_ARRAYS = ", ".join(f"%s::{_TYPES[FIELD_KINDS[name][0]]}[]" for name in COLUMNS)
+_INSERT = f"INSERT INTO usage ({_SELECT}) SELECT * FROM unnest({_ARRAYS}) ON CONFLICT (event_id) DO NOTHING"
 _MAPPINGS = tuple(i for i, name in enumerate(COLUMNS) if FIELD_KINDS[name][0] == "mapping")
 _TIMES = tuple(i for i, name in enumerate(COLUMNS) if FIELD_KINDS[name][0] == "time")
 _DECIMALS = tuple(i for i, name in enumerate(COLUMNS) if FIELD_KINDS[name][0] == "decimal")
@@ -150,12 +217,13 @@ def _row(r: UsageRecord) -> list[Any]:
 
 
 def insert(conn: psycopg.Connection[Any], records: Sequence[UsageRecord]) -> int:
-    """Insert ``records`` in one transaction; return how many were new (an event id already there is a
-    duplicate, left as it is)."""
+    """Insert ``records`` in one statement (so ``usage_daily`` is updated once); return how many were new
+    (an event id already there is a duplicate, left as it is)."""
     if not records:
         return 0
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(_INSERT, [_row(r) for r in records])
+    columns = [list(column) for column in zip(*(_row(r) for r in records), strict=True)]
+    with conn.cursor() as cur:
+        cur.execute(_INSERT, columns)
         return max(cur.rowcount, 0)
 
 
@@ -206,24 +274,57 @@ def records_between(
 
 
 def aggregate(
-    conn: psycopg.Connection[Any], by: Sequence[str], since: Optional[date], until: Optional[date]
+    conn: psycopg.Connection[Any],
+    by: Sequence[str],
+    since: Optional[date],
+    until: Optional[date],
+    *,
+    rollup: bool = True,
 ) -> Iterator[tuple[Any, ...]]:
     """One row per group of :data:`GROUP_KEYS` ``by`` within the UTC days: the keys (as text), the
     number of calls, the sums of the token columns, the cost of the priced calls (None when none
-    is) and the number of unpriced calls. Summed by the server."""
-    where, params = _window(since, until)
-    keys = [GROUP_KEYS[key] for key in by]
-    sums = [f"SUM({name})" for name in TOKEN_FIELDS]
-    columns = [*keys, "COUNT(*)", *sums, "SUM(cost)", "COUNT(*) FILTER (WHERE cost IS NULL)"]
+    is) and the number of unpriced calls. Summed by the server, from ``usage_daily`` unless a key
+    is not one of its own (``run``) or ``rollup`` is false."""
+    if rollup and set(by) <= set(_ROLLUP_KEYS) and _has_rollup(conn):
+        keys = [_text(key, key) for key in by]
+        sums = [f"SUM({name})::bigint" for name in ("calls", *TOKEN_FIELDS)]
+        tail = ["CASE WHEN SUM(unpriced) < SUM(calls) THEN SUM(cost) END", "SUM(unpriced)::bigint"]
+        where, params = _days(since, until)
+        source = "usage_daily"
+        having = " HAVING SUM(calls) > 0"
+    else:
+        keys = [_text(key, GROUP_KEYS[key]) for key in by]
+        sums = ["COUNT(*)", *(f"SUM({name})::bigint" for name in TOKEN_FIELDS)]
+        tail = ["SUM(cost)", "COUNT(*) FILTER (WHERE cost IS NULL)"]
+        where, params = _window(since, until)
+        source = "usage"
+        having = ""
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-    for values in conn.execute(f"SELECT {', '.join(columns)} FROM usage{where}{group}", params):
-        width = len(keys)
-        yield (
-            *(None if v is None else str(v) for v in values[:width]),
-            *(int(v or 0) for v in values[width : width + 1 + len(sums)]),
-            values[-2],
-            int(values[-1]),
-        )
+    sql = f"SELECT {', '.join([*keys, *sums, *tail])} FROM {source}{where}{group}{having}"
+    yield from conn.execute(sql, params)
+
+
+def _text(key: str, expr: str) -> str:
+    """``expr`` as the report's text: a day as ``YYYY-MM-DD`` whatever the session's DateStyle."""
+    return f"to_char({expr}, 'YYYY-MM-DD')" if key == "day" else f"({expr})::text"
+
+
+def _has_rollup(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('usage_daily') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def _days(since: Optional[date], until: Optional[date]) -> tuple[str, list[object]]:
+    """A ``WHERE`` clause over ``usage_daily.day`` for the UTC days ``since`` .. ``until``."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        clauses.append("day >= %s")
+        params.append(since)
+    if until is not None:
+        clauses.append("day <= %s")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def spent_in_windows(
