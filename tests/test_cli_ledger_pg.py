@@ -7,30 +7,30 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.helpers import make_record
 from tests.servers import free_port
 from usagetap.cli import main
+from usagetap.db import ledger_pg
 from usagetap.delivery.spool import open_spool
-from usagetap.sinks import Ledger
 
 _DAY = datetime(2026, 11, 5, 10, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def fleet_ledger(postgres_url: str) -> str:
-    ledger = Ledger(postgres_url)
-    try:
-        ledger.send(
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        ledger_pg.ensure_schema(conn)
+        ledger_pg.insert(
+            conn,
             [
                 make_record(customer="a", timestamp=_DAY, cost=Decimal("0.5")),
                 make_record(customer="a", timestamp=_DAY, cost=Decimal("0.25"), output_tokens=5),
                 make_record(customer="b", timestamp=_DAY, cost=None),
-            ]
+            ],
         )
-    finally:
-        ledger.close()
     return postgres_url
 
 
