@@ -160,7 +160,7 @@ def test_a_postgresql_url_is_not_a_file(target: str) -> None:
     assert not ledger_pg.is_url("/var/lib/app/ledger.db")
 
 
-def test_the_daily_rollup_sums_what_the_usage_table_holds_after_duplicates_and_deletes(
+def test_the_daily_rollup_sums_what_the_usage_table_holds_after_duplicates_updates_and_deletes(
     postgres_url: str,
 ) -> None:
     day = datetime(2026, 11, 3, 12, tzinfo=timezone.utc)
@@ -180,6 +180,10 @@ def test_the_daily_rollup_sums_what_the_usage_table_holds_after_duplicates_and_d
         ledger_pg.insert(conn, records[:20])
         ledger_pg.insert(conn, records[10:])
         conn.execute("DELETE FROM usage WHERE event_id = %s", (records[3].event_id,))
+        conn.execute(
+            "UPDATE usage SET cost = 0.5, customer = 'z' WHERE event_id = %s", (records[7].event_id,)
+        )
+        conn.execute("UPDATE usage SET cost = NULL WHERE customer = 'c'")
         for keys in (by, ("day", "customer"), ("feature",), ()):
             for since, until in ((None, None), (date(2026, 11, 4), date(2026, 11, 4))):
                 rolled = sorted(ledger_pg.aggregate(conn, keys, since, until), key=repr)

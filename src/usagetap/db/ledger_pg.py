@@ -124,13 +124,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO usage_daily {_rollup_select('usage', 1)}",
         f"""CREATE OR REPLACE FUNCTION usagetap_usage_daily() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO usage_daily AS d {_rollup_select("new_rows", 1)}
-        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
-    ELSIF TG_OP = 'DELETE' THEN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO usage_daily AS d {_rollup_select("old_rows", -1)}
         ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
-    ELSE
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO usage_daily AS d {_rollup_select("new_rows", 1)}
+        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM usage_daily;
     END IF;
     RETURN NULL;
@@ -139,6 +141,9 @@ $$""",
         "CREATE TRIGGER usage_daily_insert AFTER INSERT ON usage REFERENCING NEW TABLE AS new_rows "
         "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
         "CREATE TRIGGER usage_daily_delete AFTER DELETE ON usage REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
+        "CREATE TRIGGER usage_daily_update AFTER UPDATE ON usage "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
         "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
         "CREATE TRIGGER usage_daily_truncate AFTER TRUNCATE ON usage "
         "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
