@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._record import UsageRecord
 from ._status import NotASpool, check_spool
@@ -29,6 +29,9 @@ from .delivery.decision import Action, decide
 from .delivery.salvage import salvage_spool
 from .delivery.worker import send_bisecting
 from .sinks.base import Outcomes, Sink, as_sink
+
+if TYPE_CHECKING:
+    from ._ledger_source import LedgerSource
 
 __all__ = [
     "DeadLetters",
@@ -175,16 +178,16 @@ def _in_window(record: UsageRecord, since: Optional[date], until: Optional[date]
     return (since is None or day >= since) and (until is None or day <= until)
 
 
-def count_ledger(conn: sqlite3.Connection, since: Optional[date], until: Optional[date]) -> int:
+def count_ledger(source: LedgerSource, since: Optional[date], until: Optional[date]) -> int:
     """How many ledger records fall within the UTC days ``since`` .. ``until``."""
-    return ledger_db.count(conn, since, until)
+    return source.count(since, until)
 
 
 def ledger_records(
-    conn: sqlite3.Connection, since: Optional[date], until: Optional[date]
+    source: LedgerSource, since: Optional[date], until: Optional[date]
 ) -> Iterator[UsageRecord]:
     """The ledger's records within the UTC days ``since`` .. ``until``, oldest first."""
-    return ledger_db.records_between(conn, since, until)
+    return source.records_between(since, until)
 
 
 @dataclass

@@ -11,15 +11,17 @@ import calendar
 import csv
 import io
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._record import TOKEN_FIELDS
-from .db.ledger import GROUP_KEYS, dimension_names, grouped
+from .db.ledger import GROUP_KEYS
+
+if TYPE_CHECKING:
+    from ._ledger_source import LedgerSource
 
 __all__ = [
     "CURRENCY",
@@ -104,7 +106,7 @@ class Row:
 
 
 def aggregate(
-    conn: sqlite3.Connection,
+    source: LedgerSource,
     by: Sequence[str] = ("customer", "model"),
     *,
     since: Optional[date] = None,
@@ -116,33 +118,32 @@ def aggregate(
     Rows come in time order of the period keys (``day``, ``month``) if any, then by cost, the
     largest first (unpriced rows last), then by key.
     """
-    _check_keys(conn, by)
+    _check_keys(source, by)
     groups: dict[tuple[Any, ...], Row] = {}
     width = len(by)
-    for values in grouped(conn, by, (*_SUMS, "billed_cost"), since, until):
-        key = tuple(values[:width])
+    for values in source.aggregate(by, since, until):
+        key = tuple(_text(v) for v in values[:width])
         row = groups.get(key)
         if row is None:
-            row = groups[key] = Row(keys={k: _text(v) for k, v in zip(by, key, strict=False)})
-        row.calls += 1
-        for name, value in zip(_SUMS, values[width : width + len(_SUMS)], strict=False):
+            row = groups[key] = Row(keys=dict(zip(by, key, strict=False)))
+        row.calls += values[width]
+        for name, value in zip(_SUMS, values[width + 1 : width + 1 + len(_SUMS)], strict=False):
             setattr(row, name, getattr(row, name) + value)
-        billed, cost = values[-2], values[-1]
-        if cost is None:
-            row.unpriced += 1
-        else:
+        cost, unpriced, billed, billed_cost = values[-4:]
+        if cost is not None:
             row.cost += Decimal(cost)
-        if billed is not None:
-            row.billed += 1
-            row.billed_cost += Decimal(billed)
+        row.unpriced += unpriced
+        row.billed += billed
+        if billed_cost is not None:
+            row.billed_cost += Decimal(billed_cost)
     return sorted(groups.values(), key=lambda r: _order(r, by))
 
 
-def _check_keys(conn: sqlite3.Connection, by: Sequence[str]) -> None:
+def _check_keys(source: LedgerSource, by: Sequence[str]) -> None:
     named = [key for key in by if key not in GROUP_KEYS]
     if not named:
         return
-    dimensions = dimension_names(conn)
+    dimensions = source.dimension_names()
     unknown = [key for key in named if key not in dimensions]
     if unknown:
         seen = f"; dimensions in this ledger: {', '.join(dimensions)}" if dimensions else ""

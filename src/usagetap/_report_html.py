@@ -17,16 +17,18 @@ Money reads in cents; the exact amounts are in the ``data-cost`` attributes.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from html import escape
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._report import Row, aggregate, billed_cell, cost_cell, format_usd, numeric_columns, totals
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._ledger_source import LedgerSource
 
 __all__ = ["build_page", "render_page"]
 
@@ -77,7 +79,7 @@ class _Series:
 
 
 def build_page(
-    conn: sqlite3.Connection,
+    conn: LedgerSource,
     by: Sequence[str],
     *,
     since: Optional[date] = None,

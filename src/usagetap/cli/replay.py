@@ -74,7 +74,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--reason", metavar="TEXT", help="with --dead: only dead letters whose reason contains this text"
     )
     replay.add_argument(
-        "--db", metavar="PATH", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)"
+        "--db",
+        metavar="PATH",
+        help="ledger path or postgresql:// URL (default: $USAGETAP_DB or ./.usagetap/ledger.db)",
     )
     replay.add_argument(
         "--spool", metavar="PATH", help="spool path (default: $USAGETAP_SPOOL or ./.usagetap/spool.db)"
@@ -215,16 +217,20 @@ def _replay_file(args: argparse.Namespace, sink: Optional[Sink]) -> int:
 
 
 def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:
+    from .._ledger_source import LedgerError, open_ledger
     from .._replay import count_ledger, ledger_records
-    from ..sinks.ledger import connect, default_path
+    from ..db.ledger_pg import redact
+    from ..errors import ConfigurationError
+    from ..sinks.ledger import default_path
 
     path = args.db or default_path()
     try:
-        conn = connect(path, create=False)
+        conn = open_ledger(path)
     except FileNotFoundError:
-        raise CLIError(f"no ledger at {path} (pass --db, or set USAGETAP_DB)") from None
-    except sqlite3.Error as exc:
-        raise CLIError(f"cannot open the ledger at {path}: {exc}") from None
+        raise CLIError(f"no ledger at {redact(path)} (pass --db, or set USAGETAP_DB)") from None
+    except (LedgerError, ConfigurationError) as exc:
+        raise CLIError(f"cannot open the ledger at {redact(path)}: {exc}") from None
+    path = conn.name
     window = f"{args.since or 'the start'} .. {args.until or 'today'}"
     what = f"ledger records ({window})"
     try:
@@ -236,7 +242,7 @@ def _replay_ledger(args: argparse.Namespace, sink: Optional[Sink]) -> int:
             _dry_run(what, ledger_records(conn, args.since, args.until), sink)
             return 0
         result = _run_replay(sink, ledger_records(conn, args.since, args.until), total, args.retries)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, LedgerError) as exc:
         raise CLIError(f"cannot read the ledger at {path}: {exc}") from None
     finally:
         conn.close()

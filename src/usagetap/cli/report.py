@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ._common import CLIError, console, parse_day
 
 if TYPE_CHECKING:
+    from .._ledger_source import LedgerSource
     from .._report import Row
 
 __all__ = ["add_parser", "run"]
@@ -44,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("--db", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)")
+    report.add_argument(
+        "--db", help="ledger path or postgresql:// URL (default: $USAGETAP_DB or ./.usagetap/ledger.db)"
+    )
     report.add_argument(
         "--by",
         default="customer,model",
@@ -92,7 +95,9 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _report as report
-    from ..sinks.ledger import connect, default_path
+    from .._ledger_source import LedgerError, open_ledger
+    from ..errors import ConfigurationError
+    from ..sinks.ledger import default_path
 
     path = args.db or default_path()
     by = [key.strip() for key in args.by.split(",") if key.strip()]
@@ -103,17 +108,18 @@ def run(args: argparse.Namespace) -> int:
     if args.since and args.until and args.since > args.until:
         raise CLIError(f"--since {args.since} is after --until {args.until}")
     try:
-        conn = connect(path, create=False)
+        conn = open_ledger(path)
     except FileNotFoundError:
-        raise CLIError(f"no ledger at {path} (run 'usagetap demo', or pass --db)") from None
-    except sqlite3.Error as exc:
-        raise CLIError(f"cannot open the ledger at {path}: {exc}") from None
+        raise CLIError(f"no ledger at {_shown(path)} (run 'usagetap demo', or pass --db)") from None
+    except (LedgerError, ConfigurationError) as exc:
+        raise CLIError(f"cannot open the ledger at {_shown(path)}: {exc}") from None
+    path = conn.name
     try:
         rows = report.aggregate(conn, by, since=args.since, until=args.until)
         page = _html_page(conn, by, args, path) if args.html else None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, LedgerError) as exc:
         raise CLIError(f"cannot read the ledger at {path}: {exc}") from None
     finally:
         conn.close()
@@ -131,7 +137,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _html_page(conn: sqlite3.Connection, by: Sequence[str], args: argparse.Namespace, path: str) -> str:
+def _shown(path: str) -> str:
+    from ..db.ledger_pg import redact
+
+    return redact(path)
+
+
+def _html_page(conn: LedgerSource, by: Sequence[str], args: argparse.Namespace, path: str) -> str:
     from .._report_html import build_page
 
     return build_page(conn, by, since=args.since, until=args.until, source=path, top=args.top)

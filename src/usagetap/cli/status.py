@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._common import CLIError, console, spool_path
 
@@ -75,11 +76,41 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot read the spool at {path}: {exc}") from None
     finally:
         conn.close()
+    ledger = _shared_ledger()
     if args.format == "json":
-        print(json.dumps(status.as_dict(), indent=2))
+        print(json.dumps({**status.as_dict(), **({"ledger": ledger} if ledger else {})}, indent=2))
     else:
         _print_status(status, console())
+        if ledger:
+            _print_ledger(ledger, console())
     return 0
+
+
+def _shared_ledger() -> Optional[dict[str, Any]]:
+    """The PostgreSQL ledger ``$USAGETAP_DB`` names (None for a file): its records, or why it cannot be
+    read."""
+    from .._ledger_source import LedgerError, open_ledger
+    from ..db.ledger_pg import is_url, redact
+    from ..errors import ConfigurationError
+
+    target = os.environ.get("USAGETAP_DB") or ""
+    if not is_url(target):
+        return None
+    try:
+        source = open_ledger(target, connect_timeout=5)
+        try:
+            return {"target": source.name, "records": source.count(None, None)}
+        finally:
+            source.close()
+    except (FileNotFoundError, LedgerError, ConfigurationError) as exc:
+        return {"target": redact(target), "error": str(exc)}
+
+
+def _print_ledger(ledger: dict[str, Any], console: Console) -> None:
+    from rich.markup import escape
+
+    state = f"{ledger['records']:,} records" if "records" in ledger else f"cannot be read: {ledger['error']}"
+    console.print(f"\nLedger {escape(ledger['target'])} (shared, PostgreSQL): {escape(state)}")
 
 
 def _age(seconds: float) -> str:
