@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from ._record import UsageRecord
-    from .delivery.pipeline import Pipeline
     from .budgets.guard import BudgetConfig
+    from .delivery.pipeline import Pipeline
     from .limits import Account, Limit, LimitLookup, SpendSource
     from .prices import Price
     from .publish import Consumer

@@ -129,7 +129,7 @@ class Limit:
 
     @property
     def per_process(self) -> bool:
-        """Whether the per-process count (no budget store) can enforce it: a UTC calendar period, no feature."""
+        """Whether per-process counting (no budget store) enforces it: a UTC calendar period, no feature."""
         return self.feature is None and self.tz == "UTC" and self.window is None
 
 

@@ -1,14 +1,14 @@
 """What every budget store does: reserve a call's worst case atomically, settle it, release it.
 
-A *bucket* is one limit's period for one scope (a customer, or a customer × feature): its key
+A *bucket* is one limit's period for one scope (a customer, or a customer x feature): its key
 starts with the customer in braces (``{org_1}|...``), which is the Redis Cluster hash tag, so all
 of a customer's buckets live on one node. Amounts are whole tokens and whole nano-dollars.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional, Protocol
 
 __all__ = ["BudgetStore", "Charge", "Refusal", "StoreUnavailable", "Used", "distinct", "passes"]

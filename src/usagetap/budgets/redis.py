@@ -78,7 +78,8 @@ return -1
 _SETTLE = """
 local spec = cjson.decode(ARGV[1])
 local hold = ARGV[2]
-local calls, tokens, nanos, unpriced = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local calls, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+local nanos, unpriced = tonumber(ARGV[5]), tonumber(ARGV[6])
 for _, c in ipairs(spec) do
   redis.call('HDEL', c.b .. ':h', hold)
   local key = c.b .. ':u'

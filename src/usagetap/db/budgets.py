@@ -12,7 +12,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
 
@@ -84,7 +83,8 @@ class SQLiteBudgets:
                             conn.execute("ROLLBACK")
                             return Refusal(index, used)
                     conn.executemany(
-                        "INSERT INTO budget_holds (hold, bucket, tokens, nanos, expires) VALUES (?, ?, ?, ?, ?) "
+                        "INSERT INTO budget_holds (hold, bucket, tokens, nanos, expires) "
+                        "VALUES (?, ?, ?, ?, ?) "
                         "ON CONFLICT (hold, bucket) DO UPDATE SET tokens = tokens + excluded.tokens, "
                         "nanos = nanos + excluded.nanos",
                         [(hold, c.bucket, c.tokens, c.nanos, now + ttl) for c in charges],
@@ -160,4 +160,3 @@ def _used(conn: sqlite3.Connection, window: tuple[str, ...]) -> Used:
         (*window, time.time()),
     ).fetchone()
     return Used(calls, tokens, nanos, unpriced, held_tokens, held_nanos)
-
