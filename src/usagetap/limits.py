@@ -17,8 +17,17 @@ own usage. Tokens are ``input_tokens + output_tokens``; calls with no price
 add no cost. Periods are calendar periods in UTC: ``"day"``, ``"week"``
 (from Monday), ``"month"``, or ``"total"``.
 
-Limits are per process and fail open: if the ledger cannot be read, or a
-limits lookup raises, the error is logged and the call goes ahead.
+Without a budget store, limits are per process and fail open: if the ledger
+cannot be read, or a limits lookup raises, the error is logged and the call
+goes ahead.
+
+With a budget store (``USAGETAP_BUDGETS`` or :func:`use_store`: a SQLite path
+for one machine's processes, ``redis://…`` or ``postgresql://…`` for a fleet),
+every process shares the spend: each call reserves its worst case before it is
+sent and settles to its actual usage after, so concurrent calls never pass a
+limit together (see :mod:`usagetap.budgets.guard` for the bound). Limits may
+then also be per customer x ``feature``, in a time zone (``tz=``), or over a
+rolling ``window``.
 """
 
 from __future__ import annotations
@@ -110,7 +119,8 @@ class Limit:
         if feature is not None and not isinstance(feature, str):
             raise ValueError(f"feature must be a str, got {type(feature).__name__}")
         try:
-            ZoneInfo(tz)
+            if tz != "UTC":  # no tz database needed for UTC (Windows has none without tzdata)
+                ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
             raise ValueError(f"tz must be an IANA time zone name, got {tz!r}") from exc
         object.__setattr__(self, "max_cost", None if max_cost is None else as_decimal(max_cost, "max_cost"))

@@ -24,7 +24,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional, Union
 from zoneinfo import ZoneInfo
@@ -126,7 +126,8 @@ def configured() -> Optional[BudgetConfig]:
 
 def window_of(period: str, now: datetime, tz: str) -> tuple[Optional[datetime], Optional[datetime]]:
     """``[start, end)`` of the calendar ``period`` containing ``now`` in time zone ``tz``."""
-    local = now.astimezone(ZoneInfo(tz))
+    zone: tzinfo = timezone.utc if tz == "UTC" else ZoneInfo(tz)
+    local = now.astimezone(zone)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     if period == "day":
         start, end = day, day + timedelta(days=1)
@@ -142,7 +143,6 @@ def window_of(period: str, now: datetime, tz: str) -> tuple[Optional[datetime], 
         )
     else:
         return None, None
-    zone = ZoneInfo(tz)
     return start.replace(tzinfo=zone), end.replace(tzinfo=zone)
 
 

@@ -9,6 +9,7 @@ are bounded by ``timeout``. psycopg 3 is imported when the store is made (``usag
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ class PostgresBudgets:
         self._lock = threading.Lock()
         self._idle: list[psycopg.Connection[Any]] = []
         self._schema_ready = False
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return "PostgresBudgets(<url>)"
@@ -58,6 +60,8 @@ class PostgresBudgets:
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         import psycopg
 
+        if self._pid != os.getpid():  # a forked child: the parent's connections and lock are not its own
+            self._lock, self._idle, self._pid = threading.Lock(), [], os.getpid()
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         try:
@@ -136,8 +140,9 @@ class PostgresBudgets:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        if self._pid == os.getpid():
+            for conn in idle:
+                conn.close()
 
 
 def _lock_customer(conn: psycopg.Connection[Any], charges: tuple[Charge, ...]) -> None:
