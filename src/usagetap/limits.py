@@ -492,6 +492,29 @@ def check(customer: Optional[str], call: Optional[Call] = None) -> None:
                 raise _exceeded(customer, limit, spend, "cost" if over_cost else "tokens")
 
 
+def recorded(capture: Capture) -> None:
+    """Add usage recorded by hand (``usagetap.record()``) to the budget store, when one is set."""
+    customer = capture.customer
+    if customer is None or not STATE.limits_on:
+        return
+    from .budgets import guard
+
+    config = guard.configured()
+    if config is None:
+        return
+    record = capture.record()
+    if record is None:
+        return
+    feature = record.dimensions.get("feature")
+    applying = [
+        limit
+        for limit in get(customer)
+        if limit.feature is None or (feature is not None and limit.feature == str(feature))
+    ]
+    if applying:
+        guard.add(config, customer, applying, capture)
+
+
 def _feature(call: Call) -> Optional[str]:
     """The call's ``feature`` dimension (its scope's, else its client's)."""
     for dimensions in (call.scope.dimensions, call.binding.dimensions):

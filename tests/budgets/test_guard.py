@@ -212,3 +212,29 @@ def test_the_estimate_is_bytes_over_four_plus_the_output_cap_times_choices(clien
     assert estimate(call, 4096)[1] == 7
     call.request = None
     assert estimate(call, 4096) == (INPUT_OVERHEAD, 4096)
+
+
+def test_an_embedding_reserves_no_output(stored: str, server: ProviderServer) -> None:
+    client = usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
+    limits.set("org_e", max_tokens=500, period="day")  # below the default output reservation (4096)
+    with usagetap.customer("org_e"):
+        client.embeddings.create(model="text-embedding-3-small", input="a sentence to embed")
+    assert len(server.requests) == 1 and limits.spent("org_e", "day").calls == 1
+
+
+def test_usage_recorded_by_hand_counts_toward_the_stored_budget(stored: str) -> None:
+    limits.set("org_m", max_tokens=10_000, period="day")
+    limits.set("org_m", max_tokens=10_000, period="day", feature="chat")
+    usagetap.record(
+        provider="openai",
+        model="gpt-4.1",
+        input_tokens=300,
+        output_tokens=50,
+        customer="org_m",
+        feature="chat",
+    )
+    usagetap.record(provider="openai", model="gpt-4.1", input_tokens=1, output_tokens=1, customer="org_m")
+    assert (limits.spent("org_m", "day").tokens, limits.spent("org_m", "day", feature="chat").tokens) == (
+        352,
+        350,
+    )

@@ -4,11 +4,12 @@ Before the provider is called, every limit that applies to the call reserves the
 case in its period's bucket, all at once and atomically in the store: the input tokens estimated
 from the request (its JSON size in bytes / 4, plus 16) plus its output cap (``max_tokens``,
 ``max_completion_tokens``, ``max_output_tokens``, ``maxTokens``, ``maxOutputTokens`` x ``n``; else
-``default_max_output``), priced like a record of the requested model. When the settled usage plus
-the live reservations plus this reservation would pass a limit, the call is refused before it is
-sent. When the call ends it is settled: the reservation is dropped and the record's actual usage
-added; a call that fails is released. A process that dies leaves reservations that expire after
-``ttl`` seconds.
+``default_max_output``; 0 for embeddings), priced like a record of the requested model. When
+the settled usage plus the live reservations plus this reservation would pass a limit, the call
+is refused before it is sent. When the call ends it is settled: the reservation is dropped and
+the record's actual usage added; a call that fails is released. A process that dies leaves
+reservations that expire after ``ttl`` seconds. Settling runs on the caller's thread when the
+call ends (it builds and prices the record there).
 
 The bound: concurrent calls never pass a limit jointly through their reservations; a call
 overruns only by its own reservation error (its actual usage minus what it reserved: input
@@ -40,7 +41,17 @@ if TYPE_CHECKING:
     from ..instrument._calls import Call
     from ..limits import Limit
 
-__all__ = ["ON_ERROR", "BudgetConfig", "Hold", "configured", "open_store", "release", "reserve", "settle"]
+__all__ = [
+    "ON_ERROR",
+    "BudgetConfig",
+    "Hold",
+    "add",
+    "configured",
+    "open_store",
+    "release",
+    "reserve",
+    "settle",
+]
 
 ON_ERROR = ("fail_open", "fail_closed")
 ENV = "USAGETAP_BUDGETS"
@@ -187,7 +198,7 @@ def estimate(call: Call, default_max_output: int) -> tuple[int, int]:
         size = 0
     output = _output_cap(body) if isinstance(body, Mapping) else None
     if output is None:
-        output = default_max_output
+        output = 0 if call.operation == "embeddings" else default_max_output
     choices = body.get("n") if isinstance(body, Mapping) else None
     if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
         output *= choices
@@ -250,6 +261,13 @@ def reserve(config: BudgetConfig, call: Call, customer: str, limits: Sequence[Li
     if refusal is not None:
         raise _exceeded(customer, limits[refusal.index], charged[refusal.index][1], refusal, tokens, nanos)
     return hold
+
+
+def add(config: BudgetConfig, customer: str, limits: Sequence[Limit], capture: Capture) -> None:
+    """Add usage recorded by hand (``usagetap.record()``, never refused) to the limits' buckets."""
+    now = datetime.now(timezone.utc)
+    charges = tuple(charge_for(customer, limit, now)[0] for limit in limits)
+    settle(Hold(uuid.uuid4().hex, customer, charges, config.store, False), capture)
 
 
 def settle(hold: Hold, capture: Capture) -> None:

@@ -93,11 +93,10 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
             status,
         )
         publish(capture)
-        hold, call.hold = call.hold, None
-        if hold is not None:
+        if call.hold is not None:  # each capture of the call adds its usage (batch results: several)
             from ..budgets.guard import settle
 
-            settle(hold, capture)
+            settle(call.hold, capture)
     except Exception as exc:
         internal_error("capture", exc)
 
