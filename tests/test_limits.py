@@ -289,3 +289,35 @@ def test_spend_before_this_process_is_read_from_the_spend_source(
     assert (spend.calls, spend.tokens, spend.unpriced_calls) == (6, 1000 + issued, 1)
     assert spend.cost > Decimal("2.5")
     assert asked == [("org_s", len(limits.PERIODS))]
+
+
+def test_a_feature_limit_without_a_budget_store_is_not_enforced_and_logged_once(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, caplog: pytest.LogCaptureFixture
+) -> None:
+    usagetap.limits.set("org_f", max_tokens=0, feature="chat")
+    with caplog.at_level("WARNING", logger="usagetap"):
+        ask(client, "org_f")
+        ask(client, "org_f")
+    assert len(server.requests) == 2
+    assert len([r for r in caplog.records if "need a budget store" in r.getMessage()]) == 1
+
+
+def test_limits_for_the_same_period_and_different_features_all_apply() -> None:
+    usagetap.limits.set("org_k", max_tokens=10, period="day")
+    usagetap.limits.set("org_k", max_tokens=5, period="day", feature="chat")
+    usagetap.limits.set("org_k", max_tokens=7, period="day", feature="chat")
+    assert sorted((limit.feature or "", limit.max_tokens) for limit in usagetap.limits.get("org_k")) == [
+        ("", 10),
+        ("chat", 7),
+    ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"period": "rolling"}, {"period": "day", "window": timedelta(hours=1)}, {"tz": "Mars/Olympus_Mons"}],
+)
+def test_a_limit_refuses_a_rolling_period_without_its_window_and_an_unknown_time_zone(
+    options: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError):
+        Limit(max_tokens=1, **options)  # type: ignore[arg-type]

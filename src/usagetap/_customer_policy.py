@@ -47,11 +47,13 @@ def admit(call: Call) -> None:
         _no_customer(call)
         return
     try:
-        limits.check(customer)
+        limits.check(customer, call)
     except BudgetExceeded:
         raise
     except Exception as exc:
         internal_error("limits", exc)
+    finally:
+        call.request = None  # estimated: the body is not kept while the call runs
 
 
 def _no_customer(call: Call) -> None:

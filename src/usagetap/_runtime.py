@@ -541,7 +541,8 @@ def stats() -> dict[str, int]:
     ``internal_errors``, ``resolver_errors``, ``celery.bad_header``, ``dimensions_capped``,
     ``partial.parts_exceed_total``, ``partial.out_of_range``, ``partial.not_a_count``,
     ``partial.invalid`` (calls recorded partial, and why), ``spool_salvaged``, ``spool_unreadable``,
-    ``spool_unreadable_rows`` (what a corrupt spool gave up and lost).
+    ``spool_unreadable_rows`` (what a corrupt spool gave up and lost), ``budget_store_errors``
+    (budget store operations that failed; see ``limits.use_store``).
 
     Plus ``pending``: records captured by this process and not yet delivered; ``halted``: sinks
     whose delivery is halted (a rejected key, a sink that could not be built); ``misconfigured``:

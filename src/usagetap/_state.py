@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from ._record import UsageRecord
+    from .budgets.guard import BudgetConfig
     from .delivery.pipeline import Pipeline
     from .limits import Account, Limit, LimitLookup, SpendSource
     from .prices import Price
@@ -31,6 +32,8 @@ class State:
 
     __slots__ = (
         "accounts",
+        "budgets",
+        "budgets_env_read",
         "closing_streams",
         "consumers",
         "counts_ended",
@@ -70,6 +73,9 @@ class State:
         self.limits_on = False
         self.accounts: dict[str, Account] = {}
         self.spend_source: Optional[SpendSource] = None
+        # budgets: the shared budget store (None: limits count per process), USAGETAP_BUDGETS read yet
+        self.budgets: Optional[BudgetConfig] = None
+        self.budgets_env_read = False
         # prices: the user's overrides and markups (replaced whole, never changed in place)
         self.price_overrides: dict[tuple[Optional[str], str], Price] = {}
         self.markups: dict[Optional[str], Union[Decimal, Callable[[UsageRecord], Any]]] = {}

@@ -42,6 +42,7 @@ COUNTERS = (
     "spool_salvaged",  # records moved out of a corrupt spool into the fresh one
     "spool_unreadable",  # records a corrupt spool held that could not be read
     "spool_unreadable_rows",  # rows of a corrupt spool that could not be read at all (size unknown)
+    "budget_store_errors",  # budget store operations that failed (reserve: on_error decides the call)
 )
 
 _lock = module_lock(globals(), "_lock")

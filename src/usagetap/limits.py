@@ -17,31 +17,45 @@ own usage. Tokens are ``input_tokens + output_tokens``; calls with no price
 add no cost. Periods are calendar periods in UTC: ``"day"``, ``"week"``
 (from Monday), ``"month"``, or ``"total"``.
 
-Limits are per process and fail open: if the ledger cannot be read, or a
-limits lookup raises, the error is logged and the call goes ahead.
+Without a budget store, limits are per process and fail open: if the ledger
+cannot be read, or a limits lookup raises, the error is logged and the call
+goes ahead.
+
+With a budget store (``USAGETAP_BUDGETS`` or :func:`use_store`: a SQLite path
+for one machine's processes, ``redis://…`` or ``postgresql://…`` for a fleet),
+every process shares the spend: each call reserves its worst case before it is
+sent and settles to its actual usage after, so concurrent calls never pass a
+limit together (see :mod:`usagetap.budgets.guard` for the bound). Limits may
+then also be per customer x ``feature``, in a time zone (``tz=``), or over a
+rolling ``window``.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Optional, Protocol, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._context import customer_id
 from ._forksafe import module_lock
-from ._log import INFO, internal_error, log_once
+from ._log import INFO, WARNING, internal_error, log_once
 from ._state import CLEAR, STATE, on_reset
 from .errors import BudgetExceeded
 from .prices import Number, as_decimal
 
 if TYPE_CHECKING:
+    from .budgets.base import BudgetStore
+    from .budgets.guard import BudgetConfig
     from .delivery.intake import Capture
+    from .instrument._calls import Call
 
-__all__ = ["PERIODS", "Limit", "Spend", "SpendSource", "clear", "get", "set", "spent"]
+__all__ = ["PERIODS", "Limit", "Spend", "SpendSource", "clear", "get", "set", "spent", "use_store"]
 
 PERIODS = ("day", "week", "month", "total")
 
@@ -65,14 +79,30 @@ class SpendSource(Protocol):
 
 @dataclass(frozen=True, init=False)
 class Limit:
-    """At most ``max_cost`` USD and/or ``max_tokens`` tokens per ``period``."""
+    """At most ``max_cost`` USD and/or ``max_tokens`` tokens per ``period``.
+
+    ``feature``: the limit covers only the customer's calls with that ``feature`` dimension (a
+    customer x feature budget). ``tz``: the time zone of the calendar periods (default UTC).
+    ``period="rolling"`` with ``window=timedelta(...)``: the last ``window`` (summed over 24
+    slots; usage up to one slot older may still count). Both need a budget store (:func:`use_store`).
+    """
 
     max_cost: Optional[Decimal]
     max_tokens: Optional[int]
     period: str
+    feature: Optional[str]
+    tz: str
+    window: Optional[timedelta]
 
     def __init__(
-        self, max_cost: Optional[Number] = None, max_tokens: Optional[int] = None, period: str = "month"
+        self,
+        max_cost: Optional[Number] = None,
+        max_tokens: Optional[int] = None,
+        period: str = "month",
+        *,
+        feature: Optional[str] = None,
+        tz: str = "UTC",
+        window: Optional[timedelta] = None,
     ) -> None:
         if max_cost is None and max_tokens is None:
             raise ValueError("a limit needs max_cost and/or max_tokens")
@@ -80,11 +110,37 @@ class Limit:
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0
         ):
             raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
-        if period not in PERIODS:
-            raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+        if period not in (*PERIODS, "rolling"):
+            raise ValueError(f"period must be one of {', '.join(PERIODS)}, rolling; got {period!r}")
+        if (period == "rolling") != (window is not None):
+            raise ValueError("window= (a timedelta) goes with period='rolling', and only with it")
+        if window is not None and (not isinstance(window, timedelta) or window <= timedelta(0)):
+            raise ValueError(f"window must be a positive timedelta, got {window!r}")
+        if feature is not None and not isinstance(feature, str):
+            raise ValueError(f"feature must be a str, got {type(feature).__name__}")
+        try:
+            if tz != "UTC":  # no tz database needed for UTC (Windows has none without tzdata)
+                ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+            raise ValueError(f"tz must be an IANA time zone name, got {tz!r}") from exc
         object.__setattr__(self, "max_cost", None if max_cost is None else as_decimal(max_cost, "max_cost"))
         object.__setattr__(self, "max_tokens", max_tokens)
         object.__setattr__(self, "period", period)
+        object.__setattr__(self, "feature", feature)
+        object.__setattr__(self, "tz", tz)
+        object.__setattr__(self, "window", window)
+
+    @property
+    def key(self) -> str:
+        """What a second ``limits.set()`` replaces: the same period, feature, time zone and window."""
+        if self.feature is None and self.tz == "UTC" and self.window is None:
+            return self.period
+        return f"{self.period}|{self.feature or ''}|{self.tz}|{self.window or ''}"
+
+    @property
+    def per_process(self) -> bool:
+        """Whether per-process counting (no budget store) enforces it: a UTC calendar period, no feature."""
+        return self.feature is None and self.tz == "UTC" and self.window is None
 
 
 @dataclass(frozen=True)
@@ -111,6 +167,9 @@ def set(
     max_cost: Optional[Number] = None,
     max_tokens: Optional[int] = None,
     period: str = "month",
+    feature: Optional[str] = None,
+    tz: str = "UTC",
+    window: Optional[timedelta] = None,
 ) -> None:
     """Limit ``customer``'s spend per ``period``, or install a lookup (a callable) for every customer.
 
@@ -128,7 +187,7 @@ def set(
             return f"This {exc.period}'s budget is used up ({exc.tokens} tokens, ${exc.cost})"
     """
     if callable(customer):
-        if max_cost is not None or max_tokens is not None or period != "month":
+        if (max_cost, max_tokens, period, feature, tz, window) != (None, None, "month", None, "UTC", None):
             raise TypeError("limits.set(lookup) takes no other arguments: the lookup returns Limit objects")
         with _lock:
             STATE.limit_lookup = customer
@@ -136,9 +195,9 @@ def set(
         _count_spend()
         return
     who = _required(customer, "limits.set()")
-    limit = Limit(max_cost=max_cost, max_tokens=max_tokens, period=period)
+    limit = Limit(max_cost, max_tokens, period, feature=feature, tz=tz, window=window)
     with _lock:
-        STATE.limits[who] = {**STATE.limits.get(who, {}), period: limit}
+        STATE.limits[who] = {**STATE.limits.get(who, {}), limit.key: limit}
         STATE.limits_on = True
     _count_spend()
 
@@ -312,8 +371,11 @@ def _count_spend() -> None:
     register(_COUNT_SPEND)
 
 
-def spent(customer: Union[str, int], period: str = "month") -> Spend:
+def spent(customer: Union[str, int], period: str = "month", *, feature: Optional[str] = None) -> Spend:
     """What ``customer`` has spent in the current ``period`` (prices the calls not priced yet).
+
+    With a budget store: the usage settled there by every process (``feature``: in the customer x
+    feature budget; the period in the time zone of the customer's limit for it, else UTC).
 
     ::
 
@@ -323,6 +385,11 @@ def spent(customer: Union[str, int], period: str = "month") -> Spend:
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
     customer = _required(customer, "limits.spent()")
+    from .budgets import guard
+
+    config = guard.configured()
+    if config is not None:
+        return _stored_spend(config, customer, period, feature)
     account = _account(customer)
     with account.lock:
         account.update(datetime.now(timezone.utc), with_cost=True)
@@ -330,8 +397,63 @@ def spent(customer: Union[str, int], period: str = "month") -> Spend:
         return Spend(customer, period, spend.start, spend.calls, spend.tokens, spend.cost, spend.unpriced)
 
 
-def check(customer: Optional[str]) -> None:
-    """Raise :class:`usagetap.BudgetExceeded` if ``customer`` has reached one of its limits."""
+def _stored_spend(config: BudgetConfig, customer: str, period: str, feature: Optional[str]) -> Spend:
+    from .budgets.base import NANOS
+    from .budgets.guard import charge_for
+
+    tz = next(
+        (limit.tz for limit in get(customer) if limit.period == period and limit.feature == feature),
+        "UTC",
+    )
+    charge, since = charge_for(
+        customer, Limit(max_tokens=0, period=period, feature=feature, tz=tz), datetime.now(timezone.utc)
+    )
+    used = config.store.used(charge.window)
+    return Spend(customer, period, since, used.calls, used.tokens, Decimal(used.nanos) / NANOS, used.unpriced)
+
+
+def use_store(
+    target: Union[str, os.PathLike[str], BudgetStore, None],
+    *,
+    on_error: str = "fail_open",
+    ttl: float = 300.0,
+    timeout: float = 2.0,
+    default_max_output: int = 4096,
+) -> None:
+    """Keep budgets in a store shared by processes (and machines): reserve each call's worst case
+    there before it is sent, settle it to the actual usage after (see :mod:`usagetap.budgets.guard`).
+
+    ``target``: a path (SQLite: one machine's processes), ``redis://…`` or ``postgresql://…`` (a
+    fleet), a store object, or None (back to per-process counting). ``USAGETAP_BUDGETS`` sets it
+    from the environment (``USAGETAP_BUDGETS_ON_ERROR`` the policy). ``on_error``: ``"fail_open"``
+    (the call goes ahead when the store cannot be reached) or ``"fail_closed"`` (it raises
+    :class:`usagetap.BudgetExceeded`); either way it is counted (``stats()["budget_store_errors"]``)
+    and logged once, and ``timeout`` (seconds) bounds every wait on the store. ``ttl``: seconds after
+    which a reservation left by a crashed process expires (longer than your longest call).
+    ``default_max_output``: the output tokens reserved for a request that sets no cap::
+
+        usagetap.limits.use_store("redis://budgets.internal:6379/0", on_error="fail_closed")
+        usagetap.limits.set("org_123", max_cost=50, period="month", tz="Europe/Paris")
+        usagetap.limits.set("org_123", max_tokens=100_000, period="day", feature="chat")
+    """
+    from .budgets import guard
+
+    if on_error not in guard.ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(guard.ON_ERROR)}; got {on_error!r}")
+    if not ttl > 0 or not timeout > 0:
+        raise ValueError("ttl and timeout must be > 0 seconds")
+    if target is None:
+        guard.configure(None)
+        return
+    store = guard.open_store(target, timeout=timeout) if isinstance(target, (str, os.PathLike)) else target
+    guard.configure(guard.BudgetConfig(store, on_error, ttl, default_max_output))
+
+
+def check(customer: Optional[str], call: Optional[Call] = None) -> None:
+    """Raise :class:`usagetap.BudgetExceeded` if ``customer`` has reached one of its limits.
+
+    With a budget store, reserve ``call``'s worst case there (``call.hold``) or refuse it.
+    """
     if customer is None or not STATE.limits_on:
         return
     try:
@@ -341,6 +463,23 @@ def check(customer: Optional[str]) -> None:
         return
     if not limits:
         return
+    from .budgets import guard
+
+    config = guard.configured()
+    if config is not None and call is not None:
+        feature = _feature(call)
+        applying = [limit for limit in limits if limit.feature is None or limit.feature == feature]
+        if applying:
+            call.hold = guard.reserve(config, call, customer, applying)
+        return
+    if not all(limit.per_process for limit in limits):
+        log_once(
+            WARNING,
+            "limits-need-store",
+            "usagetap: limits with feature=, tz= or period='rolling' need a budget store "
+            "(USAGETAP_BUDGETS or limits.use_store()); without one they are not enforced",
+        )
+        limits = [limit for limit in limits if limit.per_process]
     account = _account(customer)
     with account.lock:
         account.update(datetime.now(timezone.utc), any(limit.max_cost is not None for limit in limits))
@@ -351,6 +490,38 @@ def check(customer: Optional[str]) -> None:
             if over_cost or over_tokens:
                 account.update(datetime.now(timezone.utc), with_cost=True)
                 raise _exceeded(customer, limit, spend, "cost" if over_cost else "tokens")
+
+
+def recorded(capture: Capture) -> None:
+    """Add usage recorded by hand (``usagetap.record()``) to the budget store, when one is set."""
+    customer = capture.customer
+    if customer is None or not STATE.limits_on:
+        return
+    from .budgets import guard
+
+    config = guard.configured()
+    if config is None:
+        return
+    record = capture.record()
+    if record is None:
+        return
+    feature = record.dimensions.get("feature")
+    applying = [
+        limit
+        for limit in get(customer)
+        if limit.feature is None or (feature is not None and limit.feature == str(feature))
+    ]
+    if applying:
+        guard.add(config, customer, applying, capture)
+
+
+def _feature(call: Call) -> Optional[str]:
+    """The call's ``feature`` dimension (its scope's, else its client's)."""
+    for dimensions in (call.scope.dimensions, call.binding.dimensions):
+        value = dimensions.get("feature") if dimensions else None
+        if value is not None:
+            return str(value)
+    return None
 
 
 def _watch(customer: Optional[str]) -> None:

@@ -7,8 +7,8 @@ exception. Anything usagetap fails at is logged and counted by the guard.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._context import Scope, current_scope
 from .._customer_policy import admit
@@ -17,9 +17,10 @@ from ..delivery.intake import Capture, Extract
 from ..publish import publish
 
 if TYPE_CHECKING:
+    from ..budgets.guard import Hold
     from ._binding import Binding
 
-__all__ = ["Call", "emit", "intercept_async", "intercept_sync"]
+__all__ = ["Call", "emit", "failed", "intercept_async", "intercept_sync"]
 
 # providers whose response ids are unique, so the event id can be derived from them
 _TRUSTED_IDS = frozenset({"openai", "azure", "anthropic", "bedrock", "vertex", "google"})
@@ -31,10 +32,12 @@ class Call:
     __slots__ = (
         "binding",
         "hide_usage",
+        "hold",
         "operation",
         "options",
         "original_options",
         "provider",
+        "request",
         "request_model",
         "scope",
         "stream",
@@ -57,6 +60,10 @@ class Call:
         self.original_options = options
         self.hide_usage = False
         self.scope: Scope = current_scope()
+        body = getattr(options, "json_data", None)
+        self.request: Union[Mapping[str, Any], bytes, None] = body if isinstance(body, Mapping) else None
+        """The request body budgets estimate a call's worst case from (an adapter may set it)."""
+        self.hold: Optional[Hold] = None
 
     @property
     def customer(self) -> Optional[str]:
@@ -71,25 +78,37 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
     """
     try:
         binding, scope = call.binding, call.scope
-        publish(
-            Capture(
-                call.provider,
-                call.operation,
-                call.request_model,
-                call.customer,
-                binding.dimensions,
-                scope.dimensions,
-                binding.meter,
-                scope.run,
-                call.provider in _TRUSTED_IDS,
-                extract,
-                source,
-                status,
-                binding.account,
-            )
+        capture = Capture(
+            call.provider,
+            call.operation,
+            call.request_model,
+            call.customer,
+            binding.dimensions,
+            scope.dimensions,
+            binding.meter,
+            scope.run,
+            call.provider in _TRUSTED_IDS,
+            extract,
+            source,
+            status,
+            binding.account,
         )
+        publish(capture)
+        if call.hold is not None:  # each capture of the call adds its usage (batch results: several)
+            from ..budgets.guard import settle
+
+            settle(call.hold, capture)
     except Exception as exc:
         internal_error("capture", exc)
+
+
+def failed(call: Call) -> None:
+    """The call raised before anything was billed: release its budget reservation (never raises)."""
+    hold, call.hold = call.hold, None
+    if hold is not None:
+        from ..budgets.guard import release
+
+        release(hold)
 
 
 def _plan(binding: Binding, options: Any) -> Optional[Call]:
@@ -126,12 +145,16 @@ def intercept_sync(
         return send(cast_to, options, *args, **kwargs)
     admit(call)
     try:
-        result = send(cast_to, call.options, *args, **kwargs)
-    except Exception as exc:
-        retry = _fallback(call, exc)
-        if retry is None:
-            raise
-        result = send(cast_to, retry, *args, **kwargs)
+        try:
+            result = send(cast_to, call.options, *args, **kwargs)
+        except Exception as exc:
+            retry = _fallback(call, exc)
+            if retry is None:
+                raise
+            result = send(cast_to, retry, *args, **kwargs)
+    except BaseException:
+        failed(call)
+        raise
     return _on_result(call, result)
 
 
@@ -143,10 +166,14 @@ async def intercept_async(
         return await send(cast_to, options, *args, **kwargs)
     admit(call)
     try:
-        result = await send(cast_to, call.options, *args, **kwargs)
-    except Exception as exc:
-        retry = _fallback(call, exc)
-        if retry is None:
-            raise
-        result = await send(cast_to, retry, *args, **kwargs)
+        try:
+            result = await send(cast_to, call.options, *args, **kwargs)
+        except Exception as exc:
+            retry = _fallback(call, exc)
+            if retry is None:
+                raise
+            result = await send(cast_to, retry, *args, **kwargs)
+    except BaseException:
+        failed(call)
+        raise
     return _on_result(call, result)

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from .. import limits
 from .._context import CustomerId, Scope, current_scope, customer_id
+from .._log import internal_error
 from .._record import (
     MAX_DIMENSIONS,
     Scalar,
@@ -99,7 +100,12 @@ def record(
         usage_record = _by_hand(
             scope, billed, given, provider, model, request_model, operation, response_id, counts
         )
-    publish(Capture.of(usage_record, scope.run))
+    capture = Capture.of(usage_record, scope.run)
+    publish(capture)
+    try:
+        limits.recorded(capture)
+    except Exception as exc:
+        internal_error("limits", exc)
     return usage_record.event_id
 
 

@@ -121,6 +121,7 @@ class BedrockAdapter(Adapter):
         model = params.get("modelId")
         call = _BedrockCall(binding, spec[0], model if isinstance(model, str) else None, spec[1], options)
         call.region = options.region
+        call.request = params
         return call
 
     def on_result(self, call: Call, result: Any) -> Any:

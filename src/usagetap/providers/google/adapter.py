@@ -17,7 +17,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -126,7 +126,9 @@ class GoogleAdapter(Adapter):
         model, method = target
         if method == "predict" and not _embeds(request.body):
             return None
-        return Call(binding, _OPERATIONS[method], model or None, stream, options)
+        call = Call(binding, _OPERATIONS[method], model or None, stream, options)
+        call.request = request.body if isinstance(request.body, Mapping) else None
+        return call
 
     def on_result(self, call: Call, result: Any) -> Any:
         self.meter(call, result)

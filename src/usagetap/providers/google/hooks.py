@@ -18,7 +18,7 @@ from ... import _switch
 from ..._customer_policy import admit
 from ..._log import internal_error
 from ...instrument._binding import ATTR, Binding
-from ...instrument._calls import Call
+from ...instrument._calls import Call, failed
 
 if TYPE_CHECKING:
     from ...instrument._streams import StreamTap
@@ -104,7 +104,11 @@ def _sync(binding: Binding, send: Callable[..., Any], args: Any, kwargs: Any) ->
     if call is None:
         return send(*args, **kwargs)
     admit(call)
-    result = send(*args, **kwargs)
+    try:
+        result = send(*args, **kwargs)
+    except BaseException:
+        failed(call)
+        raise
     _on_result(call, result)
     return result
 
@@ -115,7 +119,11 @@ def _sync_streamed(binding: Binding, send: Callable[..., Any], args: Any, kwargs
         yield from send(*args, **kwargs)
         return
     admit(call)
-    items = send(*args, **kwargs)
+    try:
+        items = send(*args, **kwargs)
+    except BaseException:
+        failed(call)
+        raise
     tap = _tap(call)
     if tap is None:
         yield from items
@@ -130,7 +138,11 @@ async def _async(binding: Binding, send: Callable[..., Any], args: Any, kwargs: 
     if call is None:
         return await send(*args, **kwargs)
     admit(call)
-    result = await send(*args, **kwargs)
+    try:
+        result = await send(*args, **kwargs)
+    except BaseException:
+        failed(call)
+        raise
     _on_result(call, result)
     return result
 
@@ -140,7 +152,11 @@ async def _async_streamed(binding: Binding, send: Callable[..., Any], args: Any,
     if call is None:
         return await send(*args, **kwargs)
     admit(call)
-    items = await send(*args, **kwargs)  # the response is in: billed from here, read or not
+    try:
+        items = await send(*args, **kwargs)  # the response is in: billed from here, read or not
+    except BaseException:
+        failed(call)
+        raise
     tap = _tap(call)
     if tap is None:
         return items

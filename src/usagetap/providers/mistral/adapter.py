@@ -46,6 +46,15 @@ def _request_model(request: Any) -> Optional[str]:
     return model if isinstance(model, str) else None
 
 
+def _request_body(request: Any) -> Optional[bytes]:
+    """The request's JSON body (for budget estimates); None when it was not read into memory."""
+    try:
+        content = request.content
+    except Exception:
+        return None
+    return content if isinstance(content, bytes) else None
+
+
 def _body_usage(source: tuple[Optional[bytes], bool]) -> TokenUsage:
     return usage.body_usage(*source)
 
@@ -78,7 +87,9 @@ class MistralAdapter(Adapter):
         if operation is None:
             return None
         model = None if operation == "agents" else _request_model(request)
-        return Call(binding, operation, model, stream, options)
+        call = Call(binding, operation, model, stream, options)
+        call.request = _request_body(request)
+        return call
 
     def on_result(self, call: Call, result: Any) -> Any:
         if 200 <= result.status_code < 300:  # the SDK raises the error a hook let through after this

@@ -1,0 +1,162 @@
+"""The SQLite budget store: reservations and settled usage in one file, shared by one machine's processes.
+
+Each reservation is one transaction opened with ``BEGIN IMMEDIATE`` (the file's write lock, taken
+before anything is read), so processes and threads reserving at once are serialised; WAL mode lets
+readers go on meanwhile. ``budget_holds`` holds live reservations (dropped on settle or release,
+ignored and purged once expired); ``budget_used`` the settled usage per bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from ..budgets.base import Charge, Refusal, StoreUnavailable, Used, distinct, passes
+
+__all__ = ["SQLiteBudgets"]
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS budget_used (bucket TEXT PRIMARY KEY, calls INTEGER NOT NULL DEFAULT 0, "
+    "tokens INTEGER NOT NULL DEFAULT 0, nanos INTEGER NOT NULL DEFAULT 0, "
+    "unpriced INTEGER NOT NULL DEFAULT 0, expires REAL)",
+    "CREATE TABLE IF NOT EXISTS budget_holds (hold TEXT NOT NULL, bucket TEXT NOT NULL, "
+    "tokens INTEGER NOT NULL, nanos INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (hold, bucket))",
+    "CREATE INDEX IF NOT EXISTS budget_holds_bucket ON budget_holds (bucket)",
+    "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
+    "CREATE INDEX IF NOT EXISTS budget_used_expires ON budget_used (expires)",
+)
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLiteBudgets:
+    """A :class:`~usagetap.budgets.base.BudgetStore` in the SQLite file at ``path``.
+
+    ``timeout`` bounds the wait for the file's lock (seconds); past it the store is unavailable.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._conn: Optional[sqlite3.Connection] = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteBudgets({str(self.path)!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=self.timeout, check_same_thread=False, isolation_level=None
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _locked(self) -> threading.Lock:
+        if self._pid != os.getpid():  # a forked child: the parent's lock may be held
+            self._lock = threading.Lock()
+        return self._lock
+
+    def reserve(self, hold: str, charges: tuple[Charge, ...], ttl: float) -> Optional[Refusal]:
+        with self._locked():
+            try:
+                conn = self._connection()
+                now = time.time()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (now,))
+                    for index, charge in enumerate(charges):
+                        used = _used(conn, charge.window)
+                        if passes(charge, used):
+                            conn.execute("ROLLBACK")
+                            return Refusal(index, used)
+                    conn.executemany(
+                        "INSERT INTO budget_holds (hold, bucket, tokens, nanos, expires) "
+                        "VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (hold, bucket) DO UPDATE SET tokens = tokens + excluded.tokens, "
+                        "nanos = nanos + excluded.nanos",
+                        [(hold, c.bucket, c.tokens, c.nanos, now + ttl) for c in charges],
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+        return None
+
+    def settle(self, hold: str, charges: tuple[Charge, ...], actual: Used) -> None:
+        with self._locked():
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
+                    conn.executemany(
+                        "INSERT INTO budget_used (bucket, calls, tokens, nanos, unpriced, expires) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
+                        "calls = calls + excluded.calls, tokens = tokens + excluded.tokens, "
+                        "nanos = nanos + excluded.nanos, unpriced = unpriced + excluded.unpriced",
+                        [
+                            (c.bucket, actual.calls, actual.tokens, actual.nanos, actual.unpriced, c.expires)
+                            for c in distinct(charges)
+                        ],
+                    )
+                    conn.execute("DELETE FROM budget_used WHERE expires <= ?", (time.time(),))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
+    def release(self, hold: str, charges: tuple[Charge, ...]) -> None:
+        with self._locked():
+            try:
+                self._connection().execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
+    def used(self, window: tuple[str, ...]) -> Used:
+        with self._locked():
+            try:
+                conn = self._connection()
+                conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (time.time(),))
+                return _used(conn, window)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._locked():
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+def _used(conn: sqlite3.Connection, window: tuple[str, ...]) -> Used:
+    marks = _marks(len(window))
+    calls, tokens, nanos, unpriced = conn.execute(
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(tokens), 0), coalesce(sum(nanos), 0), "
+        f"coalesce(sum(unpriced), 0) FROM budget_used WHERE bucket IN ({marks})",
+        window,
+    ).fetchone()
+    held_tokens, held_nanos = conn.execute(
+        "SELECT coalesce(sum(tokens), 0), coalesce(sum(nanos), 0) FROM budget_holds "
+        f"WHERE bucket IN ({marks}) AND expires > ?",
+        (*window, time.time()),
+    ).fetchone()
+    return Used(calls, tokens, nanos, unpriced, held_tokens, held_nanos)
