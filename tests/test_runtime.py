@@ -146,3 +146,40 @@ def test_stats_count_halted_sinks() -> None:
     deliver(make_record())
     usagetap.flush(5.0)
     assert usagetap.stats()["halted"] == 1
+
+
+class Stuck(Remote):
+    """A sink whose sends hang until released, then fail as a connection error would (kept, retried)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.sending = threading.Event()
+
+    def send(self, records: Sequence[UsageRecord]) -> Outcomes:
+        self.sending.set()
+        self.release.wait(30.0)
+        raise ConnectionError("backend unreachable")
+
+
+def test_records_a_replaced_pipeline_was_still_sending_are_delivered_by_its_successor(tmp_path: Path) -> None:
+    spool = str(tmp_path / "spool.db")
+    stuck = Stuck()
+    usagetap.configure(
+        sink=stuck, spool_path=spool, durability="spool", flush_interval=0.01, exit_timeout=0.2
+    )
+    records = [make_record() for _ in range(3)]
+    for record in records:
+        deliver(record)
+    assert stuck.sending.wait(10.0)
+    good = Remote()
+    usagetap.configure(sink=good, spool_path=spool)  # returns while the old worker is still in its send
+    releaser = threading.Timer(1.0, stuck.release.set)
+    releaser.start()
+    try:
+        result = usagetap.flush(20.0)
+    finally:
+        releaser.cancel()
+        stuck.release.set()
+    assert result.pending == 0
+    assert good.received == Counter(r.event_id for r in records)

@@ -99,6 +99,8 @@ class Pipeline:
         self._store_closed = False
         self._keep_open: tuple[Sink, ...] = ()
         self._successor: Optional[Pipeline] = None
+        self._predecessor: Optional[Pipeline] = None  # replaced, still closing: its rows are ours next
+        self._closed_event = threading.Event()
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
@@ -410,6 +412,17 @@ class Pipeline:
         for worker in self.workers:
             worker.wake.set()
 
+    def _await_predecessor(self, deadline: Optional[float]) -> None:
+        """Wait (until ``deadline``) for the pipeline this one replaced to close, then adopt what it
+        left: its worker may still have been sending when it was replaced."""
+        predecessor = self._predecessor
+        if predecessor is None:
+            return
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if predecessor._closed_event.wait(wait):
+            self._predecessor = None
+            self.adopt()
+
     def _totals(self) -> tuple[int, int]:
         return sum(w.sent for w in self.workers), sum(w.dead for w in self.workers)
 
@@ -429,6 +442,7 @@ class Pipeline:
                     self._ensure_store()  # count what an earlier run left on disk as pending too
             except Exception as exc:
                 internal_error("flush.open", exc)
+        self._await_predecessor(deadline)
         if self.pending() and self._thread is None:
             self._start()
 
@@ -483,6 +497,7 @@ class Pipeline:
             worker.join(max(0.0, grace - time.monotonic()))
         if successor is not None:
             self._successor = successor
+            successor._predecessor = self
             self._hand_over(successor)
         kept = self._keep_leftovers()
         behind = [t for t in self._threads() if t.is_alive() and t is not threading.current_thread()]
@@ -503,6 +518,9 @@ class Pipeline:
         for thread in threads:
             thread.join()
         self._close()
+        successor = self._successor
+        if successor is not None:  # the rows this pipeline leased until now are the successor's
+            successor.adopt()
 
     def _close(self) -> None:
         """Close the sinks and the store (its rows become the next pipeline's, or the next process's)."""
@@ -525,6 +543,7 @@ class Pipeline:
         finally:
             if locked:
                 self._store_lock.release()
+            self._closed_event.set()
 
     def _hand_over(self, successor: Pipeline) -> None:
         """Give records not yet committed to a store to the pipeline that replaces this one."""

@@ -206,8 +206,10 @@ class Spool(Store):
         return self
 
     def adopt(self) -> None:
-        """Take over the rows of spools closed since this one was opened (to deliver and flush them)."""
+        """Take over the rows of spools closed since this one was opened, and release their leases
+        (to deliver and flush them)."""
         with SQLITE:
+            self._void_dead_leases()
             self._adopt_orphans()
 
     def _void_dead_leases(self) -> None:
