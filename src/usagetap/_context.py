@@ -50,6 +50,8 @@ CustomerId = Union[str, int, None]
 
 _EMPTY = Scope()
 _scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("usagetap_scope", default=_EMPTY)
+SCOPE = _scope
+"""The scope in effect (:func:`current_scope` reads it; the per-call path reads it directly)."""
 
 
 def current_scope() -> Scope:

@@ -42,9 +42,13 @@ def admit(call: Call) -> None:
 
     Anything else going wrong here is logged and counted; the call then goes ahead.
     """
-    customer = call.customer
+    scope = call.scope
+    customer = scope.customer if scope.customer is not None else call.binding.customer
     if customer is None:
         _no_customer(call)
+        return
+    if not STATE.limits_on:
+        call.request = None
         return
     try:
         limits.check(customer, call)

@@ -14,7 +14,7 @@ def put_from_threads(buffer: CaptureBuffer, threads: int, per_thread: int) -> li
 
     def run(k: int) -> None:
         start.wait()
-        results.extend(buffer.put((k, i)) for i in range(per_thread))
+        results.extend(bool(buffer.put((k, i))) for i in range(per_thread))
 
     workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
     for worker in workers:
@@ -46,11 +46,11 @@ def test_concurrent_puts_keep_every_item_once_and_in_order_per_thread() -> None:
 def test_bounds_hold_for_one_thread_and_the_byte_count_is_right_after_draining() -> None:
     size = estimate_bytes(object())
     buffer = CaptureBuffer(max_items=10, max_bytes=4 * size)
-    assert [buffer.put(i) for i in range(6)] == [True] * 4 + [False] * 2
+    assert [buffer.put(i) for i in range(6)] == [1, 2, 3, 4, 0, 0]  # how many are queued; 0: dropped
     assert buffer.take(3) == [0, 1, 2]
-    assert [buffer.put(i) for i in range(4, 8)] == [True] * 3 + [False]
+    assert [buffer.put(i) for i in range(4, 8)] == [2, 3, 4, 0]
     assert buffer.take(100) == [3, 4, 5, 6]
-    assert [buffer.put(i) for i in range(5)] == [True] * 4 + [False]
+    assert [buffer.put(i) for i in range(5)] == [1, 2, 3, 4, 0]
 
 
 def test_concurrent_puts_overshoot_the_item_bound_by_at_most_one_per_thread() -> None:

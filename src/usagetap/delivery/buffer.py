@@ -54,26 +54,26 @@ class CaptureBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: Any) -> bool:
-        """Queue ``item``; False when it was dropped because the buffer is full."""
-        size = estimate_bytes(item)
+    def put(self, item: Any) -> int:
+        """Queue ``item``; return how many items are queued then (0: dropped, the buffer is full)."""
+        size = estimate_bytes(item) if type(item) is UsageRecord else _CAPTURE_BYTES
         items = self._items
         if len(items) < self.max_items and self._bytes + size <= self.max_bytes:
             items.append((item, size))  # atomic: no lock needed
             self._bytes += size
-            return True
+            return len(items)
         if self.overflow != "block":
-            return False
+            return 0
         with self._room:
             deadline = time.monotonic() + self.block_timeout
             while len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    return 0
                 self._room.wait(remaining)
             self._items.append((item, size))
             self._bytes += size
-            return True
+            return len(self._items)
 
     def take(self, limit: int) -> list[Any]:
         """Remove and return up to ``limit`` items, oldest first (delivery thread)."""

@@ -118,12 +118,13 @@ class Pipeline:
         if self.settings.durability == "sync":
             self._commit_sync(item)
             return
-        if not self.buffer.put(item):
+        queued = self.buffer.put(item)
+        if not queued:
             self._drop([item], "queue_full")
             return
         if self._thread is None:
             self._start()
-        if len(self.buffer) >= _COMMIT_CHUNK and not self._wake.is_set():  # set() takes a lock
+        if queued >= _COMMIT_CHUNK and not self._wake.is_set():  # set() takes a lock
             self._wake.set()
 
     def _commit_sync(self, item: Captured) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from .._context import Scope, current_scope
+from .._context import SCOPE, Scope
 from .._customer_policy import admit
 from .._log import internal_error
 from ..delivery.intake import Capture, Extract
@@ -59,9 +59,11 @@ class Call:
         self.options = options
         self.original_options = options
         self.hide_usage = False
-        self.scope: Scope = current_scope()
+        self.scope: Scope = SCOPE.get()
         body = getattr(options, "json_data", None)
-        self.request: Union[Mapping[str, Any], bytes, None] = body if isinstance(body, Mapping) else None
+        self.request: Union[Mapping[str, Any], bytes, None] = (
+            body if type(body) is dict or (body is not None and isinstance(body, Mapping)) else None
+        )
         """The request body budgets estimate a call's worst case from (an adapter may set it)."""
         self.hold: Optional[Hold] = None
 
@@ -82,7 +84,7 @@ def emit(call: Call, extract: Extract, source: Any, status: str = "ok") -> None:
             call.provider,
             call.operation,
             call.request_model,
-            call.customer,
+            scope.customer if scope.customer is not None else binding.customer,
             binding.dimensions,
             scope.dimensions,
             binding.meter,

@@ -13,6 +13,7 @@ response dict (its token-count headers), or Claude's Messages JSON (Anthropic's
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ __all__ = ["ADAPTER", "BedrockAdapter"]
 SERVICE = "bedrock-runtime"
 _METHOD = "_make_api_call"
 _AUTO = "_usagetap_auto_binding"
+_REGION = "_usagetap_region"
 # botocore operation -> (record operation, streamed)
 _OPERATIONS = {
     "Converse": (extract.CONVERSE, False),
@@ -45,15 +47,8 @@ _INPUT_HEADER = "x-amzn-bedrock-input-token-count"
 _OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
 
 
-class _Request:
-    """One botocore API call, as ``plan()`` sees it: its operation, parameters and the client's region."""
-
-    __slots__ = ("operation", "params", "region")
-
-    def __init__(self, operation: str, params: Any, region: Optional[str]) -> None:
-        self.operation = operation
-        self.params = params
-        self.region = region
+_Request = tuple[str, Any, Optional[str]]
+"""One botocore API call, as ``plan()`` sees it: its operation, parameters and the client's region."""
 
 
 class _BedrockCall(Call):
@@ -71,6 +66,15 @@ def _service(client: Any) -> Optional[str]:
 def _region(client: Any) -> Optional[str]:
     region = getattr(getattr(client, "meta", None), "region_name", None)
     return region if isinstance(region, str) else None
+
+
+def _client_region(client: Any) -> Optional[str]:
+    """The client's region, read once per client (botocore's ``meta.region_name`` is a property)."""
+    state = vars(client)
+    if _REGION not in state:
+        state[_REGION] = _region(client)
+    region: Optional[str] = state[_REGION]
+    return region
 
 
 class BedrockAdapter(Adapter):
@@ -98,7 +102,7 @@ class BedrockAdapter(Adapter):
         new = object.__new__(type(client))
         state = vars(new)
         state.update(vars(client))
-        for name in (ATTR, _METHOD, _AUTO):
+        for name in (ATTR, _METHOD, _AUTO, _REGION):
             state.pop(name, None)
         return new
 
@@ -113,14 +117,15 @@ class BedrockAdapter(Adapter):
             wrapt.wrap_function_wrapper(owner, _METHOD, _wrapper(self))
             patched[owner, _METHOD] = original
 
-    def plan(self, binding: Binding, options: Any) -> Optional[Call]:
-        spec = _OPERATIONS.get(options.operation)
+    def plan(self, binding: Binding, options: _Request) -> Optional[Call]:
+        operation, sent, region = options
+        spec = _OPERATIONS.get(operation)
         if spec is None:
             return None
-        params = options.params if isinstance(options.params, Mapping) else {}
+        params = sent if type(sent) is dict or isinstance(sent, Mapping) else {}
         model = params.get("modelId")
         call = _BedrockCall(binding, spec[0], model if isinstance(model, str) else None, spec[1], options)
-        call.region = options.region
+        call.region = region
         call.request = params
         return call
 
@@ -146,13 +151,16 @@ class BedrockAdapter(Adapter):
 
 def _meter(call: _BedrockCall, result: Any) -> None:
     """Emit the call's record now (Converse, InvokeModel with count headers) or when its body ends."""
+    if call.operation == extract.CONVERSE and not call.stream:  # read on the intake thread
+        metadata = result.get("ResponseMetadata")
+        request_id = metadata.get("RequestId") if type(metadata) is dict else None
+        source = (call.request_model, call.region, result.get("usage"), request_id)
+        emit(call, _converse_source_usage, source)
+        return
     response_id = extract.request_id(result)
     facts = extract.model_dimensions(call.request_model, call.region)
-    if call.operation == extract.CONVERSE and call.stream:
+    if call.operation == extract.CONVERSE:
         attach_events(result["stream"], StreamTap(call, extract.ConverseStreamObserver(response_id, facts)))
-    elif call.operation == extract.CONVERSE:
-        source = {"usage": result.get("usage"), "ResponseMetadata": {"RequestId": response_id}}
-        emit(call, _with(facts, extract.converse_usage), source)
     elif call.stream:
         attach_events(result["body"], StreamTap(call, extract.InvokeStreamObserver(response_id, facts)))
     else:
@@ -162,6 +170,16 @@ def _meter(call: _BedrockCall, result: Any) -> None:
             emit(call, _with(facts, lambda h: extract.headers_usage(h, response_id)), counts)
         else:
             attach_body(result["body"], call, _with(facts, _body_reader(call.request_model, response_id)))
+
+
+def _converse_source_usage(source: tuple[Optional[str], Optional[str], Any, Any]) -> Optional[TokenUsage]:
+    """The usage of a Converse response, from what ``_meter`` kept of it: model, region, usage, request id."""
+    model, region, usage, request_id = source
+    response = {"usage": usage, "ResponseMetadata": {"RequestId": request_id}}
+    found: Optional[TokenUsage] = _with(extract.model_dimensions(model, region), extract.converse_usage)(
+        response
+    )
+    return found
 
 
 def _unreadable(kind: str) -> TokenUsage:
@@ -217,15 +235,15 @@ def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
     send = getattr(type(self), _METHOD).__get__(self, type(self))
     if not _switch.enabled:
         return send(operation_name, api_params)
-    request = _Request(operation_name, api_params, _region(self))
-    return intercept_sync(vars(self)[ATTR], _sender(send), operation_name, request, (), {})
+    if operation_name not in _OPERATIONS:  # not billable: nothing to meter
+        return send(operation_name, api_params)
+    request = (operation_name, api_params, _client_region(self))
+    return intercept_sync(vars(self)[ATTR], functools.partial(_send, send), operation_name, request, (), {})
 
 
-def _sender(send: Callable[..., Any]) -> Callable[[str, _Request], Any]:
-    def sending(operation_name: str, request: _Request) -> Any:
-        return send(operation_name, request.params)
-
-    return sending
+def _send(send: Callable[[str, Any], Any], operation_name: str, request: _Request) -> Any:
+    """Send the request ``plan()`` saw: botocore's own ``_make_api_call(operation_name, api_params)``."""
+    return send(operation_name, request[1])
 
 
 def _wrapper(adapter: BedrockAdapter) -> Callable[..., Any]:
@@ -245,8 +263,10 @@ def _wrapper(adapter: BedrockAdapter) -> Callable[..., Any]:
         if binding is False:
             return wrapped(*args, **kwargs)
         operation_name, api_params = _split(args, kwargs)
-        request = _Request(operation_name, api_params, _region(instance))
-        return intercept_sync(binding, _sender(wrapped), operation_name, request, (), {})
+        if operation_name not in _OPERATIONS:
+            return wrapped(*args, **kwargs)
+        request = (operation_name, api_params, _client_region(instance))
+        return intercept_sync(binding, functools.partial(_send, wrapped), operation_name, request, (), {})
 
     return wrapper
 
