@@ -127,7 +127,8 @@ class GoogleAdapter(Adapter):
         if method == "predict" and not _embeds(request.body):
             return None
         call = Call(binding, _OPERATIONS[method], model or None, stream, options)
-        call.request = request.body if isinstance(request.body, Mapping) else None
+        body = request.body
+        call.request = body if type(body) is dict or isinstance(body, Mapping) else None
         return call
 
     def on_result(self, call: Call, result: Any) -> Any:

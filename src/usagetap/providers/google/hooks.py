@@ -46,15 +46,15 @@ def api_client_of(client: Any) -> Any:
     return getattr(client, "_api_client", client)
 
 
-def _split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-    names = ("http_method", "path", "request_dict")
-    values = [args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names)]
-    return Request(*values)
-
-
 def _plan(binding: Binding, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> Optional[Call]:
     try:
-        return binding.adapter.plan(binding, (_split(args, kwargs), stream))
+        n = len(args)
+        request = Request(
+            args[0] if n > 0 else kwargs.get("http_method"),
+            args[1] if n > 1 else kwargs.get("path"),
+            args[2] if n > 2 else kwargs.get("request_dict"),
+        )
+        return binding.adapter.plan(binding, (request, stream))
     except Exception as exc:
         internal_error("plan", exc)
         return None
@@ -67,7 +67,7 @@ def _adapter(call: Call) -> GoogleAdapter:
 def _on_result(call: Call, result: Any) -> None:
     call.options = call.original_options = None
     try:
-        _adapter(call).meter(call, result)
+        call.binding.adapter.meter(call, result)  # type: ignore[attr-defined]
     except Exception as exc:
         internal_error("result", exc)
 

@@ -35,24 +35,29 @@ _RESPONSES = {
 }
 
 
-def _request_model(request: Any) -> Optional[str]:
-    """The model a request asks for (None if its body says none): the call is metered either way."""
-    try:
-        content = request.content
-        match = _LEADING_MODEL.match(content)
-        model = json.loads(match.group(1)) if match else json.loads(content).get("model")
-    except Exception:  # a body not read or not a JSON object: the response names its model
-        return None
-    return model if isinstance(model, str) else None
-
-
 def _request_body(request: Any) -> Optional[bytes]:
-    """The request's JSON body (for budget estimates); None when it was not read into memory."""
+    """The request's JSON body; None when it was not read into memory."""
     try:
         content = request.content
     except Exception:
         return None
     return content if isinstance(content, bytes) else None
+
+
+def _request_model(content: Optional[bytes]) -> Optional[str]:
+    """The model a request body asks for (None if it says none): the call is metered either way."""
+    if content is None:
+        return None
+    try:
+        match = _LEADING_MODEL.match(content)
+        if match is None:
+            model = json.loads(content).get("model")
+        else:
+            quoted = match.group(1)
+            model = quoted[1:-1].decode() if b"\\" not in quoted else json.loads(quoted)
+    except Exception:  # not a JSON object: the response names its model
+        return None
+    return model if isinstance(model, str) else None
 
 
 def _body_usage(source: tuple[Optional[bytes], bool]) -> TokenUsage:
@@ -86,9 +91,10 @@ class MistralAdapter(Adapter):
         operation = usage.operation_for(request.url.path) if request.method == "POST" else None
         if operation is None:
             return None
-        model = None if operation == "agents" else _request_model(request)
+        body = _request_body(request)
+        model = None if operation == "agents" else _request_model(body)
         call = Call(binding, operation, model, stream, options)
-        call.request = _request_body(request)
+        call.request = body
         return call
 
     def on_result(self, call: Call, result: Any) -> Any:
