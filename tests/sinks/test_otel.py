@@ -76,6 +76,10 @@ def test_provider_and_operation_names_follow_the_convention(
             make_record(provider="azure", operation="completions"),
             make_record(provider="bedrock", operation="messages"),
             make_record(provider="api.groq.com", operation="embeddings", output_tokens=0),
+            make_record(provider="google", operation="embeddings", output_tokens=0),
+            make_record(provider="mistral", operation="embeddings", output_tokens=0),
+            make_record(provider="x-ai", operation="embeddings", output_tokens=0),
+            make_record(provider="groq", operation="embeddings", output_tokens=0),
         ]
     )
     seen = {
@@ -88,6 +92,10 @@ def test_provider_and_operation_names_follow_the_convention(
         ("aws.bedrock", "chat", "input"),
         ("aws.bedrock", "chat", "output"),
         ("api.groq.com", "embeddings", "input"),
+        ("gcp.gemini", "embeddings", "input"),
+        ("mistral_ai", "embeddings", "input"),
+        ("x_ai", "embeddings", "input"),
+        ("groq", "embeddings", "input"),
     }
 
 

@@ -33,7 +33,14 @@ __all__ = ["OpenTelemetry"]
 METRIC = "gen_ai.client.token.usage"
 # Bucket boundaries advised by the GenAI semantic conventions for this metric.
 BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
-PROVIDERS = {"azure": "azure.ai.openai", "bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai"}
+PROVIDERS = {  # usagetap's provider names -> the GenAI convention's gen_ai.provider.name values
+    "azure": "azure.ai.openai",
+    "bedrock": "aws.bedrock",
+    "vertex": "gcp.vertex_ai",
+    "google": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "x-ai": "x_ai",
+}
 OPERATIONS = {"responses": "chat", "messages": "chat", "completions": "text_completion"}
 REMEMBERED = 100_000
 
