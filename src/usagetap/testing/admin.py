@@ -205,8 +205,7 @@ class AdminServer:
             project_id=headers.get("openai-project")
             or ("proj_default" if self.provider == "openai" else None),
             workspace_id=self.workspaces.get(key) if self.provider == "anthropic" else None,
-            api_key_id=("key_" if self.provider == "openai" else "apikey_")
-            + hashlib.sha256(key.encode()).hexdigest()[:16],
+            api_key_id=self.key_id(key),
             service_tier=tier,
             batch=batch,
             input_tokens=issued.input_tokens,
@@ -222,6 +221,12 @@ class AdminServer:
         with self._lock:
             self.usage.append(usage)
             self.keys.setdefault(listed.id, listed)
+
+    def key_id(self, key: str) -> str:
+        """The id the provider gives ``key`` (in usage grouped by ``api_key_id`` and in the key listing)."""
+        return ("key_" if self.provider == "openai" else "apikey_") + hashlib.sha256(
+            key.encode()
+        ).hexdigest()[:16]
 
     def cost_of(self, response_ids: Iterable[str]) -> Decimal:
         """What the provider charged for these responses."""
