@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from openai import OpenAI
 import usagetap
 from usagetap.cli import main
 from usagetap.cli.reconcile import EXIT_DRIFT
+from usagetap.reconcile import reconcile
 from usagetap.testing import ProviderServer
 from usagetap.testing.admin import AdminServer
 
@@ -149,3 +151,24 @@ def test_no_full_key_reaches_the_records_the_ledger_the_logs_or_the_output(
         assert secret.encode() not in stored
         assert secret not in caplog.text
     assert "sk-proj-...bbbb" in stored.decode("utf-8", "replace")
+
+
+def test_a_hint_naming_no_listed_key_falls_back_to_buckets_summed_over_keys(
+    server: ProviderServer, admin_key: str
+) -> None:
+    day = datetime.now(timezone.utc).date()
+    with AdminServer(server, "openai") as admin:
+        OpenAI(base_url=server.openai_url, api_key=OPENAI_A).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,  # type: ignore[arg-type]
+        )
+        tokens = _unmetered_tokens(server, set(server.issued))
+        ledger = [
+            (day.isoformat(), "gpt-4o-mini", {"api_key_hint": "sk-proj-...zzzz"}, tokens, 0, Decimal(0))
+        ]
+        result = reconcile("openai", day, day, ledger, admin_key=admin_key, base_url=admin.url)
+        listed = [path for path, _ in admin.requests if path.endswith("/api_keys")]
+    assert listed == ["/v1/organization/projects/proj_default/api_keys"]
+    assert result.api_keys is None
+    (bucket,) = [b for b in result.buckets if b.key.model == "gpt-4o-mini"]
+    assert (bucket.key.api_key, bucket.residual_tokens) == ("", 0)
