@@ -93,7 +93,7 @@ class ListedKey:
     workspace_id: Optional[str]
 
 
-def key_hint(provider: str, key: str) -> str:
+def _key_hint(provider: str, key: str) -> str:
     """``key`` redacted as the provider's listing shows it (the documented examples' shapes)."""
     if len(key) < _HINTED_LENGTH:
         return "..."
@@ -216,7 +216,7 @@ class AdminServer:
             cost=_price(self.provider, issued, dims),
         )
         listed = ListedKey(
-            usage.api_key_id, key_hint(self.provider, key), usage.project_id, usage.workspace_id
+            usage.api_key_id, _key_hint(self.provider, key), usage.project_id, usage.workspace_id
         )
         with self._lock:
             self.usage.append(usage)
