@@ -61,3 +61,38 @@ def test_a_project_the_user_binds_wins_over_the_clients_next_to_its_key_fingerpr
         "proj_mine",
         hashlib.sha256(b"sk-x").hexdigest()[:12],
     )
+
+
+OPENAI_KEY = "sk-proj-Zq3rT8wLmN2vB6xC1yH4kJ9pD5fG7sA0eR2tU8iO-wXyZ"
+ANTHROPIC_KEY = "sk-ant-api03-Hq7Lm2Nx9Pv4Bt6Wc1Yk8Rz3Df5Gs0Ja2Ke4Mi6Oo8Uu1Tt3Ss5Rr7Qq9Pp0-ab1cdAA"
+
+
+def test_an_openai_clients_records_carry_its_keys_type_prefix_and_last_four_as_the_hint(
+    server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key=OPENAI_KEY))
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    usagetap.flush()
+    (record,) = sink.records
+    assert record.dimensions["api_key_hint"] == "sk-proj-...wXyZ"
+
+
+def test_an_anthropic_clients_records_carry_the_partial_key_hint_anthropic_shows(
+    server: ProviderServer, sink: Memory
+) -> None:
+    client = usagetap.wrap(Anthropic(base_url=server.anthropic_url, api_key=ANTHROPIC_KEY))
+    client.messages.create(model="claude-3-5-haiku-latest", max_tokens=8, messages=MESSAGES)
+    usagetap.flush()
+    (record,) = sink.records
+    # partial_key_hint: "sk-ant-api03-" + 3 characters, "...", the last 4
+    assert record.dimensions["api_key_hint"] == "sk-ant-api03-Hq7...cdAA"
+
+
+def test_only_a_key_long_enough_gets_a_hint_since_a_hint_would_be_most_of_a_short_one(
+    server: ProviderServer, sink: Memory
+) -> None:
+    for key in ("sk-short-key-1", OPENAI_KEY):
+        client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key=key))
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    usagetap.flush()
+    assert [r.dimensions.get("api_key_hint") for r in sink.records] == [None, "sk-proj-...wXyZ"]

@@ -118,3 +118,55 @@ def test_the_analytics_fake_pages_rows_by_day_and_group(server: ProviderServer) 
     rows = first["data"] + second["data"]
     assert sorted(r["group"]["model"] for r in rows) == ["claude-3-5-haiku-latest", "claude-sonnet-4-0"]
     assert all(r["usage"]["requests"] == 1 and r["group"]["workspace_id"] is None for r in rows)
+
+
+OPENAI_KEYS = [f"sk-proj-{n}Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz2Xc4Vb6-k{n:03d}" for n in range(3)]
+
+
+def test_the_openai_fake_lists_a_projects_keys_with_redacted_values_paged_by_after(
+    server: ProviderServer,
+) -> None:
+    with AdminServer(server, "openai", admin_key="adm") as admin:
+        for key in OPENAI_KEYS:
+            client = OpenAI(base_url=server.openai_url, api_key=key, project="proj_blue")
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+        pages = []
+        params = {"limit": "2"}
+        with httpx.Client(base_url=admin.url, headers={"Authorization": "Bearer adm"}) as http:
+            while True:
+                page = http.get("/organization/projects/proj_blue/api_keys", params=params).json()
+                pages.append(page)
+                if not page["has_more"]:
+                    break
+                params["after"] = page["last_id"]
+            other = http.get("/organization/projects/proj_red/api_keys").json()
+        ids = [admin.key_id(key) for key in OPENAI_KEYS]
+    assert [[k["id"] for k in p["data"]] for p in pages] == [ids[:2], ids[2:]]
+    first = pages[0]["data"][0]
+    assert (first["object"], first["redacted_value"]) == ("organization.project.api_key", "sk-pro...000")
+    assert other["data"] == []
+
+
+def test_the_anthropic_fake_lists_keys_with_partial_key_hints_paged_by_after_id(
+    server: ProviderServer,
+) -> None:
+    keys = [f"sk-ant-api03-{n}Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz2Xc4Vb6Nm8-k{n:03d}AA" for n in range(2)]
+    with AdminServer(server, "anthropic", admin_key="adm", workspaces={keys[1]: "wrkspc_1"}) as admin:
+        for key in keys:
+            Anthropic(base_url=server.anthropic_url, api_key=key).messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=8, messages=[{"role": "user", "content": "a"}]
+            )
+        with httpx.Client(base_url=admin.url, headers={"x-api-key": "adm"}) as http:
+            first = http.get("/v1/organizations/api_keys", params={"limit": "1"}).json()
+            second = http.get(
+                "/v1/organizations/api_keys", params={"limit": "1", "after_id": first["last_id"]}
+            ).json()
+    assert (first["has_more"], second["has_more"]) == (True, False)
+    listed = first["data"][0]
+    assert (listed["id"], listed["type"], listed["partial_key_hint"], listed["workspace_id"]) == (
+        admin.key_id(keys[0]),
+        "api_key",
+        "sk-ant-api03-0Qw...00AA",
+        None,
+    )
+    assert second["data"][0]["workspace_id"] == "wrkspc_1"

@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="compare the ledger with the provider's own usage and cost",
         description="Read the provider's organization usage and cost APIs with an admin key "
         "($USAGETAP_OPENAI_ADMIN_KEY or $USAGETAP_ANTHROPIC_ADMIN_KEY) and compare them with the "
-        "ledger by UTC day, model, project/workspace, service tier and batch: per bucket the provider's "
+        "ledger by UTC day, model, project/workspace, service tier and batch (and API key, see --by-key): "
+        "per bucket the provider's "
         "and the metered tokens, the coverage and the residual. OpenAI's cost is compared per day (its "
         "costs have no model). Exit status 4 when coverage or cost drifts past --max-drift.",
         epilog=_EXAMPLES,
@@ -61,6 +62,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--base-url",
         help="the provider's API (default: $OPENAI_BASE_URL / $ANTHROPIC_BASE_URL, else its own)",
+    )
+    parser.add_argument(
+        "--by-key",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="split buckets by API key (reads the provider's key listing; costs then compare per day). "
+        "Default: when every record carries its key's hint and each hint names one listed key",
     )
     parser.add_argument("--db", help="ledger path (default: $USAGETAP_DB or ./.usagetap/ledger.db)")
     parser.add_argument(
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             base_url=args.base_url,
             max_drift=args.max_drift,
             progress=_progress if long_range else None,
+            by_key=args.by_key,
         )
     except (rec.AdminError, ValueError) as exc:
         raise CLIError(f"{args.provider}: {exc}") from None

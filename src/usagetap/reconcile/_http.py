@@ -1,4 +1,5 @@
-"""Reading a provider's admin API: paging through ``has_more``/``next_page``, retrying rate limits
+"""Reading a provider's admin API: paging through ``has_more``/``next_page`` (reports) or
+``has_more``/``last_id`` (listings), retrying rate limits
 (429 + ``Retry-After``) and transient failures with tenacity. The admin key never appears in an error."""
 
 from __future__ import annotations
@@ -78,6 +79,20 @@ class AdminAPI:
             yield body
             token = body.get("next_page")
             if not body.get("has_more") or not token:
+                return
+
+    def listing(self, path: str, params: Params, cursor: str) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, passing the page's ``last_id`` as ``cursor`` while ``has_more``."""
+        after: Optional[str] = None
+        count = 0
+        while True:
+            body = self.get(path, [*params, *([(cursor, after)] if after else [])])
+            count += 1
+            if self._progress is not None:
+                self._progress(f"{path}: page {count}")
+            yield from (item for item in body.get("data") or () if isinstance(item, dict))
+            after = body.get("last_id")
+            if not body.get("has_more") or not after:
                 return
 
     def get(self, path: str, params: Params, headers: Optional[Mapping[str, str]] = None) -> dict[str, Any]:

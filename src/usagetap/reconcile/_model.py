@@ -11,13 +11,15 @@ __all__ = ["Bucket", "CostRow", "Day", "Key", "Result", "Side", "UsageRow"]
 
 @dataclass(frozen=True, order=True)
 class Key:
-    """A bucket: UTC day x model x project/workspace ("" when not matched by it) x tier x batch."""
+    """A bucket: UTC day x model x project/workspace ("" when not matched by it) x tier x batch x
+    the provider's API key id ("" when not matched by key)."""
 
     day: str
     model: str
     scope: str
     tier: str
     batch: bool
+    api_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Bucket:
             "scope": self.key.scope or None,
             "tier": self.key.tier,
             "batch": self.key.batch,
+            "api_key": self.key.api_key or None,
             "provider": self.provider.as_dict() if self.has_cost else _tokens_only(self.provider),
             "metered": self.metered.as_dict(),
             "coverage": str(self.coverage),
@@ -160,6 +163,8 @@ class Result:
     days: list[Day]
     scope: Optional[str] = None
     unpriced: int = 0
+    api_keys: Optional[dict[str, str]] = None
+    """Matched by API key: each listed key id's hint (None: not matched by key)."""
 
     @property
     def drifted(self) -> list[str]:
@@ -168,13 +173,19 @@ class Result:
         for bucket in self.buckets:
             if abs(bucket.coverage - 100) > self.max_drift:
                 k = bucket.key
-                out.append(
-                    f"{k.day} {k.model} {k.tier}{' batch' if k.batch else ''}: coverage {bucket.coverage}%"
-                )
+                key = f" key {self.hint_of(k.api_key)}" if self.api_keys is not None else ""
+                batch = " batch" if k.batch else ""
+                out.append(f"{k.day} {k.model} {k.tier}{batch}{key}: coverage {bucket.coverage}%")
         for day in self.days:
             if day.cost_drift > self.max_drift:
                 out.append(f"{day.day}: cost drift {day.cost_drift}%")
         return out
+
+    def hint_of(self, key_id: str) -> str:
+        """How a bucket's key shows: its hint and id, or ``(no key matched)``."""
+        if not key_id:
+            return "(no key matched)"
+        return f"{(self.api_keys or {}).get(key_id, '?')} ({key_id})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +194,8 @@ class Result:
             "until": self.until,
             "max_drift": str(self.max_drift),
             "matched_by_scope": self.scope,
+            "matched_by_key": self.api_keys is not None,
+            "api_keys": self.api_keys,
             "unpriced_records": self.unpriced,
             "buckets": [b.as_dict() for b in self.buckets],
             "days": [d.as_dict() for d in self.days],

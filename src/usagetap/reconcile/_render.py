@@ -20,6 +20,7 @@ CSV_COLUMNS = (
     "scope",
     "tier",
     "batch",
+    "api_key",
     "provider_tokens",
     "metered_tokens",
     "provider_cost",
@@ -46,6 +47,7 @@ def _rows(result: Result) -> list[dict[str, Any]]:
                 "scope": b.key.scope,
                 "tier": b.key.tier,
                 "batch": str(b.key.batch).lower(),
+                "api_key": result.hint_of(b.key.api_key) if result.api_keys is not None else "",
                 "provider_tokens": b.provider.tokens,
                 "metered_tokens": b.metered.tokens,
                 "provider_cost": b.provider.cost if b.has_cost else "",
@@ -64,6 +66,7 @@ def _rows(result: Result) -> list[dict[str, Any]]:
                 "scope": "",
                 "tier": "",
                 "batch": "",
+                "api_key": "",
                 "provider_tokens": d.provider.tokens,
                 "metered_tokens": d.metered.tokens,
                 "provider_cost": d.provider.cost,
@@ -92,7 +95,8 @@ def render_table(result: Result) -> Any:
 
     title = f"{result.provider} reconciliation {result.since} .. {result.until}"
     buckets = Table(title=f"{title}: tokens per bucket")
-    for name in ("Day", "Model", "Scope", "Tier", "Batch"):
+    by_key = result.api_keys is not None
+    for name in ("Day", "Model", "Scope", "Tier", "Batch", *(("API key",) if by_key else ())):
         buckets.add_column(name, no_wrap=True)
     for name in ("Provider tokens", "Metered tokens", "Coverage %", "Residual tokens"):
         buckets.add_column(name, justify="right", no_wrap=True)
@@ -104,6 +108,7 @@ def render_table(result: Result) -> Any:
         if row["row"] != "bucket":
             continue
         cells = [row["day"], row["model"], row["scope"] or "-", row["tier"], row["batch"]]
+        cells += [row["api_key"]] if by_key else []
         cells += [f"{row['provider_tokens']:,}", f"{row['metered_tokens']:,}", str(row["coverage"])]
         cells.append(f"{row['residual_tokens']:,}")
         if len(buckets.columns) > len(cells):

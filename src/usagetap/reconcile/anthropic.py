@@ -5,9 +5,10 @@ beta ``analytics-usage-cost-2026-08-24``: one row per day and group) where the o
 where it answers 404, the legacy pair: ``GET /v1/organizations/usage_report/messages`` (daily
 buckets grouped by model, workspace and service tier) and ``/v1/organizations/cost_report`` (grouped
 by workspace and description, which gives each token cost's model and tier). Amounts are decimal
-strings in cents.
+strings in cents. Keys: ``GET /v1/organizations/api_keys`` (``partial_key_hint`` per key id).
 https://platform.claude.com/docs/en/api/admin/usage_report/retrieve_messages
 https://platform.claude.com/docs/en/api/admin/cost_report/retrieve
+https://platform.claude.com/docs/en/api/admin/api_keys/list
 https://platform.claude.com/docs/en/api/beta/organization/analytics/usage/list (the SDK's
 ``client.beta.organization.analytics.usage.list`` / ``cost.list`` types spell out the shapes)
 """
@@ -22,15 +23,17 @@ from typing import Any, Optional
 from ._http import AdminAPI, NotFound
 from ._model import CostRow, Key, UsageRow
 
-__all__ = ["ANALYTICS_BETA", "BUCKETS_PER_PAGE", "DEFAULT_URL", "costs", "headers", "usage"]
+__all__ = ["ANALYTICS_BETA", "BUCKETS_PER_PAGE", "DEFAULT_URL", "api_keys", "costs", "headers", "usage"]
 
 DEFAULT_URL = "https://api.anthropic.com"
 BUCKETS_PER_PAGE = 31  # the most daily buckets a legacy page holds
 ROWS_PER_PAGE = 1000  # the most rows an analytics page holds
+KEYS_PER_PAGE = 1000  # the most keys a listing page holds
 VERSION = "2023-06-01"
 ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
 _BETA = {"anthropic-beta": ANALYTICS_BETA}
 _GROUPS = ("model", "workspace_id", "service_tier")
+_KEY_GROUPS = (*_GROUPS, "api_key_id")
 
 
 def headers(key: str) -> dict[str, str]:
@@ -78,6 +81,7 @@ def _key(day: str, group: Mapping[str, Any]) -> Key:
         scope=str(group.get("workspace_id") or ""),
         tier=tier,
         batch=tier == "batch",
+        api_key=str(group.get("api_key_id") or ""),
     )
 
 
@@ -105,13 +109,15 @@ def _cost_row(day: str, group: Mapping[str, Any], cost: Mapping[str, Any]) -> Co
     return CostRow(day, amount, _key(day, group) if tokens else None)
 
 
-def usage(api: AdminAPI, since: date, until: date) -> Iterator[UsageRow]:
-    """Tokens per day x model x workspace x tier; input counts uncached, cache-read and cache-write tokens."""
-    rows = _or_none(lambda: list(_analytics_usage(api, since, until)))
+def usage(api: AdminAPI, since: date, until: date, *, by_key: bool = False) -> Iterator[UsageRow]:
+    """Tokens per day x model x workspace x tier (x API key id); input counts uncached, cache-read and
+    cache-write tokens."""
+    groups = _KEY_GROUPS if by_key else _GROUPS
+    rows = _or_none(lambda: list(_analytics_usage(api, since, until, groups)))
     if rows is not None:
         yield from rows
         return
-    for page in api.pages("/v1/organizations/usage_report/messages", _legacy(since, until, _GROUPS)):
+    for page in api.pages("/v1/organizations/usage_report/messages", _legacy(since, until, groups)):
         for bucket in page.get("data") or ():
             day = _day(bucket["starting_at"])
             for result in bucket.get("results") or ():
@@ -132,8 +138,8 @@ def costs(api: AdminAPI, since: date, until: date) -> Iterator[CostRow]:
                 yield _cost_row(day, result, result)
 
 
-def _analytics_usage(api: AdminAPI, since: date, until: date) -> Iterator[UsageRow]:
-    for page in api.pages("/v1/organizations/analytics/usage", _analytics(since, until, _GROUPS), _BETA):
+def _analytics_usage(api: AdminAPI, since: date, until: date, groups: tuple[str, ...]) -> Iterator[UsageRow]:
+    for page in api.pages("/v1/organizations/analytics/usage", _analytics(since, until, groups), _BETA):
         for row in page.get("data") or ():
             yield _usage_row(_day(row["starting_at"]), row.get("group") or {}, row.get("usage") or {})
 
@@ -143,6 +149,15 @@ def _analytics_costs(api: AdminAPI, since: date, until: date) -> Iterator[CostRo
     for page in api.pages("/v1/organizations/analytics/cost", params, _BETA):
         for row in page.get("data") or ():
             yield _cost_row(_day(row["starting_at"]), row.get("group") or {}, row.get("cost") or {})
+
+
+def api_keys(api: AdminAPI) -> dict[str, str]:
+    """Each key id of the organization with its ``partial_key_hint``."""
+    out: dict[str, str] = {}
+    for item in api.listing("/v1/organizations/api_keys", [("limit", str(KEYS_PER_PAGE))], "after_id"):
+        if item.get("id") and item.get("partial_key_hint"):
+            out[str(item["id"])] = str(item["partial_key_hint"])
+    return out
 
 
 def _or_none(read: Any) -> Optional[list[Any]]:

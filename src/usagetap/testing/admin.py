@@ -24,6 +24,14 @@ Request and response shapes follow the documented APIs (daily buckets, ``group_b
   organization without it): ``GET /v1/organizations/analytics/usage`` and ``/analytics/cost``, one
   row per day and group: https://platform.claude.com/docs/en/api/beta/organization/analytics/usage/list
 
+- The key listings, each key with its redacted hint: OpenAI
+  ``GET /v1/organization/projects/{project_id}/api_keys`` (``redacted_value`` like ``sk-abc...def``,
+  ``after``/``last_id`` paging): https://platform.openai.com/docs/api-reference/project-api-keys/list;
+  Anthropic ``GET /v1/organizations/api_keys`` (``partial_key_hint`` like ``sk-ant-api03-R2D...igAA``,
+  ``after_id``/``last_id`` paging): https://platform.claude.com/docs/en/api/admin/api_keys/list.
+  A key is listed once the provider server has answered a call made with it; its id is derived from
+  the key, so usage grouped by ``api_key_id`` names the same ids.
+
 Simplifications: buckets are daily only (``bucket_width=1d``); Anthropic's cost reports give one token
 cost per model and tier (``token_type`` null) rather than one per token type.
 """
@@ -34,7 +42,7 @@ import base64
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -44,12 +52,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from ._server import Issued, ProviderServer
 
-__all__ = ["AdminServer", "Usage"]
+__all__ = ["AdminServer", "ListedKey", "Usage"]
 
 _ANTHROPIC_PATHS = ("/v1/messages",)
 _OPENAI_COMPLETIONS = ("/v1/chat/completions", "/v1/responses", "/v1/completions")
 _OPENAI_EMBEDDINGS = ("/v1/embeddings",)
 _MAX_LIMIT = 31
+_KEY_LIMITS = {"openai": 100, "anthropic": 1000}
+_HINTED_LENGTH = 20  # shorter (test) keys are listed with an empty hint, never most of the key
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,23 @@ class Usage:
     cache_write_5m_tokens: int
     cache_write_1h_tokens: int
     cost: Decimal
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """An API key as the key listing shows it: id, redacted hint, project (OpenAI) or workspace."""
+
+    id: str
+    hint: str
+    project_id: Optional[str]
+    workspace_id: Optional[str]
+
+
+def _key_hint(provider: str, key: str) -> str:
+    """``key`` redacted as the provider's listing shows it (the documented examples' shapes)."""
+    if len(key) < _HINTED_LENGTH:
+        return "..."
+    return f"{key[:16]}...{key[-4:]}" if provider == "anthropic" else f"{key[:6]}...{key[-3:]}"
 
 
 class AdminServer:
@@ -98,6 +125,8 @@ class AdminServer:
         self.workspaces = dict(workspaces or {})
         self.analytics = analytics
         self.usage: list[Usage] = []
+        self.keys: dict[str, ListedKey] = {}
+        """The listed API keys by id, in the order they were first used."""
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         """Each request's path and query parameters."""
         self._faults: list[tuple[int, dict[str, str]]] = []
@@ -176,8 +205,7 @@ class AdminServer:
             project_id=headers.get("openai-project")
             or ("proj_default" if self.provider == "openai" else None),
             workspace_id=self.workspaces.get(key) if self.provider == "anthropic" else None,
-            api_key_id=("key_" if self.provider == "openai" else "apikey_")
-            + hashlib.sha256(key.encode()).hexdigest()[:16],
+            api_key_id=self.key_id(key),
             service_tier=tier,
             batch=batch,
             input_tokens=issued.input_tokens,
@@ -187,8 +215,18 @@ class AdminServer:
             cache_write_1h_tokens=int(dims.get("cache_write_1h_tokens", 0) or 0),
             cost=_price(self.provider, issued, dims),
         )
+        listed = ListedKey(
+            usage.api_key_id, _key_hint(self.provider, key), usage.project_id, usage.workspace_id
+        )
         with self._lock:
             self.usage.append(usage)
+            self.keys.setdefault(listed.id, listed)
+
+    def key_id(self, key: str) -> str:
+        """The id the provider gives ``key`` (in usage grouped by ``api_key_id`` and in the key listing)."""
+        return ("key_" if self.provider == "openai" else "apikey_") + hashlib.sha256(
+            key.encode()
+        ).hexdigest()[:16]
 
     def cost_of(self, response_ids: Iterable[str]) -> Decimal:
         """What the provider charged for these responses."""
@@ -233,13 +271,86 @@ class AdminServer:
                 ),
             }
         )
-        route = routes.get(path)
+        route = routes.get(path) or self._key_route(path)
         if route is None:
             return 404, _error(f"no route GET {path}", "not_found_error"), {}
         try:
             return 200, route(query), {}
         except ValueError as exc:
             return 400, _error(str(exc), "invalid_request_error"), {}
+
+    def _key_route(self, path: str) -> Optional[Callable[[dict[str, list[str]]], dict[str, Any]]]:
+        if self.provider == "anthropic":
+            return self._anthropic_keys if path == "/v1/organizations/api_keys" else None
+        prefix, suffix = "/v1/organization/projects/", "/api_keys"
+        project = path.removeprefix(prefix).removesuffix(suffix)
+        if not path.startswith(prefix) or not path.endswith(suffix) or not project or "/" in project:
+            return None
+        return lambda query: self._openai_keys(query, project)
+
+    def _listed(
+        self, query: dict[str, list[str]], cursor: str, keep: Callable[[ListedKey], bool]
+    ) -> tuple[list[ListedKey], bool]:
+        """A page of the listed keys ``keep`` selects, after the id ``cursor`` names; whether more follow."""
+        limit = min(int((query.get("limit") or ["20"])[0]), _KEY_LIMITS[self.provider], self.page_size)
+        with self._lock:
+            keys = [k for k in self.keys.values() if keep(k)]
+        after = query[cursor][0] if query.get(cursor) else None
+        ids = [k.id for k in keys]
+        if after is not None and after not in ids:
+            raise ValueError(f"unknown {cursor}")
+        start = ids.index(after) + 1 if after is not None else 0
+        return keys[start : start + limit], start + limit < len(keys)
+
+    def _openai_keys(self, query: dict[str, list[str]], project: str) -> dict[str, Any]:
+        page, more = self._listed(query, "after", lambda k: k.project_id == project)
+        data = [
+            {
+                "object": "organization.project.api_key",
+                "redacted_value": k.hint,
+                "name": f"key {n}",
+                "created_at": 1764547200,
+                "last_used_at": 1764547200,
+                "id": k.id,
+                "owner": {
+                    "type": "service_account",
+                    "service_account": {"id": f"svc_{n}", "name": f"svc {n}"},
+                },
+            }
+            for n, k in enumerate(page)
+        ]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": more,
+        }
+
+    def _anthropic_keys(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        workspace = query["workspace_id"][0] if query.get("workspace_id") else None
+        page, more = self._listed(
+            query, "after_id", lambda k: workspace is None or k.workspace_id == workspace
+        )
+        data = [
+            {
+                "id": k.id,
+                "type": "api_key",
+                "name": f"key {n}",
+                "workspace_id": k.workspace_id,
+                "created_at": "2026-12-01T00:00:00Z",
+                "created_by": {"id": f"user_{n}", "type": "user"},
+                "partial_key_hint": k.hint,
+                "status": "active",
+            }
+            for n, k in enumerate(page)
+        ]
+        return {
+            "data": data,
+            "has_more": more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
 
     def _days(self, query: dict[str, list[str]]) -> tuple[list[date], int]:
         """The days of the requested window on this page, and the index of the next page (0: none)."""
