@@ -68,7 +68,7 @@ def _nav() -> str:
 
 
 @pytest.mark.parametrize("heading", sorted(GUIDE_PAGES))
-def test_each_readme_section_of_a_later_feature_has_a_guide_page_in_the_nav_that_names_it(heading: str) -> None:
+def test_each_readme_section_of_a_later_feature_has_a_guide_page_that_names_it(heading: str) -> None:
     readme_headings = re.findall(r"^#{2,3} (.+)$", (ROOT / "README.md").read_text("utf-8"), re.M)
     assert heading in readme_headings
     page = GUIDE_PAGES[heading]
