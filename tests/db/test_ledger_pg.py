@@ -7,6 +7,8 @@ import hashlib
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -303,7 +305,7 @@ _RELEASED = {
     1: "2fbf25b782e53493",
     2: "e5ab7ad25c389c7c",
     3: "76646035fbd63eb5",
-    4: "e8fdb82e3edaa92d",
+    4: "81f86802d37d667f",
 }
 
 
@@ -317,3 +319,39 @@ def test_the_migrations_do_not_follow_the_record_fields() -> None:
     source = Path(ledger_pg_schema.__file__).read_text()
     imports = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)]
     assert [node.module for node in imports] == ["__future__"]
+
+
+def _wait_until_blocked(conn: psycopg.Connection[Any], pid: int) -> None:
+    """Return once backend ``pid`` waits for a lock another one holds (fail after a minute)."""
+    for _ in range(6000):
+        row = conn.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", (pid,)).fetchone()
+        if row is not None and row[0]:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"backend {pid} never waited for a lock")
+
+
+def test_a_write_during_the_migration_to_v4_lands_in_the_billed_rollup(postgres_url: str) -> None:
+    records = _billed_records()
+    with (
+        _connect(postgres_url) as admin,
+        _connect(postgres_url) as migrator,
+        _connect(postgres_url) as writer,
+    ):
+        ledger_pg.ensure_schema(admin, upto=3)
+        for statement in ledger_pg._added_columns():
+            admin.execute(statement)
+        ledger_pg.insert(admin, records[:10])
+        with _connect(postgres_url) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM usage_daily")  # holds the migration at usage_daily
+            with ThreadPoolExecutor(2) as pool:
+                migrated = pool.submit(ledger_pg.ensure_schema, migrator)
+                _wait_until_blocked(admin, migrator.info.backend_pid)
+                written = pool.submit(ledger_pg.insert, writer, records[10:])
+                _wait_until_blocked(admin, writer.info.backend_pid)
+                reader.execute("COMMIT")
+                assert (migrated.result(), written.result()) == (4, len(records) - 10)
+        for keys in _REPORT_KEYS:
+            rolled, direct = _rolled_and_direct(admin, keys)
+            assert rolled == direct, keys

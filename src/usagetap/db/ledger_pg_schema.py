@@ -126,7 +126,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # usage_daily gains the billed calls and their billed cost: rebuilt from usage, under the lock
         _LOCK_USAGE,
-        "ALTER TABLE usage ADD COLUMN IF NOT EXISTS billed_cost NUMERIC",
+        # the backfill reads usage.billed_cost: added first if missing (ALTER would lock out readers)
+        """DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM pg_attribute
+        WHERE attrelid = 'usage'::regclass AND attname = 'billed_cost' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE usage ADD COLUMN billed_cost NUMERIC;
+    END IF;
+END
+$$""",
         "ALTER TABLE usage_daily ADD COLUMN billed BIGINT NOT NULL DEFAULT 0, "
         "ADD COLUMN billed_cost NUMERIC NOT NULL DEFAULT 0",
         _rollup_function(billed=True),
