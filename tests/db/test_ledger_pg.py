@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,8 +19,9 @@ import pytest
 
 from tests.helpers import make_record
 from usagetap._ledger_source import open_ledger
+from usagetap._record import UsageRecord
 from usagetap._report import aggregate
-from usagetap.db import ledger_pg
+from usagetap.db import ledger_pg, ledger_pg_schema
 from usagetap.db.pg_migrate import applied_version
 
 
@@ -191,3 +197,161 @@ def test_the_daily_rollup_sums_what_the_usage_table_holds_after_duplicates_updat
                 assert rolled == direct, (keys, since)
         [total] = ledger_pg.aggregate(conn, (), None, None)
     assert total[0] == len(records) - 1
+
+
+_REPORT_KEYS = (
+    ("day", "customer", "model", "feature", "provider", "operation", "status"),
+    ("month",),
+    ("month", "customer"),
+    ("month", "feature"),
+    ("day", "feature"),
+    ("customer",),
+    (),
+)
+
+
+def _billed_records() -> list[UsageRecord]:
+    """Records over a month's end, some billed, some unpriced, some with a ``feature`` dimension."""
+    first = datetime(2026, 10, 30, 18, tzinfo=timezone.utc)
+    return [
+        make_record(
+            customer=customer,
+            timestamp=first + timedelta(days=i % 4),
+            model=("gpt-4.1", "o4-mini")[i % 2],
+            dimensions={"feature": ("chat", "search")[i % 2]} if i % 3 else {},
+            cost=None if i % 5 == 0 else Decimal(i) / 1000,
+            billed_cost=None if i % 4 == 0 else Decimal(i) / 400,
+        )
+        for i, customer in enumerate(["a", "b", None, "a", "c"] * 6)
+    ]
+
+
+def _rolled_and_direct(conn: psycopg.Connection[Any], keys: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
+    rolled = sorted(ledger_pg.aggregate(conn, keys, None, None), key=repr)
+    direct = sorted(ledger_pg.aggregate(conn, keys, None, None, rollup=False), key=repr)
+    return rolled, direct
+
+
+def test_reports_from_the_rollup_equal_the_usage_table_with_billed_cost_by_month_and_feature(
+    postgres_url: str,
+) -> None:
+    records = _billed_records()
+    with _connect(postgres_url) as conn:
+        ledger_pg.ensure_schema(conn)
+        assert ledger_pg._has_rollup(conn, billed=True)
+        ledger_pg.insert(conn, records[:20])
+        ledger_pg.insert(conn, records[10:])  # ten duplicates
+        conn.execute("DELETE FROM usage WHERE event_id = %s", (records[3].event_id,))
+        conn.execute(
+            "UPDATE usage SET billed_cost = 0.75, customer = 'z' WHERE event_id = %s", (records[7].event_id,)
+        )
+        conn.execute("UPDATE usage SET billed_cost = NULL WHERE customer = 'c'")
+        conn.execute(
+            'UPDATE usage SET "timestamp" = "timestamp" + interval \'3 days\', billed_cost = 2 '
+            "WHERE event_id = %s",
+            (records[1].event_id,),
+        )
+        for keys in _REPORT_KEYS:
+            rolled, direct = _rolled_and_direct(conn, keys)
+            assert rolled == direct, keys
+        [total] = ledger_pg.aggregate(conn, (), None, None)
+    expected = [r for r in records if r.event_id != records[3].event_id]
+    billed = {r.event_id: r.billed_cost for r in expected if r.customer != "c"}
+    billed[records[7].event_id], billed[records[1].event_id] = Decimal("0.75"), Decimal(2)
+    assert total[0] == len(expected)
+    assert total[-2:] == (
+        sum(v is not None for v in billed.values()),
+        sum(v for v in billed.values() if v is not None),
+    )
+
+
+def test_a_month_report_reads_the_daily_rollup(postgres_url: str) -> None:
+    with _connect(postgres_url) as conn:
+        ledger_pg.ensure_schema(conn)
+        ledger_pg.insert(conn, [make_record(billed_cost=Decimal("0.5"))])
+        conn.execute("ALTER TABLE usage DISABLE TRIGGER USER")  # rows the rollup does not see
+        ledger_pg.insert(conn, [make_record(billed_cost=Decimal("0.25"))])
+        [rolled] = ledger_pg.aggregate(conn, ("month",), None, None)
+        [direct] = ledger_pg.aggregate(conn, ("month",), None, None, rollup=False)
+    assert (rolled[1], rolled[-1]) == (1, Decimal("0.5"))
+    assert (direct[1], direct[-1]) == (2, Decimal("0.75"))
+
+
+def test_a_v3_ledger_migrated_to_v4_keeps_its_rows_and_its_totals(postgres_url: str) -> None:
+    records = _billed_records()
+    with _connect(postgres_url) as conn:
+        assert ledger_pg.ensure_schema(conn, upto=3) == 3
+        for statement in ledger_pg._added_columns():  # the columns a v3 release added after its migrations
+            conn.execute(statement)
+        ledger_pg.insert(conn, records[:25])
+        conn.execute("DELETE FROM usage WHERE event_id = %s", (records[4].event_id,))
+        before = {keys: _rolled_and_direct(conn, keys)[1] for keys in _REPORT_KEYS}
+        assert ledger_pg.ensure_schema(conn) == 4
+        assert applied_version(conn, "ledger") == 4
+        assert list(ledger_pg.records_between(conn, None, None)) == sorted(
+            (r for r in records[:25] if r.event_id != records[4].event_id),
+            key=lambda r: (r.timestamp, r.event_id),
+        )
+        for keys in _REPORT_KEYS:
+            rolled, direct = _rolled_and_direct(conn, keys)
+            assert rolled == direct == before[keys], keys
+        ledger_pg.insert(conn, records[20:])
+        for keys in _REPORT_KEYS:
+            rolled, direct = _rolled_and_direct(conn, keys)
+            assert rolled == direct, keys
+
+
+_RELEASED = {
+    1: "2fbf25b782e53493",
+    2: "e5ab7ad25c389c7c",
+    3: "76646035fbd63eb5",
+    4: "81f86802d37d667f",
+}
+
+
+@pytest.mark.parametrize("version", sorted(_RELEASED))
+def test_a_released_migration_is_never_edited(version: int) -> None:
+    text = "\n".join(ledger_pg.MIGRATIONS[version - 1])
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == _RELEASED[version]
+
+
+def test_the_migrations_do_not_follow_the_record_fields() -> None:
+    source = Path(ledger_pg_schema.__file__).read_text()
+    imports = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)]
+    assert [node.module for node in imports] == ["__future__"]
+
+
+def _wait_until_blocked(conn: psycopg.Connection[Any], pid: int) -> None:
+    """Return once backend ``pid`` waits for a lock another one holds (fail after a minute)."""
+    for _ in range(6000):
+        row = conn.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", (pid,)).fetchone()
+        if row is not None and row[0]:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"backend {pid} never waited for a lock")
+
+
+def test_a_write_during_the_migration_to_v4_lands_in_the_billed_rollup(postgres_url: str) -> None:
+    records = _billed_records()
+    with (
+        _connect(postgres_url) as admin,
+        _connect(postgres_url) as migrator,
+        _connect(postgres_url) as writer,
+    ):
+        ledger_pg.ensure_schema(admin, upto=3)
+        for statement in ledger_pg._added_columns():
+            admin.execute(statement)
+        ledger_pg.insert(admin, records[:10])
+        with _connect(postgres_url) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM usage_daily")  # holds the migration at usage_daily
+            with ThreadPoolExecutor(2) as pool:
+                migrated = pool.submit(ledger_pg.ensure_schema, migrator)
+                _wait_until_blocked(admin, migrator.info.backend_pid)
+                written = pool.submit(ledger_pg.insert, writer, records[10:])
+                _wait_until_blocked(admin, writer.info.backend_pid)
+                reader.execute("COMMIT")
+                assert (migrated.result(), written.result()) == (4, len(records) - 10)
+        for keys in _REPORT_KEYS:
+            rolled, direct = _rolled_and_direct(admin, keys)
+            assert rolled == direct, keys

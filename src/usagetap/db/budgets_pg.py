@@ -4,7 +4,9 @@ A reservation is one transaction that first takes a transaction-level advisory l
 customer (``pg_advisory_xact_lock(hashtextextended(customer, 0))``): reservations for one customer
 are serialised across the fleet, other customers' run in parallel. Time is the server's clock, so
 machines with skewed clocks agree on when a reservation expires. Connect, statement and lock waits
-are bounded by ``timeout``. psycopg 3 is imported when the store is made (``usagetap[postgres]``).
+are bounded by ``timeout``. The tables are created or migrated on first use, versioned like the
+ledger's (:mod:`.pg_migrate`, component ``budgets``). psycopg 3 is imported when the store is made
+(``usagetap[postgres]``).
 """
 
 from __future__ import annotations
@@ -16,22 +18,31 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..budgets.base import Charge, Refusal, StoreUnavailable, Used, distinct, passes
+from .pg_migrate import migrate
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresBudgets"]
+__all__ = ["COMPONENT", "MIGRATIONS", "PostgresBudgets"]
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS usagetap_budget_used (bucket TEXT PRIMARY KEY, "
-    "calls BIGINT NOT NULL DEFAULT 0, tokens BIGINT NOT NULL DEFAULT 0, nanos BIGINT NOT NULL DEFAULT 0, "
-    "unpriced BIGINT NOT NULL DEFAULT 0, expires DOUBLE PRECISION)",
-    "CREATE TABLE IF NOT EXISTS usagetap_budget_holds (hold TEXT NOT NULL, bucket TEXT NOT NULL, "
-    "tokens BIGINT NOT NULL, nanos BIGINT NOT NULL, expires DOUBLE PRECISION NOT NULL, "
-    "PRIMARY KEY (hold, bucket))",
-    "CREATE INDEX IF NOT EXISTS usagetap_budget_holds_bucket ON usagetap_budget_holds (bucket)",
-    "CREATE INDEX IF NOT EXISTS usagetap_budget_holds_expires ON usagetap_budget_holds (expires)",
+COMPONENT = "budgets"
+"""The budget store's name in ``usagetap_migrations`` (:mod:`.pg_migrate`)."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE IF NOT EXISTS usagetap_budget_used (bucket TEXT PRIMARY KEY, "
+        "calls BIGINT NOT NULL DEFAULT 0, tokens BIGINT NOT NULL DEFAULT 0, nanos BIGINT NOT NULL DEFAULT 0, "
+        "unpriced BIGINT NOT NULL DEFAULT 0, expires DOUBLE PRECISION)",
+        "CREATE TABLE IF NOT EXISTS usagetap_budget_holds (hold TEXT NOT NULL, bucket TEXT NOT NULL, "
+        "tokens BIGINT NOT NULL, nanos BIGINT NOT NULL, expires DOUBLE PRECISION NOT NULL, "
+        "PRIMARY KEY (hold, bucket))",
+        "CREATE INDEX IF NOT EXISTS usagetap_budget_holds_bucket ON usagetap_budget_holds (bucket)",
+        "CREATE INDEX IF NOT EXISTS usagetap_budget_holds_expires ON usagetap_budget_holds (expires)",
+    ),
 )
+"""The budget store's migrations: version ``i + 1`` is ``MIGRATIONS[i]``. Append; never edit one.
+Version 1 is idempotent: it adopts the tables of a store made before migrations were recorded."""
+
 _NOW = "extract(epoch from clock_timestamp())"
 _MAX_IDLE = 8
 
@@ -74,10 +85,7 @@ class PostgresBudgets:
                     options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
                 )
                 if not self._schema_ready:
-                    with conn.transaction():
-                        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('usagetap_budgets', 0))")
-                        for statement in _SCHEMA:
-                            conn.execute(statement)
+                    migrate(conn, COMPONENT, MIGRATIONS)
                     self._schema_ready = True
             yield conn
         except psycopg.Error as exc:

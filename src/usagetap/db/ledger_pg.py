@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._record import FIELD_KINDS, TOKEN_FIELDS, UsageRecord, field_values
 from .ledger import COLUMNS
+from .ledger_pg_schema import MIGRATIONS, ROLLUP_KEYS
 from .pg_migrate import migrate
 
 if TYPE_CHECKING:
@@ -43,114 +44,8 @@ _TYPES = {"count": "BIGINT", "text": "TEXT", "time": "TIMESTAMPTZ", "decimal": "
 _DAY = "((\"timestamp\" AT TIME ZONE 'UTC')::date)"
 _MONTH = "to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM')"
 
-_ROLLUP_KEYS = ("day", "customer", "model", "provider", "operation", "feature", "status")
-"""The keys ``usage_daily`` sums by: a report grouped by any of them reads it, not ``usage``."""
-_ROLLUP_SOURCE = {
-    "day": _DAY,
-    "customer": "customer",
-    "model": "model",
-    "provider": "provider",
-    "operation": "operation",
-    "feature": "dimensions->>'feature'",
-    "status": "status",
-}
-_ROLLUP_CONFLICT = (
-    "day, (COALESCE(customer, '')), (customer IS NULL), model, provider, operation, "
-    "(COALESCE(feature, '')), (feature IS NULL), status"
-)
-_ROLLUP_SUMS = ("calls", *TOKEN_FIELDS, "cost", "unpriced")
-_ROLLUP_ADD = ", ".join(f"{name} = d.{name} + EXCLUDED.{name}" for name in _ROLLUP_SUMS)
-
-
-def _rollup_select(table: str, sign: int) -> str:
-    """The ``usage_daily`` rows of the ``usage`` rows in ``table``, each sum times ``sign``."""
-    keys = ", ".join(_ROLLUP_SOURCE[key] for key in _ROLLUP_KEYS)
-    sums = [
-        f"{sign} * COUNT(*)",
-        *(f"{sign} * SUM({name})" for name in TOKEN_FIELDS),
-        f"{sign} * COALESCE(SUM(cost), 0)",
-        f"{sign} * COUNT(*) FILTER (WHERE cost IS NULL)",
-    ]
-    positions = ", ".join(str(i + 1) for i in range(len(_ROLLUP_KEYS)))
-    return f"SELECT {keys}, {', '.join(sums)} FROM {table} GROUP BY {positions} ORDER BY {positions}"
-
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE IF NOT EXISTS usage (
-    event_id TEXT PRIMARY KEY,
-    "timestamp" TIMESTAMPTZ NOT NULL,
-    customer TEXT,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    request_model TEXT,
-    operation TEXT NOT NULL,
-    input_tokens BIGINT NOT NULL,
-    output_tokens BIGINT NOT NULL,
-    cache_read_tokens BIGINT NOT NULL,
-    cache_write_tokens BIGINT NOT NULL,
-    reasoning_tokens BIGINT NOT NULL,
-    cost NUMERIC,
-    dimensions JSONB NOT NULL,
-    status TEXT NOT NULL,
-    response_id TEXT,
-    run_id TEXT,
-    parent_run_id TEXT,
-    price_version TEXT,
-    billed_cost NUMERIC
-)""",
-    ),
-    (
-        'CREATE INDEX IF NOT EXISTS usage_ts ON usage ("timestamp")',
-        'CREATE INDEX IF NOT EXISTS usage_customer_ts ON usage (customer, "timestamp")',
-        # report --by day,customer (and budgets' spend) read this index alone
-        f"CREATE INDEX IF NOT EXISTS usage_day_customer ON usage ({_DAY}, customer) INCLUDE "
-        f"({', '.join(TOKEN_FIELDS)}, cost)",
-    ),
-    (
-        "LOCK TABLE usage IN SHARE ROW EXCLUSIVE MODE",  # no write between the backfill and the triggers
-        f"""CREATE TABLE IF NOT EXISTS usage_daily (
-    day DATE NOT NULL,
-    customer TEXT,
-    model TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    feature TEXT,
-    status TEXT NOT NULL,
-    calls BIGINT NOT NULL,
-{"".join(f"    {name} BIGINT NOT NULL,{chr(10)}" for name in TOKEN_FIELDS)}    cost NUMERIC NOT NULL,
-    unpriced BIGINT NOT NULL
-)""",
-        f"CREATE UNIQUE INDEX IF NOT EXISTS usage_daily_key ON usage_daily ({_ROLLUP_CONFLICT})",
-        f"INSERT INTO usage_daily {_rollup_select('usage', 1)}",
-        f"""CREATE OR REPLACE FUNCTION usagetap_usage_daily() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        INSERT INTO usage_daily AS d {_rollup_select("old_rows", -1)}
-        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO usage_daily AS d {_rollup_select("new_rows", 1)}
-        ON CONFLICT ({_ROLLUP_CONFLICT}) DO UPDATE SET {_ROLLUP_ADD};
-    END IF;
-    IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM usage_daily;
-    END IF;
-    RETURN NULL;
-END
-$$""",
-        "CREATE TRIGGER usage_daily_insert AFTER INSERT ON usage REFERENCING NEW TABLE AS new_rows "
-        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
-        "CREATE TRIGGER usage_daily_delete AFTER DELETE ON usage REFERENCING OLD TABLE AS old_rows "
-        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
-        "CREATE TRIGGER usage_daily_update AFTER UPDATE ON usage "
-        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
-        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
-        "CREATE TRIGGER usage_daily_truncate AFTER TRUNCATE ON usage "
-        "FOR EACH STATEMENT EXECUTE FUNCTION usagetap_usage_daily()",
-    ),
-)
-"""The ledger's migrations: version ``i + 1`` is ``MIGRATIONS[i]``. Append; never edit one."""
+_ROLLUP_GROUP = {key: key for key in ROLLUP_KEYS} | {"month": "to_char(day, 'YYYY-MM')"}
+"""What each report key reads in ``usage_daily``: a report grouped by these alone reads it, not ``usage``."""
 
 GROUP_KEYS: dict[str, str] = {
     "customer": "customer",
@@ -292,9 +187,9 @@ def aggregate(
     the UTC days: the keys (as text), the number of calls, the sums of the token columns, the cost of
     the priced calls (None when none is), the number of unpriced calls, the number of calls with a
     billed cost and their billed cost (None when none has). Summed by the server, from
-    ``usage_daily`` when every key is one of its own and ``rollup`` is true."""
-    if rollup and set(by) <= set(_ROLLUP_KEYS) and _has_rollup(conn, billed=True):
-        keys = [_text(key, key) for key in by]
+    ``usage_daily`` when every key is one of its own or ``month`` and ``rollup`` is true."""
+    if rollup and set(by) <= _ROLLUP_GROUP.keys() and _has_rollup(conn, billed=True):
+        keys = [_text(key, _ROLLUP_GROUP[key]) for key in by]
         key_params: list[object] = []
         sums = [f"SUM({name})::bigint" for name in ("calls", *TOKEN_FIELDS)]
         tail = [
