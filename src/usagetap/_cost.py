@@ -85,6 +85,10 @@ _DIMENSION_USAGE: dict[str, str] = {
     "cache_write_1h_tokens": "cache_write_1h_tokens",
     "input_audio_tokens": "input_audio_tokens",
     "output_audio_tokens": "output_audio_tokens",
+    "cache_audio_read_tokens": "cache_audio_read_tokens",
+    "input_image_tokens": "input_image_tokens",
+    "cache_image_read_tokens": "cache_image_read_tokens",
+    "output_image_tokens": "output_image_tokens",
 }
 # usage keys a genai-prices without them prices at the base rate anyway (no warning)
 _QUIET_KEYS = frozenset({"output_reasoning_tokens"})
