@@ -1,8 +1,8 @@
-"""Token kinds priced at their own rates: OpenAI cache writes, audio and image tokens.
+"""Token kinds priced at their own rates: OpenAI cache writes, audio and image tokens, Gemini modalities.
 
-Each expected cost is worked out by hand from the price OpenAI documents (USD per million tokens,
-https://platform.openai.com/docs/pricing), never from genai-prices; the usage comes through
-usagetap's own reading of the response body.
+Each expected cost is worked out by hand from the price the provider documents (USD per million
+tokens: https://platform.openai.com/docs/pricing, https://ai.google.dev/gemini-api/docs/pricing),
+never from genai-prices; the usage comes through usagetap's own reading of the response body.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ from typing import Any
 from usagetap._cost import price_record, price_version
 from usagetap._record import UsageRecord
 from usagetap.providers.base import TokenUsage
+from usagetap.providers.google.usage import content_usage
 from usagetap.providers.openai import usage as extract
 
 M = Decimal(1_000_000)
 
 
-def priced(usage: TokenUsage) -> UsageRecord:
-    """The record of an OpenAI call with ``usage``, priced."""
+def priced(usage: TokenUsage, provider: str = "openai") -> UsageRecord:
+    """The record of a call with ``usage``, priced."""
     assert usage.model is not None
     record = UsageRecord(
         event_id=f"ev-{usage.response_id}",
         timestamp=datetime(2026, 12, 1, 12, tzinfo=timezone.utc),
         customer="org_1",
-        provider="openai",
+        provider=provider,
         model=usage.model,
         request_model=usage.model,
         operation="chat",
@@ -41,7 +42,9 @@ def priced(usage: TokenUsage) -> UsageRecord:
 
 
 def response(model: str, usage: dict[str, Any]) -> TokenUsage:
-    return extract.responses_usage({"id": f"resp_{model}", "model": model, "status": "completed", "usage": usage})
+    return extract.responses_usage(
+        {"id": f"resp_{model}", "model": model, "status": "completed", "usage": usage}
+    )
 
 
 def test_openai_cache_writes_are_priced_at_the_cache_write_rate() -> None:
@@ -55,7 +58,9 @@ def test_openai_cache_writes_are_priced_at_the_cache_write_rate() -> None:
         },
     )
     r = priced(usage)
-    expected = 4_000 * Decimal("12.5") + 4_000 * Decimal("15.625") + 2_000 * Decimal("1.25") + 1_000 * Decimal(75)
+    expected = (
+        4_000 * Decimal("12.5") + 4_000 * Decimal("15.625") + 2_000 * Decimal("1.25") + 1_000 * Decimal(75)
+    )
     assert r.cost == expected / M and r.price_source == price_version()
 
 
@@ -119,3 +124,50 @@ def test_image_tokens_are_priced_at_the_image_rates() -> None:
     )
     r = priced(usage)
     assert r.cost == (150 * Decimal(5) + 750 * Decimal(8) + 4_160 * Decimal(32)) / M
+
+
+def gemini(model: str, meta: dict[str, Any]) -> TokenUsage:
+    return content_usage({"modelVersion": model, "responseId": f"resp-{model}", "usageMetadata": meta})
+
+
+def test_gemini_audio_input_and_its_cache_reads_are_priced_at_the_audio_rates() -> None:
+    # Gemini 2.5 Flash: text $0.30 in / $0.03 cached, audio $1.00 in / $0.10 cached, output $2.50
+    usage = gemini(
+        "gemini-2.5-flash",
+        {
+            "promptTokenCount": 10_000,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 4_000},
+                {"modality": "AUDIO", "tokenCount": 6_000},
+            ],
+            "cachedContentTokenCount": 5_000,
+            "cacheTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 1_000},
+                {"modality": "AUDIO", "tokenCount": 4_000},
+            ],
+            "candidatesTokenCount": 500,
+            "totalTokenCount": 10_500,
+        },
+    )
+    r = priced(usage, "google")
+    text_in = 3_000 * Decimal("0.3") + 1_000 * Decimal("0.03")
+    audio_in = 2_000 * Decimal(1) + 4_000 * Decimal("0.1")
+    assert r.cost == (text_in + audio_in + 500 * Decimal("2.5")) / M
+
+
+def test_gemini_image_output_is_priced_at_the_image_output_rate() -> None:
+    # Gemini 2.5 Flash Image: input $0.30, text output $2.50, image output $30
+    usage = gemini(
+        "gemini-2.5-flash-image",
+        {
+            "promptTokenCount": 200,
+            "candidatesTokenCount": 1_300,
+            "candidatesTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 10},
+                {"modality": "IMAGE", "tokenCount": 1_290},
+            ],
+            "totalTokenCount": 1_500,
+        },
+    )
+    r = priced(usage, "google")
+    assert r.cost == (200 * Decimal("0.3") + 10 * Decimal("2.5") + 1_290 * Decimal(30)) / M

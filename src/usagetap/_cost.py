@@ -12,8 +12,8 @@ An unknown model prices as ``None`` (never 0) with one warning per model.
 What is priced, where the installed genai-prices has it: input (long-context
 tiers follow from the total input), cache reads, cache writes with the 5-minute
 / 1-hour split (dimensions ``cache_write_5m_tokens`` / ``cache_write_1h_tokens``; 1-hour writes
-of a model with no 1-hour price in genai-prices or the overlay are not priced), reasoning, audio
-and image tokens. A call is priced as it was served (batch,
+of a model with no 1-hour price in genai-prices or the overlay are not priced), reasoning, audio,
+image and video tokens. A call is priced as it was served (batch,
 ``service_tier``, ``speed``, ``inference_geo``: :func:`served_conditions`): by
 genai-prices' price variant for it, else by an entry of
 :mod:`usagetap.pricing_overlay`, else not at all (``cost=None``, ``price_issue``
@@ -89,6 +89,9 @@ _DIMENSION_USAGE: dict[str, str] = {
     "input_image_tokens": "input_image_tokens",
     "cache_image_read_tokens": "cache_image_read_tokens",
     "output_image_tokens": "output_image_tokens",
+    "input_video_tokens": "input_video_tokens",
+    "cache_video_read_tokens": "cache_video_read_tokens",
+    "output_video_tokens": "output_video_tokens",
 }
 # usage keys a genai-prices without them prices at the base rate anyway (no warning)
 _QUIET_KEYS = frozenset({"output_reasoning_tokens"})
@@ -376,7 +379,9 @@ def _plan(provider: str, model: str, served: ContextItems, keys: tuple[str, ...]
     ):
         entry = pricing_overlay.find(provider_id, model, "cache_write_1h", _day(day))
         if entry is None or entry.multiplier is None:  # genai-prices would price them as 5-minute writes
-            return _Plan(provider_id, (), issue=f"no price for 1-hour cache writes of {model!r} at {provider!r}")
+            return _Plan(
+                provider_id, (), issue=f"no price for 1-hour cache writes of {model!r} at {provider!r}"
+            )
         overlay.insert(0, entry)
     return _Plan(provider_id, tuple(context), tuple(overlay))
 
