@@ -171,3 +171,25 @@ def test_gemini_image_output_is_priced_at_the_image_output_rate() -> None:
     )
     r = priced(usage, "google")
     assert r.cost == (200 * Decimal("0.3") + 10 * Decimal("2.5") + 1_290 * Decimal(30)) / M
+
+
+def test_audio_with_cache_reads_but_no_cached_audio_count_is_not_priced_at_the_text_rate() -> None:
+    # gpt-realtime prices cached audio apart ($0.40) from audio input ($32): without the split of the
+    # 100 cache reads genai-prices refuses the usage, and pricing the 400 audio tokens at $4 would be wrong
+    usage = extract.chat_usage(
+        {
+            "id": "chatcmpl-rt-3",
+            "model": "gpt-realtime",
+            "usage": {
+                "prompt_tokens": 1_000,
+                "completion_tokens": 500,
+                "prompt_tokens_details": {"audio_tokens": 400, "cached_tokens": 100},
+                "completion_tokens_details": {"audio_tokens": 300},
+            },
+        }
+    )
+    r = priced(usage)
+    assert r.cost is None and r.price_source is None
+    assert r.price_issue == (
+        "no price for the usage (input_audio_tokens, output_audio_tokens) of 'gpt-realtime' at 'openai'"
+    )

@@ -232,7 +232,8 @@ def test_bedrock_one_hour_cache_writes_are_priced_at_bedrocks_one_hour_rate() ->
         {"cache_write_5m_tokens": 1_000, "cache_write_1h_tokens": 2_000},
         input_tokens=4_000, cache_write_tokens=3_000, output_tokens=100,
     )  # fmt: skip
-    expected = 1_000 * Decimal("3.3") + 1_000 * Decimal("4.125") + 2_000 * Decimal("6.6") + 100 * Decimal("16.5")
+    writes = 1_000 * Decimal("4.125") + 2_000 * Decimal("6.6")
+    expected = 1_000 * Decimal("3.3") + writes + 100 * Decimal("16.5")
     assert r.cost == expected / M and r.price_source == price_version()
 
 

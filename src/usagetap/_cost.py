@@ -20,7 +20,8 @@ genai-prices' price variant for it, else by an entry of
 says why). Non-token fees (``record.fees``) are line items of ``cost``
 (``cost_items``), each priced by genai-prices or the overlay, else ``cost=None``.
 Older genai-prices without some usage keys price them at the base rates, saying
-so once. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
+so once; a split genai-prices refuses (audio input with cache reads but no cached-audio
+count) is not priced. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
 recorded as ``billed_cost``. ``price_source`` names what priced a record.
 
 A provider that is a host genai-prices does not know (a gateway, a proxy) is
@@ -285,7 +286,9 @@ def _priced_fields(record: UsageRecord, fees: Mapping[str, Scalar]) -> dict[str,
     else:
         tokens = _cost(provider, model, usage, plan.context, day)
     source = (version, *(f"overlay:{entry.id}" for entry in plan.overlay))
-    return _with_fees(record, fees, tokens, version, source, plan, None)
+    parts = ", ".join(k for k, _ in usage if k not in _BASE_KEYS)
+    issue = None if tokens is not None else f"no price for the usage ({parts}) of {model!r} at {provider!r}"
+    return _with_fees(record, fees, tokens, version, source, plan, issue)
 
 
 def _unpriced(version: str, issue: str) -> dict[str, Any]:
@@ -648,7 +651,7 @@ def _price(
             result = _calculate(provider, model, usage, context, day)
         except ValueError:
             base = tuple((k, v) for k, v in usage if k in _BASE_KEYS)
-            if len(base) == len(usage):
+            if any(k not in _BASE_KEYS | _QUIET_KEYS for k, _ in usage):  # without them: a list price
                 raise
             log_once(
                 WARNING,
