@@ -48,9 +48,9 @@ def response(model: str, usage: dict[str, Any]) -> TokenUsage:
 
 
 def test_openai_cache_writes_are_priced_at_the_cache_write_rate() -> None:
-    # gpt-5.6-cyber: input $12.50, cache write $15.625, cached input $1.25, output $75
+    # gpt-5.6-terra up to 272k input: input $2, cache write $2.50, cached input $0.20, output $12
     usage = response(
-        "gpt-5.6-cyber",
+        "gpt-5.6-terra",
         {
             "input_tokens": 10_000,
             "input_tokens_details": {"cached_tokens": 2_000, "cache_write_tokens": 4_000},
@@ -58,9 +58,7 @@ def test_openai_cache_writes_are_priced_at_the_cache_write_rate() -> None:
         },
     )
     r = priced(usage)
-    expected = (
-        4_000 * Decimal("12.5") + 4_000 * Decimal("15.625") + 2_000 * Decimal("1.25") + 1_000 * Decimal(75)
-    )
+    expected = 4_000 * Decimal(2) + 4_000 * Decimal("2.5") + 2_000 * Decimal("0.2") + 1_000 * Decimal(12)
     assert r.cost == expected / M and r.price_source == price_version()
 
 
