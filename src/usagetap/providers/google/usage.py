@@ -113,7 +113,7 @@ _MODALITIES: tuple[tuple[tuple[str, str], dict[str, str]], ...] = (
 )
 
 
-def modality_dimensions(meta: Any) -> dict[str, Scalar]:
+def _modality_dimensions(meta: Any) -> dict[str, Scalar]:
     """The audio, image and video parts of the prompt, the cache read and the output
     (``promptTokensDetails`` and the like: ``{modality, tokenCount}`` items) as dimensions."""
     dimensions: dict[str, Scalar] = {}
@@ -144,7 +144,7 @@ def usage_of_metadata(meta: Any, model: Optional[str], response_id: Optional[str
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
-        dimensions={**dimensions_of(meta), **modality_dimensions(meta)},
+        dimensions={**dimensions_of(meta), **_modality_dimensions(meta)},
     )
     counted = usage.input_tokens + usage.output_tokens
     if get(meta, TOTAL) is None:
