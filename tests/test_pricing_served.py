@@ -219,6 +219,48 @@ def test_one_hour_cache_writes_without_a_table_price_take_the_overlay_2x_input(
     assert r.price_source == f"{price_version()} + overlay:anthropic-cache-write-1h-2x"
 
 
+# Amazon Bedrock offers the 1-hour TTL on Claude Sonnet 4.5, Haiku 4.5, Opus 4.5 and later, priced on
+# https://aws.amazon.com/bedrock/pricing/ (cross-Region "us." profiles: 1.1 x the global rates); older
+# Claude models have no 1-hour write price there
+# (https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html).
+
+
+def test_bedrock_one_hour_cache_writes_are_priced_at_bedrocks_one_hour_rate() -> None:
+    # us.anthropic.claude-sonnet-4-6: input $3.30, 5-minute write $4.125, 1-hour write $6.60, output $16.50
+    r = served(
+        "us.anthropic.claude-sonnet-4-6", "bedrock",
+        {"cache_write_5m_tokens": 1_000, "cache_write_1h_tokens": 2_000},
+        input_tokens=4_000, cache_write_tokens=3_000, output_tokens=100,
+    )  # fmt: skip
+    writes = 1_000 * Decimal("4.125") + 2_000 * Decimal("6.6")
+    expected = 1_000 * Decimal("3.3") + writes + 100 * Decimal("16.5")
+    assert r.cost == expected / M and r.price_source == price_version()
+
+
+def test_one_hour_cache_writes_without_a_one_hour_price_anywhere_are_not_priced_as_5_minute_writes() -> None:
+    # Claude Sonnet 4 on Bedrock: $3 in, $3.75 5-minute write, no 1-hour write price; genai-prices alone
+    # would charge the 2,000 1-hour tokens at $3.75 (a total of $0.012)
+    r = served(
+        "us.anthropic.claude-sonnet-4-20250514-v1:0", "bedrock",
+        {"cache_write_5m_tokens": 0, "cache_write_1h_tokens": 2_000},
+        input_tokens=3_000, cache_write_tokens=2_000, output_tokens=100,
+    )  # fmt: skip
+    assert r.cost is None and r.price_source is None
+    assert r.price_issue == (
+        "no price for 1-hour cache writes of 'us.anthropic.claude-sonnet-4-20250514-v1:0' at 'bedrock'"
+    )
+
+
+def test_five_minute_cache_writes_of_a_model_without_a_one_hour_price_are_priced() -> None:
+    # Claude Sonnet 4 on Bedrock: $3 in, $3.75 5-minute write, $15 out
+    r = served(
+        "us.anthropic.claude-sonnet-4-20250514-v1:0", "bedrock",
+        {"cache_write_5m_tokens": 2_000, "cache_write_1h_tokens": 0},
+        input_tokens=3_000, cache_write_tokens=2_000, output_tokens=100,
+    )  # fmt: skip
+    assert r.cost == (1_000 * Decimal(3) + 2_000 * Decimal("3.75") + 100 * Decimal(15)) / M
+
+
 def _copy_without(model_price: Any, name: str) -> Any:
     import copy
 

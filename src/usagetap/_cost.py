@@ -11,15 +11,17 @@ An unknown model prices as ``None`` (never 0) with one warning per model.
 
 What is priced, where the installed genai-prices has it: input (long-context
 tiers follow from the total input), cache reads, cache writes with the 5-minute
-/ 1-hour split (dimensions ``cache_write_5m_tokens`` / ``cache_write_1h_tokens``),
-reasoning and audio tokens. A call is priced as it was served (batch,
+/ 1-hour split (dimensions ``cache_write_5m_tokens`` / ``cache_write_1h_tokens``; 1-hour writes
+of a model with no 1-hour price in genai-prices or the overlay are not priced), reasoning, audio,
+image and video tokens. A call is priced as it was served (batch,
 ``service_tier``, ``speed``, ``inference_geo``: :func:`served_conditions`): by
 genai-prices' price variant for it, else by an entry of
 :mod:`usagetap.pricing_overlay`, else not at all (``cost=None``, ``price_issue``
 says why). Non-token fees (``record.fees``) are line items of ``cost``
 (``cost_items``), each priced by genai-prices or the overlay, else ``cost=None``.
 Older genai-prices without some usage keys price them at the base rates, saying
-so once. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
+so once; a split genai-prices refuses (audio input with cache reads but no cached-audio
+count) is not priced. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
 recorded as ``billed_cost``. ``price_source`` names what priced a record.
 
 A provider that is a host genai-prices does not know (a gateway, a proxy) is
@@ -84,6 +86,13 @@ _DIMENSION_USAGE: dict[str, str] = {
     "cache_write_1h_tokens": "cache_write_1h_tokens",
     "input_audio_tokens": "input_audio_tokens",
     "output_audio_tokens": "output_audio_tokens",
+    "cache_audio_read_tokens": "cache_audio_read_tokens",
+    "input_image_tokens": "input_image_tokens",
+    "cache_image_read_tokens": "cache_image_read_tokens",
+    "output_image_tokens": "output_image_tokens",
+    "input_video_tokens": "input_video_tokens",
+    "cache_video_read_tokens": "cache_video_read_tokens",
+    "output_video_tokens": "output_video_tokens",
 }
 # usage keys a genai-prices without them prices at the base rate anyway (no warning)
 _QUIET_KEYS = frozenset({"output_reasoning_tokens"})
@@ -277,7 +286,9 @@ def _priced_fields(record: UsageRecord, fees: Mapping[str, Scalar]) -> dict[str,
     else:
         tokens = _cost(provider, model, usage, plan.context, day)
     source = (version, *(f"overlay:{entry.id}" for entry in plan.overlay))
-    return _with_fees(record, fees, tokens, version, source, plan, None)
+    parts = ", ".join(k for k, _ in usage if k not in _BASE_KEYS)
+    issue = None if tokens is not None else f"no price for the usage ({parts}) of {model!r} at {provider!r}"
+    return _with_fees(record, fees, tokens, version, source, plan, issue)
 
 
 def _unpriced(version: str, issue: str) -> dict[str, Any]:
@@ -370,8 +381,11 @@ def _plan(provider: str, model: str, served: ContextItems, keys: tuple[str, ...]
         and getattr(calculation.model_price, "cache_write_1h_mtok", None) is None
     ):
         entry = pricing_overlay.find(provider_id, model, "cache_write_1h", _day(day))
-        if entry is not None and entry.multiplier is not None:
-            overlay.insert(0, entry)
+        if entry is None or entry.multiplier is None:  # genai-prices would price them as 5-minute writes
+            return _Plan(
+                provider_id, (), issue=f"no price for 1-hour cache writes of {model!r} at {provider!r}"
+            )
+        overlay.insert(0, entry)
     return _Plan(provider_id, tuple(context), tuple(overlay))
 
 
@@ -637,7 +651,7 @@ def _price(
             result = _calculate(provider, model, usage, context, day)
         except ValueError:
             base = tuple((k, v) for k, v in usage if k in _BASE_KEYS)
-            if len(base) == len(usage):
+            if any(k not in _BASE_KEYS | _QUIET_KEYS for k, _ in usage):  # without them: a list price
                 raise
             log_once(
                 WARNING,

@@ -160,6 +160,51 @@ def test_an_sdk_response_object_reads_like_its_json() -> None:
     assert usage.dimensions["traffic_type"] == "ON_DEMAND"
 
 
+def test_the_audio_image_and_video_parts_of_prompt_cache_and_output_are_dimensions() -> None:
+    usage = content_usage(
+        _response(
+            {
+                "promptTokenCount": 9000,
+                "promptTokensDetails": [
+                    {"modality": "TEXT", "tokenCount": 2000},
+                    {"modality": "AUDIO", "tokenCount": 5000},
+                    {"modality": "VIDEO", "tokenCount": 2000},
+                ],
+                "cachedContentTokenCount": 3000,
+                "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 3000}],
+                "candidatesTokenCount": 1300,
+                "candidatesTokensDetails": [
+                    {"modality": "TEXT", "tokenCount": 10},
+                    {"modality": "IMAGE", "tokenCount": 1290},
+                ],
+                "totalTokenCount": 10300,
+            }
+        )
+    )
+    assert usage.dimensions == {
+        "input_audio_tokens": 5000,
+        "input_video_tokens": 2000,
+        "cache_audio_read_tokens": 3000,
+        "output_image_tokens": 1290,
+    }
+
+
+def test_the_modality_parts_of_an_sdk_response_object_are_read() -> None:
+    response = types.GenerateContentResponse(
+        model_version="gemini-2.5-flash",
+        usage_metadata=types.GenerateContentResponseUsageMetadata(
+            prompt_token_count=700,
+            prompt_tokens_details=[
+                types.ModalityTokenCount(modality=types.MediaModality.TEXT, token_count=100),
+                types.ModalityTokenCount(modality=types.MediaModality.AUDIO, token_count=600),
+            ],
+            candidates_token_count=20,
+            total_token_count=720,
+        ),
+    )
+    assert content_usage(response).dimensions == {"input_audio_tokens": 600}
+
+
 def _chunk(usage: dict[str, Any], finish: bool = False) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": [{"text": "part"}], "role": "model"}}
     if finish:

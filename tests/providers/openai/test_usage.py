@@ -502,3 +502,47 @@ def test_billed_tool_calls_are_counted_per_kind_from_output_items() -> None:
         "code_interpreter_calls": 1,
         "image_generation_calls": 1,
     }
+
+
+def test_image_tokens_of_the_input_and_output_are_dimensions() -> None:
+    usage = extract.responses_usage(
+        {
+            "id": "resp_img_1",
+            "model": "gpt-image-1.5",
+            "status": "completed",
+            "usage": {
+                "input_tokens": 900,
+                "input_tokens_details": {"text_tokens": 150, "image_tokens": 750},
+                "output_tokens": 4160,
+                "output_tokens_details": {"text_tokens": 0, "image_tokens": 4160},
+            },
+        }
+    )
+    assert usage.dimensions == {"input_image_tokens": 750, "output_image_tokens": 4160}
+
+
+def test_the_audio_and_image_split_of_cache_reads_is_a_dimension() -> None:
+    usage = extract.chat_usage(
+        {
+            "id": "chatcmpl-rt-1",
+            "model": "gpt-realtime",
+            "usage": {
+                "prompt_tokens": 3000,
+                "completion_tokens": 400,
+                "prompt_tokens_details": {
+                    "audio_tokens": 1800,
+                    "image_tokens": 200,
+                    "cached_tokens": 1200,
+                    "cached_tokens_details": {"text_tokens": 300, "audio_tokens": 800, "image_tokens": 100},
+                },
+                "completion_tokens_details": {"audio_tokens": 320},
+            },
+        }
+    )
+    assert usage.dimensions == {
+        "input_audio_tokens": 1800,
+        "input_image_tokens": 200,
+        "cache_audio_read_tokens": 800,
+        "cache_image_read_tokens": 100,
+        "output_audio_tokens": 320,
+    }

@@ -11,7 +11,9 @@ tools added, billed, outside the prompt count), ``candidatesTokenCount`` and
 Their sum must be the provider's ``totalTokenCount``, or the record is ``partial`` with a
 ``usage_issue``. A count left out is 0 (proto3 omits zeros). ``trafficType`` (Vertex) and
 ``serviceTier`` (the Gemini API) become dimensions; provisioned throughput is prepaid, not
-priced per token (dimension ``prepaid``). The JSON is camelCase, the SDK's objects snake_case:
+priced per token (dimension ``prepaid``). The audio, image and video parts of the prompt, cache
+read and output (``promptTokensDetails``, ...) become dimensions (``input_audio_tokens``, ...),
+priced at their own rates where genai-prices has them. The JSON is camelCase, the SDK's objects snake_case:
 both are read.
 """
 
@@ -90,6 +92,43 @@ def dimensions_of(meta: Any, response: Any = None) -> dict[str, Scalar]:
     return dimensions
 
 
+# (camelCase, snake_case) of a modality breakdown -> the dimension of each priced modality
+_MODALITIES: tuple[tuple[tuple[str, str], dict[str, str]], ...] = (
+    (
+        ("promptTokensDetails", "prompt_tokens_details"),
+        {"AUDIO": "input_audio_tokens", "IMAGE": "input_image_tokens", "VIDEO": "input_video_tokens"},
+    ),
+    (
+        ("cacheTokensDetails", "cache_tokens_details"),
+        {
+            "AUDIO": "cache_audio_read_tokens",
+            "IMAGE": "cache_image_read_tokens",
+            "VIDEO": "cache_video_read_tokens",
+        },
+    ),
+    (
+        ("candidatesTokensDetails", "candidates_tokens_details"),
+        {"AUDIO": "output_audio_tokens", "IMAGE": "output_image_tokens", "VIDEO": "output_video_tokens"},
+    ),
+)
+
+
+def _modality_dimensions(meta: Any) -> dict[str, Scalar]:
+    """The audio, image and video parts of the prompt, the cache read and the output
+    (``promptTokensDetails`` and the like: ``{modality, tokenCount}`` items) as dimensions."""
+    dimensions: dict[str, Scalar] = {}
+    for names, dimension_of in _MODALITIES:
+        details = get(meta, names)
+        if not isinstance(details, (list, tuple)):
+            continue
+        for item in details:
+            dimension = dimension_of.get(_text(get(item, ("modality", "modality"))) or "")
+            count = _count(item, ("tokenCount", "token_count"))
+            if dimension is not None and count > 0:
+                dimensions[dimension] = int(dimensions.get(dimension, 0)) + count
+    return dimensions
+
+
 def usage_of_metadata(meta: Any, model: Optional[str], response_id: Optional[str]) -> TokenUsage:
     """The usage one ``usageMetadata`` reports (None or missing: not reported)."""
     if meta is None:
@@ -105,7 +144,7 @@ def usage_of_metadata(meta: Any, model: Optional[str], response_id: Optional[str
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
-        dimensions=dimensions_of(meta),
+        dimensions={**dimensions_of(meta), **_modality_dimensions(meta)},
     )
     counted = usage.input_tokens + usage.output_tokens
     if get(meta, TOTAL) is None:

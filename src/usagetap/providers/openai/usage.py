@@ -118,13 +118,16 @@ def _tier(dims: dict[str, Scalar], service_tier: Any) -> dict[str, Scalar]:
     return dims
 
 
-def _audio(dims: dict[str, Scalar], input_details: Any, output_details: Any) -> None:
-    input_audio = int_of(input_details, "audio_tokens")
-    output_audio = int_of(output_details, "audio_tokens")
-    if input_audio:
-        dims["input_audio_tokens"] = input_audio
-    if output_audio:
-        dims["output_audio_tokens"] = output_audio
+def _modalities(dims: dict[str, Scalar], input_details: Any, output_details: Any) -> None:
+    """The audio and image parts of the input, its cache reads and the output, as dimensions
+    (``input_audio_tokens``, ``cache_image_read_tokens``, ``output_image_tokens``, ...)."""
+    cached_details = field_of(input_details, "cached_tokens_details")
+    for prefix, details in (("input", input_details), ("cache", cached_details), ("output", output_details)):
+        for modality in ("audio", "image"):
+            count = int_of(details, f"{modality}_tokens")
+            if count:
+                name = f"cache_{modality}_read_tokens" if prefix == "cache" else f"{prefix}_{modality}_tokens"
+                dims[name] = count
 
 
 def _cache_reads(usage: Any, details: Any) -> int:
@@ -198,7 +201,7 @@ def _chat_usage_fields(
         return unreadable(usage, model=model, response_id=response_id or None)
     prompt_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     completion_details = _details(usage, "completion_tokens_details", "output_tokens_details")
-    _audio(dims, prompt_details, completion_details)
+    _modalities(dims, prompt_details, completion_details)
     _provider_cost(dims, usage)
     prompt, completion = _prompt_tokens(usage), int_of(usage, "completion_tokens")
     reasoning = int_of(completion_details, "reasoning_tokens")
@@ -274,7 +277,7 @@ def responses_usage(response: Any) -> TokenUsage:
     _provider_cost(dims, usage)
     input_details = field_of(usage, "input_tokens_details")
     output_details = field_of(usage, "output_tokens_details")
-    _audio(dims, input_details, output_details)
+    _modalities(dims, input_details, output_details)
     return TokenUsage(
         model=model,
         response_id=response_id,
