@@ -16,6 +16,7 @@ import usagetap
 from tests.helpers import make_record
 from usagetap import limits
 from usagetap.budgets import guard
+from usagetap.db.budgets import SQLiteBudgets
 from usagetap.sinks import Ledger, Memory
 from usagetap.testing import ProviderServer
 
@@ -79,7 +80,8 @@ def test_the_default_budget_store_is_a_sqlite_file_next_to_the_ledger(
     with usagetap.customer("org_d"):
         client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, max_tokens=10)
     config = guard.configured()
-    assert config is not None and Path(getattr(config.store, "path")) == tmp_path / "budgets.db"
+    assert config is not None and isinstance(config.store, SQLiteBudgets)
+    assert config.store.path == tmp_path / "budgets.db"
     assert (tmp_path / "budgets.db").is_file()
     assert limits.spent("org_d", "day").tokens == issued_tokens(server)
 

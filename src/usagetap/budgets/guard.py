@@ -221,8 +221,10 @@ def charge_for(
     return Charge(bucket, (bucket,), tokens, nanos, limit.max_tokens, max_nanos, kept), start
 
 
-def _calendar(scope: str, period: str, tz: str, now: datetime) -> tuple[str, Optional[datetime], Optional[float]]:
-    """The bucket of ``scope`` for the calendar ``period`` containing ``now``, its start and when it may go."""
+def _calendar(
+    scope: str, period: str, tz: str, now: datetime
+) -> tuple[str, Optional[datetime], Optional[float]]:
+    """``scope``'s bucket for the calendar ``period`` containing ``now``, its start, when it may go."""
     start, end = window_of(period, now, tz)
     bucket = f"{scope}|{period}|{tz}|{'total' if start is None else start.isoformat()}"
     return bucket, start, None if end is None else end.timestamp() + _KEPT_AFTER
@@ -267,7 +269,7 @@ def seed(config: BudgetConfig, customer: str, limits: Sequence[Limit], now: date
 
 
 def _seedable(limits: Sequence[Limit]) -> list[tuple[str, str]]:
-    return [(limit.period, limit.tz) for limit in limits if limit.feature is None and limit.period != "rolling"]
+    return [(lim.period, lim.tz) for lim in limits if lim.feature is None and lim.period != "rolling"]
 
 
 # -- estimate ----------------------------------------------------------------------

@@ -13,8 +13,8 @@ import os
 import sqlite3
 import threading
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional, Union
 
 from ..budgets.base import Charge, Refusal, Seed, StoreUnavailable, Used, distinct, passes
@@ -79,7 +79,7 @@ class SQLiteBudgets:
         return self._lock
 
     def open(self) -> None:
-        """Open the file now (creating it and its directory): raise :class:`StoreUnavailable` if it cannot be."""
+        """Open the file now (making it and its directory); :class:`StoreUnavailable` if it cannot be."""
         with self._locked():
             try:
                 self._connection()
@@ -101,10 +101,9 @@ class SQLiteBudgets:
                             (seed.bucket, seed.expires),
                         ).rowcount
                         if new:
-                            used = seed.used
+                            u = seed.used
                             conn.execute(
-                                _ADD_USED,
-                                (seed.bucket, used.calls, used.tokens, used.nanos, used.unpriced, seed.expires),
+                                _ADD_USED, (seed.bucket, u.calls, u.tokens, u.nanos, u.unpriced, seed.expires)
                             )
                     conn.execute("COMMIT")
                 except BaseException:
