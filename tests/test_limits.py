@@ -332,3 +332,17 @@ def test_a_limit_refuses_a_rolling_period_without_its_window_and_an_unknown_time
 ) -> None:
     with pytest.raises(ValueError):
         Limit(max_tokens=1, **options)  # type: ignore[arg-type]
+
+
+def test_with_the_default_budget_store_no_per_process_account_keeps_calls_in_memory(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    usagetap.limits.set("org_m", max_tokens=100_000, period="day")
+    usagetap.record(
+        provider="mistral", model="mistral-large-latest", input_tokens=9, output_tokens=1, customer="org_m"
+    )
+    ask(client, "org_m")
+    ask(client, "org_m")
+    assert STATE.accounts == {}
+    issued = sum(i.input_tokens + i.output_tokens for i in server.issued.values())
+    assert usagetap.limits.spent("org_m", "day").tokens == 10 + issued

@@ -355,7 +355,7 @@ class _CountSpend:
     def on_end(self, capture: Capture) -> None:
         """Queue the call on its customer's account (caller's thread: an append, nothing more)."""
         customer = capture.customer
-        if customer is not None:
+        if customer is not None and STATE.budgets is None:  # a budget store counts it when it settles
             account = STATE.accounts.get(customer)
             if account is not None:
                 account.pending.append(capture)
@@ -530,8 +530,10 @@ def _watch(customer: Optional[str]) -> None:
     (``usagetap.record()``, which is never refused) counts toward it."""
     if customer is None or not STATE.limits_on:
         return
+    from .budgets import guard
+
     try:
-        if get(customer):
+        if get(customer) and guard.configured() is None:
             _account(customer)
     except Exception as exc:
         internal_error("limits lookup", exc)

@@ -167,8 +167,8 @@ def _default(on_error: str) -> Optional[BudgetConfig]:
         log_once(
             WARNING,
             "budgets-default",
-            "usagetap: the budget store %s cannot be opened (%s); limits count each process's calls "
-            "separately (set USAGETAP_BUDGETS to a writable path or a server)",
+            "usagetap: the budget store %s cannot be opened (%s); limits are counted per process "
+            "(set USAGETAP_BUDGETS to a writable path or a server)",
             path,
             exc,
         )
