@@ -49,7 +49,8 @@ def main() -> None:
         worker.join()
     usagetap.flush()
     records = len(memory.records) if store != "-" else -1
-    print(json.dumps({**counts, "records": records}), flush=True)
+    errors = {name: usagetap.stats()[name] for name in ("budget_store_errors", "internal_errors")}
+    print(json.dumps({**counts, "records": records, **errors}), flush=True)
     usagetap.shutdown()
 
 

@@ -37,7 +37,9 @@ def spend_in(processes: int, base_url: str, limit: int, threads: int, calls: int
     for process in running:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
-        results.append(json.loads(out.splitlines()[-1]))
+        result = json.loads(out.splitlines()[-1])
+        assert result["budget_store_errors"] == result["internal_errors"] == 0, (result, err)
+        results.append(result)
     return results
 
 

@@ -256,9 +256,9 @@ def seed(config: BudgetConfig, customer: str, limits: Sequence[Limit], now: date
         internal_error("limits ledger", exc)
         past = None
     if past is None:
-        if source is None:
+        if source is None:  # else the spend source was not ready yet: read it again next time
             log_once(INFO, "limits-no-ledger", "usagetap: no local ledger is configured; budgets start at 0")
-        config.seen.update(fresh)
+            config.seen.update(fresh)
         return
     seeds = [
         Seed(bucket, Used(calls, tokens, math.ceil(cost * NANOS), unpriced), expires)
