@@ -127,6 +127,7 @@ def configure(config: Optional[BudgetConfig]) -> None:
 
 
 _lock = module_lock(globals(), "_lock")
+_seeding = module_lock(globals(), "_seeding")
 
 
 def configured() -> Optional[BudgetConfig]:
@@ -240,21 +241,40 @@ def seed(config: BudgetConfig, customer: str, limits: Sequence[Limit], now: date
     The store adds a bucket's seed once, whichever process comes first, so past spend counts once.
     """
     store = config.store
-    if not isinstance(store, SeededStore):
+    if not isinstance(store, SeededStore) or not _unseen(config, customer, limits, now):
         return
+    with _seeding:  # the process's other calls wait for the seed rather than reserve without it
+        fresh = _unseen(config, customer, limits, now)
+        if fresh:
+            _seed(config, store, customer, fresh, now)
+
+
+def _unseen(
+    config: BudgetConfig, customer: str, limits: Sequence[Limit], now: datetime
+) -> dict[str, tuple[Optional[datetime], Optional[float]]]:
+    """The buckets to seed this process has not seen yet: bucket -> (start, expires)."""
     fresh: dict[str, tuple[Optional[datetime], Optional[float]]] = {}
     for period, tz in [*((p, "UTC") for p in CALENDAR), *_seedable(limits)]:
         bucket, start, expires = _calendar(f"{{{customer}}}|", period, tz, now)
         if bucket not in config.seen:
             fresh.setdefault(bucket, (start, expires))
-    if not fresh:
-        return
+    return fresh
+
+
+def _seed(
+    config: BudgetConfig,
+    store: SeededStore,
+    customer: str,
+    fresh: dict[str, tuple[Optional[datetime], Optional[float]]],
+    now: datetime,
+) -> None:
     source = STATE.spend_source
     try:
         past = None if source is None else source.spent(customer, [s for s, _ in fresh.values()], now)
     except Exception as exc:
         internal_error("limits ledger", exc)
-        past = None
+        config.seen.update(fresh)  # counted once; the budget goes on without the past spend
+        return
     if past is None:
         if source is None:  # else the spend source was not ready yet: read it again next time
             log_once(INFO, "limits-no-ledger", "usagetap: no local ledger is configured; budgets start at 0")
