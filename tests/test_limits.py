@@ -346,3 +346,24 @@ def test_with_the_default_budget_store_no_per_process_account_keeps_calls_in_mem
     assert STATE.accounts == {}
     issued = sum(i.input_tokens + i.output_tokens for i in server.issued.values())
     assert usagetap.limits.spent("org_m", "day").tokens == 10 + issued
+
+
+@pytest.mark.internal_error("limits ledger")
+def test_a_ledger_that_cannot_be_read_is_counted_once_and_the_shared_budget_goes_on_without_it(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, tmp_path: Path
+) -> None:
+    reads: list[str] = []
+
+    class Broken:
+        def spent(self, customer: str, starts: list[object], until: datetime) -> None:
+            reads.append(customer)
+            raise OSError("ledger unreadable")
+
+    STATE.spend_source = Broken()
+    usagetap.limits.set("org_b", max_tokens=100_000, period="day")
+    ask(client, "org_b")
+    ask(client, "org_b")
+    assert len(server.requests) == 2 and reads == ["org_b"]
+    assert usagetap._stats.snapshot()["internal_errors"] == 1
+    usagetap.limits.use_store(tmp_path / "budgets.db")  # what another process opens by default
+    assert usagetap.limits.spent("org_b", "day").calls == 2
