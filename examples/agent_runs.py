@@ -17,14 +17,14 @@ from usagetap.testing import ProviderServer
 def main() -> list[usagetap.Run]:
     usagetap.configure(sink=usagetap.sinks.Memory(), customer_policy="require")
     usagetap.prices.markup(1.3)  # what customers pay: recorded as billed_cost, cost stays the provider's
-    usagetap.limits.set("org_free", max_tokens=100, period="day")
+    usagetap.limits.set("org_free", max_tokens=250, period="day")  # each call reserves its worst case first
     runs: list[usagetap.Run] = []
     with ProviderServer() as server:
         client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key="sk-local"))
 
         def ask(question: str) -> str:
             reply = client.chat.completions.create(
-                model="gpt-4.1-mini", messages=[{"role": "user", "content": question}]
+                model="gpt-4.1-mini", messages=[{"role": "user", "content": question}], max_tokens=10
             )
             return reply.choices[0].message.content or ""
 
@@ -39,8 +39,8 @@ def main() -> list[usagetap.Run]:
 
         research("org_paid", "metering")
         try:
-            research("org_free", "billing")
-            research("org_free", "billing again")
+            for attempt in range(100):  # until the free tier's daily budget cannot cover a call
+                research("org_free", f"billing, take {attempt + 1}")
         except usagetap.BudgetExceeded as exc:
             print(f"refused: {exc.customer} used {exc.tokens} of {exc.max_tokens} tokens today")
         try:

@@ -1,5 +1,6 @@
-"""Budget guard: once a customer has used its daily tokens, its calls are refused before they reach the
-provider (no cost incurred), with the figures in the exception.
+"""Budget guard: each call reserves its worst case (input estimate + max_tokens) before it is sent; once
+a customer's daily tokens cannot cover it, the call is refused before it reaches the provider (no cost
+incurred), with the figures in the exception. Every process of the machine shares the budget.
 
 pip install "usagetap[openai]"
 python examples/budget_guard.py
@@ -16,7 +17,7 @@ from usagetap.testing import ProviderServer
 def main() -> tuple[int, usagetap.BudgetExceeded, int]:
     """Return the calls made, the refusal, and how many requests the provider received."""
     usagetap.configure(sink=usagetap.sinks.Memory())
-    usagetap.limits.set("org_trial", max_tokens=60, period="day")  # or max_cost=5 (USD), period="month"
+    usagetap.limits.set("org_trial", max_tokens=200, period="day")  # or max_cost=5 (USD), period="month"
     with ProviderServer() as server:
         client = usagetap.wrap(OpenAI(base_url=server.openai_url, api_key="sk-local"))
         calls = 0
@@ -24,7 +25,9 @@ def main() -> tuple[int, usagetap.BudgetExceeded, int]:
             while True:
                 try:
                     client.chat.completions.create(
-                        model="gpt-4.1-mini", messages=[{"role": "user", "content": "One more idea?"}]
+                        model="gpt-4.1-mini",
+                        messages=[{"role": "user", "content": "One more idea?"}],
+                        max_tokens=20,
                     )
                 except usagetap.BudgetExceeded as exc:
                     refusal = exc

@@ -25,10 +25,12 @@ def test_quickstart_meters_two_customers(capsys) -> None:  # type: ignore[no-unt
 
 def test_agent_runs_totals_a_run_per_call_and_refuses_what_the_guard_refuses(capsys) -> None:  # type: ignore[no-untyped-def]
     runs = runpy.run_path(str(EXAMPLES / "agent_runs.py"))["main"]()
-    paid, free, refused = runs
+    paid, *free, refused = runs
     assert (paid.customer, paid.calls, paid.error) == ("org_paid", 4, None)
     assert paid.cost is not None and paid.billed_cost == paid.cost * Decimal("1.3")
-    assert (free.calls, refused.calls, refused.error) == (4, 1, "BudgetExceeded")
+    assert free and all((run.calls, run.error) == (4, None) for run in free)
+    assert refused.error == "BudgetExceeded"
+    assert sum(run.input_tokens + run.output_tokens for run in [*free, refused]) <= 250
     out = capsys.readouterr().out
     assert "refused: org_free used" in out and "refused: a call with no customer" in out
 
@@ -46,8 +48,8 @@ def test_budget_guard_refuses_before_the_provider_is_called(capsys) -> None:  # 
     calls, refusal, provider_requests = runpy.run_path(str(EXAMPLES / "budget_guard.py"))["main"]()
     assert calls >= 1
     assert provider_requests == calls, "the refused call never reached the provider"
-    assert (refusal.customer, refusal.period, refusal.max_tokens) == ("org_trial", "day", 60)
-    assert refusal.tokens >= 60
+    assert (refusal.customer, refusal.period, refusal.max_tokens) == ("org_trial", "day", 200)
+    assert 0 < refusal.tokens <= 200
     assert f"{calls} calls, then refused" in capsys.readouterr().out
 
 

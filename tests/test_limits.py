@@ -27,13 +27,19 @@ def client(server: ProviderServer) -> openai.OpenAI:
     return usagetap.wrap(openai.OpenAI(base_url=server.openai_url, api_key="sk-test", max_retries=0))
 
 
+@pytest.fixture
+def per_process(tmp_path: Path) -> None:
+    """The default budget store cannot be opened (its path is a directory): limits count per process."""
+    (tmp_path / "budgets.db").mkdir()
+
+
 def ask(client: openai.OpenAI, customer: str, max_tokens: int = 10) -> None:
     with usagetap.customer(customer):
         client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, max_tokens=max_tokens)
 
 
-def test_token_limit_refuses_the_call_that_would_go_over_without_calling_the_provider(
-    client: openai.OpenAI, server: ProviderServer, sink: Memory
+def test_without_a_store_a_token_limit_refuses_the_call_once_spend_reached_it_without_calling_the_provider(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, per_process: None
 ) -> None:
     usagetap.limits.set("org_1", max_tokens=30, period="day")
     ask(client, "org_1")
@@ -60,8 +66,8 @@ def test_token_limit_refuses_the_call_that_would_go_over_without_calling_the_pro
     assert len(server.requests) == sent + 1
 
 
-def test_token_limits_keep_no_records_once_the_worker_has_priced_them(
-    client: openai.OpenAI, sink: Memory
+def test_without_a_store_token_limits_keep_no_records_once_the_worker_has_priced_them(
+    client: openai.OpenAI, sink: Memory, per_process: None
 ) -> None:
     usagetap.limits.set("org_t", max_tokens=1_000_000)
     for _ in range(3):
@@ -73,8 +79,8 @@ def test_token_limits_keep_no_records_once_the_worker_has_priced_them(
     assert usagetap.limits.spent("org_t").cost == sum(r.cost for r in sink.records if r.cost is not None)
 
 
-def test_cost_limit_uses_the_priced_cost_of_calls_not_yet_delivered(
-    client: openai.OpenAI, server: ProviderServer
+def test_without_a_store_a_cost_limit_uses_the_priced_cost_of_calls_not_yet_delivered(
+    client: openai.OpenAI, server: ProviderServer, per_process: None
 ) -> None:
     memory = Memory()
     usagetap.configure(sink=memory, flush_interval=3600)  # nothing is delivered during the test
@@ -197,8 +203,9 @@ def test_clear_removes_limits(client: openai.OpenAI, sink: Memory) -> None:
 
 
 def test_limits_take_an_int_customer_as_its_decimal_string(client: openai.OpenAI, sink: Memory) -> None:
-    usagetap.limits.set(42, max_tokens=1, period="day")
+    usagetap.limits.set(42, max_tokens=1_000_000, period="day")
     ask(client, "42")
+    usagetap.limits.set(42, max_tokens=1, period="day")
     with pytest.raises(usagetap.BudgetExceeded):
         ask(client, "42")
     assert usagetap.limits.spent(42, "day").calls == 1 and usagetap.limits.get(42)
@@ -284,15 +291,19 @@ def test_spend_before_this_process_is_read_from_the_spend_source(
     STATE.spend_source = Source()
     usagetap.limits.set("org_s", max_tokens=10_000)
     ask(client, "org_s")
-    spend = usagetap.limits.spent("org_s", "week")
+    spend = usagetap.limits.spent("org_s", "month")
     issued = sum(i.input_tokens + i.output_tokens for i in server.issued.values())
     assert (spend.calls, spend.tokens, spend.unpriced_calls) == (6, 1000 + issued, 1)
     assert spend.cost > Decimal("2.5")
     assert asked == [("org_s", len(limits.PERIODS))]
 
 
-def test_a_feature_limit_without_a_budget_store_is_not_enforced_and_logged_once(
-    client: openai.OpenAI, server: ProviderServer, sink: Memory, caplog: pytest.LogCaptureFixture
+def test_a_feature_limit_when_no_budget_store_opens_is_not_enforced_and_logged_once(
+    client: openai.OpenAI,
+    server: ProviderServer,
+    sink: Memory,
+    caplog: pytest.LogCaptureFixture,
+    per_process: None,
 ) -> None:
     usagetap.limits.set("org_f", max_tokens=0, feature="chat")
     with caplog.at_level("WARNING", logger="usagetap"):
@@ -321,3 +332,38 @@ def test_a_limit_refuses_a_rolling_period_without_its_window_and_an_unknown_time
 ) -> None:
     with pytest.raises(ValueError):
         Limit(max_tokens=1, **options)  # type: ignore[arg-type]
+
+
+def test_with_the_default_budget_store_no_per_process_account_keeps_calls_in_memory(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory
+) -> None:
+    usagetap.limits.set("org_m", max_tokens=100_000, period="day")
+    usagetap.record(
+        provider="mistral", model="mistral-large-latest", input_tokens=9, output_tokens=1, customer="org_m"
+    )
+    ask(client, "org_m")
+    ask(client, "org_m")
+    assert STATE.accounts == {}
+    issued = sum(i.input_tokens + i.output_tokens for i in server.issued.values())
+    assert usagetap.limits.spent("org_m", "day").tokens == 10 + issued
+
+
+@pytest.mark.internal_error("limits ledger")
+def test_a_ledger_that_cannot_be_read_is_counted_once_and_the_shared_budget_goes_on_without_it(
+    client: openai.OpenAI, server: ProviderServer, sink: Memory, tmp_path: Path
+) -> None:
+    reads: list[str] = []
+
+    class Broken:
+        def spent(self, customer: str, starts: list[object], until: datetime) -> None:
+            reads.append(customer)
+            raise OSError("ledger unreadable")
+
+    STATE.spend_source = Broken()
+    usagetap.limits.set("org_b", max_tokens=100_000, period="day")
+    ask(client, "org_b")
+    ask(client, "org_b")
+    assert len(server.requests) == 2 and reads == ["org_b"]
+    assert usagetap._stats.snapshot()["internal_errors"] == 1
+    usagetap.limits.use_store(tmp_path / "budgets.db")  # what another process opens by default
+    assert usagetap.limits.spent("org_b", "day").calls == 2

@@ -9,25 +9,24 @@
 A wrapped call for a customer whose spend in the period has reached a limit
 raises :class:`usagetap.BudgetExceeded` (with the figures) and is not sent.
 
-Spend = the local ledger (read once per customer, when a limit first applies
-to it) + every call this process has made for the customer since (counted
-whether delivered yet or not). Calls running at the same time are each
-checked before they start, so together they can overshoot a limit by their
-own usage. Tokens are ``input_tokens + output_tokens``; calls with no price
-add no cost. Periods are calendar periods in UTC: ``"day"``, ``"week"``
-(from Monday), ``"month"``, or ``"total"``.
+Budgets live in a store every process of the machine shares: by default a
+SQLite file next to the ledger (``budgets.db``; see :func:`use_store` and
+``USAGETAP_BUDGETS`` for another path, ``redis://…`` or ``postgresql://…``
+for a fleet). Each call reserves its worst case there before it is sent and
+settles to its actual usage after, so concurrent calls, in any process, never
+pass a limit together (see :mod:`usagetap.budgets.guard` for the bound). The
+spend the local ledger held before the store first saw a customer's period is
+added to it once. Tokens are ``input_tokens + output_tokens``; calls with no
+price add no cost. Periods are calendar periods in UTC: ``"day"``, ``"week"``
+(from Monday), ``"month"``, or ``"total"``; limits may also be per customer x
+``feature``, in a time zone (``tz=``), or over a rolling ``window``.
 
-Without a budget store, limits are per process and fail open: if the ledger
-cannot be read, or a limits lookup raises, the error is logged and the call
-goes ahead.
-
-With a budget store (``USAGETAP_BUDGETS`` or :func:`use_store`: a SQLite path
-for one machine's processes, ``redis://…`` or ``postgresql://…`` for a fleet),
-every process shares the spend: each call reserves its worst case before it is
-sent and settles to its actual usage after, so concurrent calls never pass a
-limit together (see :mod:`usagetap.budgets.guard` for the bound). Limits may
-then also be per customer x ``feature``, in a time zone (``tz=``), or over a
-rolling ``window``.
+When no store can be opened (logged once), limits fall back to counting per
+process: spend = the local ledger (read once per customer) + every call this
+process has made for the customer since, each call checked before it starts;
+only UTC calendar limits without a feature are enforced then. Limits fail
+open: if the ledger cannot be read, or a limits lookup raises, the error is
+logged and the call goes ahead.
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ class Limit:
     ``feature``: the limit covers only the customer's calls with that ``feature`` dimension (a
     customer x feature budget). ``tz``: the time zone of the calendar periods (default UTC).
     ``period="rolling"`` with ``window=timedelta(...)``: the last ``window`` (summed over 24
-    slots; usage up to one slot older may still count). Both need a budget store (:func:`use_store`).
+    slots; usage up to one slot older may still count). Both need a budget store (the default one will do).
     """
 
     max_cost: Optional[Decimal]
@@ -145,7 +144,7 @@ class Limit:
 
 @dataclass(frozen=True)
 class Spend:
-    """What a customer spent in a period so far: the ledger plus this process's calls since."""
+    """What a customer spent in a period so far (the budget store's settled usage, past spend included)."""
 
     customer: str
     period: str
@@ -356,7 +355,7 @@ class _CountSpend:
     def on_end(self, capture: Capture) -> None:
         """Queue the call on its customer's account (caller's thread: an append, nothing more)."""
         customer = capture.customer
-        if customer is not None:
+        if customer is not None and STATE.budgets is None:  # a budget store counts it when it settles
             account = STATE.accounts.get(customer)
             if account is not None:
                 account.pending.append(capture)
@@ -398,6 +397,7 @@ def spent(customer: Union[str, int], period: str = "month", *, feature: Optional
 
 
 def _stored_spend(config: BudgetConfig, customer: str, period: str, feature: Optional[str]) -> Spend:
+    from .budgets import guard
     from .budgets.base import NANOS
     from .budgets.guard import charge_for
 
@@ -405,9 +405,9 @@ def _stored_spend(config: BudgetConfig, customer: str, period: str, feature: Opt
         (limit.tz for limit in get(customer) if limit.period == period and limit.feature == feature),
         "UTC",
     )
-    charge, since = charge_for(
-        customer, Limit(max_tokens=0, period=period, feature=feature, tz=tz), datetime.now(timezone.utc)
-    )
+    now = datetime.now(timezone.utc)
+    charge, since = charge_for(customer, Limit(max_tokens=0, period=period, feature=feature, tz=tz), now)
+    guard.seed(config, customer, get(customer), now)
     used = config.store.used(charge.window)
     return Spend(customer, period, since, used.calls, used.tokens, Decimal(used.nanos) / NANOS, used.unpriced)
 
@@ -424,7 +424,8 @@ def use_store(
     there before it is sent, settle it to the actual usage after (see :mod:`usagetap.budgets.guard`).
 
     ``target``: a path (SQLite: one machine's processes), ``redis://…`` or ``postgresql://…`` (a
-    fleet), a store object, or None (back to per-process counting). ``USAGETAP_BUDGETS`` sets it
+    fleet), a store object, or None (back to the default: ``USAGETAP_BUDGETS``, else SQLite next to
+    the ledger). ``USAGETAP_BUDGETS`` sets it
     from the environment (``USAGETAP_BUDGETS_ON_ERROR`` the policy). ``on_error``: ``"fail_open"``
     (the call goes ahead when the store cannot be reached) or ``"fail_closed"`` (it raises
     :class:`usagetap.BudgetExceeded`); either way it is counted (``stats()["budget_store_errors"]``)
@@ -476,8 +477,8 @@ def check(customer: Optional[str], call: Optional[Call] = None) -> None:
         log_once(
             WARNING,
             "limits-need-store",
-            "usagetap: limits with feature=, tz= or period='rolling' need a budget store "
-            "(USAGETAP_BUDGETS or limits.use_store()); without one they are not enforced",
+            "usagetap: limits with feature=, tz= or period='rolling' need a budget store, and none "
+            "could be opened (see USAGETAP_BUDGETS); they are not enforced",
         )
         limits = [limit for limit in limits if limit.per_process]
     account = _account(customer)
@@ -529,8 +530,10 @@ def _watch(customer: Optional[str]) -> None:
     (``usagetap.record()``, which is never refused) counts toward it."""
     if customer is None or not STATE.limits_on:
         return
+    from .budgets import guard
+
     try:
-        if get(customer):
+        if get(customer) and guard.configured() is None:
             _account(customer)
     except Exception as exc:
         internal_error("limits lookup", exc)

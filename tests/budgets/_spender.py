@@ -1,7 +1,8 @@
 """A child process of the budget race tests: threads spending against one customer's limit.
 
 Usage: ``python _spender.py STORE BASE_URL LIMIT THREADS CALLS TTL``; prints one JSON line
-``{"ok": n, "refused": n, "records": n}`` (stdout) when every thread is done.
+``{"ok": n, "refused": n, "records": n}`` (stdout) when every thread is done. STORE ``-``: nothing is
+configured but the limit (the default budget store and sink; records: -1, they are in the ledger).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ MESSAGES = [{"role": "user", "content": "how much budget is left"}]
 def main() -> None:
     store, base_url, limit, threads, calls, ttl = sys.argv[1:7]
     memory = Memory()
-    usagetap.configure(sink=memory, flush_interval=0.05)
-    usagetap.limits.use_store(store, ttl=float(ttl), timeout=10.0)
+    if store != "-":
+        usagetap.configure(sink=memory, flush_interval=0.05)
+        usagetap.limits.use_store(store, ttl=float(ttl), timeout=10.0)
     usagetap.limits.set("org_race", max_tokens=int(limit), period="day")
     client = usagetap.wrap(openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0, timeout=120))
     counts = {"ok": 0, "refused": 0}
@@ -46,7 +48,9 @@ def main() -> None:
     for worker in workers:
         worker.join()
     usagetap.flush()
-    print(json.dumps({**counts, "records": len(memory.records)}), flush=True)
+    records = len(memory.records) if store != "-" else -1
+    errors = {name: usagetap.stats()[name] for name in ("budget_store_errors", "internal_errors")}
+    print(json.dumps({**counts, "records": records, **errors}), flush=True)
     usagetap.shutdown()
 
 

@@ -100,3 +100,16 @@ def test_count_and_records_between_take_whole_utc_days(tmp_path: Path) -> None:
     assert list(ledger_db.records_between(ledger, since, None)) == days[1:]
     assert list(ledger_db.records_between(ledger, None, date(2026, 5, 1))) == days[:1]
     ledger.close()
+
+
+def test_spend_of_a_customer_with_no_rows_in_an_existing_ledger_is_zero(tmp_path: Path) -> None:
+    from usagetap.sinks import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.send([make_record(customer="someone_else")])
+    ledger.close()
+    now = datetime.now(timezone.utc)
+    assert (
+        ledger_db.spent_in_windows(tmp_path / "ledger.db", "nobody", [None, now], now)
+        == [(0, 0, Decimal(0), 0)] * 2
+    )

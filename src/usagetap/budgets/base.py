@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Optional, Protocol, runtime_checkable
 
-__all__ = ["BudgetStore", "Charge", "Refusal", "StoreUnavailable", "Used", "distinct", "passes"]
+__all__ = [
+    "BudgetStore",
+    "Charge",
+    "Refusal",
+    "Seed",
+    "SeededStore",
+    "StoreUnavailable",
+    "Used",
+    "distinct",
+    "passes",
+]
 
 NANOS = 10**9
 """Nano-dollars per US dollar: costs are kept as whole nano-dollars in every store."""
@@ -78,6 +88,24 @@ class BudgetStore(Protocol):
 
     def close(self) -> None:
         """Close connections (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What a ledger held for a bucket's period before the store first saw the bucket."""
+
+    bucket: str
+    used: Used
+    expires: Optional[float]
+
+
+@runtime_checkable
+class SeededStore(Protocol):
+    """A store that takes past spend from the machine's ledger, once per bucket across its processes."""
+
+    def seed(self, seeds: Sequence[Seed]) -> None:
+        """Add each seed's usage to its bucket, atomically, unless the bucket was seeded before."""
         ...
 
 

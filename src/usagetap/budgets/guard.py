@@ -24,17 +24,18 @@ import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional, Union
 from zoneinfo import ZoneInfo
 
 from .. import _stats
-from .._log import WARNING, internal_error, log_once
+from .._forksafe import module_lock
+from .._log import INFO, WARNING, internal_error, log_once
 from .._state import CLEAR, STATE, on_reset
 from ..errors import BudgetExceeded, ConfigurationError
-from .base import NANOS, BudgetStore, Charge, Refusal, StoreUnavailable, Used
+from .base import NANOS, BudgetStore, Charge, Refusal, Seed, SeededStore, StoreUnavailable, Used
 
 if TYPE_CHECKING:
     from ..delivery.intake import Capture
@@ -47,6 +48,7 @@ __all__ = [
     "Hold",
     "add",
     "configured",
+    "default_path",
     "open_store",
     "release",
     "reserve",
@@ -56,6 +58,9 @@ __all__ = [
 ON_ERROR = ("fail_open", "fail_closed")
 ENV = "USAGETAP_BUDGETS"
 ENV_ON_ERROR = "USAGETAP_BUDGETS_ON_ERROR"
+DEFAULT_FILE = "budgets.db"
+CALENDAR = ("day", "week", "month", "total")
+"""The UTC calendar periods seeded from the ledger with a customer's first call (``limits.PERIODS``)."""
 INPUT_OVERHEAD = 16
 """Tokens added to every input estimate (the provider's per-request framing)."""
 ROLLING_SLOTS = 24
@@ -73,6 +78,8 @@ class BudgetConfig:
     on_error: str = "fail_open"
     ttl: float = 300.0
     default_max_output: int = 4096
+    seen: set[str] = field(default_factory=set, compare=False, repr=False)
+    """Buckets this process has seeded from the ledger (or found seeded by another process)."""
 
 
 @dataclass
@@ -109,9 +116,9 @@ def open_store(target: Union[str, os.PathLike[str]], *, timeout: float = 2.0) ->
 
 
 def configure(config: Optional[BudgetConfig]) -> None:
-    """Use ``config`` from now on (None: no store; limits are per process)."""
+    """Use ``config`` from now on (None: back to the default, opened when next needed)."""
     old, STATE.budgets = STATE.budgets, config
-    STATE.budgets_env_read = True
+    STATE.budgets_env_read = config is not None
     if old is not None and old is not config:
         try:
             old.store.close()
@@ -119,17 +126,55 @@ def configure(config: Optional[BudgetConfig]) -> None:
             internal_error("budget store", exc)
 
 
+_lock = module_lock(globals(), "_lock")
+_seeding = module_lock(globals(), "_seeding")
+
+
 def configured() -> Optional[BudgetConfig]:
-    """The budget store in use: set by ``limits.use_store()``, else read once from ``USAGETAP_BUDGETS``."""
+    """The budget store in use: set by ``limits.use_store()``, else ``USAGETAP_BUDGETS``, else SQLite at
+    :func:`default_path` (resolved once). None: no store could be opened; limits count per process."""
     if STATE.budgets is None and not STATE.budgets_env_read:
-        STATE.budgets_env_read = True
-        target = os.environ.get(ENV)
-        if target:
-            on_error = os.environ.get(ENV_ON_ERROR) or "fail_open"
-            if on_error not in ON_ERROR:
-                raise ConfigurationError(f"{ENV_ON_ERROR} must be one of {', '.join(ON_ERROR)}")
-            STATE.budgets = BudgetConfig(open_store(target), on_error)
+        with _lock:
+            if STATE.budgets is None and not STATE.budgets_env_read:
+                on_error = os.environ.get(ENV_ON_ERROR) or "fail_open"
+                if on_error not in ON_ERROR:
+                    raise ConfigurationError(f"{ENV_ON_ERROR} must be one of {', '.join(ON_ERROR)}")
+                target = os.environ.get(ENV)
+                STATE.budgets = BudgetConfig(open_store(target), on_error) if target else _default(on_error)
+                STATE.budgets_env_read = True
     return STATE.budgets
+
+
+def default_path() -> str:
+    """Where the default budget store lives: next to the ledger (``$USAGETAP_DB`` when it is a path),
+    else in the default directory (``./.usagetap``, or a per-user directory when that is read-only)."""
+    from .._paths import default_dir
+
+    ledger = os.environ.get("USAGETAP_DB")
+    if ledger and "://" not in ledger:
+        return os.path.join(os.path.dirname(os.path.abspath(ledger)), DEFAULT_FILE)
+    return os.path.join(default_dir(), DEFAULT_FILE)
+
+
+def _default(on_error: str) -> Optional[BudgetConfig]:
+    """The default SQLite store, opened now; None (logged once) when it cannot be opened."""
+    from ..db.budgets import SQLiteBudgets
+
+    path = default_path()
+    store = SQLiteBudgets(path)
+    try:
+        store.open()
+    except StoreUnavailable as exc:
+        log_once(
+            WARNING,
+            "budgets-default",
+            "usagetap: the budget store %s cannot be opened (%s); limits are counted per process "
+            "(set USAGETAP_BUDGETS to a writable path or a server)",
+            path,
+            exc,
+        )
+        return None
+    return BudgetConfig(store, on_error)
 
 
 # -- buckets -----------------------------------------------------------------------
@@ -173,10 +218,78 @@ def charge_for(
         since = datetime.fromtimestamp((index - ROLLING_SLOTS) * slot, timezone.utc)
         charge = Charge(buckets[-1], buckets, tokens, nanos, limit.max_tokens, max_nanos, expires)
         return charge, since
-    start, end = window_of(limit.period, now, limit.tz)
-    bucket = f"{scope}|{limit.period}|{limit.tz}|{'total' if start is None else start.isoformat()}"
-    kept = None if end is None else end.timestamp() + _KEPT_AFTER
+    bucket, start, kept = _calendar(scope, limit.period, limit.tz, now)
     return Charge(bucket, (bucket,), tokens, nanos, limit.max_tokens, max_nanos, kept), start
+
+
+def _calendar(
+    scope: str, period: str, tz: str, now: datetime
+) -> tuple[str, Optional[datetime], Optional[float]]:
+    """``scope``'s bucket for the calendar ``period`` containing ``now``, its start, when it may go."""
+    start, end = window_of(period, now, tz)
+    bucket = f"{scope}|{period}|{tz}|{'total' if start is None else start.isoformat()}"
+    return bucket, start, None if end is None else end.timestamp() + _KEPT_AFTER
+
+
+# -- past spend ------------------------------------------------------------------------
+
+
+def seed(config: BudgetConfig, customer: str, limits: Sequence[Limit], now: datetime) -> None:
+    """Seed the buckets of ``customer`` this process has not seen (its UTC calendar periods and its
+    limits' periods; not a feature's or a rolling window's) with its ledger spend before ``now``.
+
+    The store adds a bucket's seed once, whichever process comes first, so past spend counts once.
+    """
+    store = config.store
+    if not isinstance(store, SeededStore) or not _unseen(config, customer, limits, now):
+        return
+    with _seeding:  # the process's other calls wait for the seed rather than reserve without it
+        fresh = _unseen(config, customer, limits, now)
+        if fresh:
+            _seed(config, store, customer, fresh, now)
+
+
+def _unseen(
+    config: BudgetConfig, customer: str, limits: Sequence[Limit], now: datetime
+) -> dict[str, tuple[Optional[datetime], Optional[float]]]:
+    """The buckets to seed this process has not seen yet: bucket -> (start, expires)."""
+    fresh: dict[str, tuple[Optional[datetime], Optional[float]]] = {}
+    for period, tz in [*((p, "UTC") for p in CALENDAR), *_seedable(limits)]:
+        bucket, start, expires = _calendar(f"{{{customer}}}|", period, tz, now)
+        if bucket not in config.seen:
+            fresh.setdefault(bucket, (start, expires))
+    return fresh
+
+
+def _seed(
+    config: BudgetConfig,
+    store: SeededStore,
+    customer: str,
+    fresh: dict[str, tuple[Optional[datetime], Optional[float]]],
+    now: datetime,
+) -> None:
+    source = STATE.spend_source
+    try:
+        past = None if source is None else source.spent(customer, [s for s, _ in fresh.values()], now)
+    except Exception as exc:
+        internal_error("limits ledger", exc)
+        config.seen.update(fresh)  # counted once; the budget goes on without the past spend
+        return
+    if past is None:
+        if source is None:  # else the spend source was not ready yet: read it again next time
+            log_once(INFO, "limits-no-ledger", "usagetap: no local ledger is configured; budgets start at 0")
+            config.seen.update(fresh)
+        return
+    seeds = [
+        Seed(bucket, Used(calls, tokens, math.ceil(cost * NANOS), unpriced), expires)
+        for (bucket, (_, expires)), (calls, tokens, cost, unpriced) in zip(fresh.items(), past, strict=True)
+    ]
+    store.seed(seeds)
+    config.seen.update(fresh)
+
+
+def _seedable(limits: Sequence[Limit]) -> list[tuple[str, str]]:
+    return [(lim.period, lim.tz) for lim in limits if lim.feature is None and lim.period != "rolling"]
 
 
 # -- estimate ----------------------------------------------------------------------
@@ -253,6 +366,7 @@ def reserve(config: BudgetConfig, call: Call, customer: str, limits: Sequence[Li
     charged = [charge_for(customer, limit, now, tokens, nanos) for limit in limits]
     hold = Hold(uuid.uuid4().hex, customer, tuple(c for c, _ in charged), config.store, True)
     try:
+        seed(config, customer, limits, now)
         refusal = config.store.reserve(hold.id, hold.charges, config.ttl)
     except Exception as exc:
         unavailable(config, "reserve", exc, customer)
@@ -267,6 +381,10 @@ def add(config: BudgetConfig, customer: str, limits: Sequence[Limit], capture: C
     """Add usage recorded by hand (``usagetap.record()``, never refused) to the limits' buckets."""
     now = datetime.now(timezone.utc)
     charges = tuple(charge_for(customer, limit, now)[0] for limit in limits)
+    try:
+        seed(config, customer, limits, now)
+    except Exception as exc:
+        _failed("seed", exc, customer)
     settle(Hold(uuid.uuid4().hex, customer, charges, config.store, False), capture)
 
 

@@ -3,7 +3,8 @@
 Each reservation is one transaction opened with ``BEGIN IMMEDIATE`` (the file's write lock, taken
 before anything is read), so processes and threads reserving at once are serialised; WAL mode lets
 readers go on meanwhile. ``budget_holds`` holds live reservations (dropped on settle or release,
-ignored and purged once expired); ``budget_used`` the settled usage per bucket.
+ignored and purged once expired); ``budget_used`` the settled usage per bucket; ``budget_seeds``
+the buckets already seeded with the spend a ledger held before the store first saw them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
 
-from ..budgets.base import Charge, Refusal, StoreUnavailable, Used, distinct, passes
+from ..budgets.base import Charge, Refusal, Seed, StoreUnavailable, Used, distinct, passes
 
 __all__ = ["SQLiteBudgets"]
 
@@ -28,6 +30,13 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS budget_holds_bucket ON budget_holds (bucket)",
     "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
     "CREATE INDEX IF NOT EXISTS budget_used_expires ON budget_used (expires)",
+    "CREATE TABLE IF NOT EXISTS budget_seeds (bucket TEXT PRIMARY KEY, expires REAL)",
+)
+_ADD_USED = (
+    "INSERT INTO budget_used (bucket, calls, tokens, nanos, unpriced, expires) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
+    "calls = calls + excluded.calls, tokens = tokens + excluded.tokens, "
+    "nanos = nanos + excluded.nanos, unpriced = unpriced + excluded.unpriced"
 )
 
 
@@ -69,6 +78,41 @@ class SQLiteBudgets:
             self._lock = threading.Lock()
         return self._lock
 
+    def open(self) -> None:
+        """Open the file now (making it and its directory); :class:`StoreUnavailable` if it cannot be."""
+        with self._locked():
+            try:
+                self._connection()
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
+    def seed(self, seeds: Sequence[Seed]) -> None:
+        """Add each seed's usage to its bucket unless that bucket was seeded before, by any process."""
+        with self._locked():
+            try:
+                conn = self._connection()
+                now = time.time()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("DELETE FROM budget_seeds WHERE expires <= ?", (now,))
+                    for seed in seeds:
+                        new = conn.execute(
+                            "INSERT OR IGNORE INTO budget_seeds (bucket, expires) VALUES (?, ?)",
+                            (seed.bucket, seed.expires),
+                        ).rowcount
+                        if new:
+                            u = seed.used
+                            conn.execute(
+                                _ADD_USED, (seed.bucket, u.calls, u.tokens, u.nanos, u.unpriced, seed.expires)
+                            )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
     def reserve(self, hold: str, charges: tuple[Charge, ...], ttl: float) -> Optional[Refusal]:
         with self._locked():
             try:
@@ -106,10 +150,7 @@ class SQLiteBudgets:
                 try:
                     conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
                     conn.executemany(
-                        "INSERT INTO budget_used (bucket, calls, tokens, nanos, unpriced, expires) "
-                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
-                        "calls = calls + excluded.calls, tokens = tokens + excluded.tokens, "
-                        "nanos = nanos + excluded.nanos, unpriced = unpriced + excluded.unpriced",
+                        _ADD_USED,
                         [
                             (c.bucket, actual.calls, actual.tokens, actual.nanos, actual.unpriced, c.expires)
                             for c in distinct(charges)

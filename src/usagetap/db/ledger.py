@@ -306,6 +306,6 @@ def spent_in_windows(
     finally:
         conn.close()
     return [
-        (int(row[i]), int(row[i + 1]), Decimal(row[i + 2]), int(row[i + 3]))
+        (int(row[i]), int(row[i + 1]), Decimal(row[i + 2] or 0), int(row[i + 3]))  # no rows: NULL
         for i in range(0, 4 * len(starts), 4)
     ]
