@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..budgets.base import Charge, Refusal, Seed, StoreUnavailable, Used, distinct, passes
+from .wal import use_wal
 
 __all__ = ["SQLiteBudgets"]
 
@@ -66,8 +67,7 @@ class SQLiteBudgets:
             conn = sqlite3.connect(
                 str(self.path), timeout=self.timeout, check_same_thread=False, isolation_level=None
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            use_wal(conn, self.timeout)
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._conn, self._pid = conn, os.getpid()

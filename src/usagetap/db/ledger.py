@@ -19,6 +19,7 @@ from typing import Any, Optional, Union, cast
 
 from .._record import FIELD_KINDS, FIELDS, UsageRecord, field_values
 from .recover import readable_rows
+from .wal import use_wal
 
 __all__ = [
     "COLUMNS",
@@ -89,8 +90,7 @@ def connect(path: Union[str, os.PathLike[str]], *, create: bool = True) -> sqlit
     elif not target.exists():
         raise FileNotFoundError(f"no ledger at {target}")
     conn = sqlite3.connect(str(target), timeout=30.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    use_wal(conn, 30.0)
     if create:
         conn.executescript(schema())
         _add_missing_columns(conn)

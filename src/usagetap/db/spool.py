@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from .recover import file_of, readable_rows, scan_pages
+from .wal import use_wal
 
 __all__ = ["SALVAGE_KEY", "TABLES", "Row", "immediate", "missing_tables", "setup", "snapshot", "table_names"]
 
@@ -119,8 +120,7 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def setup(conn: sqlite3.Connection) -> int:
     """WAL mode; the tables created, or a spool of one row per record upgraded to chunks; an integrity
     check (raises :class:`sqlite3.DatabaseError` on a damaged file). Returns the page size."""
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    use_wal(conn, 30.0)
     with immediate(conn):
         columns = {row[1] for row in conn.execute("PRAGMA table_info(spool)")}
         for sql in _UPGRADE if "event_id" in columns else _CREATE:
