@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["LedgerError", "LedgerSource", "PostgresLedger", "SqliteLedger", "open_ledger", "postgres"]
 
 PastSpend = tuple[int, int, Decimal, int]
+ReconcileRow = tuple[str, str, dict[str, Any], int, int, Optional[Decimal]]
 
 INSTALL_HINT = "PostgreSQL ledgers need psycopg: pip install 'usagetap[postgres]'"
 
@@ -54,6 +55,10 @@ class LedgerSource(Protocol):
 
     def dimension_names(self) -> list[str]:
         """The names of the dimensions the ledger's records carry, sorted."""
+
+    def reconcile_rows(self, provider: str, since: date, until: date) -> list[ReconcileRow]:
+        """``provider``'s records within the UTC days ``since`` .. ``until``, one row per record (see
+        :func:`usagetap.db.ledger.reconcile_rows`)."""
 
     def spent(self, customer: str, starts: Sequence[Optional[datetime]], until: datetime) -> list[PastSpend]:
         """``customer``'s calls, tokens, cost and unpriced calls in each window ``[start, until)``."""
@@ -103,6 +108,9 @@ class SqliteLedger:
     def dimension_names(self) -> list[str]:
         return sqlite_ledger.dimension_names(self.conn)
 
+    def reconcile_rows(self, provider: str, since: date, until: date) -> list[ReconcileRow]:
+        return sqlite_ledger.reconcile_rows(self.conn, provider, since, until)
+
     def spent(self, customer: str, starts: Sequence[Optional[datetime]], until: datetime) -> list[PastSpend]:
         return sqlite_ledger.spent_in_windows(self.name, customer, starts, until)
 
@@ -134,6 +142,10 @@ class PostgresLedger:
     def dimension_names(self) -> list[str]:
         with _translated():
             return ledger_pg.dimension_names(self.conn)
+
+    def reconcile_rows(self, provider: str, since: date, until: date) -> list[ReconcileRow]:
+        with _translated():
+            return ledger_pg.reconcile_rows(self.conn, provider, since, until)
 
     def spent(self, customer: str, starts: Sequence[Optional[datetime]], until: datetime) -> list[PastSpend]:
         with _translated():

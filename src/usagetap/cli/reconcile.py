@@ -79,9 +79,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from .. import reconcile as rec
-    from ..db.ledger import reconcile_rows
+    from .._ledger_source import LedgerError, open_ledger
+    from ..db import ledger_pg
+    from ..errors import ConfigurationError
     from ..reconcile import _render
-    from ..sinks.ledger import connect, default_path
+    from ..sinks.ledger import default_path
+
+    def source_name(path: str) -> str:
+        return ledger_pg.redact(path) if ledger_pg.is_url(path) else path
 
     if args.since > args.until:
         raise CLIError(f"--since {args.since} is after --until {args.until}")
@@ -90,18 +95,20 @@ def run(args: argparse.Namespace) -> int:
     if not key:
         raise CLIError(f"set {variable} to an admin key of the {args.provider} organization")
     path = args.db or default_path()
+    if args.save and ledger_pg.is_url(path):
+        raise CLIError("--save keeps the result next to a ledger file; a PostgreSQL ledger has none")
     try:
-        conn = connect(path, create=False)
+        source = open_ledger(path)
     except FileNotFoundError:
-        raise CLIError(f"no ledger at {path} (pass --db)") from None
-    except sqlite3.Error as exc:
-        raise CLIError(f"cannot open the ledger at {path}: {exc}") from None
+        raise CLIError(f"no ledger at {source_name(path)} (pass --db)") from None
+    except (sqlite3.Error, LedgerError, ConfigurationError) as exc:
+        raise CLIError(f"cannot open the ledger at {source_name(path)}: {exc}") from None
     try:
-        ledger = reconcile_rows(conn, args.provider, args.since, args.until)
-    except sqlite3.Error as exc:
-        raise CLIError(f"cannot read the ledger at {path}: {exc}") from None
+        ledger = source.reconcile_rows(args.provider, args.since, args.until)
+    except (sqlite3.Error, LedgerError) as exc:
+        raise CLIError(f"cannot read the ledger at {source.name}: {exc}") from None
     finally:
-        conn.close()
+        source.close()
     long_range = (args.until - args.since).days >= _LONG_RANGE_DAYS
     try:
         result = rec.reconcile(

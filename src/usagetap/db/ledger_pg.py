@@ -224,6 +224,23 @@ def aggregate(
     yield from conn.execute(sql, [*key_params, *params])
 
 
+def reconcile_rows(
+    conn: psycopg.Connection[Any], provider: str, since: date, until: date
+) -> list[tuple[str, str, dict[str, Any], int, int, Optional[Decimal]]]:
+    """``provider``'s records within the UTC days ``since`` .. ``until``: day, model, dimensions,
+    input tokens, output tokens and cost, one row per record."""
+    where, params = _window(since, until)
+    sql = (
+        f"SELECT {_text('day', _DAY)}, model, dimensions, input_tokens, output_tokens, cost FROM usage"
+        f"{where}{' AND' if where else ' WHERE'} provider = %s"
+    )
+    rows = conn.execute(sql, [*params, provider]).fetchall()
+    return [
+        (str(d), str(m), dict(dims or {}), int(i), int(o), None if c is None else Decimal(c))
+        for d, m, dims, i, o, c in rows
+    ]
+
+
 def dimension_names(conn: psycopg.Connection[Any]) -> list[str]:
     """The names of the dimensions the ledger's records carry, sorted."""
     sql = "SELECT DISTINCT jsonb_object_keys(dimensions) AS key FROM usage ORDER BY key"
