@@ -177,3 +177,18 @@ def test_without_opentelemetry_loaded_no_span_is_looked_up(
     client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
     usagetap.flush()
     assert len(sink.records) == 2 and looked == [1]
+
+
+def test_with_the_opentelemetry_api_alone_no_span_is_looked_up(
+    client: openai.OpenAI, sink: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked: list[int] = []
+    monkeypatch.setattr(trace, "get_current_span", lambda *a: looked.append(1) or trace.INVALID_SPAN)
+    monkeypatch.delitem(sys.modules, "opentelemetry.sdk.trace")
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    assert looked == []  # no SDK, no provider: nothing can record
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", object())  # a provider set (another vendor's, say)
+    client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+    usagetap.flush()
+    assert len(sink.records) == 2 and looked == [1]

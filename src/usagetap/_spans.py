@@ -11,8 +11,9 @@ when the call is priced), ``usagetap.event_id`` and ``usagetap.status``. A span 
 calls shows the last one's.
 
 Nothing is imported and nothing is built unless OpenTelemetry is loaded and the span records:
-without an SDK (or outside any span) a call costs one dictionary lookup, or that and a
-context-variable read. The record is built (and priced) on the caller's thread only then.
+without OpenTelemetry, or with its API alone (no SDK loaded, no tracer provider set), a call costs
+a few dictionary lookups; outside any span, that and a context-variable read. The record is
+built (and priced) on the caller's thread only then.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class SpanAttributes:
         trace = sys.modules.get("opentelemetry.trace")
         if trace is None:
             return
+        if "opentelemetry.sdk.trace" not in sys.modules and getattr(trace, "_TRACER_PROVIDER", True) is None:
+            return  # the API alone (an SDK such as anthropic imports it): no span can be recording
         span = trace.get_current_span()
         if not span.is_recording():
             return
