@@ -77,3 +77,41 @@ def test_an_expired_reservation_no_longer_counts(store: BudgetStore) -> None:
     assert store.reserve("next", (charge(1),), ttl=60) is not None
     time.sleep(0.6)
     assert store.reserve("next", (charge(100),), ttl=60) is None
+
+
+def test_every_key_a_redis_script_touches_is_in_the_customers_cluster_slot(redis_url: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from redis.crc import key_slot
+
+    from usagetap.budgets.guard import charge_for
+    from usagetap.limits import Limit
+
+    store = open_store(redis_url, timeout=5.0)
+    touched: list[list[str]] = []
+    run = store._run  # type: ignore[attr-defined]
+
+    def spy(script: object, keys: list[str], args: list[object]) -> object:
+        touched.append(list(keys))
+        return run(script, keys, args)
+
+    store._run = spy  # type: ignore[attr-defined]
+    limits = [
+        Limit(max_tokens=1000, period="day"),
+        Limit(max_cost=5, period="month"),
+        Limit(max_tokens=500, period="rolling", window=timedelta(hours=5)),
+        Limit(max_tokens=100, period="day", feature="search"),
+    ]
+    now = datetime.now(timezone.utc)
+    charges = tuple(charge_for("org_7", limit, now, tokens=10)[0] for limit in limits)
+    try:
+        assert store.reserve("h1", charges, ttl=60) is None
+        store.settle("h1", charges, Used(calls=1, tokens=5))
+        assert store.reserve("h2", charges, ttl=60) is None
+        store.release("h2", charges)
+        store.used(charges[2].window)
+    finally:
+        store.close()
+    assert len(touched) == 5
+    slots = {key_slot(key.encode()) for keys in touched for key in keys}
+    assert slots == {key_slot(b"{org_7}")}  # one slot: Redis Cluster runs each script on one node
