@@ -45,6 +45,21 @@ def install_line(example: Path) -> tuple[list[str], list[str]]:
     return match.group(1).split(","), match.group(2).split()
 
 
+def missing(extras: list[str]) -> list[str]:
+    """The distributions usagetap's ``extras`` require that are not installed here."""
+    absent = []
+    for text in metadata.requires("usagetap") or []:
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if marker is None or not any(marker.evaluate({"extra": extra}) for extra in extras):
+            continue
+        try:
+            metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            absent.append(requirement.name)
+    return absent
+
+
 def installed_with(extras: list[str], packages: list[str]) -> set[str]:
     """The distributions usagetap with ``extras``, and ``packages``, bring (of those installed here)."""
     todo: list[tuple[str, tuple[str, ...]]] = [("usagetap", tuple(extras))]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples_extras import RUNNER, canonical, install_line, installed_with
+from tests.examples_extras import RUNNER, canonical, install_line, installed_with, missing
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -165,6 +165,9 @@ def test_litellm_example_is_one_record_per_call_whichever_layer_sees_it(capsys) 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_each_example_runs_with_only_what_its_pip_install_line_installs(example: str) -> None:
     extras, packages = install_line(EXAMPLES / example)
+    absent = missing(extras)
+    if absent:  # e.g. litellm, in the dev extra and its nox session, not in the README's test install
+        pytest.skip(f"{example}: {', '.join(absent)} (usagetap[{','.join(extras)}]) not installed here")
     allowed = installed_with(extras, packages)
     if not {canonical(p) for p in packages} <= allowed or "usagetap" not in allowed:
         pytest.fail(f"{example}: usagetap or {packages} is not installed here")
