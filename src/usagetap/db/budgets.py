@@ -9,15 +9,17 @@ the buckets already seeded with the spend a ledger held before the store first s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Optional, Union
 
 from ..budgets.base import Charge, Refusal, Seed, StoreUnavailable, Used, distinct, passes
+from .spool import immediate
 from .wal import use_wal
 
 __all__ = ["SQLiteBudgets"]
@@ -86,100 +88,67 @@ class SQLiteBudgets:
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
 
-    def seed(self, seeds: Sequence[Seed]) -> None:
-        """Add each seed's usage to its bucket unless that bucket was seeded before, by any process."""
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under this store's lock; SQLite's errors raised as :class:`StoreUnavailable`."""
         with self._locked():
             try:
-                conn = self._connection()
-                now = time.time()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("DELETE FROM budget_seeds WHERE expires <= ?", (now,))
-                    for seed in seeds:
-                        new = conn.execute(
-                            "INSERT OR IGNORE INTO budget_seeds (bucket, expires) VALUES (?, ?)",
-                            (seed.bucket, seed.expires),
-                        ).rowcount
-                        if new:
-                            u = seed.used
-                            conn.execute(
-                                _ADD_USED, (seed.bucket, u.calls, u.tokens, u.nanos, u.unpriced, seed.expires)
-                            )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                yield self._connection()
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
 
-    def reserve(self, hold: str, charges: tuple[Charge, ...], ttl: float) -> Optional[Refusal]:
-        with self._locked():
-            try:
-                conn = self._connection()
-                now = time.time()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (now,))
-                    for index, charge in enumerate(charges):
-                        used = _used(conn, charge.window)
-                        if passes(charge, used):
-                            conn.execute("ROLLBACK")
-                            return Refusal(index, used)
-                    conn.executemany(
-                        "INSERT INTO budget_holds (hold, bucket, tokens, nanos, expires) "
-                        "VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (hold, bucket) DO UPDATE SET tokens = tokens + excluded.tokens, "
-                        "nanos = nanos + excluded.nanos",
-                        [(hold, c.bucket, c.tokens, c.nanos, now + ttl) for c in charges],
+    def seed(self, seeds: Sequence[Seed]) -> None:
+        """Add each seed's usage to its bucket unless that bucket was seeded before, by any process."""
+        with self._open() as conn, immediate(conn):
+            conn.execute("DELETE FROM budget_seeds WHERE expires <= ?", (time.time(),))
+            for seed in seeds:
+                new = conn.execute(
+                    "INSERT OR IGNORE INTO budget_seeds (bucket, expires) VALUES (?, ?)",
+                    (seed.bucket, seed.expires),
+                ).rowcount
+                if new:
+                    u = seed.used
+                    conn.execute(
+                        _ADD_USED, (seed.bucket, u.calls, u.tokens, u.nanos, u.unpriced, seed.expires)
                     )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+
+    def reserve(self, hold: str, charges: tuple[Charge, ...], ttl: float) -> Optional[Refusal]:
+        with self._open() as conn, immediate(conn):
+            now = time.time()
+            conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (now,))
+            for index, charge in enumerate(charges):
+                used = _used(conn, charge.window)
+                if passes(charge, used):
+                    return Refusal(index, used)
+            conn.executemany(
+                "INSERT INTO budget_holds (hold, bucket, tokens, nanos, expires) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (hold, bucket) DO UPDATE SET tokens = tokens + excluded.tokens, "
+                "nanos = nanos + excluded.nanos",
+                [(hold, c.bucket, c.tokens, c.nanos, now + ttl) for c in charges],
+            )
         return None
 
     def settle(self, hold: str, charges: tuple[Charge, ...], actual: Used) -> None:
-        with self._locked():
-            try:
-                conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
-                    conn.executemany(
-                        _ADD_USED,
-                        [
-                            (c.bucket, actual.calls, actual.tokens, actual.nanos, actual.unpriced, c.expires)
-                            for c in distinct(charges)
-                        ],
-                    )
-                    conn.execute("DELETE FROM budget_used WHERE expires <= ?", (time.time(),))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+        with self._open() as conn, immediate(conn):
+            conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
+            conn.executemany(
+                _ADD_USED,
+                [
+                    (c.bucket, actual.calls, actual.tokens, actual.nanos, actual.unpriced, c.expires)
+                    for c in distinct(charges)
+                ],
+            )
+            conn.execute("DELETE FROM budget_used WHERE expires <= ?", (time.time(),))
 
     def release(self, hold: str, charges: tuple[Charge, ...]) -> None:
-        with self._locked():
-            try:
-                self._connection().execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+        with self._open() as conn:
+            conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
 
     def used(self, window: tuple[str, ...]) -> Used:
-        with self._locked():
-            try:
-                conn = self._connection()
-                conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (time.time(),))
-                return _used(conn, window)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite budget store {self.path}: {exc}") from exc
+        with self._open() as conn:
+            conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (time.time(),))
+            return _used(conn, window)
 
     def close(self) -> None:
         with self._locked():
