@@ -113,23 +113,6 @@ def failed(call: Call) -> None:
         release(hold)
 
 
-def _plan(binding: Binding, options: Any) -> Optional[Call]:
-    try:
-        return binding.adapter.plan(binding, options)
-    except Exception as exc:
-        internal_error("plan", exc)
-        return None
-
-
-def _on_result(call: Call, result: Any) -> Any:
-    call.options = call.original_options = None  # sent: a capture waiting for delivery needs them no more
-    try:
-        return call.binding.adapter.on_result(call, result)
-    except Exception as exc:
-        internal_error("result", exc)
-        return result
-
-
 def _fallback(call: Call, exc: Exception) -> Any:
     """Options to retry with once, when the provider refused only what usagetap added; else None."""
     try:
@@ -142,7 +125,11 @@ def _fallback(call: Call, exc: Exception) -> Any:
 def intercept_sync(
     binding: Binding, send: Callable[..., Any], cast_to: Any, options: Any, args: Any, kwargs: Any
 ) -> Any:
-    call = _plan(binding, options)
+    try:
+        call = binding.adapter.plan(binding, options)
+    except Exception as exc:
+        internal_error("plan", exc)
+        call = None
     if call is None:
         return send(cast_to, options, *args, **kwargs)
     admit(call)
@@ -157,13 +144,22 @@ def intercept_sync(
     except BaseException:
         failed(call)
         raise
-    return _on_result(call, result)
+    call.options = call.original_options = None  # sent: a capture waiting for delivery needs them no more
+    try:
+        return call.binding.adapter.on_result(call, result)
+    except Exception as exc:
+        internal_error("result", exc)
+        return result
 
 
 async def intercept_async(
     binding: Binding, send: Callable[..., Any], cast_to: Any, options: Any, args: Any, kwargs: Any
 ) -> Any:
-    call = _plan(binding, options)
+    try:
+        call = binding.adapter.plan(binding, options)
+    except Exception as exc:
+        internal_error("plan", exc)
+        call = None
     if call is None:
         return await send(cast_to, options, *args, **kwargs)
     admit(call)
@@ -178,4 +174,9 @@ async def intercept_async(
     except BaseException:
         failed(call)
         raise
-    return _on_result(call, result)
+    call.options = call.original_options = None  # sent: a capture waiting for delivery needs them no more
+    try:
+        return call.binding.adapter.on_result(call, result)
+    except Exception as exc:
+        internal_error("result", exc)
+        return result

@@ -13,7 +13,6 @@ response dict (its token-count headers), or Claude's Messages JSON (Anthropic's
 
 from __future__ import annotations
 
-import functools
 import json
 import types
 from collections.abc import Callable, Mapping
@@ -132,7 +131,13 @@ class BedrockAdapter(Adapter):
     def on_result(self, call: Call, result: Any) -> Any:
         if isinstance(call, _BedrockCall):
             try:
-                _meter(call, result)
+                if call.operation == extract.CONVERSE and not call.stream:  # read on the intake thread
+                    metadata = result.get("ResponseMetadata")
+                    request_id = metadata.get("RequestId") if type(metadata) is dict else None
+                    source = (call.request_model, call.region, result.get("usage"), request_id)
+                    emit(call, _converse_source_usage, source)
+                else:
+                    _meter(call, result)
             except Exception as exc:  # the call was billed: its record says usagetap could not read it
                 internal_error("result", exc)
                 emit(call, _unreadable, type(result).__name__)
@@ -150,13 +155,7 @@ class BedrockAdapter(Adapter):
 
 
 def _meter(call: _BedrockCall, result: Any) -> None:
-    """Emit the call's record now (Converse, InvokeModel with count headers) or when its body ends."""
-    if call.operation == extract.CONVERSE and not call.stream:  # read on the intake thread
-        metadata = result.get("ResponseMetadata")
-        request_id = metadata.get("RequestId") if type(metadata) is dict else None
-        source = (call.request_model, call.region, result.get("usage"), request_id)
-        emit(call, _converse_source_usage, source)
-        return
+    """Emit the call's record (InvokeModel with count headers) or tap its stream or body to emit it later."""
     response_id = extract.request_id(result)
     facts = extract.model_dimensions(call.request_model, call.region)
     if call.operation == extract.CONVERSE:
@@ -233,17 +232,16 @@ def _body_reader(model_id: Optional[str], response_id: Optional[str]) -> Callabl
 
 def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
     send = getattr(type(self), _METHOD).__get__(self, type(self))
-    if not _switch.enabled:
+    if not _switch.enabled or operation_name not in _OPERATIONS:  # off, or not billable
         return send(operation_name, api_params)
-    if operation_name not in _OPERATIONS:  # not billable: nothing to meter
-        return send(operation_name, api_params)
-    request = (operation_name, api_params, _client_region(self))
-    return intercept_sync(vars(self)[ATTR], functools.partial(_send, send), operation_name, request, (), {})
+    state = vars(self)
+    region = state[_REGION] if _REGION in state else _client_region(self)
+    return intercept_sync(state[ATTR], _send, send, (operation_name, api_params, region), (), {})
 
 
-def _send(send: Callable[[str, Any], Any], operation_name: str, request: _Request) -> Any:
-    """Send the request ``plan()`` saw: botocore's own ``_make_api_call(operation_name, api_params)``."""
-    return send(operation_name, request[1])
+def _send(send: Callable[[str, Any], Any], request: _Request) -> Any:
+    """Send the request ``plan()`` saw with botocore's own ``_make_api_call(operation_name, api_params)``."""
+    return send(request[0], request[1])
 
 
 def _wrapper(adapter: BedrockAdapter) -> Callable[..., Any]:
@@ -266,7 +264,7 @@ def _wrapper(adapter: BedrockAdapter) -> Callable[..., Any]:
         if operation_name not in _OPERATIONS:
             return wrapped(*args, **kwargs)
         request = (operation_name, api_params, _client_region(instance))
-        return intercept_sync(binding, functools.partial(_send, wrapped), operation_name, request, (), {})
+        return intercept_sync(binding, _send, wrapped, request, (), {})
 
     return wrapper
 

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
+from ..._log import internal_error
 from ...instrument._calls import Call, emit
 from ...instrument._streams import StreamTap, _hook_close, _sync_close
 
@@ -33,12 +34,28 @@ def attach_events(stream: Any, tap: StreamTap) -> None:
 
 
 def _events(messages: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
+    """``messages``, each shown first to the observer when it may be one the usage needs.
+
+    An observer with ``edge_events`` (the ``:event-type`` values it reads) sees only those and
+    messages that are not events (errors); any other observer sees every message.
+    """
     observer: Any = tap.observer
+    observe = observer.observe
+    edges = getattr(observer, "edge_events", None)
     try:
         for message in messages:
-            tap.observe(message)
-            if observer.done:
-                tap.end()  # the usage (or the error) is in: the record needs nothing more
+            if not observer.done:
+                try:
+                    if edges is None:
+                        observe(message)
+                    else:
+                        headers = message.headers
+                        if headers.get(":event-type") in edges or headers.get(":message-type") != "event":
+                            observe(message)
+                except Exception as exc:
+                    internal_error("stream.observe", exc)
+                if observer.done:
+                    tap.end()  # the usage (or the error) is in: the record needs nothing more
             yield message
     finally:  # exhausted, closed, failed or collected
         tap.end()

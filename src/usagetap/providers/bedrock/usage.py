@@ -255,6 +255,9 @@ class ConverseStreamObserver(Observer):
 
     __slots__ = ("dimensions", "done", "failed", "metadata", "response_id", "stopped")
 
+    edge_events = frozenset({"metadata", "messageStop"})
+    """The only events :meth:`observe` reads (besides errors, which are not events)."""
+
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None
     ) -> None:

@@ -109,25 +109,24 @@ class GoogleAdapter(Adapter):
         return name
 
     def plan(self, binding: Binding, options: Any) -> Optional[Call]:
-        request, stream = options
-        method = str(request.method).lower()
-        if not isinstance(request.path, str):
+        verb, path, body, stream = options
+        if not isinstance(path, str):
             return None
-        batch = _BATCH.fullmatch(request.path.split("?", 1)[0])
-        if method == "get" and batch is not None:
-            return self._batch_get(binding, options, batch["id"])
-        if method != "post":
+        verb = str(verb).lower()
+        if verb == "get":
+            batch = _BATCH.fullmatch(path.split("?", 1)[0])
+            return None if batch is None else self._batch_get(binding, options, batch["id"])
+        if verb != "post":
             return None
-        target = _target(request.path)
+        target = _target(path)
         if target is not None and target[1] == "batchGenerateContent":
             return _BatchCreate(binding, extract.GENERATE, target[0], False, options)
         if target is None or target[1] not in _OPERATIONS:
             return None
         model, method = target
-        if method == "predict" and not _embeds(request.body):
+        if method == "predict" and not _embeds(body):
             return None
         call = Call(binding, _OPERATIONS[method], model or None, stream, options)
-        body = request.body
         call.request = body if type(body) is dict or isinstance(body, Mapping) else None
         return call
 

@@ -30,15 +30,8 @@ METHODS = ("request", "request_streamed", "async_request", "async_request_stream
 _AUTO = "_usagetap_auto_binding"
 
 
-class Request:
-    """What the SDK asks its API client for: ``(http_method, path, request_dict)``."""
-
-    __slots__ = ("body", "method", "path")
-
-    def __init__(self, method: Any, path: Any, body: Any) -> None:
-        self.method = method
-        self.path = path
-        self.body = body
+Request = tuple[Any, Any, Any, bool]
+"""A request as ``plan()`` sees it: ``(http_method, path, request_dict, streamed)``."""
 
 
 def api_client_of(client: Any) -> Any:
@@ -49,12 +42,13 @@ def api_client_of(client: Any) -> Any:
 def _plan(binding: Binding, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> Optional[Call]:
     try:
         n = len(args)
-        request = Request(
+        request: Request = (
             args[0] if n > 0 else kwargs.get("http_method"),
             args[1] if n > 1 else kwargs.get("path"),
             args[2] if n > 2 else kwargs.get("request_dict"),
+            stream,
         )
-        return binding.adapter.plan(binding, (request, stream))
+        return binding.adapter.plan(binding, request)
     except Exception as exc:
         internal_error("plan", exc)
         return None
@@ -109,7 +103,11 @@ def _sync(binding: Binding, send: Callable[..., Any], args: Any, kwargs: Any) ->
     except BaseException:
         failed(call)
         raise
-    _on_result(call, result)
+    call.options = call.original_options = None
+    try:
+        binding.adapter.meter(call, result)  # type: ignore[attr-defined]
+    except Exception as exc:
+        internal_error("result", exc)
     return result
 
 
