@@ -120,6 +120,15 @@ ENTRIES: tuple[Entry, ...] = (
         source="https://platform.openai.com/docs/guides/flex-processing",
         effective_from=date(2025, 4, 16),
     ),
+    Entry(  # Vertex AI's Flex PayGo (traffic type ON_DEMAND_FLEX) is likewise 50 % of Standard PayGo
+        id="google-flex-50pct",
+        provider="google",
+        models=("gemini-*",),
+        prices="service_tier=flex",
+        multiplier=Decimal("0.5"),
+        source="https://ai.google.dev/gemini-api/docs/flex-inference",
+        effective_from=date(2026, 4, 1),
+    ),
     Entry(
         id="openai-web-search-10-per-1k",
         provider="openai",
