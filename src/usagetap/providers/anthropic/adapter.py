@@ -44,11 +44,14 @@ _STREAM_HELPER = "x-stainless-stream-helper"
 
 class _Messages(Call):
     """``POST /v1/messages``. ``rebuilt``: sent by an SDK stream helper that reads the response
-    through a ``Stream`` of its own (anthropic < 0.43), so its body is metered, not the SDK's stream."""
+    through a ``Stream`` of its own (anthropic < 0.43), so its body is metered, not the SDK's stream.
+    ``code_execution``: whether the request's code execution calls are free, None when it can make
+    none (:func:`usage.code_execution_offer`)."""
 
-    __slots__ = ("rebuilt",)
+    __slots__ = ("code_execution", "rebuilt")
 
     rebuilt: bool
+    code_execution: Optional[bool]
 
 
 class _BatchCreate(Call):
@@ -113,6 +116,7 @@ class AnthropicAdapter(Adapter):
             options,
         )
         messages.rebuilt = _helper_rebuilds_stream() and _from_stream_helper(options)
+        messages.code_execution = extract.code_execution_offer(body)
         return messages
 
     def on_result(self, call: Call, result: Any) -> Any:
@@ -136,14 +140,21 @@ class AnthropicAdapter(Adapter):
             if isinstance(call, _Messages) and call.rebuilt:
                 attach_raw(_ResponseOnly(result.response), _unparsed, _RawBody(self, call))
                 return
-            tap = _AdvisedTap(call, extract.MessageStreamObserver())
+            offer = call.code_execution if isinstance(call, _Messages) else None
+            observer = (
+                extract.MessageStreamObserver()
+                if offer is None
+                else extract.CodeExecutionStreamObserver(code_execution_free=offer)
+            )
+            tap = _AdvisedTap(call, observer)
             (attach_async if self._is_async_stream(result) else attach_sync)(result, tap)
         elif extract.is_message(result):
-            emit(call, extract.message_usage, result)
+            emit(call, _message_usage if _free(call) else extract.message_usage, result)
             _advise(call, extract.message_advisors(result))
 
-    def meter_body(self, call: Call, body: Optional[bytes], sse: bool) -> None:
-        """Meter a raw response from its body as the caller read it (None: closed or dropped unread)."""
+    def meter_body(self, call: Call, body: Optional[bytes], sse: bool, uses: Optional[int] = None) -> None:
+        """Meter a raw response from its body as the caller read it (None: closed or dropped unread);
+        ``uses``: the code execution calls counted in its events as they passed."""
         if isinstance(call, _BatchCreate):
             created = extract.json_of(body)
             self._remember(field_of(created, "id"), call.scope)
@@ -153,10 +164,12 @@ class AnthropicAdapter(Adapter):
                     _record_line(call, json.loads(line))
         elif body is not None and not sse and call.stream and call.provider == "bedrock":
             events = _aws_events(body)
-            emit(call, extract.events_usage, events)
+            free = _free(call)
+            emit(call, lambda source: extract.events_usage(source, code_execution_free=free), events)
             _advise(call, extract.events_advisors(events))
         else:
-            emit(call, lambda source: _body_usage(source, sse), body)
+            free = _free(call)
+            emit(call, lambda source: _body_usage(source, sse, free, uses), body)
             _advise(call, extract.body_advisors(body, sse))
 
     def _is_stream(self, result: Any) -> bool:
@@ -181,18 +194,25 @@ class AnthropicAdapter(Adapter):
 class _RawBody(BodyMeter):
     """How a raw response of one call is metered from its body."""
 
-    __slots__ = ("adapter", "call")
+    __slots__ = ("adapter", "call", "counter")
 
     def __init__(self, adapter: AnthropicAdapter, call: Call) -> None:
         self.adapter = adapter
         self.call = call
+        self.counter: Optional[extract.CodeExecutionCounter] = None
+
+    def hider(self) -> Optional[Callable[[bytes], bool]]:
+        """Hides nothing; counts the code execution calls of a request that may make them."""
+        if isinstance(self.call, _Messages) and self.call.code_execution is not None:
+            self.counter = extract.CodeExecutionCounter()
+        return self.counter
 
     def on_stream(self, parsed: Any) -> None:
         self.adapter._meter(self.call, parsed)
 
     def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         # an event stream read in part is judged by its events: usage is final in message_delta
-        self.adapter.meter_body(self.call, body, sse)
+        self.adapter.meter_body(self.call, body, sse, None if self.counter is None else self.counter.uses)
 
 
 class _ResponseOnly:
@@ -205,10 +225,22 @@ class _ResponseOnly:
         return None
 
 
-def _body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
+def _free(call: Call) -> bool:
+    """Whether the call's code execution calls cost nothing (see :func:`usage.code_execution_offer`)."""
+    return isinstance(call, _Messages) and call.code_execution is True
+
+
+def _message_usage(message: Any) -> TokenUsage:
+    """The usage of a message whose code execution calls are free."""
+    return extract.message_usage(message, code_execution_free=True)
+
+
+def _body_usage(
+    body: Optional[bytes], sse: bool, free: bool = False, uses: Optional[int] = None
+) -> TokenUsage:
     """The usage a body reports; if reading it fails (a bug of ours), the call is still recorded, partial."""
     try:
-        return extract.body_usage(body, sse)
+        return extract.body_usage(body, sse, code_execution_free=free, uses=uses)
     except Exception as exc:
         internal_error("stream.observe" if sse else "extract", exc)
         return TokenUsage(reported=False)
