@@ -129,9 +129,10 @@ def code_execution_offer(body: Any) -> Optional[bool]:
         dated = _DATED_TOOL.fullmatch(kind) if isinstance(kind, str) else None
         if dated is None:
             continue
-        possible = True
-        if dated.group(1) != "code_execution" and dated.group(2) >= _FREE_FROM:
-            free = True
+        if dated.group(1) == "code_execution":
+            possible = True
+        elif dated.group(2) >= _FREE_FROM:
+            possible = free = True
     return free if possible else None
 
 
