@@ -55,17 +55,21 @@ class _Messages(Call):
 
 
 class _BatchCreate(Call):
-    """``POST /v1/messages/batches``: not billed itself; its scope is kept for the batch's results."""
+    """``POST /v1/messages/batches``: not billed itself; its scope is kept for the batch's results, and
+    so are the ``custom_id`` of its requests whose code execution calls are free."""
 
-    __slots__ = ()
+    __slots__ = ("free",)
+
+    free: frozenset[str]
 
 
 class _BatchResults(Call):
     """``GET .../batches/{id}/results``: every succeeded line is one record."""
 
-    __slots__ = ("batch_id",)
+    __slots__ = ("batch_id", "free")
 
     batch_id: str
+    free: frozenset[str]
 
 
 def _stream_types() -> tuple[type, type]:
@@ -80,6 +84,7 @@ class AnthropicAdapter(Adapter):
     def __init__(self) -> None:
         self._streams: Optional[tuple[type, type]] = None
         self._batch_scopes: OrderedDict[str, Scope] = OrderedDict()
+        self._batch_free: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def provider_for(self, client: Any) -> str:
@@ -96,15 +101,17 @@ class AnthropicAdapter(Adapter):
             return None
         what, batch_id = kind
         if what == extract.BATCHES:
-            return _BatchCreate(binding, extract.MESSAGES, None, False, options)
+            create = _BatchCreate(binding, extract.MESSAGES, None, False, options)
+            create.free = _free_requests(options.json_data)
+            return create
         if what == extract.BATCH_RESULTS:
             call = _BatchResults(binding, extract.MESSAGES, None, False, options)
             call.batch_id = str(batch_id)
-            if call.scope.customer is None:
-                with self._lock:
-                    remembered = self._batch_scopes.get(call.batch_id)
-                if remembered is not None:
-                    call.scope = remembered
+            with self._lock:
+                remembered = self._batch_scopes.get(call.batch_id)
+                call.free = self._batch_free.get(call.batch_id, frozenset())
+            if call.scope.customer is None and remembered is not None:
+                call.scope = remembered
             return call
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = body.get("model")
@@ -133,7 +140,7 @@ class AnthropicAdapter(Adapter):
 
     def _meter(self, call: Call, result: Any) -> None:
         if isinstance(call, _BatchCreate):
-            self._remember(field_of(result, "id"), call.scope)
+            self._remember(field_of(result, "id"), call)
         elif isinstance(call, _BatchResults):
             _meter_results(call, result)
         elif self._is_stream(result):
@@ -157,7 +164,7 @@ class AnthropicAdapter(Adapter):
         ``uses``: the code execution calls counted in its events as they passed."""
         if isinstance(call, _BatchCreate):
             created = extract.json_of(body)
-            self._remember(field_of(created, "id"), call.scope)
+            self._remember(field_of(created, "id"), call)
         elif isinstance(call, _BatchResults):
             for line in (body or b"").splitlines():
                 if line.strip():
@@ -181,14 +188,21 @@ class AnthropicAdapter(Adapter):
         assert self._streams is not None
         return isinstance(result, self._streams[1])
 
-    def _remember(self, batch_id: Any, scope: Scope) -> None:
-        """Keep the scope a batch was created in, for results read where no customer is in scope."""
-        if not isinstance(batch_id, str) or (scope.customer is None and not scope.dimensions):
+    def _remember(self, batch_id: Any, call: _BatchCreate) -> None:
+        """Keep the scope a batch was created in, for results read where no customer is in scope, and
+        which of its requests make free code execution calls."""
+        if not isinstance(batch_id, str):
             return
+        scope = call.scope
         with self._lock:
-            self._batch_scopes[batch_id] = scope
-            while len(self._batch_scopes) > _REMEMBERED_BATCHES:
-                self._batch_scopes.popitem(last=False)
+            if scope.customer is not None or scope.dimensions:
+                self._batch_scopes[batch_id] = scope
+                while len(self._batch_scopes) > _REMEMBERED_BATCHES:
+                    self._batch_scopes.popitem(last=False)
+            if call.free:
+                self._batch_free[batch_id] = call.free
+                while len(self._batch_free) > _REMEMBERED_BATCHES:
+                    self._batch_free.popitem(last=False)
 
 
 class _RawBody(BodyMeter):
@@ -223,6 +237,20 @@ class _ResponseOnly:
 
     def parse(self) -> None:
         return None
+
+
+def _free_requests(body: Any) -> frozenset[str]:
+    """The ``custom_id`` of a batch's requests whose code execution calls are free."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list):
+        return frozenset()
+    return frozenset(
+        request["custom_id"]
+        for request in requests
+        if isinstance(request, dict)
+        and isinstance(request.get("custom_id"), str)
+        and extract.code_execution_offer(request.get("params")) is True
+    )
 
 
 def _free(call: Call) -> bool:
@@ -328,7 +356,8 @@ def _meter_results(call: _BatchResults, decoder: Any) -> None:
 def _record_line(call: _BatchResults, line: Any) -> None:
     try:
         if extract.is_succeeded(line):
-            emit(call, lambda item: extract.batch_item_usage(item, call.batch_id), line)
+            free = field_of(line, "custom_id") in call.free
+            emit(call, lambda item: extract.batch_item_usage(item, call.batch_id, free), line)
             key = f"{call.batch_id}:{field_of(line, 'custom_id')}"
             advisors = extract.advisor_usages(
                 field_of(field_of(field_of(line, "result"), "message"), "usage"), key

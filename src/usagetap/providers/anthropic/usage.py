@@ -177,9 +177,10 @@ def is_succeeded(item: Any) -> bool:
     return bool(field_of(field_of(item, "result"), "type") == "succeeded")
 
 
-def batch_item_usage(item: Any, batch_id: str) -> TokenUsage:
+def batch_item_usage(item: Any, batch_id: str, code_execution_free: bool = False) -> TokenUsage:
     """Usage of one succeeded batch result, keyed ``{batch_id}:{custom_id}``, with ``batch=True``."""
-    usage = message_usage(field_of(field_of(item, "result"), "message"))
+    message = field_of(field_of(item, "result"), "message")
+    usage = message_usage(message, code_execution_free=code_execution_free)
     usage.response_id = f"{batch_id}:{field_of(item, 'custom_id')}"
     usage.dimensions["batch"] = True
     return usage
