@@ -143,10 +143,37 @@ def test_a_geography_without_a_documented_price_is_not_priced() -> None:
 # -- Gemini traffic type ------------------------------------------------------------------------
 
 
-def test_gemini_flex_traffic_without_a_price_is_not_priced_at_standard() -> None:
-    r = served("gemini-2.5-flash", "google", {"traffic_type": "ON_DEMAND_FLEX", "service_tier": "flex"},
-               input_tokens=1_000, output_tokens=10)  # fmt: skip
-    assert r.cost is None and r.price_issue is not None and "service_tier=flex" in r.price_issue
+def test_gemini_flex_is_half_the_standard_rates_from_the_overlay_where_genai_prices_lacks_it() -> None:
+    # Gemini 2.5 Flash: $0.30 in / $2.50 out; the Flex tier costs 50 %: $0.15 / $1.25
+    r = served(
+        "gemini-2.5-flash", "google", {"service_tier": "flex"}, input_tokens=10_000, output_tokens=2_000
+    )
+    assert r.cost == (10_000 * Decimal("0.15") + 2_000 * Decimal("1.25")) / M
+    assert r.price_source == f"{price_version()} + overlay:google-flex-50pct" and r.price_issue is None
+
+
+def test_gemini_flex_takes_genai_prices_own_flex_rates_where_it_has_them() -> None:
+    # Gemini 3.8 Flash TTS Flex (genai-prices, from 2026-10-15): $0.25 in / $4.50 out
+    day = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+    r = served("gemini-3.8-flash-tts", "google", {"service_tier": "flex"}, day=day,
+               input_tokens=10_000, output_tokens=2_000)  # fmt: skip
+    assert r.cost == (10_000 * Decimal("0.25") + 2_000 * Decimal("4.5")) / M
+    assert r.price_source == price_version()
+
+
+def test_vertex_flex_paygo_is_half_the_standard_paygo_rates() -> None:
+    # Vertex AI Gemini 2.5 Flash: $0.30 in / $2.50 out; Flex PayGo (ON_DEMAND_FLEX) 50 %
+    r = served("gemini-2.5-flash", "vertex", {"traffic_type": "ON_DEMAND_FLEX", "service_tier": "flex"},
+               input_tokens=10_000, output_tokens=2_000)  # fmt: skip
+    assert r.cost == (10_000 * Decimal("0.15") + 2_000 * Decimal("1.25")) / M
+    assert r.price_source == f"{price_version()} + overlay:google-flex-50pct"
+
+
+def test_gemini_priority_without_a_genai_prices_price_is_not_priced_at_standard() -> None:
+    priority = {"traffic_type": "ON_DEMAND_PRIORITY", "service_tier": "priority"}
+    r = served("gemini-2.5-flash", "vertex", priority, input_tokens=1_000, output_tokens=10)
+    assert r.cost is None and r.price_source is None
+    assert r.price_issue == "no price for service_tier=priority of 'gemini-2.5-flash' at 'vertex'"
 
 
 def test_gemini_provisioned_throughput_is_prepaid_and_says_so() -> None:

@@ -28,6 +28,7 @@ def test_reset_restores_every_piece_of_state() -> None:
     limits.spent("org_1")
     prices.set("my-model", input_per_mtok=1, output_per_mtok=2)
     prices.markup(1.5)
+    prices.set_fee("code_execution", unit_price="0.01")
     _log.log_once(_log.INFO, "a-key", "once")
     _stats.incr("captured")
     publish.register(_Consumer())
@@ -44,7 +45,7 @@ def test_reset_restores_every_piece_of_state() -> None:
     assert STATE.customer_policy == "allow"
     assert STATE.limits == {} and STATE.limit_lookup is None and not STATE.limits_on
     assert STATE.accounts == {} and limits.get("org_1") == []
-    assert STATE.price_overrides == {} and STATE.markups == {}
+    assert STATE.price_overrides == {} and STATE.markups == {} and STATE.fee_overrides == {}
     assert STATE.logged_once == set()
     assert _stats.snapshot()["captured"] == 0
     assert STATE.consumers == (usagetap._runtime.DELIVERY, usagetap._spans.SPANS)

@@ -18,7 +18,8 @@ image and video tokens. A call is priced as it was served (batch,
 genai-prices' price variant for it, else by an entry of
 :mod:`usagetap.pricing_overlay`, else not at all (``cost=None``, ``price_issue``
 says why). Non-token fees (``record.fees``) are line items of ``cost``
-(``cost_items``), each priced by genai-prices or the overlay, else ``cost=None``.
+(``cost_items``), each priced by :func:`usagetap.prices.set_fee`, else genai-prices or the
+overlay, else ``cost=None``.
 Older genai-prices without some usage keys price them at the base rates, saying
 so once; a split genai-prices refuses (audio input with cache reads but no cached-audio
 count) is not priced. User overrides (:mod:`usagetap.prices`) win over the table; a markup is
@@ -317,9 +318,9 @@ def _with_fees(
     total = tokens
     sources = list(source)
     for fee, quantity in fees.items():
-        unit, where = _fee_price(record.provider, record.model, fee, plan, record.timestamp.date())
+        unit, where = _fee_unit(record, fee, plan)
         if unit is None or type(quantity) is not int:
-            issue = f"no price for the {fee} fee of {record.model!r} at {record.provider!r}"
+            issue = _fee_issue(record, fee, plan)
             log_once(
                 WARNING,
                 f"unpriced-fee:{record.provider}:{record.model}:{fee}",
@@ -434,13 +435,40 @@ def _overlay_price(provider: str, model: str, usage: UsageItems, plan: _Plan, da
 
 # fee -> the genai-prices price of it (per thousand uses)
 _GENAI_FEES = {"web_search": "web_searches_kcount", "file_search": "storage_searches_kcount"}
+# boolean dimensions an overlay fee price may be conditional on (``fee:<name>?<dimension>``)
+_FEE_CONDITIONS = ("code_execution_free",)
+
+
+def _fee_unit(record: UsageRecord, fee: str, plan: Optional[_Plan]) -> tuple[Optional[Decimal], str]:
+    """The price of one use of ``fee`` on ``record`` and what it came from: the user's
+    (``prices.set_fee``), else genai-prices' or the overlay's."""
+    own = prices.fee_price(fee, record.provider)
+    if own is not None:
+        return own, "prices.set_fee"
+    dimensions = record.dimensions
+    conditions = tuple(name for name in _FEE_CONDITIONS if dimensions.get(name) is True)
+    return _fee_price(record.provider, record.model, fee, plan, record.timestamp.date(), conditions)
+
+
+def _fee_issue(record: UsageRecord, fee: str, plan: Optional[_Plan]) -> str:
+    """Why ``fee`` has no price on ``record``; for a fee billed otherwise than per use, how to price it."""
+    issue = f"no price for the {fee} fee of {record.model!r} at {record.provider!r}"
+    provider_id = plan.provider_id if plan is not None else pricing_provider(record.provider)[0]
+    billed = pricing_overlay.NOT_PER_USE.get((provider_id or "", fee))
+    if billed is None:
+        return issue
+    return (
+        f"{issue}: {billed}; price a use with "
+        f"usagetap.prices.set_fee({fee!r}, {record.provider!r}, unit_price=...)"
+    )
 
 
 @functools.lru_cache(maxsize=1024)
 def _fee_price(
-    provider: str, model: str, fee: str, plan: Optional[_Plan], day: date
+    provider: str, model: str, fee: str, plan: Optional[_Plan], day: date, conditions: tuple[str, ...] = ()
 ) -> tuple[Optional[Decimal], str]:
-    """The price of one use of ``fee`` and the table it came from: genai-prices, else the overlay."""
+    """The price of one use of ``fee`` and the table it came from: an overlay entry for one of
+    ``conditions`` (true on the record), else genai-prices, else the overlay."""
     provider_id = provider if plan is None else plan.provider_id
     try:
         calculation = _calculate(provider, model, _ZERO, () if plan is None else plan.context, day)
@@ -448,6 +476,10 @@ def _fee_price(
         per_thousand = getattr(calculation.model_price, _GENAI_FEES.get(fee, ""), None)
     except (LookupError, ValueError):
         per_thousand = None
+    for condition in conditions:  # a condition genai-prices cannot express
+        entry = pricing_overlay.find(provider_id, model, f"fee:{fee}?{condition}", day)
+        if entry is not None and entry.unit_price is not None:
+            return entry.unit_price, f"overlay:{entry.id}"
     if isinstance(per_thousand, Decimal):
         return per_thousand / 1000, price_version()
     entry = pricing_overlay.find(provider_id, model, f"fee:{fee}", day)

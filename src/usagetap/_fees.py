@@ -20,6 +20,7 @@ FEES = ("web_search", "web_fetch", "file_search", "code_execution", "image_gener
 FEE_DIMENSIONS: dict[str, str] = {
     "web_search_requests": "web_search",  # Anthropic usage.server_tool_use
     "web_fetch_requests": "web_fetch",
+    "code_execution_requests": "code_execution",  # Anthropic server_tool_use blocks (or the reported count)
     "web_search_calls": "web_search",  # OpenAI Responses output items
     "file_search_calls": "file_search",
     "code_interpreter_calls": "code_execution",

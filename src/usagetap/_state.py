@@ -40,6 +40,7 @@ class State:
         "counts_live",
         "customer_policy",
         "exit_timeout",
+        "fee_overrides",
         "impersonated",
         "limit_lookup",
         "limits",
@@ -76,9 +77,10 @@ class State:
         # budgets: the shared budget store (None: limits count per process), USAGETAP_BUDGETS read yet
         self.budgets: Optional[BudgetConfig] = None
         self.budgets_env_read = False
-        # prices: the user's overrides and markups (replaced whole, never changed in place)
+        # prices: the user's overrides (models and fees) and markups (replaced whole, never changed in place)
         self.price_overrides: dict[tuple[Optional[str], str], Price] = {}
         self.markups: dict[Optional[str], Union[Decimal, Callable[[UsageRecord], Any]]] = {}
+        self.fee_overrides: dict[tuple[Optional[str], str], Decimal] = {}
         # _log: the once-only messages already logged
         self.logged_once: set[str] = set()
         # _stats: the counts of live threads (each its own dict) and of ended ones

@@ -5,11 +5,13 @@
     usagetap.prices.set("ft:gpt-4.1-mini:acme::x1", "openai", input_per_mtok=0.8, output_per_mtok=3.2)
     usagetap.prices.markup(1.3)                      # billed_cost = cost * 1.3
     usagetap.prices.markup(1.1, customer="org_9")    # a customer's own deal wins
+    usagetap.prices.set_fee("code_execution", "anthropic", unit_price="0.004")  # USD per use
 
 An override replaces the genai-prices table for that model (``cost`` and
-``price_version`` say so); a markup never touches ``cost``: it is recorded as
-``billed_cost``. Prices are USD per million tokens. Changes apply to records
-priced afterwards.
+``price_version`` say so); a fee price (:func:`set_fee`) replaces the table's
+price of one use of a non-token fee; a markup never touches ``cost``: it is
+recorded as ``billed_cost``. Token prices are USD per million tokens, fee prices
+USD per use. Changes apply to records priced afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ._state import CLEAR, STATE, on_reset
 if TYPE_CHECKING:
     from ._record import UsageRecord
 
-__all__ = ["Price", "clear", "get", "markup", "set", "unset"]
+__all__ = ["Price", "clear", "get", "markup", "set", "set_fee", "unset", "unset_fee"]
 
 Number = Union[Decimal, int, float, str]
 Multiplier = Union[Number, Callable[["UsageRecord"], Optional[Number]], None]
@@ -139,6 +141,45 @@ def lookup(provider: str, model: str, request_model: Optional[str]) -> Optional[
     return found
 
 
+def set_fee(fee: str, provider: Optional[str] = None, *, unit_price: Number) -> Decimal:
+    """Price one use of ``fee`` (at ``provider``, or at any provider when None) at ``unit_price`` USD.
+
+    ``fee`` is one of a record's fee names (``web_search``, ``web_fetch``, ``file_search``,
+    ``code_execution``, ``image_generation``). The price wins over genai-prices and the overlay;
+    a record it priced names ``prices.set_fee`` in ``price_source``. Anthropic bills code execution
+    per container-hour, not per call: your own share of those hours per call prices it::
+
+        usagetap.prices.set_fee("code_execution", "anthropic", unit_price="0.004")
+    """
+    from ._fees import FEES
+
+    if not isinstance(fee, str):
+        raise TypeError(f"prices.set_fee(): fee must be a string, got {type(fee).__name__}")
+    if fee not in FEES:
+        raise ValueError(f"prices.set_fee(): fee must be one of {', '.join(FEES)}, got {fee!r}")
+    if provider is not None and (not isinstance(provider, str) or not provider):
+        raise TypeError("prices.set_fee(): provider must be a non-empty string or None")
+    price = as_decimal(unit_price, "unit_price")
+    with _lock:
+        STATE.fee_overrides = {**STATE.fee_overrides, (provider, fee): price}
+    return price
+
+
+def unset_fee(fee: str, provider: Optional[str] = None) -> None:
+    """Remove a fee price made with :func:`set_fee` (the same ``fee`` and ``provider``)."""
+    with _lock:
+        STATE.fee_overrides = {k: v for k, v in STATE.fee_overrides.items() if k != (provider, fee)}
+
+
+def fee_price(fee: str, provider: str) -> Optional[Decimal]:
+    """The user's price of one use of ``fee`` at ``provider`` (else at any provider), or None."""
+    table = STATE.fee_overrides
+    if not table:
+        return None
+    found = table.get((provider, fee))
+    return table.get((None, fee)) if found is None else found
+
+
 def markup(multiplier: Multiplier, *, customer: Optional[str] = None) -> None:
     """Record ``billed_cost = cost * multiplier`` on every priced record (or on ``customer``'s).
 
@@ -182,9 +223,10 @@ def billed(record: UsageRecord) -> Optional[Decimal]:
 
 
 def clear() -> None:
-    """Remove every override and markup."""
+    """Remove every override (models and fees) and markup."""
     with _lock:
         STATE.price_overrides = {}
+        STATE.fee_overrides = {}
         STATE.markups = {}
 
 

@@ -11,7 +11,11 @@ priced names the entry in ``price_source``.
 - ``"<key>=<value>"``: a served condition (``processing=batch``, ``service_tier=flex``,
   ``inference_geo=us``): every token price of the model times ``multiplier``;
 - ``"cache_write_1h"``: a token kind: ``multiplier`` times the model's input price;
-- ``"fee:<name>"``: a non-token fee (``fee:web_search``): ``unit_price`` USD per use.
+- ``"fee:<name>"``: a non-token fee (``fee:web_search``): ``unit_price`` USD per use;
+- ``"fee:<name>?<dimension>"``: the same, for a record whose boolean dimension is true
+  (``fee:code_execution?code_execution_free``); it wins over the fee's other prices.
+
+:data:`NOT_PER_USE` names the fees a provider bills otherwise than per use, and how.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Optional
 
-__all__ = ["ENTRIES", "Entry", "find"]
+__all__ = ["ENTRIES", "NOT_PER_USE", "Entry", "find"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Entry:
 
 _ANTHROPIC_PRICING = "https://platform.claude.com/docs/en/about-claude/pricing"
 _OPENAI_PRICING = "https://platform.openai.com/docs/pricing"
+_CODE_EXECUTION = "https://platform.claude.com/docs/en/agents-and-tools/tool-use/code-execution-tool"
 # Claude models released after 2026-02-01 (Opus 4.6 on): US-only inference costs 1.1x
 _US_INFERENCE_MODELS = (
     "claude-opus-4-6*",
@@ -111,6 +116,15 @@ ENTRIES: tuple[Entry, ...] = (
         source=f"{_ANTHROPIC_PRICING}#web-fetch-tool",
         effective_from=date(2025, 9, 10),
     ),
+    Entry(  # the extraction sets code_execution_free when the request offered such a web tool
+        id="anthropic-code-execution-free-with-web-tools-20260209",
+        provider="anthropic",
+        models=("claude-*",),
+        prices="fee:code_execution?code_execution_free",
+        unit_price=Decimal(0),
+        source=f"{_CODE_EXECUTION}#usage-and-pricing",
+        effective_from=date(2026, 2, 9),
+    ),
     Entry(
         id="openai-flex-50pct",
         provider="openai",
@@ -119,6 +133,15 @@ ENTRIES: tuple[Entry, ...] = (
         multiplier=Decimal("0.5"),
         source="https://platform.openai.com/docs/guides/flex-processing",
         effective_from=date(2025, 4, 16),
+    ),
+    Entry(  # Vertex AI's Flex PayGo (traffic type ON_DEMAND_FLEX) is likewise 50 % of Standard PayGo
+        id="google-flex-50pct",
+        provider="google",
+        models=("gemini-*",),
+        prices="service_tier=flex",
+        multiplier=Decimal("0.5"),
+        source="https://ai.google.dev/gemini-api/docs/flex-inference",
+        effective_from=date(2026, 4, 1),
     ),
     Entry(
         id="openai-web-search-10-per-1k",
@@ -140,6 +163,15 @@ ENTRIES: tuple[Entry, ...] = (
     ),
 )
 """The overlay, first match wins."""
+
+NOT_PER_USE: dict[tuple[str, str], str] = {
+    ("anthropic", "code_execution"): (
+        "Anthropic bills code execution per container-hour ($0.05 per hour per container, "
+        "a free monthly allowance per organization, 5-minute minimum), not per call"
+        f" ({_CODE_EXECUTION}#usage-and-pricing)"
+    ),
+}
+"""(provider, fee) -> how the provider bills a fee that has no price per use."""
 
 
 def find(provider: str, model: str, prices: str, day: date) -> Optional[Entry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -130,3 +131,43 @@ def test_results_read_raw_without_parse_are_metered_for_the_creator(
     assert [r.response_id for r in records] == [f"{batch_id}:req-0", f"{batch_id}:req-1"]
     assert all(r.customer == "org_raw_batch" and r.dimensions["batch"] is True for r in records)
     assert sum(r.output_tokens for r in records) == claude_server.totals()["output_tokens"]
+
+
+def test_code_execution_in_a_batch_result_is_counted_on_its_record(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    tool = {"type": "code_execution_20250825", "name": "code_execution"}
+    request = {
+        "custom_id": "req-code",
+        "params": {
+            "model": MODEL,
+            "max_tokens": 12,
+            "messages": [{"role": "user", "content": "run"}],
+            "tools": [tool],
+        },
+    }
+    batch = batches(claude).create(requests=[request])  # type: ignore[arg-type]
+    [line] = list(batches(claude).results(batch.id))
+    [record] = delivered(sink)
+    issued = claude_server.issued[f"{batch.id}:req-code"].dimensions
+    assert record.fees == {"code_execution": issued["code_execution_requests"]} == {"code_execution": 1}
+    assert record.dimensions["container_id"] == issued["container_id"] == line.result.message.container.id
+
+
+def test_a_batch_request_offering_a_2026_02_09_web_tool_runs_code_for_free(
+    claude: anthropic.Anthropic, sink: Memory
+) -> None:
+    code = {"type": "code_execution_20250825", "name": "code_execution"}
+    fetch = {"type": "web_fetch_20260209", "name": "web_fetch"}
+    params = {"model": MODEL, "max_tokens": 12, "messages": [{"role": "user", "content": "run"}]}
+    batch = batches(claude).create(  # type: ignore[arg-type]
+        requests=[
+            {"custom_id": "with-fetch", "params": {**params, "tools": [code, fetch]}},
+            {"custom_id": "code-only", "params": {**params, "tools": [code]}},
+        ]
+    )
+    list(batches(claude).results(batch.id))
+    free, paid = delivered(sink)
+    assert free.dimensions["code_execution_free"] is True and free.cost_items["code_execution"] == "0"
+    assert free.cost == Decimal(str(free.cost_items["tokens"]))
+    assert "code_execution_free" not in paid.dimensions and paid.cost is None

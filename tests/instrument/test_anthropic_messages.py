@@ -676,3 +676,47 @@ class _Silent(Observer):
 
     def result(self) -> None:
         return None
+
+
+# -- code execution ------------------------------------------------------------------------
+
+CODE_EXECUTION = [{"type": "code_execution_20250825", "name": "code_execution"}]
+
+
+def test_a_raw_event_stream_counts_the_code_execution_calls_in_its_middle(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    with claude.messages.with_streaming_response.create(
+        model=MODEL,
+        max_tokens=24,
+        messages=MESSAGES,
+        tools=CODE_EXECUTION,
+        stream=True,  # type: ignore[arg-type]
+    ) as response:
+        lines = list(response.iter_lines())
+    assert any('"bash_code_execution"' in line for line in lines)
+    [record] = delivered(sink)
+    assert record.status == "ok" and record.fees == {"code_execution": 1}
+    assert_matches_issued(record, claude_server)
+
+
+def test_the_code_execution_tool_of_2025_05_22_is_counted_by_its_call_name(
+    claude: anthropic.Anthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    tools = [{"type": "code_execution_20250522", "name": "code_execution"}]
+    message = create(claude, tools=tools)
+    assert [block.type for block in message.content][:2] == ["server_tool_use", "code_execution_tool_result"]
+    [record] = delivered(sink)
+    assert record.dimensions["code_execution_requests"] == 1
+    assert_matches_issued(record, claude_server)
+
+
+async def test_an_async_stream_counts_its_code_execution_calls(
+    aclaude: anthropic.AsyncAnthropic, claude_server: ProviderServer, sink: Memory
+) -> None:
+    stream = await create(aclaude, stream=True, tools=CODE_EXECUTION)
+    kinds = [event.type async for event in stream]
+    assert kinds.count("content_block_start") == 3
+    [record] = delivered(sink)
+    assert record.fees == {"code_execution": 1} and record.status == "ok"
+    assert_matches_issued(record, claude_server)

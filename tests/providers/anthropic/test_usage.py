@@ -252,3 +252,92 @@ def test_a_raw_body_gives_the_call_and_its_advisor_turns(
 def test_a_raw_body_cut_short_is_unreported() -> None:
     assert not extract.body_usage(b'{"type": "message", "usage": {"input_', False).reported
     assert not extract.body_usage(None, True).reported
+
+
+# -- code execution ----------------------------------------------------------------------------
+
+
+def _code_message(usage: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    for n, name in enumerate(names):
+        blocks.append({"type": "server_tool_use", "id": f"srvtoolu_{n}", "name": name, "input": {}})
+        blocks.append({"type": f"{name}_tool_result", "tool_use_id": f"srvtoolu_{n}", "content": {}})
+    return {
+        "id": "msg_code_1",
+        "type": "message",
+        "model": "claude-sonnet-4-6",
+        "content": [*blocks, {"type": "text", "text": "42"}],
+        "container": {"id": "container_7f3a", "expires_at": "2026-12-05T10:00:00Z"},
+        "usage": {"input_tokens": 900, "output_tokens": 120, **usage},
+    }
+
+
+def test_each_code_execution_call_block_counts_once_and_other_server_tools_do_not() -> None:
+    names = ("bash_code_execution", "text_editor_code_execution", "code_execution", "web_search")
+    usage = extract.message_usage(_code_message({"server_tool_use": {"web_search_requests": 1}}, names))
+    assert usage.dimensions["code_execution_requests"] == 3 and usage.dimensions["web_search_requests"] == 1
+    assert usage.dimensions["container_id"] == "container_7f3a"
+
+
+def test_a_code_execution_count_the_usage_reports_wins_over_the_blocks() -> None:
+    reported = {"server_tool_use": {"web_search_requests": 0, "code_execution_requests": 5}}
+    usage = extract.message_usage(_code_message(reported, ("bash_code_execution", "bash_code_execution")))
+    assert usage.dimensions["code_execution_requests"] == 5
+
+
+def test_free_code_execution_is_marked_only_on_calls_that_ran_code() -> None:
+    ran = extract.message_usage(_code_message({}, ("bash_code_execution",)), code_execution_free=True)
+    idle = extract.message_usage(_code_message({}, ()), code_execution_free=True)
+    assert ran.dimensions["code_execution_free"] is True and "code_execution_free" not in idle.dimensions
+
+
+@pytest.mark.parametrize(
+    ("body", "offer"),
+    [
+        ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, False),
+        ({"tools": [{"type": "web_search_20260209", "name": "web_search"}]}, True),
+        ({"tools": [{"type": "web_fetch_20260318", "name": "web_fetch"}]}, True),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, None),
+        ({"tools": [{"type": "code_execution_20250522"}, {"type": "web_fetch_20250910"}]}, False),
+        ({"container": "container_7f3a"}, False),
+        ({"tools": [{"name": "get_weather", "input_schema": {}}]}, None),
+        ({}, None),
+    ],
+)
+def test_code_execution_offer_of_a_request(body: dict[str, Any], offer: Optional[bool]) -> None:
+    assert extract.code_execution_offer({"model": "claude-sonnet-4-6", **body}) is offer
+
+
+def _code_stream(name: str) -> list[dict[str, Any]]:
+    block = {"type": "server_tool_use", "id": "srvtoolu_9", "name": name, "input": {}}
+    container = {"id": "container_9b", "expires_at": "2026-12-05T10:00:00Z"}
+    return [
+        {"type": "message_start", "message": {"id": "msg_s1", "model": "claude-sonnet-4-6",
+                                              "usage": {"input_tokens": 50, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": block},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "container": container},
+         "usage": {"output_tokens": 30, "server_tool_use": {"web_search_requests": 0}}},
+    ]  # fmt: skip
+
+
+def test_the_code_execution_stream_observer_counts_calls_and_takes_the_container_from_message_delta() -> None:
+    observer = extract.CodeExecutionStreamObserver(code_execution_free=True)
+    for event in _code_stream("bash_code_execution"):
+        observer.observe(event)
+    usage = observer.result()
+    assert (usage.input_tokens, usage.output_tokens) == (50, 30)
+    assert (
+        usage.dimensions["code_execution_requests"] == 1 and usage.dimensions["code_execution_free"] is True
+    )
+    assert usage.dimensions["container_id"] == "container_9b"
+
+
+def test_a_raw_event_counter_counts_code_execution_calls_and_hides_nothing() -> None:
+    counter = extract.CodeExecutionCounter()
+    events = [
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+        for event in _code_stream("text_editor_code_execution") + _code_stream("web_fetch")
+    ]
+    assert [counter(event) for event in events] == [False] * len(events)
+    assert counter.uses == 1

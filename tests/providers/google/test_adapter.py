@@ -258,6 +258,35 @@ def test_provisioned_throughput_is_recorded_as_prepaid_without_a_per_token_cost(
     assert record.input_tokens == 1 and record.status == "ok"
 
 
+def test_a_gemini_api_flex_call_is_priced_at_half_the_standard_rates(
+    gemini: Callable[..., Any], sink: Memory
+) -> None:
+    client = usagetap.wrap(gemini())
+    client.models.generate_content(
+        model=MODEL, contents="flex please", config=types.GenerateContentConfig(service_tier="flex")
+    )
+    [record] = delivered(sink)
+    assert record.dimensions["service_tier"] == "flex" and record.reasoning_tokens == 0
+    # Gemini 2.5 Flash $0.30 in / $2.50 out; the Flex tier 50 %: $0.15 / $1.25
+    expected = (record.input_tokens * Decimal("0.15") + record.output_tokens * Decimal("1.25")) / 1_000_000
+    assert record.cost == expected and record.cost > 0
+    assert record.price_source is not None and record.price_source.endswith(" + overlay:google-flex-50pct")
+
+
+def test_a_vertex_flex_paygo_response_is_priced_at_half_the_standard_rates(
+    vertex: Callable[[], Any], gemini_server: ProviderServer, sink: Memory
+) -> None:
+    gemini_server.state["google.traffic_type"] = "ON_DEMAND_FLEX"
+    client = usagetap.wrap(vertex())
+    client.models.generate_content(model=MODEL, contents="flex please")
+    [record] = delivered(sink)
+    assert record.dimensions["service_tier"] == "flex" and record.reasoning_tokens == 0
+    # Gemini 2.5 Flash $0.30 in / $2.50 out; Vertex Flex PayGo 50 %: $0.15 / $1.25
+    expected = (record.input_tokens * Decimal("0.15") + record.output_tokens * Decimal("1.25")) / 1_000_000
+    assert record.cost == expected and record.cost > 0
+    assert record.price_source is not None and record.price_source.endswith(" + overlay:google-flex-50pct")
+
+
 def test_wrapping_a_client_meters_its_aio_client_too(gemini: Callable[..., Any], sink: Memory) -> None:
     client = gemini()
     usagetap.wrap(client, customer="org_both")

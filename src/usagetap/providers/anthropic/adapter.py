@@ -44,25 +44,32 @@ _STREAM_HELPER = "x-stainless-stream-helper"
 
 class _Messages(Call):
     """``POST /v1/messages``. ``rebuilt``: sent by an SDK stream helper that reads the response
-    through a ``Stream`` of its own (anthropic < 0.43), so its body is metered, not the SDK's stream."""
+    through a ``Stream`` of its own (anthropic < 0.43), so its body is metered, not the SDK's stream.
+    ``code_execution``: whether the request's code execution calls are free, None when it can make
+    none (:func:`usage.code_execution_offer`)."""
 
-    __slots__ = ("rebuilt",)
+    __slots__ = ("code_execution", "rebuilt")
 
     rebuilt: bool
+    code_execution: Optional[bool]
 
 
 class _BatchCreate(Call):
-    """``POST /v1/messages/batches``: not billed itself; its scope is kept for the batch's results."""
+    """``POST /v1/messages/batches``: not billed itself; its scope is kept for the batch's results, and
+    so are the ``custom_id`` of its requests whose code execution calls are free."""
 
-    __slots__ = ()
+    __slots__ = ("free",)
+
+    free: frozenset[str]
 
 
 class _BatchResults(Call):
     """``GET .../batches/{id}/results``: every succeeded line is one record."""
 
-    __slots__ = ("batch_id",)
+    __slots__ = ("batch_id", "free")
 
     batch_id: str
+    free: frozenset[str]
 
 
 def _stream_types() -> tuple[type, type]:
@@ -77,6 +84,7 @@ class AnthropicAdapter(Adapter):
     def __init__(self) -> None:
         self._streams: Optional[tuple[type, type]] = None
         self._batch_scopes: OrderedDict[str, Scope] = OrderedDict()
+        self._batch_free: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def provider_for(self, client: Any) -> str:
@@ -93,15 +101,17 @@ class AnthropicAdapter(Adapter):
             return None
         what, batch_id = kind
         if what == extract.BATCHES:
-            return _BatchCreate(binding, extract.MESSAGES, None, False, options)
+            create = _BatchCreate(binding, extract.MESSAGES, None, False, options)
+            create.free = _free_requests(options.json_data)
+            return create
         if what == extract.BATCH_RESULTS:
             call = _BatchResults(binding, extract.MESSAGES, None, False, options)
             call.batch_id = str(batch_id)
-            if call.scope.customer is None:
-                with self._lock:
-                    remembered = self._batch_scopes.get(call.batch_id)
-                if remembered is not None:
-                    call.scope = remembered
+            with self._lock:
+                remembered = self._batch_scopes.get(call.batch_id)
+                call.free = self._batch_free.get(call.batch_id, frozenset())
+            if call.scope.customer is None and remembered is not None:
+                call.scope = remembered
             return call
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = body.get("model")
@@ -113,6 +123,7 @@ class AnthropicAdapter(Adapter):
             options,
         )
         messages.rebuilt = _helper_rebuilds_stream() and _from_stream_helper(options)
+        messages.code_execution = extract.code_execution_offer(body)
         return messages
 
     def on_result(self, call: Call, result: Any) -> Any:
@@ -129,34 +140,43 @@ class AnthropicAdapter(Adapter):
 
     def _meter(self, call: Call, result: Any) -> None:
         if isinstance(call, _BatchCreate):
-            self._remember(field_of(result, "id"), call.scope)
+            self._remember(field_of(result, "id"), call)
         elif isinstance(call, _BatchResults):
             _meter_results(call, result)
         elif self._is_stream(result):
             if isinstance(call, _Messages) and call.rebuilt:
                 attach_raw(_ResponseOnly(result.response), _unparsed, _RawBody(self, call))
                 return
-            tap = _AdvisedTap(call, extract.MessageStreamObserver())
+            offer = call.code_execution if isinstance(call, _Messages) else None
+            observer = (
+                extract.MessageStreamObserver()
+                if offer is None
+                else extract.CodeExecutionStreamObserver(code_execution_free=offer)
+            )
+            tap = _AdvisedTap(call, observer)
             (attach_async if self._is_async_stream(result) else attach_sync)(result, tap)
         elif extract.is_message(result):
-            emit(call, extract.message_usage, result)
+            emit(call, _message_usage if _free(call) else extract.message_usage, result)
             _advise(call, extract.message_advisors(result))
 
-    def meter_body(self, call: Call, body: Optional[bytes], sse: bool) -> None:
-        """Meter a raw response from its body as the caller read it (None: closed or dropped unread)."""
+    def meter_body(self, call: Call, body: Optional[bytes], sse: bool, uses: Optional[int] = None) -> None:
+        """Meter a raw response from its body as the caller read it (None: closed or dropped unread);
+        ``uses``: the code execution calls counted in its events as they passed."""
         if isinstance(call, _BatchCreate):
             created = extract.json_of(body)
-            self._remember(field_of(created, "id"), call.scope)
+            self._remember(field_of(created, "id"), call)
         elif isinstance(call, _BatchResults):
             for line in (body or b"").splitlines():
                 if line.strip():
                     _record_line(call, json.loads(line))
         elif body is not None and not sse and call.stream and call.provider == "bedrock":
             events = _aws_events(body)
-            emit(call, extract.events_usage, events)
+            free = _free(call)
+            emit(call, lambda source: extract.events_usage(source, code_execution_free=free), events)
             _advise(call, extract.events_advisors(events))
         else:
-            emit(call, lambda source: _body_usage(source, sse), body)
+            free = _free(call)
+            emit(call, lambda source: _body_usage(source, sse, free, uses), body)
             _advise(call, extract.body_advisors(body, sse))
 
     def _is_stream(self, result: Any) -> bool:
@@ -168,31 +188,45 @@ class AnthropicAdapter(Adapter):
         assert self._streams is not None
         return isinstance(result, self._streams[1])
 
-    def _remember(self, batch_id: Any, scope: Scope) -> None:
-        """Keep the scope a batch was created in, for results read where no customer is in scope."""
-        if not isinstance(batch_id, str) or (scope.customer is None and not scope.dimensions):
+    def _remember(self, batch_id: Any, call: _BatchCreate) -> None:
+        """Keep the scope a batch was created in, for results read where no customer is in scope, and
+        which of its requests make free code execution calls."""
+        if not isinstance(batch_id, str):
             return
+        scope = call.scope
         with self._lock:
-            self._batch_scopes[batch_id] = scope
-            while len(self._batch_scopes) > _REMEMBERED_BATCHES:
-                self._batch_scopes.popitem(last=False)
+            if scope.customer is not None or scope.dimensions:
+                self._batch_scopes[batch_id] = scope
+                while len(self._batch_scopes) > _REMEMBERED_BATCHES:
+                    self._batch_scopes.popitem(last=False)
+            if call.free:
+                self._batch_free[batch_id] = call.free
+                while len(self._batch_free) > _REMEMBERED_BATCHES:
+                    self._batch_free.popitem(last=False)
 
 
 class _RawBody(BodyMeter):
     """How a raw response of one call is metered from its body."""
 
-    __slots__ = ("adapter", "call")
+    __slots__ = ("adapter", "call", "counter")
 
     def __init__(self, adapter: AnthropicAdapter, call: Call) -> None:
         self.adapter = adapter
         self.call = call
+        self.counter: Optional[extract.CodeExecutionCounter] = None
+
+    def hider(self) -> Optional[Callable[[bytes], bool]]:
+        """Hides nothing; counts the code execution calls of a request that may make them."""
+        if isinstance(self.call, _Messages) and self.call.code_execution is not None:
+            self.counter = extract.CodeExecutionCounter()
+        return self.counter
 
     def on_stream(self, parsed: Any) -> None:
         self.adapter._meter(self.call, parsed)
 
     def on_body(self, body: Optional[bytes], sse: bool, complete: bool) -> None:
         # an event stream read in part is judged by its events: usage is final in message_delta
-        self.adapter.meter_body(self.call, body, sse)
+        self.adapter.meter_body(self.call, body, sse, None if self.counter is None else self.counter.uses)
 
 
 class _ResponseOnly:
@@ -205,10 +239,36 @@ class _ResponseOnly:
         return None
 
 
-def _body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
+def _free_requests(body: Any) -> frozenset[str]:
+    """The ``custom_id`` of a batch's requests whose code execution calls are free."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list):
+        return frozenset()
+    return frozenset(
+        request["custom_id"]
+        for request in requests
+        if isinstance(request, dict)
+        and isinstance(request.get("custom_id"), str)
+        and extract.code_execution_offer(request.get("params")) is True
+    )
+
+
+def _free(call: Call) -> bool:
+    """Whether the call's code execution calls cost nothing (see :func:`usage.code_execution_offer`)."""
+    return isinstance(call, _Messages) and call.code_execution is True
+
+
+def _message_usage(message: Any) -> TokenUsage:
+    """The usage of a message whose code execution calls are free."""
+    return extract.message_usage(message, code_execution_free=True)
+
+
+def _body_usage(
+    body: Optional[bytes], sse: bool, free: bool = False, uses: Optional[int] = None
+) -> TokenUsage:
     """The usage a body reports; if reading it fails (a bug of ours), the call is still recorded, partial."""
     try:
-        return extract.body_usage(body, sse)
+        return extract.body_usage(body, sse, code_execution_free=free, uses=uses)
     except Exception as exc:
         internal_error("stream.observe" if sse else "extract", exc)
         return TokenUsage(reported=False)
@@ -296,7 +356,8 @@ def _meter_results(call: _BatchResults, decoder: Any) -> None:
 def _record_line(call: _BatchResults, line: Any) -> None:
     try:
         if extract.is_succeeded(line):
-            emit(call, lambda item: extract.batch_item_usage(item, call.batch_id), line)
+            free = field_of(line, "custom_id") in call.free
+            emit(call, lambda item: extract.batch_item_usage(item, call.batch_id, free), line)
             key = f"{call.batch_id}:{field_of(line, 'custom_id')}"
             advisors = extract.advisor_usages(
                 field_of(field_of(field_of(line, "result"), "message"), "usage"), key

@@ -12,16 +12,24 @@ counts are those of its ``message`` steps; every other step is billed on top:
 compaction (same model) is added to the call's own counts, and an advisor's turn
 (``advisor_message``, on the advisor's model and billed at its rates) is usage of
 its own (:func:`advisor_usages`), keyed ``{response id}:advisor:{n}``.
+
+Code execution is counted from the response's ``server_tool_use`` blocks (``code_execution``,
+``bash_code_execution``, ``text_editor_code_execution``), or from
+``usage.server_tool_use.code_execution_requests`` where the API reports it (never both), as
+``code_execution_requests``; the container it ran in is ``container_id``. A request that offered
+a ``web_search`` / ``web_fetch`` tool of version 20260209 or later pays nothing for those uses:
+its records say ``code_execution_free=True`` (:func:`code_execution_offer`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from ..._log import internal_error
 from ..._record import Scalar
 from ..base import TokenUsage, field_of, int_of, is_object, sse_payloads, unreadable, unreported
 from ..observer import Observer
@@ -30,13 +38,17 @@ __all__ = [
     "ADVISOR",
     "BATCHES",
     "BATCH_RESULTS",
+    "CODE_EXECUTION",
     "MESSAGES",
+    "CodeExecutionCounter",
+    "CodeExecutionStreamObserver",
     "MessageStreamObserver",
     "advisor_usages",
     "batch_item_usage",
     "body_advisors",
     "body_usage",
     "classify",
+    "code_execution_offer",
     "events_advisors",
     "events_usage",
     "is_message",
@@ -66,7 +78,12 @@ _USAGE_FIELDS = (
     "speed",
     "inference_geo",
 )
-_SERVER_TOOLS = ("web_search_requests", "web_fetch_requests")
+_SERVER_TOOLS = ("web_search_requests", "web_fetch_requests", "code_execution_requests")
+CODE_EXECUTION = frozenset({"code_execution", "bash_code_execution", "text_editor_code_execution"})
+"""The names of the ``server_tool_use`` blocks that are code execution tool calls."""
+_CODE_EXECUTION_USES = "code_execution_requests"
+_DATED_TOOL = re.compile(r"(web_search|web_fetch|code_execution)_(\d{8})")
+_FREE_FROM = "20260209"  # web tools of this version or later make code execution free
 ADVISOR = "advisor_message"
 """The ``usage.iterations`` type of an advisor model's turn inside a call."""
 _OWN_STEPS = ("message", ADVISOR)  # iterations not billed on top of the call's own counts
@@ -96,16 +113,63 @@ def classify(method: str, url: str) -> Optional[tuple[str, Optional[str]]]:
     return None
 
 
+def code_execution_offer(body: Any) -> Optional[bool]:
+    """Whether a Messages request's code execution calls are free, or None when it cannot make any.
+
+    A request may run code when it offers a ``code_execution_*`` tool, a ``web_search`` /
+    ``web_fetch`` tool of version 20260209 or later (they filter results with code), or a
+    ``container``; its calls are free with such a web tool.
+    """
+    if not isinstance(body, Mapping):
+        return None
+    possible, free = isinstance(body.get("container"), (str, dict)), False  # not the SDK's Omit
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        dated = _DATED_TOOL.fullmatch(kind) if isinstance(kind, str) else None
+        if dated is None:
+            continue
+        if dated.group(1) == "code_execution":
+            possible = True
+        elif dated.group(2) >= _FREE_FROM:
+            possible = free = True
+    return free if possible else None
+
+
 def is_message(obj: Any) -> bool:
     """A Messages API response (``type == "message"``) that carries usage."""
     return field_of(obj, "type") == "message" and field_of(obj, "usage") is not None
 
 
-def message_usage(message: Any) -> TokenUsage:
-    """Usage of a whole ``Message`` (or its JSON)."""
-    return _usage_fields(
-        field_of(message, "usage"), model=field_of(message, "model"), response_id=field_of(message, "id")
+def message_usage(message: Any, *, code_execution_free: bool = False) -> TokenUsage:
+    """Usage of a whole ``Message`` (or its JSON); ``code_execution_free``: :func:`code_execution_offer`."""
+    usage = field_of(message, "usage")
+    result = _usage_fields(usage, model=field_of(message, "model"), response_id=field_of(message, "id"))
+    content = field_of(message, "content")
+    uses = code_execution_uses(content) if isinstance(content, list) else 0
+    _code_execution(result, usage, uses, field_of(message, "container"), code_execution_free)
+    return result
+
+
+def code_execution_uses(content: Iterable[Any]) -> int:
+    """The code execution tool calls among a message's content blocks."""
+    return sum(
+        1
+        for block in content
+        if field_of(block, "type") == "server_tool_use" and field_of(block, "name") in CODE_EXECUTION
     )
+
+
+def _code_execution(result: TokenUsage, usage: Any, uses: int, container: Any, free: bool) -> None:
+    """Add the code execution calls (the count the usage reports, else ``uses``) and the container."""
+    reported = field_of(field_of(usage, "server_tool_use"), _CODE_EXECUTION_USES)
+    if uses and reported is None:  # a count the usage reports wins: never both
+        result.dimensions[_CODE_EXECUTION_USES] = uses
+    if free and result.dimensions.get(_CODE_EXECUTION_USES):
+        result.dimensions["code_execution_free"] = True
+    container_id = field_of(container, "id")
+    if isinstance(container_id, str) and container_id:
+        result.dimensions["container_id"] = container_id
 
 
 def is_succeeded(item: Any) -> bool:
@@ -113,9 +177,10 @@ def is_succeeded(item: Any) -> bool:
     return bool(field_of(field_of(item, "result"), "type") == "succeeded")
 
 
-def batch_item_usage(item: Any, batch_id: str) -> TokenUsage:
+def batch_item_usage(item: Any, batch_id: str, code_execution_free: bool = False) -> TokenUsage:
     """Usage of one succeeded batch result, keyed ``{batch_id}:{custom_id}``, with ``batch=True``."""
-    usage = message_usage(field_of(field_of(item, "result"), "message"))
+    message = field_of(field_of(item, "result"), "message")
+    usage = message_usage(message, code_execution_free=code_execution_free)
     usage.response_id = f"{batch_id}:{field_of(item, 'custom_id')}"
     usage.dimensions["batch"] = True
     return usage
@@ -243,10 +308,11 @@ class MessageStreamObserver(Observer):
     Input and cache counts arrive in ``message_start``; each ``message_delta``
     carries cumulative usage that replaces what came before, field by field.
     A stream that never reached a ``message_delta`` is unreported (``partial``),
-    with what ``message_start`` said.
+    with what ``message_start`` said. Code execution calls are counted by
+    :class:`CodeExecutionStreamObserver` (it reads every block's start).
     """
 
-    __slots__ = ("delta", "model", "response_id", "start")
+    __slots__ = ("container", "delta", "free", "model", "response_id", "start", "uses")
 
     kinds = frozenset({"message_start", "message_delta"})
     """The only events :meth:`observe` reads: a stream may skip calling it for the others."""
@@ -256,11 +322,14 @@ class MessageStreamObserver(Observer):
     ``message_stop``, the last: a stream may hand :meth:`observe` only its first and last
     ``tail`` events, at its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, code_execution_free: bool = False) -> None:
         self.response_id: Optional[str] = None
         self.model: Optional[str] = None
         self.start: Any = None
         self.delta: Any = None
+        self.container: Any = None
+        self.uses = 0
+        self.free = code_execution_free
 
     def observe(self, event: Any) -> None:
         kind = event.get("type") if type(event) is dict else getattr(event, "type", None)  # per event: inline
@@ -269,10 +338,14 @@ class MessageStreamObserver(Observer):
             self.response_id = field_of(message, "id")
             self.model = field_of(message, "model")
             self.start = field_of(message, "usage")
+            self.container = field_of(message, "container")
         elif kind == "message_delta":
             usage = field_of(event, "usage")
             if usage is not None:
                 self.delta = usage
+            container = field_of(field_of(event, "delta"), "container")
+            if container is not None:
+                self.container = container
 
     def result(self) -> TokenUsage:
         if self.start is None and self.delta is None:
@@ -280,9 +353,12 @@ class MessageStreamObserver(Observer):
         for part in (self.start, self.delta):
             if part is not None and not is_object(part):
                 return unreadable(part, model=self.model, response_id=self.response_id)
-        return _usage_fields(
-            self._merged(), model=self.model, response_id=self.response_id, reported=self.delta is not None
+        merged = self._merged()
+        usage = _usage_fields(
+            merged, model=self.model, response_id=self.response_id, reported=self.delta is not None
         )
+        _code_execution(usage, merged, self.uses, self.container, self.free)
+        return usage
 
     def advisors(self) -> list[TokenUsage]:
         """The advisor turns the stream reported (in its last ``message_delta``), each as its own usage."""
@@ -299,15 +375,55 @@ class MessageStreamObserver(Observer):
         return merged
 
 
-def body_usage(body: Optional[bytes], sse: bool) -> TokenUsage:
+class CodeExecutionStreamObserver(MessageStreamObserver):
+    """A Messages stream of a request that may run code: also counts its code execution calls from
+    every ``content_block_start`` (so it reads the whole stream, not only its edges)."""
+
+    __slots__ = ()
+
+    kinds = frozenset({"message_start", "content_block_start", "message_delta"})
+    tail = 0
+
+    def observe(self, event: Any) -> None:
+        kind = event.get("type") if type(event) is dict else getattr(event, "type", None)
+        if kind != "content_block_start":
+            super().observe(event)
+        elif code_execution_uses((field_of(event, "content_block"),)):
+            self.uses += 1
+
+
+class CodeExecutionCounter:
+    """Counts the code execution calls of a raw Messages event stream as its events pass (a raw
+    body keeps only its first and last events): called on each event, it hides none."""
+
+    __slots__ = ("uses",)
+
+    def __init__(self) -> None:
+        self.uses = 0
+
+    def __call__(self, event: bytes) -> bool:
+        if b"content_block_start" in event and b"server_tool_use" in event:
+            try:
+                self.uses += code_execution_uses(field_of(p, "content_block") for p in sse_payloads(event))
+            except Exception as exc:  # the event still reaches the caller
+                internal_error("stream.observe", exc)
+        return False
+
+
+def body_usage(
+    body: Optional[bytes], sse: bool, *, code_execution_free: bool = False, uses: Optional[int] = None
+) -> TokenUsage:
     """Usage from a raw response body as the caller read it: a message's JSON, or (some of) its events.
 
     A body never read, cut short or without usage is unreported (the record will be partial).
+    ``uses``: the code execution calls a :class:`CodeExecutionCounter` counted in an event stream.
     """
     if body is not None and sse:
-        return events_usage(sse_payloads(body))
+        return events_usage(sse_payloads(body), code_execution_free=code_execution_free, uses=uses)
     message = json_of(body)
-    return message_usage(message) if is_message(message) else TokenUsage(reported=False)
+    if not is_message(message):
+        return TokenUsage(reported=False)
+    return message_usage(message, code_execution_free=code_execution_free)
 
 
 def body_advisors(body: Optional[bytes], sse: bool) -> list[TokenUsage]:
@@ -320,9 +436,15 @@ def body_advisors(body: Optional[bytes], sse: bool) -> list[TokenUsage]:
     return message_advisors(message) if is_message(message) else []
 
 
-def events_usage(events: Iterable[Any]) -> TokenUsage:
-    """Usage from a Messages stream's events (SDK objects or JSON), as the stream observer sees them."""
-    return _observed(events).result()
+def events_usage(
+    events: Iterable[Any], *, code_execution_free: bool = False, uses: Optional[int] = None
+) -> TokenUsage:
+    """Usage from a Messages stream's events (SDK objects or JSON), as the stream observer sees them;
+    ``uses``: the code execution calls counted already (the events are only some of the stream's)."""
+    observer = _observed(events, code_execution_free)
+    if uses is not None:
+        observer.uses = uses
+    return observer.result()
 
 
 def events_advisors(events: Iterable[Any]) -> list[TokenUsage]:
@@ -330,8 +452,8 @@ def events_advisors(events: Iterable[Any]) -> list[TokenUsage]:
     return _observed(events).advisors()
 
 
-def _observed(events: Iterable[Any]) -> MessageStreamObserver:
-    observer = MessageStreamObserver()
+def _observed(events: Iterable[Any], code_execution_free: bool = False) -> MessageStreamObserver:
+    observer = CodeExecutionStreamObserver(code_execution_free)
     for event in events:
         observer.observe(event)
     return observer

@@ -8,7 +8,11 @@ seen before is read from the cache, the rest up to the last breakpoint is
 written, split by each breakpoint's ``ttl``. Output: ``min(max_tokens, 48)`` (the
 server's ``anthropic_max_output``),
 a quarter of it thinking when ``thinking`` is on. A ``web_search`` /
-``web_fetch`` server tool is used once per request that offers it.
+``web_fetch`` server tool is used once per request that offers it, and so is a
+``code_execution_*`` tool: one ``server_tool_use`` block (``bash_code_execution``, or
+``code_execution`` for ``code_execution_20250522``) and its result, in the message's
+``container`` (the request's ``container`` id when it names one, a new one otherwise; in a
+stream the ``container`` comes in ``message_delta``).
 """
 
 from __future__ import annotations
@@ -124,6 +128,35 @@ def _server_tools(body: dict[str, Any]) -> dict[str, int]:
     return used
 
 
+def _code_execution(body: dict[str, Any]) -> Optional[str]:
+    """The name of the code execution call a request offering that tool gets, or None."""
+    for tool in body.get("tools") or []:
+        kind = str(tool.get("type") or "")
+        if kind.startswith("code_execution_"):
+            return "code_execution" if kind == "code_execution_20250522" else "bash_code_execution"
+    return None
+
+
+def _code_execution_blocks(name: str) -> list[dict[str, Any]]:
+    """One code execution call and its result block, as Anthropic returns them."""
+    tool_id = f"srvtoolu_{uuid.uuid4().hex[:24]}"
+    if name == "code_execution":
+        call, kind = {"code": "print(6 * 7)"}, "code_execution_result"
+    else:
+        call, kind = {"command": "echo $((6 * 7))"}, "bash_code_execution_result"
+    result = {"type": kind, "stdout": "42\n", "stderr": "", "return_code": 0, "content": []}
+    return [
+        {"type": "server_tool_use", "id": tool_id, "name": name, "input": call},
+        {"type": f"{name}_tool_result", "tool_use_id": tool_id, "content": result},
+    ]
+
+
+def _container(body: dict[str, Any]) -> dict[str, Any]:
+    asked = body.get("container")
+    container_id = asked if isinstance(asked, str) and asked else f"container_{uuid.uuid4().hex[:24]}"
+    return {"id": container_id, "expires_at": _iso(time.time() + timedelta(days=30).total_seconds())}
+
+
 def _output_schema(body: dict[str, Any]) -> Optional[dict[str, Any]]:
     config = body.get("output_config")
     form = config.get("format") if isinstance(config, dict) else None
@@ -187,6 +220,9 @@ def _message(
                 {"type": "server_tool_use", "id": tool_id, "name": name, "input": {"query": "usage"}}
             )
             content.append({"type": result, "tool_use_id": tool_id, "content": []})
+    code_execution = _code_execution(body)
+    if code_execution is not None:
+        content.extend(_code_execution_blocks(code_execution))
     schema = _output_schema(body)
     text = " ".join(reply_words(output - thinking_tokens)) if schema is None else json.dumps(_fill(schema))
     content.append({"type": "text", "text": text})
@@ -202,12 +238,16 @@ def _message(
         "output_tokens": output,
         "service_tier": "standard" if batch_key is None else "batch",
     }
-    if any(tools.values()):
+    if any(tools.values()) or code_execution is not None:
         usage["server_tool_use"] = tools
     if thinking_tokens:
         usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
     read, write = prompt["cache_read_input_tokens"], prompt["cache_creation_input_tokens"]
     dimensions: dict[str, Any] = {k: v for k, v in tools.items() if v}
+    container = None if code_execution is None else _container(body)
+    if container is not None:
+        dimensions["code_execution_requests"] = 1
+        dimensions["container_id"] = container["id"]
     if batch_key is not None:
         dimensions["batch"] = True
     if write:
@@ -227,7 +267,7 @@ def _message(
             dimensions=dimensions,
         )
     )
-    return {
+    message = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
@@ -237,6 +277,9 @@ def _message(
         "stop_sequence": None,
         "usage": usage,
     }
+    if container is not None:
+        message["container"] = container
+    return message
 
 
 def _stream_events(message: dict[str, Any]) -> list[Event]:
@@ -244,13 +287,14 @@ def _stream_events(message: dict[str, Any]) -> list[Event]:
     usage = message["usage"]
     start_usage = {k: v for k, v in usage.items() if k not in ("output_tokens_details", "server_tool_use")}
     start_usage["output_tokens"] = 1
+    start_message = {k: v for k, v in message.items() if k != "container"}
     events: list[Event] = [
         (
             "message_start",
             {
                 "type": "message_start",
                 "message": {
-                    **message,
+                    **start_message,
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
@@ -271,7 +315,7 @@ def _stream_events(message: dict[str, Any]) -> list[Event]:
             start = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": block["thinking"]}]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-        elif kind == "server_tool_use":
+        elif kind == "server_tool_use":  # web search / fetch and code execution calls
             start = {**block, "input": {}}
             deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
         else:
@@ -303,13 +347,20 @@ def _stream_events(message: dict[str, Any]) -> list[Event]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "delta": _final_delta(message),
                 "usage": final_usage,
             },
         )
     )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
+
+
+def _final_delta(message: dict[str, Any]) -> dict[str, Any]:
+    delta: dict[str, Any] = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    if "container" in message:
+        delta["container"] = message["container"]
+    return delta
 
 
 def messages(server: ProviderServer, body: dict[str, Any], headers: dict[str, str]) -> Reply:

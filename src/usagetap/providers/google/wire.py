@@ -11,7 +11,7 @@ Counts are deterministic: the prompt is the words of ``contents`` and ``systemIn
 (plus 32 cached tokens when ``cachedContent`` is named), the reply ``maxOutputTokens`` words
 (default 12), thoughts ``thinkingBudget`` (capped at 64; 16 with only ``includeThoughts``), tool
 use 5 tokens per tool. Vertex replies carry ``trafficType`` (``server.state["google.traffic_type"]``,
-default ``ON_DEMAND``), Gemini API replies ``serviceTier: standard``.
+default ``ON_DEMAND``), Gemini API replies the request's ``serviceTier`` (``standard`` by default).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def _usage(server: Any, body: dict[str, Any], vertex: bool) -> tuple[dict[str, A
     if vertex:
         meta["trafficType"] = server.state.get("google.traffic_type", "ON_DEMAND")
     else:
-        meta["serviceTier"] = "standard"
+        tier = body.get("serviceTier")
+        meta["serviceTier"] = tier.lower() if isinstance(tier, str) and tier else "standard"
     return meta, words
 
 
