@@ -477,10 +477,12 @@ class Delivery:
 
     def on_end(self, capture: Captured) -> None:
         """Queue a record, or a capture that becomes one on the intake thread."""
-        _stats.incr("captured")
-        if not STATE.started:
+        next(STATE.captured)
+        pipeline = STATE.pipeline
+        if pipeline is None or not STATE.started:
             start()
-        (STATE.pipeline or get_pipeline()).submit(capture)
+            pipeline = get_pipeline()
+        pipeline.submit(capture)
 
 
 DELIVERY = Delivery()

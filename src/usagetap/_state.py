@@ -8,6 +8,7 @@ cleared in place, so a module may keep a name for one. Locks stay in their modul
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -34,6 +35,7 @@ class State:
         "accounts",
         "budgets",
         "budgets_env_read",
+        "captured",
         "closing_streams",
         "consumers",
         "counts_ended",
@@ -85,6 +87,7 @@ class State:
         self.logged_once: set[str] = set()
         # _stats: the counts of live threads (each its own dict) and of ended ones
         self.counts_live: list[tuple[threading.Thread, dict[str, int]]] = []
+        self.captured = itertools.count()  # calls metered: next() counts one, atomically, in C
         self.counts_ended: dict[str, int] = {}
         # instrument: patched classes, hosts taken for a provider, streams being metered
         self.patched: dict[tuple[type, str], Any] = {}

@@ -6,11 +6,14 @@ Every counter in :data:`COUNTERS` is always in a snapshot, at 0 until it counts
 Every metered call counts, so counting takes no lock: each thread adds to its
 own dict and :func:`snapshot` sums them. (With a lock, threads queue behind
 a holder the GIL preempted, and a microsecond step takes milliseconds.) The
-counts of threads that have ended are folded into one dict.
+counts of threads that have ended are folded into one dict. ``captured``, counted
+once per call on the caller's thread, is ``next(STATE.captured)`` (an
+``itertools.count``: atomic, and no Python call).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from ._forksafe import module_lock
@@ -86,7 +89,13 @@ def snapshot() -> dict[str, int]:
         for _, counts in STATE.counts_live:
             for name, n in dict(counts).items():
                 total[name] = total.get(name, 0) + n
+    total["captured"] += _value(STATE.captured)
     return total
+
+
+def _value(counter: itertools.count[int]) -> int:
+    """What ``counter`` has counted (the number it yields next): ``count(7)`` is its repr."""
+    return int(repr(counter)[6:-1])
 
 
 def reset() -> None:
@@ -94,6 +103,7 @@ def reset() -> None:
         STATE.counts_ended.clear()
         for _, counts in STATE.counts_live:
             counts.clear()
+        STATE.captured = itertools.count()
 
 
 on_reset(reset, FORGET)

@@ -36,26 +36,26 @@ def attach_events(stream: Any, tap: StreamTap) -> None:
 def _events(messages: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
     """``messages``, each shown first to the observer when it may be one the usage needs.
 
-    An observer with ``edge_events`` (the ``:event-type`` values it reads) sees only those and
-    messages that are not events (errors); any other observer sees every message.
+    An observer with ``edge_events`` (the ``:event-type`` values it reads; ``None`` for messages
+    that are not events, such as errors) sees only those; any other observer sees every message.
+    Once the observer is ``done``, the rest passes through untouched.
     """
     observer: Any = tap.observer
     observe = observer.observe
     edges = getattr(observer, "edge_events", None)
+    messages = iter(messages)
     try:
         for message in messages:
-            if not observer.done:
+            if edges is None or message.headers.get(":event-type") in edges:
                 try:
-                    if edges is None:
-                        observe(message)
-                    else:
-                        headers = message.headers
-                        if headers.get(":event-type") in edges or headers.get(":message-type") != "event":
-                            observe(message)
+                    observe(message)
                 except Exception as exc:
                     internal_error("stream.observe", exc)
                 if observer.done:
                     tap.end()  # the usage (or the error) is in: the record needs nothing more
+                    yield message
+                    yield from messages
+                    return
             yield message
     finally:  # exhausted, closed, failed or collected
         tap.end()

@@ -255,8 +255,8 @@ class ConverseStreamObserver(Observer):
 
     __slots__ = ("dimensions", "done", "failed", "metadata", "response_id", "stopped")
 
-    edge_events = frozenset({"metadata", "messageStop"})
-    """The only events :meth:`observe` reads (besides errors, which are not events)."""
+    edge_events = frozenset({"metadata", "messageStop", None})
+    """The only messages :meth:`observe` reads, by ``:event-type`` (None: not an event, an error)."""
 
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None

@@ -75,15 +75,6 @@ def _client_classes() -> tuple[type, ...]:
     return Client, AsyncClient
 
 
-def _target(path: str) -> Optional[tuple[str, str]]:
-    """``(model, method)`` of a path such as ``models/gemini-2.5-flash:generateContent?alt=sse``."""
-    path = path.split("?", 1)[0]
-    resource, colon, method = path.rpartition(":")
-    if not colon or "models/" not in resource:
-        return None
-    return resource.rpartition("models/")[2], method
-
-
 def _embeds(body: Any) -> bool:
     """Whether a ``:predict`` request asks for embeddings (its instances carry ``content``)."""
     instances = field_of(body, "instances")
@@ -118,12 +109,14 @@ class GoogleAdapter(Adapter):
             return None if batch is None else self._batch_get(binding, options, batch["id"])
         if verb != "post":
             return None
-        target = _target(path)
-        if target is not None and target[1] == "batchGenerateContent":
-            return _BatchCreate(binding, extract.GENERATE, target[0], False, options)
-        if target is None or target[1] not in _OPERATIONS:
+        resource, colon, method = path.split("?", 1)[0].rpartition(":")  # models/{model}:{method}
+        if not colon or "models/" not in resource:
             return None
-        model, method = target
+        model = resource.rpartition("models/")[2]
+        if method == "batchGenerateContent":
+            return _BatchCreate(binding, extract.GENERATE, model, False, options)
+        if method not in _OPERATIONS:
+            return None
         if method == "predict" and not _embeds(body):
             return None
         call = Call(binding, _OPERATIONS[method], model or None, stream, options)

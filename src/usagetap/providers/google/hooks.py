@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ... import _switch
 from ..._customer_policy import admit
 from ..._log import internal_error
+from ..._state import STATE
 from ...instrument._binding import ATTR, Binding
 from ...instrument._calls import Call, failed
 
@@ -94,10 +95,24 @@ async def _ametered(items: AsyncIterator[Any], tap: StreamTap) -> AsyncIterator[
 
 
 def _sync(binding: Binding, send: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    call = _plan(binding, args, kwargs, stream=False)
+    try:  # _plan(), inline: this is every non-streamed call's path
+        n = len(args)
+        request: Request = (
+            args[0] if n > 0 else kwargs.get("http_method"),
+            args[1] if n > 1 else kwargs.get("path"),
+            args[2] if n > 2 else kwargs.get("request_dict"),
+            False,
+        )
+        call = binding.adapter.plan(binding, request)
+    except Exception as exc:
+        internal_error("plan", exc)
+        call = None
     if call is None:
         return send(*args, **kwargs)
-    admit(call)
+    if STATE.limits_on or (call.scope.customer is None and binding.customer is None):
+        admit(call)  # a limit to check, or no customer: the policy decides
+    else:
+        call.request = None  # all admit() would do: the body is not kept while the call runs
     try:
         result = send(*args, **kwargs)
     except BaseException:
