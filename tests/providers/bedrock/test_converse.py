@@ -180,9 +180,12 @@ def test_converse_stream_broken_off_by_an_error_event_is_partial(
 ) -> None:
     server.stream_error_after = 3
     seen = []
+    stream = _stream(bedrock)["stream"]
     with pytest.raises(EventStreamError):
-        for event in _stream(bedrock)["stream"]:
+        for event in stream:
             seen.append(event)
+    del stream  # the caller lets the failed stream go: its record is emitted then (or at exit)
+    gc.collect()
     [record] = delivered(sink)
     assert len(seen) == 3 and record.status == "partial"
     assert record.model == CLAUDE and record.customer == "org_1"

@@ -1,10 +1,12 @@
 """Metering botocore's response bodies in place: the same objects, the same items, the same errors.
 
 A stream (``botocore.eventstream.EventStream``) iterates its raw event-stream messages from
-``_event_generator`` and parses each for the caller: that generator is replaced by one passing every
-message through a :class:`~usagetap.instrument._streams.StreamTap` first. Its record is emitted when
-the usage event has passed (or an exception event), else when the stream ends, is closed, or is
-collected (``partial``). ``close()`` after ``messageStop`` first reads the ``metadata`` event.
+``_event_generator`` and parses each for the caller. Converse and InvokeModel streams need only
+their last messages (the usage comes last): the messages pass through C iterators that keep the
+first and the last ones (``_edges``), with no Python call per message, and the observer reads them
+when the stream is exhausted, closed, or collected, or at exit. A stream broken off by an error
+event (botocore raises it to the caller) is recorded, ``partial``, once the caller closes or drops
+the stream. ``close()`` after ``messageStop`` first reads the ``metadata`` event.
 
 A non-streamed InvokeModel body without count headers (``botocore.response.StreamingBody``) is
 metered from what the caller reads of it; a body closed or dropped before its end makes a
@@ -17,45 +19,33 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
-from ..._log import internal_error
 from ...instrument._calls import Call, emit
-from ...instrument._streams import StreamTap, _hook_close, _sync_close
+from ...instrument._streams import StreamTap, _edges, _hook_close, _sync_close
 
 __all__ = ["BodyRead", "attach_body", "attach_events"]
 
 
 def attach_events(stream: Any, tap: StreamTap) -> None:
-    """Meter a botocore ``EventStream`` in place; ``tap``'s observer has a ``done`` attribute."""
+    """Meter a botocore ``EventStream`` in place; ``tap``'s observer has a ``done`` attribute.
+
+    An observer with a ``tail`` gets the first and last messages at the end (no Python call per
+    message: they pass through C iterators); any other sees each message as it passes.
+    """
     source = stream._event_generator
     tap.source = weakref.ref(source)
-    stream._event_generator = _events(source, tap)
+    tail = tap.observer.tail
+    stream._event_generator = _edges(source, tap, tail) if tail > 0 else _events(source, tap)
     _hook_close(stream, tap, "close", _sync_close)
     tap.watch(stream)
 
 
 def _events(messages: Iterator[Any], tap: StreamTap) -> Iterator[Any]:
-    """``messages``, each shown first to the observer when it may be one the usage needs.
-
-    An observer with ``edge_events`` (the ``:event-type`` values it reads; ``None`` for messages
-    that are not events, such as errors) sees only those; any other observer sees every message.
-    Once the observer is ``done``, the rest passes through untouched.
-    """
     observer: Any = tap.observer
-    observe = observer.observe
-    edges = getattr(observer, "edge_events", None)
-    messages = iter(messages)
     try:
         for message in messages:
-            if edges is None or message.headers.get(":event-type") in edges:
-                try:
-                    observe(message)
-                except Exception as exc:
-                    internal_error("stream.observe", exc)
-                if observer.done:
-                    tap.end()  # the usage (or the error) is in: the record needs nothing more
-                    yield message
-                    yield from messages
-                    return
+            tap.observe(message)
+            if observer.done:
+                tap.end()  # the usage (or the error) is in: the record needs nothing more
             yield message
     finally:  # exhausted, closed, failed or collected
         tap.end()

@@ -255,8 +255,7 @@ class ConverseStreamObserver(Observer):
 
     __slots__ = ("dimensions", "done", "failed", "metadata", "response_id", "stopped")
 
-    edge_events = frozenset({"metadata", "messageStop", None})
-    """The only messages :meth:`observe` reads, by ``:event-type`` (None: not an event, an error)."""
+    tail = 2  # messageStop, metadata (or an error, which ends the stream)
 
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None
@@ -304,6 +303,8 @@ class InvokeStreamObserver(Observer):
     """
 
     __slots__ = ("_final", "dimensions", "done", "failed", "last", "response_id")
+
+    tail = 1  # the last chunk (or an error, which ends the stream)
 
     def __init__(
         self, response_id: Optional[str] = None, dimensions: Optional[dict[str, Any]] = None
