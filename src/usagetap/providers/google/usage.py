@@ -61,12 +61,18 @@ PROVISIONED = "PROVISIONED_THROUGHPUT"
 
 def get(obj: Any, names: tuple[str, str]) -> Any:
     """A field by its JSON (camelCase) or SDK (snake_case) name; None when absent."""
+    if type(obj) is dict:  # decoded JSON: most records
+        value = obj.get(names[0])
+        return obj.get(names[1]) if value is None else value
     value = field_of(obj, names[0])
     return field_of(obj, names[1]) if value is None else value
 
 
 def _count(meta: Any, names: tuple[str, str]) -> int:
-    return int_of(meta, names[0]) if field_of(meta, names[0]) is not None else int_of(meta, names[1])
+    value = get(meta, names)
+    if type(value) is int:
+        return value
+    return int_of({names[0]: value}, names[0])  # 0 for None, else int_of's checks and errors
 
 
 def _text(value: Any) -> Optional[str]:
@@ -129,8 +135,11 @@ def _modality_dimensions(meta: Any) -> dict[str, Scalar]:
     return dimensions
 
 
-def usage_of_metadata(meta: Any, model: Optional[str], response_id: Optional[str]) -> TokenUsage:
-    """The usage one ``usageMetadata`` reports (None or missing: not reported)."""
+def usage_of_metadata(
+    meta: Any, model: Optional[str], response_id: Optional[str], response: Any = None
+) -> TokenUsage:
+    """The usage one ``usageMetadata`` reports (None or missing: not reported); ``response``: the
+    response it came in, for the service tier it may name (see :func:`dimensions_of`)."""
     if meta is None:
         return TokenUsage(model=model, response_id=response_id, reported=False)
     if not is_object(meta):
@@ -144,7 +153,7 @@ def usage_of_metadata(meta: Any, model: Optional[str], response_id: Optional[str
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
-        dimensions={**dimensions_of(meta), **_modality_dimensions(meta)},
+        dimensions={**dimensions_of(meta, response), **_modality_dimensions(meta)},
     )
     counted = usage.input_tokens + usage.output_tokens
     if get(meta, TOTAL) is None:
@@ -171,8 +180,9 @@ def content_usage(response: Any) -> TokenUsage:
     if isinstance(response, (str, bytes)):
         response = json.loads(response)
     meta = get(response, ("usageMetadata", "usage_metadata"))
-    usage = usage_of_metadata(meta, _model(response), get(response, ("responseId", "response_id")))
-    usage.dimensions.update(dimensions_of(meta or {}, response))
+    usage = usage_of_metadata(meta, _model(response), get(response, ("responseId", "response_id")), response)
+    if meta is None or not is_object(meta):  # no counts: the tier the response names, still
+        usage.dimensions.update(dimensions_of({}, response))
     usage.dimensions.update(grounding_dimensions(usage.model, search_queries(response)))
     return usage
 
