@@ -663,7 +663,7 @@ def test_a_queued_capture_does_not_keep_the_prompt_alive(server: ProviderServer)
         client.chat.completions.create(model="gpt-4.1", messages=prompt)
         for _ in client.chat.completions.create(model="gpt-4.1", messages=prompt, stream=True):
             pass
-    queued = [item for item, _ in _runtime.get_pipeline().buffer.items]
+    queued = [item for item, _ in _runtime.get_pipeline().buffer._items]
     assert len(queued) == 2, "both calls wait for the delivery thread"
     assert not any(marker in text for text in _reachable_strings(queued))
     assert usagetap.flush(timeout=5.0).pending == 0

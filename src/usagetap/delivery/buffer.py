@@ -7,9 +7,7 @@ item count and (estimated) bytes; when full, the overflow policy decides:
 ``drop_newest`` drops the incoming item, ``block`` waits up to
 ``block_timeout`` for room and then drops it. The bounds are soft: threads
 putting at the same moment may each pass the check, and the byte count,
-kept without a lock, is set right whenever the buffer drains. ``Pipeline.submit`` appends a
-capture to ``items`` itself when there is room (the check of :meth:`put`, one call fewer on the
-caller's thread).
+kept without a lock, is set right whenever the buffer drains.
 """
 
 from __future__ import annotations
@@ -21,17 +19,17 @@ from typing import Any
 
 from .._record import UsageRecord
 
-__all__ = ["CAPTURE_BYTES", "CaptureBuffer", "estimate_bytes"]
+__all__ = ["CaptureBuffer", "estimate_bytes"]
 
 _BASE_BYTES = 600
-CAPTURE_BYTES = 2048  # a captured call holds its SDK response until the intake builds its record
+_CAPTURE_BYTES = 2048  # a captured call holds its SDK response until the intake builds its record
 
 
 def estimate_bytes(item: Any) -> int:
     """A cheap size estimate: a fixed base plus the dimensions of a record; a capture counts more."""
     if isinstance(item, UsageRecord):
         return _BASE_BYTES + 48 * len(item.dimensions)
-    return CAPTURE_BYTES
+    return _CAPTURE_BYTES
 
 
 class CaptureBuffer:
@@ -49,45 +47,45 @@ class CaptureBuffer:
         self.max_bytes = max_bytes
         self.overflow = overflow
         self.block_timeout = block_timeout
-        self.items: deque[tuple[Any, int]] = deque()
-        self.nbytes = 0
+        self._items: deque[tuple[Any, int]] = deque()
+        self._bytes = 0
         self._room = threading.Condition(threading.Lock())
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._items)
 
     def put(self, item: Any) -> int:
         """Queue ``item``; return how many items are queued then (0: dropped, the buffer is full)."""
-        size = estimate_bytes(item) if type(item) is UsageRecord else CAPTURE_BYTES
-        items = self.items
-        if len(items) < self.max_items and self.nbytes + size <= self.max_bytes:
+        size = estimate_bytes(item) if type(item) is UsageRecord else _CAPTURE_BYTES
+        items = self._items
+        if len(items) < self.max_items and self._bytes + size <= self.max_bytes:
             items.append((item, size))  # atomic: no lock needed
-            self.nbytes += size
+            self._bytes += size
             return len(items)
         if self.overflow != "block":
             return 0
         with self._room:
             deadline = time.monotonic() + self.block_timeout
-            while len(self.items) >= self.max_items or self.nbytes + size > self.max_bytes:
+            while len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return 0
                 self._room.wait(remaining)
-            self.items.append((item, size))
-            self.nbytes += size
-            return len(self.items)
+            self._items.append((item, size))
+            self._bytes += size
+            return len(self._items)
 
     def take(self, limit: int) -> list[Any]:
         """Remove and return up to ``limit`` items, oldest first (delivery thread)."""
         out: list[Any] = []
         removed = 0
         with self._room:
-            items = self.items
+            items = self._items
             while items and len(out) < limit:
                 item, size = items.popleft()
                 out.append(item)
                 removed += size
-            self.nbytes = self.nbytes - removed if items else 0
+            self._bytes = self._bytes - removed if items else 0
             if out:
                 self._room.notify_all()
         return out

@@ -27,7 +27,7 @@ from .._log import internal_error, log, log_once
 from .._record import UsageRecord
 from ..sinks.base import BaseSink, Sink, as_sink
 from .backoff import Backoff
-from .buffer import CAPTURE_BYTES, CaptureBuffer
+from .buffer import CaptureBuffer
 from .intake import Captured, record_of
 
 # the warm-up's imports and delays a new process's first commit
@@ -118,18 +118,7 @@ class Pipeline:
         if self.settings.durability == "sync":
             self._commit_sync(item)
             return
-        buffer = self.buffer
-        items = buffer.items
-        if (
-            type(item) is not UsageRecord
-            and len(items) < buffer.max_items
-            and buffer.nbytes + CAPTURE_BYTES <= buffer.max_bytes
-        ):  # buffer.put(item), inline: every metered call passes here
-            items.append((item, CAPTURE_BYTES))
-            buffer.nbytes += CAPTURE_BYTES
-            queued = len(items)
-        else:
-            queued = buffer.put(item)
+        queued = self.buffer.put(item)
         if not queued:
             self._drop([item], "queue_full")
             return

@@ -136,10 +136,7 @@ def intercept_sync(
         call = None
     if call is None:
         return send(cast_to, options, *args, **kwargs)
-    if STATE.limits_on or (call.scope.customer is None and call.binding.customer is None):
-        admit(call)  # a limit to check, or no customer: the policy decides
-    else:
-        call.request = None  # all admit() would do: the body is not kept while the call runs
+    admit(call)
     try:
         try:
             result = send(cast_to, call.options, *args, **kwargs)
@@ -169,10 +166,7 @@ async def intercept_async(
         call = None
     if call is None:
         return await send(cast_to, options, *args, **kwargs)
-    if STATE.limits_on or (call.scope.customer is None and call.binding.customer is None):
-        admit(call)  # a limit to check, or no customer: the policy decides
-    else:
-        call.request = None  # all admit() would do: the body is not kept while the call runs
+    admit(call)
     try:
         try:
             result = await send(cast_to, call.options, *args, **kwargs)

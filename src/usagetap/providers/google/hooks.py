@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Optional
 from ... import _switch
 from ..._customer_policy import admit
 from ..._log import internal_error
-from ..._state import STATE
 from ...instrument._binding import ATTR, Binding
 from ...instrument._calls import Call, failed
 
@@ -109,10 +108,7 @@ def _sync(binding: Binding, send: Callable[..., Any], args: Any, kwargs: Any) ->
         call = None
     if call is None:
         return send(*args, **kwargs)
-    if STATE.limits_on or (call.scope.customer is None and binding.customer is None):
-        admit(call)  # a limit to check, or no customer: the policy decides
-    else:
-        call.request = None  # all admit() would do: the body is not kept while the call runs
+    admit(call)
     try:
         result = send(*args, **kwargs)
     except BaseException:
